@@ -1,0 +1,441 @@
+// Package docker is a small client for the Docker Engine HTTP API, covering
+// what deployctl and the registrar use: inspect, events, exec, signals, and
+// the create/start/stop/build calls the test harness and demo need. It keeps
+// the registrar binary free of the large official client.
+package docker
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// ErrNotFound is returned when the engine answers 404 for a container,
+// image or network.
+var ErrNotFound = errors.New("not found")
+
+// Client talks to one Docker engine.
+type Client struct {
+	http *http.Client
+	base string // scheme://host, no trailing slash
+}
+
+// DefaultHost is used when DOCKER_HOST is not set.
+const DefaultHost = "unix:///var/run/docker.sock"
+
+// New returns a client for host ("unix:///path" or "tcp://host:port"); an
+// empty host means $DOCKER_HOST, then DefaultHost.
+func New(host string) (*Client, error) {
+	if host == "" {
+		host = os.Getenv("DOCKER_HOST")
+	}
+	if host == "" {
+		host = DefaultHost
+	}
+	u, err := url.Parse(host)
+	if err != nil {
+		return nil, fmt.Errorf("docker host %q: %w", host, err)
+	}
+	tr := &http.Transport{MaxIdleConns: 4, IdleConnTimeout: 30 * time.Second}
+	c := &Client{http: &http.Client{Transport: tr}}
+	switch u.Scheme {
+	case "unix":
+		path := u.Path
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}
+		c.base = "http://docker"
+	case "tcp", "http":
+		c.base = "http://" + u.Host
+	default:
+		return nil, fmt.Errorf("docker host %q: scheme must be unix or tcp", host)
+	}
+	return c, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// APIError is a non-2xx answer from the engine.
+type APIError struct {
+	Status  int
+	Message string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("docker engine: %d %s", e.Status, e.Message) }
+
+// Is lets errors.Is(err, ErrNotFound) match 404 answers.
+func (e *APIError) Is(target error) bool {
+	return target == ErrNotFound && e.Status == http.StatusNotFound
+}
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, ctype string) (*http.Response, error) {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("docker %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var m struct {
+			Message string `json:"message"`
+		}
+		msg := strings.TrimSpace(string(b))
+		if json.Unmarshal(b, &m) == nil && m.Message != "" {
+			msg = m.Message
+		}
+		return nil, fmt.Errorf("docker %s %s: %w", method, path, &APIError{Status: resp.StatusCode, Message: msg})
+	}
+	return resp, nil
+}
+
+func (c *Client) doJSON(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	var body io.Reader
+	ctype := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body, ctype = bytes.NewReader(b), "application/json"
+	}
+	resp, err := c.do(ctx, method, path, q, body, ctype)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("docker %s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// Ping checks that the engine answers.
+func (c *Client) Ping(ctx context.Context) error {
+	return c.doJSON(ctx, http.MethodGet, "/_ping", nil, nil, nil)
+}
+
+// Container is the part of a container inspect answer deployctl reads.
+type Container struct {
+	ID    string `json:"Id"`
+	Name  string `json:"Name"`
+	State struct {
+		Status     string `json:"Status"`
+		Running    bool   `json:"Running"`
+		Pid        int    `json:"Pid"`
+		ExitCode   int    `json:"ExitCode"`
+		StartedAt  string `json:"StartedAt"`
+		FinishedAt string `json:"FinishedAt"`
+	} `json:"State"`
+	Config struct {
+		Image  string            `json:"Image"`
+		Labels map[string]string `json:"Labels"`
+	} `json:"Config"`
+	NetworkSettings struct {
+		Networks map[string]struct {
+			IPAddress string `json:"IPAddress"`
+		} `json:"Networks"`
+	} `json:"NetworkSettings"`
+}
+
+// IP returns the container's IPv4 address on network, or "".
+func (c Container) IP(network string) string {
+	if n, ok := c.NetworkSettings.Networks[network]; ok {
+		return n.IPAddress
+	}
+	return ""
+}
+
+// Inspect returns the container's state; errors.Is(err, ErrNotFound) when
+// it does not exist.
+func (c *Client) Inspect(ctx context.Context, name string) (Container, error) {
+	var out Container
+	err := c.doJSON(ctx, http.MethodGet, "/containers/"+url.PathEscape(name)+"/json", nil, nil, &out)
+	return out, err
+}
+
+// Event is one message of the engine's event stream.
+type Event struct {
+	Type   string `json:"Type"`
+	Action string `json:"Action"`
+	Actor  struct {
+		ID         string            `json:"ID"`
+		Attributes map[string]string `json:"Attributes"`
+	} `json:"Actor"`
+	TimeNano int64 `json:"timeNano"`
+}
+
+// Events streams container events for the named containers (all when none
+// are given) until ctx ends or the stream breaks. The returned channel is
+// closed when the stream ends; the error (nil when ctx ended) is then
+// available from the second channel, which receives exactly one value.
+func (c *Client) Events(ctx context.Context, containers ...string) (<-chan Event, <-chan error) {
+	out := make(chan Event, 16)
+	errc := make(chan error, 1)
+	f := map[string][]string{"type": {"container"}}
+	if len(containers) > 0 {
+		f["container"] = containers
+	}
+	fb, _ := json.Marshal(f)
+	q := url.Values{"filters": {string(fb)}}
+	resp, err := c.do(ctx, http.MethodGet, "/events", q, nil, "")
+	if err != nil {
+		close(out)
+		errc <- err
+		return out, errc
+	}
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		dec := json.NewDecoder(bufio.NewReader(resp.Body))
+		for {
+			var ev Event
+			if err := dec.Decode(&ev); err != nil {
+				if ctx.Err() != nil {
+					errc <- nil
+				} else {
+					errc <- fmt.Errorf("docker event stream: %w", err)
+				}
+				return
+			}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				errc <- nil
+				return
+			}
+		}
+	}()
+	return out, errc
+}
+
+// Kill sends signal (e.g. "HUP", "KILL") to the container's main process.
+func (c *Client) Kill(ctx context.Context, name, signal string) error {
+	return c.doJSON(ctx, http.MethodPost, "/containers/"+url.PathEscape(name)+"/kill", url.Values{"signal": {signal}}, nil, nil)
+}
+
+// Stop stops the container, killing it after timeout.
+func (c *Client) Stop(ctx context.Context, name string, timeout time.Duration) error {
+	q := url.Values{"t": {fmt.Sprint(int(timeout.Seconds()))}}
+	err := c.doJSON(ctx, http.MethodPost, "/containers/"+url.PathEscape(name)+"/stop", q, nil, nil)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusNotModified {
+		return nil
+	}
+	return err
+}
+
+// Start starts a created or stopped container.
+func (c *Client) Start(ctx context.Context, name string) error {
+	err := c.doJSON(ctx, http.MethodPost, "/containers/"+url.PathEscape(name)+"/start", nil, nil, nil)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusNotModified {
+		return nil
+	}
+	return err
+}
+
+// Remove deletes the container; force kills it first if it runs.
+func (c *Client) Remove(ctx context.Context, name string, force bool) error {
+	q := url.Values{"force": {fmt.Sprint(force)}, "v": {"true"}}
+	err := c.doJSON(ctx, http.MethodDelete, "/containers/"+url.PathEscape(name), q, nil, nil)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// Mount is a bind mount for CreateSpec.
+type Mount struct {
+	Source, Target string
+	ReadOnly       bool
+}
+
+// CreateSpec describes a container to create.
+type CreateSpec struct {
+	Image   string
+	Cmd     []string
+	Env     []string
+	Labels  map[string]string
+	Network string // network mode / network name; "" is the default bridge
+	Mounts  []Mount
+}
+
+// Create creates (but does not start) a container and returns its id.
+func (c *Client) Create(ctx context.Context, name string, spec CreateSpec) (string, error) {
+	type mount struct {
+		Type     string `json:"Type"`
+		Source   string `json:"Source"`
+		Target   string `json:"Target"`
+		ReadOnly bool   `json:"ReadOnly"`
+	}
+	var mounts []mount
+	for _, m := range spec.Mounts {
+		mounts = append(mounts, mount{"bind", m.Source, m.Target, m.ReadOnly})
+	}
+	body := map[string]any{
+		"Image":  spec.Image,
+		"Cmd":    spec.Cmd,
+		"Env":    spec.Env,
+		"Labels": spec.Labels,
+		"HostConfig": map[string]any{
+			"NetworkMode": spec.Network,
+			"Mounts":      mounts,
+		},
+	}
+	var out struct {
+		ID string `json:"Id"`
+	}
+	err := c.doJSON(ctx, http.MethodPost, "/containers/create", url.Values{"name": {name}}, body, &out)
+	return out.ID, err
+}
+
+// List returns the ids of containers (running or not) carrying label
+// ("key" or "key=value").
+func (c *Client) List(ctx context.Context, label string) ([]string, error) {
+	fb, _ := json.Marshal(map[string][]string{"label": {label}})
+	var out []struct {
+		ID string `json:"Id"`
+	}
+	if err := c.doJSON(ctx, http.MethodGet, "/containers/json", url.Values{"all": {"true"}, "filters": {string(fb)}}, nil, &out); err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(out))
+	for _, o := range out {
+		ids = append(ids, o.ID)
+	}
+	return ids, nil
+}
+
+// Exec runs cmd inside the running container and returns its exit code and
+// combined output.
+func (c *Client) Exec(ctx context.Context, name string, cmd []string) (int, []byte, error) {
+	var created struct {
+		ID string `json:"Id"`
+	}
+	body := map[string]any{"Cmd": cmd, "AttachStdout": true, "AttachStderr": true}
+	if err := c.doJSON(ctx, http.MethodPost, "/containers/"+url.PathEscape(name)+"/exec", nil, body, &created); err != nil {
+		return -1, nil, err
+	}
+	b, _ := json.Marshal(map[string]any{"Detach": false, "Tty": false})
+	resp, err := c.do(ctx, http.MethodPost, "/exec/"+created.ID+"/start", nil, bytes.NewReader(b), "application/json")
+	if err != nil {
+		return -1, nil, err
+	}
+	output, err := demux(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return -1, output, fmt.Errorf("docker exec output: %w", err)
+	}
+	var insp struct {
+		ExitCode int  `json:"ExitCode"`
+		Running  bool `json:"Running"`
+	}
+	if err := c.doJSON(ctx, http.MethodGet, "/exec/"+created.ID+"/json", nil, nil, &insp); err != nil {
+		return -1, output, err
+	}
+	return insp.ExitCode, output, nil
+}
+
+// demux reads the engine's multiplexed stdout/stderr stream (8-byte frame
+// headers) and returns the payloads concatenated.
+func demux(r io.Reader) ([]byte, error) {
+	var out bytes.Buffer
+	var hdr [8]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out.Bytes(), nil
+			}
+			return out.Bytes(), err
+		}
+		n := binary.BigEndian.Uint32(hdr[4:])
+		if _, err := io.CopyN(&out, r, int64(n)); err != nil {
+			return out.Bytes(), err
+		}
+	}
+}
+
+// Build builds an image tagged tag from a tar build context holding a
+// Dockerfile, and returns the build log.
+func (c *Client) Build(ctx context.Context, tag string, tarContext io.Reader) (string, error) {
+	q := url.Values{"t": {tag}, "rm": {"true"}, "forcerm": {"true"}}
+	resp, err := c.do(ctx, http.MethodPost, "/build", q, tarContext, "application/x-tar")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var log strings.Builder
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var m struct {
+			Stream string `json:"stream"`
+			Error  string `json:"error"`
+		}
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return log.String(), nil
+			}
+			return log.String(), fmt.Errorf("docker build %s: %w", tag, err)
+		}
+		log.WriteString(m.Stream)
+		if m.Error != "" {
+			return log.String(), fmt.Errorf("docker build %s: %s", tag, m.Error)
+		}
+	}
+}
+
+// ImageExists reports whether an image with that reference exists.
+func (c *Client) ImageExists(ctx context.Context, ref string) (bool, error) {
+	err := c.doJSON(ctx, http.MethodGet, "/images/"+ref+"/json", nil, nil, nil)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// CreateNetwork creates a bridge network with labels and returns its id.
+func (c *Client) CreateNetwork(ctx context.Context, name string, labels map[string]string) (string, error) {
+	var out struct {
+		ID string `json:"Id"`
+	}
+	body := map[string]any{"Name": name, "Driver": "bridge", "Labels": labels, "CheckDuplicate": true}
+	err := c.doJSON(ctx, http.MethodPost, "/networks/create", nil, body, &out)
+	return out.ID, err
+}
+
+// RemoveNetwork deletes a network; a missing one is not an error.
+func (c *Client) RemoveNetwork(ctx context.Context, name string) error {
+	err := c.doJSON(ctx, http.MethodDelete, "/networks/"+url.PathEscape(name), nil, nil, nil)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}

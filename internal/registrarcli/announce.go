@@ -1,0 +1,164 @@
+package registrarcli
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/deployctl/deployctl/internal/docker"
+	"github.com/deployctl/deployctl/internal/etcdconn"
+	"github.com/deployctl/deployctl/internal/exitcode"
+	"github.com/deployctl/deployctl/registrar"
+	"github.com/deployctl/deployctl/registrar/announce"
+	"github.com/deployctl/deployctl/units"
+	"github.com/spf13/cobra"
+)
+
+type announceOpts struct {
+	etcd       etcdconn.Config
+	service    string
+	instance   string
+	container  string
+	network    string
+	addr       string
+	port       int
+	prefix     string
+	ttl        time.Duration
+	healthPath string
+	healthInt  time.Duration
+	healthTO   time.Duration
+	healthFail int
+	metrics    string
+	dockerHost string
+}
+
+func newAnnounceCmd(g *globals) *cobra.Command {
+	o := &announceOpts{}
+	cmd := &cobra.Command{
+		Use:   "announce --service NAME --instance NAME@N (--container NAME | --addr IP:PORT) [flags]",
+		Short: "Keep one instance registered in etcd while it runs (the discovery sidekick)",
+		Long: `announce keeps <prefix>/<service>/upstream/<instance> = IP:PORT in etcd under a
+lease (default TTL 15s, kept alive every TTL/3) while the instance is up.
+
+With --container, the address is the container's IP on --network (Docker
+Engine API) plus --port; the key is withdrawn within a second of the
+container's stop or death (Docker events) and put back when it runs again.
+With --addr the address is fixed. With --health-http the key exists only
+while the HTTP check passes.
+
+On SIGTERM or SIGINT the lease is revoked, so the key is gone at once, and
+announce exits 0. If announce itself is killed, the key expires with the TTL.`,
+		Example: `  registrar announce --service someapp --instance someapp@1 \
+      --container someapp-1 --port 3000 --etcd-endpoints http://127.0.0.1:2379`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.validate(cmd); err != nil {
+				return exitcode.Usage(err)
+			}
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			cli, err := o.etcd.Client()
+			if err != nil {
+				return exitcode.Usage(err)
+			}
+			defer cli.Close()
+			reg := newRegistry()
+			metrics := announce.NewMetrics(reg)
+			stop, err := serveMetrics(ctx, o.metrics, reg, log)
+			if err != nil {
+				return exitcode.Usage(err)
+			}
+			defer stop()
+			var src announce.Source
+			if o.container != "" {
+				dc, err := docker.New(o.dockerHost)
+				if err != nil {
+					return exitcode.Usage(fmt.Errorf("--docker-host: %w", err))
+				}
+				defer dc.Close()
+				src = &announce.Container{Docker: dc, Name: o.container, Network: o.network, Port: o.port, Logger: log}
+			} else {
+				src = announce.Static{Addr: o.addr}
+			}
+			var health *announce.Health
+			if o.healthPath != "" {
+				health = &announce.Health{Path: o.healthPath, Interval: o.healthInt, Timeout: o.healthTO, Failures: o.healthFail}
+			}
+			key := registrar.Key(o.prefix, o.service, o.instance)
+			log.Info("announcing", "key", key, "ttl", o.ttl, "endpoints", o.etcd.Endpoints)
+			return announce.Run(ctx, announce.Config{
+				Client: cli, Key: key, TTL: o.ttl, Source: src, Health: health, Metrics: metrics, Logger: log,
+			})
+		},
+	}
+	f := cmd.Flags()
+	o.etcd.BindFlags(f, etcdconn.DefaultEndpoint)
+	f.StringVar(&o.service, "service", "", "service name (required), e.g. someapp")
+	f.StringVar(&o.instance, "instance", "", "instance name (required), a fleet unit name without .service, e.g. someapp@1")
+	f.StringVar(&o.container, "container", "", "Docker container to follow (exclusive with --addr)")
+	f.StringVar(&o.network, "network", "bridge", "Docker network whose IP is announced (on a flannel node, docker's bridge)")
+	f.StringVar(&o.addr, "addr", "", "fixed IP:PORT to announce instead of a container's")
+	f.IntVar(&o.port, "port", 0, "the app's port inside the container (required with --container)")
+	f.StringVar(&o.prefix, "prefix", registrar.DefaultPrefix, "etcd key prefix")
+	f.DurationVar(&o.ttl, "ttl", 15*time.Second, "lease TTL: how long the key outlives a killed registrar (min 2s)")
+	f.StringVar(&o.healthPath, "health-http", "", "HTTP path to check, e.g. /healthz; the key exists only while it answers 2xx/3xx")
+	f.DurationVar(&o.healthInt, "health-interval", 5*time.Second, "time between health checks")
+	f.DurationVar(&o.healthTO, "health-timeout", 2*time.Second, "timeout of one health check")
+	f.IntVar(&o.healthFail, "health-failures", 3, "consecutive failed checks that withdraw the key")
+	f.StringVar(&o.metrics, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9101")
+	f.StringVar(&o.dockerHost, "docker-host", "", "Docker engine address (default $DOCKER_HOST, then unix:///var/run/docker.sock)")
+	return cmd
+}
+
+func (o *announceOpts) validate(cmd *cobra.Command) error {
+	if err := checkServiceName("--service", o.service); err != nil {
+		return err
+	}
+	if o.instance == "" {
+		return errors.New("--instance is required, e.g. --instance someapp@1")
+	}
+	if err := units.ValidateName(o.instance + ".service"); err != nil {
+		return fmt.Errorf("--instance: %w", err)
+	}
+	switch {
+	case o.container == "" && o.addr == "":
+		return errors.New("one of --container or --addr is required")
+	case o.container != "" && o.addr != "":
+		return errors.New("--container and --addr exclude each other: give one")
+	case o.container != "":
+		if !cmd.Flags().Changed("port") {
+			return errors.New("--port is required with --container (the app's port inside the container)")
+		}
+		if err := checkPort("--port", o.port); err != nil {
+			return err
+		}
+		if o.network == "" {
+			return errors.New("--network must name a Docker network")
+		}
+	default:
+		if cmd.Flags().Changed("port") {
+			return errors.New("--port goes with --container; with --addr the port is part of the address")
+		}
+		if err := checkHostPort("--addr", o.addr); err != nil {
+			return err
+		}
+	}
+	if err := checkPrefix(o.prefix); err != nil {
+		return err
+	}
+	if o.ttl < 2*time.Second {
+		return fmt.Errorf("--ttl: %s is below etcd's minimum lease of 2s", o.ttl)
+	}
+	if o.healthPath != "" {
+		if o.healthPath[0] != '/' {
+			return fmt.Errorf("--health-http: %q must be a path starting with /", o.healthPath)
+		}
+		if o.healthInt <= 0 || o.healthTO <= 0 || o.healthFail < 1 {
+			return errors.New("--health-interval and --health-timeout must be positive and --health-failures at least 1")
+		}
+	}
+	return o.etcd.Validate()
+}

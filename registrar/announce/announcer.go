@@ -1,0 +1,279 @@
+package announce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Config is what an Announcer needs.
+type Config struct {
+	Client *clientv3.Client
+	// Key is the full etcd key, e.g. /services/someapp/upstream/someapp@1.
+	Key string
+	// TTL of the lease (default 15s); keep-alives go out every TTL/3.
+	TTL    time.Duration
+	Source Source
+	// Health gates registration when non-nil.
+	Health  *Health
+	Metrics *Metrics
+	Logger  *slog.Logger
+	// OnChange, when set, is called from the announcer's goroutine after
+	// every registration change with the registered address ("" when
+	// withdrawn).
+	OnChange func(addr string)
+}
+
+// Run keeps cfg.Key registered while the source has an address and the
+// health check (if any) passes. It never returns for transient etcd or
+// Docker errors. When ctx ends it revokes the lease, so the key is gone at
+// once, and returns nil.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Client == nil || cfg.Key == "" || cfg.Source == nil {
+		return errors.New("announce: Client, Key and Source are required")
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = 15 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &announcer{Config: cfg, log: cfg.Logger.With("key", cfg.Key), bo: newBackoff(250*time.Millisecond, 5*time.Second)}
+	return a.run(ctx)
+}
+
+type announcer struct {
+	Config
+	log *slog.Logger
+	bo  *backoff
+
+	addr      string // from the source
+	healthy   bool
+	fails     int
+	lease     clientv3.LeaseID
+	putAddr   string
+	kaCancel  context.CancelFunc
+	ka        <-chan *clientv3.LeaseKeepAliveResponse
+	retry     *time.Timer
+	retryOn   bool
+	lastState string
+	hadLease  bool
+}
+
+func (a *announcer) run(ctx context.Context) error {
+	// Every goroutine below is owned by this function: they all stop when
+	// inner is cancelled, which happens before run returns.
+	inner, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	updates := make(chan string)
+	srcErr := make(chan error, 1)
+	go func() { srcErr <- a.Source.Run(inner, updates) }()
+
+	var healthAddrs chan string
+	var healthResults chan healthResult
+	if a.Health != nil {
+		a.Health.defaults()
+		healthAddrs = make(chan string, 1)
+		healthResults = make(chan healthResult)
+		go a.Health.loop(inner, healthAddrs, healthResults)
+	} else {
+		a.healthy = true
+	}
+
+	a.retry = time.NewTimer(time.Hour)
+	a.retry.Stop()
+	defer a.retry.Stop()
+
+	for {
+		select {
+		case <-ctx.Done():
+			a.shutdown()
+			cancel()
+			<-srcErr
+			return nil
+		case err := <-srcErr:
+			cancel()
+			a.shutdown()
+			if err == nil {
+				err = errors.New("address source stopped")
+			}
+			return fmt.Errorf("announce %s: %w", a.Key, err)
+		case addr := <-updates:
+			if addr != a.addr {
+				a.addr = addr
+				if a.Health != nil {
+					a.healthy, a.fails = false, 0
+					select { // latest value wins
+					case <-healthAddrs:
+					default:
+					}
+					healthAddrs <- addr
+				}
+				if addr == "" {
+					a.state("instance down", "withdrawing")
+				}
+			}
+		case r := <-healthResults:
+			if r.addr != a.addr {
+				continue
+			}
+			if r.err == nil {
+				if !a.healthy {
+					a.log.Info("health check passes", "addr", r.addr)
+				}
+				a.healthy, a.fails = true, 0
+			} else {
+				a.Metrics.HealthFailures.Inc()
+				a.fails++
+				if a.healthy && a.fails >= a.Health.Failures {
+					a.log.Warn("health check failing; withdrawing", "addr", r.addr, "failures", a.fails, "err", r.err)
+					a.healthy = false
+				}
+			}
+		case _, ok := <-a.ka:
+			if !ok {
+				a.ka = nil
+				a.dropLease()
+				a.Metrics.EtcdErrors.Inc()
+				a.state("lease lost", "re-granting")
+			}
+			if ok {
+				continue
+			}
+		case <-a.retry.C:
+			a.retryOn = false
+		}
+		if !a.retryOn {
+			a.reconcile(ctx)
+		}
+	}
+}
+
+// state logs a state change once.
+func (a *announcer) state(s, detail string) {
+	if s == a.lastState {
+		return
+	}
+	a.lastState = s
+	a.log.Info(s, "detail", detail, "addr", a.addr)
+}
+
+func (a *announcer) reconcile(ctx context.Context) {
+	want := a.addr != "" && a.healthy
+	if !want {
+		if a.lease != 0 {
+			a.revoke(ctx)
+			a.state("withdrawn", "key deleted")
+		}
+		return
+	}
+	if a.lease != 0 && a.putAddr == a.addr {
+		return
+	}
+	if err := a.register(ctx); err != nil {
+		a.Metrics.EtcdErrors.Inc()
+		if a.lastState != "etcd unavailable" {
+			a.log.Warn("etcd unavailable; will retry", "err", err)
+			a.lastState = "etcd unavailable"
+		}
+		a.retry.Reset(a.bo.next())
+		a.retryOn = true
+		return
+	}
+	a.bo.reset()
+	a.state("registered", "key put under lease")
+}
+
+func (a *announcer) opTimeout() time.Duration {
+	d := a.TTL
+	if d > 5*time.Second {
+		d = 5 * time.Second
+	}
+	return d
+}
+
+// register puts the key under the current lease, granting one first if
+// there is none.
+func (a *announcer) register(ctx context.Context) error {
+	if a.lease == 0 {
+		gctx, cancel := context.WithTimeout(ctx, a.opTimeout())
+		resp, err := a.Client.Grant(gctx, int64((a.TTL+time.Second-1)/time.Second))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("grant lease: %w", err)
+		}
+		if a.hadLease {
+			a.Metrics.LeaseRegrants.Inc()
+		}
+		a.hadLease = true
+		a.lease = resp.ID
+		kctx, kcancel := context.WithCancel(ctx)
+		ka, err := a.Client.KeepAlive(kctx, a.lease)
+		if err != nil {
+			kcancel()
+			a.lease = 0
+			return fmt.Errorf("keep lease alive: %w", err)
+		}
+		a.ka, a.kaCancel = ka, kcancel
+	}
+	pctx, cancel := context.WithTimeout(ctx, a.opTimeout())
+	_, err := a.Client.Put(pctx, a.Key, a.addr, clientv3.WithLease(a.lease))
+	cancel()
+	if err != nil {
+		// The lease may be gone (etcd lost it); start over with a new one.
+		a.revoke(ctx)
+		return fmt.Errorf("put %s: %w", a.Key, err)
+	}
+	a.putAddr = a.addr
+	a.Metrics.Registered.Set(1)
+	if a.OnChange != nil {
+		a.OnChange(a.addr)
+	}
+	return nil
+}
+
+// dropLease forgets the current lease without telling etcd.
+func (a *announcer) dropLease() {
+	if a.kaCancel != nil {
+		a.kaCancel()
+		a.kaCancel = nil
+	}
+	a.ka = nil
+	wasRegistered := a.putAddr != ""
+	a.lease, a.putAddr = 0, ""
+	a.Metrics.Registered.Set(0)
+	if wasRegistered && a.OnChange != nil {
+		a.OnChange("")
+	}
+}
+
+// revoke deletes the key by revoking its lease; if etcd cannot be reached
+// the lease simply expires after the TTL, since keep-alives stop too.
+func (a *announcer) revoke(ctx context.Context) {
+	id := a.lease
+	a.dropLease()
+	if id == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opTimeout())
+	defer cancel()
+	if _, err := a.Client.Revoke(rctx, id); err != nil {
+		a.Metrics.EtcdErrors.Inc()
+		a.log.Warn("revoke lease failed; the key expires with its TTL", "err", err, "ttl", a.TTL)
+	}
+}
+
+func (a *announcer) shutdown() {
+	if a.lease != 0 {
+		a.revoke(context.Background())
+		a.log.Info("stopped; lease revoked")
+	}
+}

@@ -1,0 +1,134 @@
+package announce_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deployctl/deployctl/internal/testenv"
+	"github.com/deployctl/deployctl/registrar/announce"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// startAnnouncer runs announce.Run in the background; the returned stop
+// cancels it and waits for it to return.
+func startAnnouncer(t *testing.T, cfg announce.Config) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- announce.Run(ctx, cfg) }()
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(20 * time.Second):
+			t.Fatal("announcer did not stop within 20s")
+			return nil
+		}
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func TestContainerLifecycle(t *testing.T) {
+	dc := testenv.Docker(t)
+	_, etcd := testenv.Etcd(t)
+	network := testenv.Network(t, dc)
+	name := testenv.Unique("someapp-1")
+	key := "/services/someapp/upstream/someapp@1"
+
+	// The announcer starts before the container exists and must wait for it.
+	stop := startAnnouncer(t, announce.Config{
+		Client: etcd, Key: key, TTL: 5 * time.Second, Logger: quiet(),
+		Source: &announce.Container{Docker: dc, Name: name, Network: network, Port: 3000, Logger: quiet()},
+	})
+	time.Sleep(200 * time.Millisecond)
+	if _, ok := testenv.Get(t, etcd, key); ok {
+		t.Fatal("key present before the container exists")
+	}
+	testenv.RunApp(t, dc, name, "someapp@1", network)
+
+	ctx := context.Background()
+	ct, err := dc.Inspect(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ct.IP(network) + ":3000"
+	if ct.IP(network) == "" {
+		t.Fatalf("container has no IP on %s", network)
+	}
+	testenv.WaitFor(t, 10*time.Second, "key = "+want, func() bool {
+		v, ok := testenv.Get(t, etcd, key)
+		return ok && v == want
+	})
+	// The announced address is the container's real one: the app answers there.
+	resp, err := http.Get("http://" + want + "/")
+	if err != nil {
+		t.Fatalf("GET announced address: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.TrimSpace(string(body)) != "someapp@1" {
+		t.Fatalf("announced address answered %q", body)
+	}
+
+	// docker stop: withdrawn well before the 5s TTL could expire.
+	if err := dc.Stop(ctx, name, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 3*time.Second, "key withdrawn after docker stop", func() bool {
+		_, ok := testenv.Get(t, etcd, key)
+		return !ok
+	})
+
+	// Started again: back, with whatever IP it now has.
+	if err := dc.Start(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "key back after docker start", func() bool {
+		ct, err := dc.Inspect(ctx, name)
+		if err != nil {
+			return false
+		}
+		v, ok := testenv.Get(t, etcd, key)
+		return ok && v == ct.IP(network)+":3000"
+	})
+
+	// docker kill: same.
+	if err := dc.Kill(ctx, name, "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 3*time.Second, "key withdrawn after docker kill", func() bool {
+		_, ok := testenv.Get(t, etcd, key)
+		return !ok
+	})
+
+	// A reload signal is not a stop.
+	if err := dc.Start(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "key back", func() bool { _, ok := testenv.Get(t, etcd, key); return ok })
+	if err := dc.Kill(ctx, name, "HUP"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	// SIGHUP terminates the demo app (no handler), so the key goes with the die event;
+	// what must not happen is the registrar crashing: stopping it revokes cleanly.
+	if err := stop(); err != nil {
+		t.Fatalf("announcer returned %v", err)
+	}
+	if _, ok := testenv.Get(t, etcd, key); ok {
+		t.Fatal("key left behind after the announcer stopped")
+	}
+}
