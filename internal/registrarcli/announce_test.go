@@ -1,0 +1,113 @@
+package registrarcli_test
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/deployctl/deployctl/internal/registrarcli"
+	"github.com/deployctl/deployctl/internal/testenv"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+const registrarPkg = "github.com/deployctl/deployctl/cmd/registrar"
+
+func TestAnnounceBadFlagsExit2AndWriteNothing(t *testing.T) {
+	srv, etcd := testenv.Etcd(t)
+	ep := srv.Endpoint()
+	base := []string{"announce", "--etcd-endpoints", ep}
+	cases := []struct {
+		name string
+		args []string
+		want string // part of the error, naming the flag
+	}{
+		{"no service", []string{"--instance", "a@1", "--addr", "1.2.3.4:80"}, "--service"},
+		{"no instance", []string{"--service", "a", "--addr", "1.2.3.4:80"}, "--instance"},
+		{"neither source", []string{"--service", "a", "--instance", "a@1"}, "--container or --addr"},
+		{"both sources", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4:80", "--container", "c", "--port", "80"}, "exclude"},
+		{"port out of range", []string{"--service", "a", "--instance", "a@1", "--container", "c", "--port", "70000"}, "--port"},
+		{"container without port", []string{"--service", "a", "--instance", "a@1", "--container", "c"}, "--port is required"},
+		{"addr without port", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4"}, "--addr"},
+		{"instance fleet rejects", []string{"--service", "a", "--instance", "@1", "--addr", "1.2.3.4:80"}, "--instance"},
+		{"instance bad char", []string{"--service", "a", "--instance", "a b@1", "--addr", "1.2.3.4:80"}, "--instance"},
+		{"bad endpoint", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4:80", "--etcd-endpoints", "127.0.0.1:2379"}, "--etcd-endpoints"},
+		{"ttl too small", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4:80", "--ttl", "500ms"}, "--ttl"},
+		{"cert without key", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4:80", "--etcd-cert", "/etc/hostname"}, "--etcd-key"},
+		{"unknown flag", []string{"--service", "a", "--bogus"}, "bogus"},
+		{"health path", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4:80", "--health-http", "healthz"}, "--health-http"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			code := registrarcli.Main(ctx, append(append([]string{}, base...), c.args...), &out, &errb)
+			if code != 2 {
+				t.Fatalf("exit code %d, want 2; stderr: %s", code, errb.String())
+			}
+			if !strings.Contains(errb.String(), c.want) {
+				t.Fatalf("error %q does not name %q", errb.String(), c.want)
+			}
+		})
+	}
+	resp, err := etcd.Get(context.Background(), "/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Count != 0 {
+		t.Fatalf("bad invocations wrote %d keys to etcd", resp.Count)
+	}
+}
+
+func startRegistrar(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	bin := testenv.Binary(t, registrarPkg)
+	cmd := exec.Command(bin, args...)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	return cmd, &logs
+}
+
+func TestAnnounceSIGTERMRevokesAndExits0(t *testing.T) {
+	srv, etcd := testenv.Etcd(t)
+	key := "/services/web/upstream/web@1"
+	cmd, logs := startRegistrar(t, "announce", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000",
+		"--ttl", "30s", "--etcd-endpoints", srv.Endpoint())
+	testenv.WaitFor(t, 10*time.Second, "key registered", func() bool { _, ok := testenv.Get(t, etcd, key); return ok })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("registrar exited with %v after SIGTERM, want 0; logs:\n%s", err, logs)
+	}
+	// The TTL is 30s: only a revoke makes the key vanish now.
+	if _, ok := testenv.Get(t, etcd, key); ok {
+		t.Fatal("key still present after SIGTERM")
+	}
+}
+
+func TestAnnounceSIGKILLKeyExpiresWithinTTL(t *testing.T) {
+	srv, etcd := testenv.Etcd(t)
+	key := "/services/web/upstream/web@2"
+	cmd, _ := startRegistrar(t, "announce", "--service", "web", "--instance", "web@2", "--addr", "127.0.0.1:3000",
+		"--ttl", "2s", "--etcd-endpoints", srv.Endpoint())
+	testenv.WaitFor(t, 10*time.Second, "key registered", func() bool { _, ok := testenv.Get(t, etcd, key); return ok })
+	killed := time.Now()
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = cmd.Process.Wait()
+	testenv.WaitFor(t, 2*time.Second+3*time.Second, "key expired after SIGKILL", func() bool {
+		_, ok := testenv.Get(t, etcd, key)
+		return !ok
+	})
+	t.Logf("key gone %s after SIGKILL (TTL 2s)", time.Since(killed).Round(time.Millisecond))
+}
