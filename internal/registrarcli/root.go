@@ -168,3 +168,13 @@ func checkPrefix(p string) error {
 	}
 	return nil
 }
+
+func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
+}
+
+// noController is used by --dry-run, which never validates or reloads.
+type noController struct{}
+
+func (noController) Test(context.Context) error   { return nil }
+func (noController) Reload(context.Context) error { return nil }

@@ -1,0 +1,161 @@
+package nginx
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/deployctl/deployctl/internal/atomicfile"
+	"github.com/deployctl/deployctl/internal/docker"
+)
+
+// Controller validates and reloads one nginx.
+type Controller interface {
+	// Test runs `nginx -t` against the configuration as it is on disk.
+	Test(ctx context.Context) error
+	// Reload makes nginx read its configuration again.
+	Reload(ctx context.Context) error
+}
+
+// Host controls an nginx process on this machine.
+type Host struct {
+	// Binary is the nginx executable (default /usr/sbin/nginx).
+	Binary string
+	// Prefix and Conf are passed as -p and -c when set.
+	Prefix string
+	Conf   string
+	// Globals is passed as -g, exactly as nginx was started with it.
+	Globals string
+	// PidFile is the master's pid file. When set, Reload signals that pid
+	// and Test preserves the file (nginx -t truncates it); when empty,
+	// Reload runs `nginx -s reload`.
+	PidFile string
+}
+
+func (h *Host) args(extra ...string) []string {
+	var a []string
+	if h.Prefix != "" {
+		a = append(a, "-p", h.Prefix)
+	}
+	if h.Conf != "" {
+		a = append(a, "-c", h.Conf)
+	}
+	if h.Globals != "" {
+		a = append(a, "-g", h.Globals)
+	}
+	return append(a, extra...)
+}
+
+func (h *Host) binary() string {
+	if h.Binary == "" {
+		return "/usr/sbin/nginx"
+	}
+	return h.Binary
+}
+
+// Test runs nginx -t -q and returns its complaint on failure.
+func (h *Host) Test(ctx context.Context) error {
+	var saved []byte
+	if h.PidFile != "" {
+		saved, _ = os.ReadFile(h.PidFile)
+	}
+	out, err := exec.CommandContext(ctx, h.binary(), h.args("-t", "-q")...).CombinedOutput()
+	if h.PidFile != "" && len(saved) > 0 {
+		// nginx -t opens the pid file with O_TRUNC; put the master's pid back.
+		if now, _ := os.ReadFile(h.PidFile); !bytes.Equal(now, saved) {
+			if werr := atomicfile.WriteFile(h.PidFile, saved, 0o644); werr != nil {
+				return fmt.Errorf("restore pid file after nginx -t: %w", werr)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("nginx -t: %s", strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// ErrNotRunning means there is no nginx master to reload; it reads the
+// configuration when it starts.
+var ErrNotRunning = errors.New("nginx is not running")
+
+// Reload sends SIGHUP to the master (or runs nginx -s reload).
+func (h *Host) Reload(ctx context.Context) error {
+	if h.PidFile == "" {
+		out, err := exec.CommandContext(ctx, h.binary(), h.args("-s", "reload")...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("nginx -s reload: %s: %w", strings.TrimSpace(string(out)), err)
+		}
+		return nil
+	}
+	b, err := os.ReadFile(h.PidFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w (no pid file %s)", ErrNotRunning, h.PidFile)
+	}
+	if err != nil {
+		return fmt.Errorf("read pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return fmt.Errorf("%w (pid file %s holds %q)", ErrNotRunning, h.PidFile, b)
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("%w (pid %d from %s is gone)", ErrNotRunning, pid, h.PidFile)
+		}
+		return fmt.Errorf("signal nginx master %d: %w", pid, err)
+	}
+	return nil
+}
+
+// Container controls nginx running as the main process of a Docker
+// container, with the upstream directory mounted from the host, as on
+// Flatcar (which has no nginx binary).
+type Container struct {
+	Docker *docker.Client
+	Name   string
+	// Binary inside the container (default "nginx", found on its PATH; the
+	// project's scratch image uses /usr/sbin/nginx).
+	Binary string
+	// Conf inside the container, passed as -c when set.
+	Conf string
+}
+
+// Test execs nginx -t inside the container.
+func (c *Container) Test(ctx context.Context) error {
+	bin := c.Binary
+	if bin == "" {
+		bin = "nginx"
+	}
+	cmd := []string{bin, "-t", "-q"}
+	if c.Conf != "" {
+		cmd = append(cmd, "-c", c.Conf)
+	}
+	code, out, err := c.Docker.Exec(ctx, c.Name, cmd)
+	if err != nil {
+		if errors.Is(err, docker.ErrNotFound) {
+			return fmt.Errorf("%w (container %s does not exist)", ErrNotRunning, c.Name)
+		}
+		return fmt.Errorf("exec nginx -t in %s: %w", c.Name, err)
+	}
+	if code != 0 {
+		return fmt.Errorf("nginx -t in %s: %s", c.Name, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Reload sends SIGHUP to the container's main process, nginx's master.
+func (c *Container) Reload(ctx context.Context) error {
+	if err := c.Docker.Kill(ctx, c.Name, "HUP"); err != nil {
+		if errors.Is(err, docker.ErrNotFound) {
+			return fmt.Errorf("%w (container %s does not exist)", ErrNotRunning, c.Name)
+		}
+		return fmt.Errorf("signal nginx container %s: %w", c.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,34 @@
+package nginx
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the follower's Prometheus metrics.
+type Metrics struct {
+	Reloads            prometheus.Counter
+	ReloadFailures     prometheus.Counter
+	ValidationFailures prometheus.Counter
+	InvalidValues      prometheus.Counter
+	UpstreamSize       prometheus.Gauge
+	LastReload         prometheus.Gauge
+	EventToReload      prometheus.Histogram
+}
+
+// NewMetrics creates the metrics and registers them on reg (when non-nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Reloads:            prometheus.NewCounter(prometheus.CounterOpts{Name: "registrar_nginx_reloads_total", Help: "Successful nginx reloads."}),
+		ReloadFailures:     prometheus.NewCounter(prometheus.CounterOpts{Name: "registrar_nginx_reload_failures_total", Help: "Reload signals that failed."}),
+		ValidationFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "registrar_nginx_validation_failures_total", Help: "Rendered configs nginx -t rejected (the last good one was kept)."}),
+		InvalidValues:      prometheus.NewCounter(prometheus.CounterOpts{Name: "registrar_nginx_invalid_values_total", Help: "etcd values skipped because they are not host:port."}),
+		UpstreamSize:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "registrar_nginx_upstream_size", Help: "Instances in the applied upstream."}),
+		LastReload:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "registrar_nginx_last_reload_timestamp_seconds", Help: "Unix time of the last successful reload."}),
+		EventToReload: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "registrar_nginx_event_to_reload_seconds", Help: "From receiving an etcd change to nginx reloaded with it.",
+			Buckets: []float64{.002, .005, .01, .02, .05, .1, .25, .5, 1, 2, 5},
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Reloads, m.ReloadFailures, m.ValidationFailures, m.InvalidValues, m.UpstreamSize, m.LastReload, m.EventToReload)
+	}
+	return m
+}

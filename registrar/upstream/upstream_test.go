@@ -1,0 +1,67 @@
+package upstream
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestParseAddr(t *testing.T) {
+	good := map[string]string{
+		"10.1.2.3:3000":   "10.1.2.3:3000",
+		"[::1]:80":        "[::1]:80",
+	}
+	for in, want := range good {
+		got, err := ParseAddr(in)
+		if err != nil || got != want {
+			t.Errorf("ParseAddr(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	bad := []string{"", "10.1.2.3", "10.1.2.3:0", "10.1.2.3:65536", "10.1.2.3:http", "a b:80",
+		"1.2.3.4:80; include /etc/passwd", "x:80}", "-bad:80", "10.1.2.3:03000", ":80", "app.internal:80"}
+	for _, in := range bad {
+		if _, err := ParseAddr(in); err == nil {
+			t.Errorf("ParseAddr(%q) accepted", in)
+		}
+	}
+}
+
+func TestRenderSortedAndEmpty(t *testing.T) {
+	bs := []Backend{{"web@2", "10.0.0.2:3000"}, {"web@1", "10.0.0.1:3000"}}
+	Sort(bs)
+	out := string(Render(Options{Name: "web", Keepalive: 8}, bs))
+	i1, i2 := strings.Index(out, "10.0.0.1"), strings.Index(out, "10.0.0.2")
+	if i1 < 0 || i2 < 0 || i1 > i2 {
+		t.Fatalf("not sorted:\n%s", out)
+	}
+	if !strings.Contains(out, "keepalive 8;") || !strings.Contains(out, "$deployctl_ready_web {\n    default 1;") {
+		t.Fatalf("missing keepalive or ready=1:\n%s", out)
+	}
+	empty := string(Render(Options{Name: "web"}, nil))
+	if !strings.Contains(empty, "server 127.0.0.1:9 down;") || !strings.Contains(empty, "default 0;") {
+		t.Fatalf("empty render:\n%s", empty)
+	}
+	// Deterministic: the same input renders the same bytes.
+	if string(Render(Options{Name: "web", Keepalive: 8}, bs)) != out {
+		t.Fatal("render is not deterministic")
+	}
+}
+
+func TestReadyVar(t *testing.T) {
+	if got := ReadyVar("some-app.v2"); got != "$deployctl_ready_some_app_v2" {
+		t.Fatal(got)
+	}
+}
+
+func BenchmarkRender10000(b *testing.B) {
+	bs := make([]Backend, 10000)
+	for i := range bs {
+		bs[i] = Backend{Instance: fmt.Sprintf("web@%d", i), Addr: fmt.Sprintf("10.%d.%d.%d:3000", i>>16&255, i>>8&255, i&255)}
+	}
+	Sort(bs)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		Render(Options{Name: "web", Keepalive: 32}, bs)
+	}
+}
