@@ -116,10 +116,12 @@ func (f *Follower) Apply(ctx context.Context, text []byte) (changed bool, err er
 	if f.hadFile && bytes.Equal(text, f.lastGood) {
 		return false, nil
 	}
+	t0 := time.Now()
 	if err := atomicfile.WriteFile(f.cfg.File, text, 0o644); err != nil {
 		f.cfg.Metrics.ValidationFailures.Inc()
 		return true, fmt.Errorf("write upstream file: %w", err)
 	}
+	t1 := time.Now()
 	if err := f.cfg.Controller.Test(ctx); err != nil {
 		f.cfg.Metrics.ValidationFailures.Inc()
 		if rerr := f.restore(); rerr != nil {
@@ -128,12 +130,14 @@ func (f *Follower) Apply(ctx context.Context, text []byte) (changed bool, err er
 		return true, fmt.Errorf("new config rejected, last good config kept: %w", err)
 	}
 	f.lastGood, f.hadFile = text, true
+	t2 := time.Now()
 	if err := f.cfg.Controller.Reload(ctx); err != nil {
 		f.cfg.Metrics.ReloadFailures.Inc()
 		return true, err
 	}
 	f.cfg.Metrics.Reloads.Inc()
 	f.lastReload = time.Now()
+	f.log.Debug("applied", "write", t1.Sub(t0), "test", t2.Sub(t1), "reload", f.lastReload.Sub(t2))
 	f.cfg.Metrics.LastReload.Set(float64(f.lastReload.UnixNano()) / 1e9)
 	return true, nil
 }

@@ -42,8 +42,8 @@ func newRig(t *testing.T, interval time.Duration) *rig {
 	r := &rig{t: t, lb: lb, etcd: etcd, prefix: registrar.UpstreamPrefix("/services", "web"), metrics: nginx.NewMetrics(nil)}
 	f, err := nginx.New(nginx.Config{
 		Client: etcd, Prefix: r.prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
-		File:       lb.UpstreamFile,
-		Controller: &nginx.Host{Binary: lb.Binary, Prefix: lb.Dir + "/", Conf: lb.ConfFile(), Globals: lb.Globals(), PidFile: lb.PidFile()},
+		File:              lb.UpstreamFile,
+		Controller:        &nginx.Host{Binary: lb.Binary, Prefix: lb.Dir + "/", Conf: lb.ConfFile(), Globals: lb.Globals(), PidFile: lb.PidFile()},
 		MinReloadInterval: interval, Metrics: r.metrics, Logger: quiet(),
 		OnApplied: func(a nginx.Applied) { r.mu.Lock(); r.applied = append(r.applied, a); r.mu.Unlock() },
 	})

@@ -8,8 +8,8 @@ import (
 
 func TestParseAddr(t *testing.T) {
 	good := map[string]string{
-		"10.1.2.3:3000":   "10.1.2.3:3000",
-		"[::1]:80":        "[::1]:80",
+		"10.1.2.3:3000": "10.1.2.3:3000",
+		"[::1]:80":      "[::1]:80",
 	}
 	for in, want := range good {
 		got, err := ParseAddr(in)
