@@ -166,7 +166,7 @@ func RunApp(t testing.TB, cli *docker.Client, name, instance, network string) {
 
 var binDir = sync.OnceValues(func() (string, error) { return os.MkdirTemp("", "deployctl-testbin-") })
 
-// Binary builds (once per process) the main package pkg, e.g.
+// Binary builds (once per process, as `make build` does) the main package pkg, e.g.
 // "github.com/deployctl/deployctl/cmd/registrar", and returns its path.
 func Binary(t testing.TB, pkg string) string {
 	t.Helper()
@@ -176,7 +176,9 @@ func Binary(t testing.TB, pkg string) string {
 			return "", err
 		}
 		out := filepath.Join(dir, filepath.Base(pkg))
-		cmd := exec.Command("go", "build", "-o", out, pkg)
+		// The same flags as `make build`: static, stripped, as shipped.
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return "", &buildError{pkg: pkg, out: string(b), err: err}
 		}

@@ -1,0 +1,81 @@
+package registrarcli_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deployctl/deployctl/internal/registrarcli"
+	"github.com/deployctl/deployctl/internal/testenv"
+)
+
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := registrarcli.Main(ctx, args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestNginxDryRunAndOnce(t *testing.T) {
+	srv, etcd := testenv.Etcd(t)
+	lb := testenv.Nginx(t, "web")
+	ctx := context.Background()
+	a1, _ := testenv.Backend(t, "web@1")
+	etcd.Put(ctx, "/services/web/upstream/web@1", a1)
+	etcd.Put(ctx, "/services/web/upstream/web@2", "not-an-address")
+
+	code, out, errs := run(t, "nginx", "--service", "web", "--upstream-file", lb.UpstreamFile, "--etcd-endpoints", srv.Endpoint(), "--dry-run")
+	if code != 0 {
+		t.Fatalf("dry-run exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "server "+a1) || strings.Contains(out, "not-an-address") {
+		t.Fatalf("dry-run output:\n%s", out)
+	}
+	before, _ := os.ReadFile(lb.UpstreamFile)
+	if strings.Contains(string(before), a1) {
+		t.Fatal("dry-run wrote the upstream file")
+	}
+
+	code, out, errs = run(t, "nginx", "--service", "web", "--upstream-file", lb.UpstreamFile, "--etcd-endpoints", srv.Endpoint(),
+		"--once", "--nginx", lb.Binary, "--nginx-prefix", lb.Dir+"/", "--nginx-conf", lb.ConfFile(), "--nginx-global", lb.Globals(), "--pid-file", lb.PidFile())
+	if code != 0 {
+		t.Fatalf("--once exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "1 instance(s)") {
+		t.Fatalf("--once output: %q", out)
+	}
+	c := testenv.NewConnClient()
+	testenv.WaitFor(t, 5*time.Second, "nginx serving web@1 after --once", func() bool {
+		code, body, err := testenv.Fetch(c, lb.URL)
+		return err == nil && code == 200 && body == "web@1"
+	})
+}
+
+func TestNginxBadFlags(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--upstream-file", filepath.Join(dir, "x.conf")}, "--service"},
+		{[]string{"--service", "web"}, "--upstream-file"},
+		{[]string{"--service", "web", "--upstream-file", "/nonexistent/dir/x.conf"}, "--upstream-file"},
+		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, ".hidden.conf")}, "dot"},
+		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--container", "lb", "--pid-file", "/run/nginx.pid"}, "--container"},
+		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--once", "--dry-run"}, "--once"},
+		{[]string{"--service", "web/x", "--upstream-file", filepath.Join(dir, "x.conf")}, "--service"},
+		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--min-reload-interval", "-1s"}, "--min-reload-interval"},
+	}
+	for _, c := range cases {
+		code, _, errs := run(t, append([]string{"nginx"}, c.args...)...)
+		if code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("args %v: exit %d, stderr %q; want exit 2 naming %s", c.args, code, errs, c.want)
+		}
+	}
+}
