@@ -95,12 +95,14 @@ the main process of a Docker container (--container), as on Flatcar.`,
 				_, err = stdout.Write(text)
 				return err
 			}
+			siteChanged := false
 			if o.siteFile != "" {
 				site := upstream.RenderSite(upstream.Site{Listen: o.listen, Upstream: o.upstreamName})
 				if old, _ := os.ReadFile(o.siteFile); string(old) != string(site) {
 					if err := atomicfile.WriteFile(o.siteFile, site, 0o644); err != nil {
 						return fmt.Errorf("--site-file: %w", err)
 					}
+					siteChanged = true
 				}
 			}
 			var ctl nginx.Controller
@@ -122,6 +124,20 @@ the main process of a Docker container (--container), as on Flatcar.`,
 			})
 			if err != nil {
 				return exitcode.Usage(err)
+			}
+			if siteChanged {
+				// The site is new: make nginx load it even if the upstream
+				// text turns out unchanged. The follower applies the rest.
+				if _, err := f.Once(ctx); err != nil && !errors.Is(err, nginx.ErrNotRunning) {
+					log.Warn("first apply failed; following anyway", "err", err)
+				}
+				if err := ctl.Test(ctx); err == nil {
+					if err := ctl.Reload(ctx); err != nil && !errors.Is(err, nginx.ErrNotRunning) {
+						log.Warn("reload for the new site failed", "err", err)
+					}
+				} else {
+					log.Error("nginx rejects the configuration with the new site", "err", err)
+				}
 			}
 			if o.once {
 				lctx, cancel := contextWithTimeout(ctx, o.etcd.DialTimeout+30*time.Second)

@@ -1,0 +1,78 @@
+package deployspec
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseExample(t *testing.T) {
+	s, err := Load("../../examples/deploy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := s.Service("someapp")
+	if app == nil || app.Port != 3000 || app.Instances != 4 || !app.Spread || app.Health.HTTP != "/healthz" || app.Health.Interval != 5*time.Second {
+		t.Fatalf("someapp = %+v", app)
+	}
+	if len(app.Env) != 1 || app.Env[0] != [2]string{"NODE_ENV", "production"} {
+		t.Fatalf("env = %v", app.Env)
+	}
+	lb := s.Service("lb")
+	if lb == nil || lb.LB == nil || lb.LB.Upstream != "someapp" || lb.LB.Listen != 80 || lb.Machine.Metadata[0] != [2]string{"role", "edge"} {
+		t.Fatalf("lb = %+v", lb)
+	}
+	if app.TTL != Defaults.TTL || s.Prefix != "/services" {
+		t.Fatal("defaults not applied")
+	}
+}
+
+func TestParseErrorsNameLineAndField(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", "services:\n  web:\n    image: a/b:1\n    port: 80\n    imgae: x\n", "f.yaml:5: services.web.imgae: unknown key"},
+		{"port range", "services:\n  web:\n    image: a/b:1\n    port: 70000\n", "f.yaml:4: services.web.port: 70000 is out of range"},
+		{"zero instances", "services:\n  web:\n    image: a/b:1\n    port: 80\n    instances: 0\n", "f.yaml:5: services.web.instances: must be at least 1"},
+		{"bad name", "services:\n  Web_1:\n    image: a/b:1\n    port: 80\n", "f.yaml:2: services.Web_1: service name"},
+		{"lb to nothing", "services:\n  lb:\n    nginx: {upstream: nope}\n", "f.yaml:2: services.lb.nginx.upstream: \"nope\" is not a service"},
+		{"lb without upstream", "services:\n  lb:\n    nginx: {listen: 80}\n", "f.yaml:3: services.lb.nginx.upstream: is required"},
+		{"lb to lb", "services:\n  a:\n    nginx: {upstream: b}\n  b:\n    nginx: {upstream: a}\n", "is a load balancer"},
+		{"missing image", "services:\n  web:\n    port: 80\n", "f.yaml:3: services.web.image: is required"},
+		{"missing port", "services:\n  web:\n    image: a/b:1\n", "services.web.port: is required"},
+		{"port string", "services:\n  web:\n    image: a/b:1\n    port: \"80\"\n", "services.web.port: must be a whole number"},
+		{"bad env key", "services:\n  web:\n    image: a/b:1\n    port: 80\n    env: {1X: y}\n", "services.web.env.1X"},
+		{"health path", "services:\n  web:\n    image: a/b:1\n    port: 80\n    health: {http: healthz}\n", "services.web.health.http"},
+		{"health timeout", "services:\n  web:\n    image: a/b:1\n    port: 80\n    health: {http: /h, interval: 1s, timeout: 2s}\n", "services.web.health.timeout"},
+		{"no services", "registry: {prefix: /x}\n", "services: is required"},
+		{"top-level unknown", "servics: {}\n", "f.yaml:1: .servics: unknown key"},
+		{"empty", "", "the file is empty"},
+		{"lb with port", "services:\n  web:\n    image: a/b:1\n    port: 80\n  lb:\n    nginx: {upstream: web}\n    port: 80\n", "f.yaml:7: services.lb.port: a load balancer"},
+		{"bad prefix", "registry: {prefix: services}\nservices:\n  web: {image: a/b:1, port: 80}\n", "registry.prefix"},
+		{"short ttl", "services:\n  web: {image: a/b:1, port: 80, ttl: 1s}\n", "services.web.ttl"},
+		{"duplicate", "services:\n  web: {image: a/b:1, port: 80}\n  web: {image: a/b:1, port: 80}\n", "appears twice"},
+		{"spread and global", "services:\n  web: {image: a/b:1, port: 80, spread: true, machine: {global: true}}\n", "spread does not apply"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(c.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestEveryErrorReported(t *testing.T) {
+	_, err := Parse("f.yaml", []byte("services:\n  web:\n    image: a/b:1\n    port: 0\n    bogus: 1\n"))
+	es, ok := err.(Errors)
+	if !ok || len(es) != 2 {
+		t.Fatalf("want 2 errors, got %v", err)
+	}
+	if es[0].Line != 4 || es[1].Line != 5 {
+		t.Fatalf("errors not in line order: %v", err)
+	}
+}

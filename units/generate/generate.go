@@ -1,0 +1,199 @@
+// Package generate turns a deploy spec into fleet units, as pure functions:
+// for each app service a template unit running its container and a
+// discovery sidekick template running `registrar announce`; for each load
+// balancer an nginx unit and its `registrar nginx` companion. Their text is
+// what fleet stores and systemd runs.
+package generate
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/deployctl/deployctl/units"
+	"github.com/deployctl/deployctl/units/deployspec"
+)
+
+// Plan is everything to submit for a spec.
+type Plan struct {
+	// Units are the unit files to submit: templates and plain units.
+	Units []*units.Unit
+	// Launch are the units to start, in order: instances of templates
+	// (someapp@1.service, someapp-discovery@1.service, ...) and plain units.
+	Launch []string
+}
+
+// Unit returns the plan's unit with that name, or nil.
+func (p *Plan) Unit(name string) *units.Unit {
+	for _, u := range p.Units {
+		if u.Name == name {
+			return u
+		}
+	}
+	return nil
+}
+
+// ForSpec builds the plan for every service of spec.
+func ForSpec(spec *deployspec.Spec) (*Plan, error) {
+	p := &Plan{}
+	for _, s := range spec.Services {
+		if s.LB != nil {
+			lb, companion := LoadBalancer(spec, s)
+			p.Units = append(p.Units, lb, companion)
+			p.Launch = append(p.Launch, lb.Name, companion.Name)
+			continue
+		}
+		app, side := App(spec, s), Sidekick(spec, s)
+		p.Units = append(p.Units, app, side)
+		for i := 1; i <= s.Instances; i++ {
+			p.Launch = append(p.Launch, instanceName(app.Name, i), instanceName(side.Name, i))
+		}
+	}
+	for _, u := range p.Units {
+		if err := u.Validate(); err != nil {
+			return nil, fmt.Errorf("generated unit is invalid (a deployctl bug): %w", err)
+		}
+	}
+	return p, nil
+}
+
+func instanceName(template string, i int) string {
+	return strings.Replace(template, "@.", fmt.Sprintf("@%d.", i), 1)
+}
+
+// quote escapes a literal for a systemd command line: % and $ are doubled
+// (so systemd substitutes neither specifiers nor variables) and arguments
+// with spaces, quotes or backslashes are double-quoted.
+func quote(arg string) string {
+	arg = strings.ReplaceAll(arg, "%", "%%")
+	arg = strings.ReplaceAll(arg, "$", "$$")
+	if arg != "" && !strings.ContainsAny(arg, " \t\"'\\;") {
+		return arg
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+	return `"` + r.Replace(arg) + `"`
+}
+
+func join(args ...string) string { return strings.Join(args, " ") }
+
+func seconds(d time.Duration) string { return d.String() }
+
+// App is someapp@.service: the container, with no published ports (flannel
+// gives it a routable private IP), and Conflicts when spread.
+func App(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
+	u := &units.Unit{Name: s.Name + "@.service"}
+	u.Add("Unit", "Description", fmt.Sprintf("%s instance %%i (%s)", s.Name, quote(s.Image)))
+	u.Add("Unit", "After", "docker.service")
+	u.Add("Unit", "Requires", "docker.service")
+	u.Add("Service", "TimeoutStartSec", "0")
+	u.Add("Service", "Restart", "always")
+	u.Add("Service", "RestartSec", "5s")
+	u.Add("Service", "ExecStartPre", "-/usr/bin/docker rm -f %p-%i")
+	u.Add("Service", "ExecStartPre", join("/usr/bin/docker pull", quote(s.Image)))
+	run := []string{"/usr/bin/docker run --rm --name %p-%i"}
+	if s.Network != "" && s.Network != "bridge" {
+		run = append(run, "--network", quote(s.Network))
+	}
+	for _, kv := range s.Env {
+		run = append(run, "-e", quote(kv[0]+"="+kv[1]))
+	}
+	run = append(run, "-e", "INSTANCE=%p@%i", quote(s.Image))
+	for _, a := range s.Command {
+		run = append(run, quote(a))
+	}
+	u.Add("Service", "ExecStart", join(run...))
+	u.Add("Service", "ExecStop", "/usr/bin/docker stop %p-%i")
+	addPlacement(u, s)
+	if s.Spread && !s.Machine.Global {
+		u.Add(units.XFleet, "Conflicts", s.Name+"@*.service")
+	}
+	return u
+}
+
+func addPlacement(u *units.Unit, s *deployspec.Service) {
+	if len(s.Machine.Metadata) > 0 {
+		var pairs []string
+		for _, kv := range s.Machine.Metadata {
+			pairs = append(pairs, kv[0]+"="+kv[1])
+		}
+		u.Add(units.XFleet, "MachineMetadata", strings.Join(pairs, " "))
+	}
+	if s.Machine.Global {
+		u.Add(units.XFleet, "Global", "true")
+	}
+}
+
+func etcdFlags(spec *deployspec.Spec) []string {
+	a := []string{"--etcd-endpoints", quote(spec.EtcdEndpoints)}
+	if spec.Prefix != deployspec.Defaults.Prefix {
+		a = append(a, "--prefix", quote(spec.Prefix))
+	}
+	return a
+}
+
+// Sidekick is someapp-discovery@.service: `registrar announce` bound to the
+// app instance on the same machine.
+func Sidekick(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
+	app := s.Name + "@%i.service"
+	u := &units.Unit{Name: s.Name + "-discovery@.service"}
+	u.Add("Unit", "Description", fmt.Sprintf("Announce %s@%%i in etcd", s.Name))
+	u.Add("Unit", "BindsTo", app)
+	u.Add("Unit", "After", app)
+	args := []string{quote(spec.Registrar), "announce",
+		"--service", s.Name, "--instance", s.Name + "@%i", "--container", s.Name + "-%i",
+		"--port", fmt.Sprint(s.Port), "--ttl", seconds(s.TTL)}
+	if s.Network != deployspec.Defaults.Network {
+		args = append(args, "--network", quote(s.Network))
+	}
+	if h := s.Health; h != nil {
+		args = append(args, "--health-http", quote(h.HTTP), "--health-interval", seconds(h.Interval), "--health-timeout", seconds(h.Timeout))
+	}
+	args = append(args, etcdFlags(spec)...)
+	u.Add("Service", "ExecStart", join(args...))
+	u.Add("Service", "Restart", "always")
+	u.Add("Service", "RestartSec", "2s")
+	u.Add("Service", "TimeoutStopSec", "10s")
+	u.Add(units.XFleet, "MachineOf", app)
+	return u
+}
+
+// LoadBalancer is <upstream>-<lb>.service running nginx in a container on
+// the host network with its conf.d mounted from the host, and its companion
+// <upstream>-<lb>-discovery.service running `registrar nginx` against that
+// container.
+func LoadBalancer(spec *deployspec.Spec, s *deployspec.Service) (lb, companion *units.Unit) {
+	name := s.LB.Upstream + "-" + s.Name
+	conf := deployspec.Defaults.ConfRoot + "/" + name
+	lb = &units.Unit{Name: name + ".service"}
+	lb.Add("Unit", "Description", fmt.Sprintf("nginx load balancer %s for %s", s.Name, s.LB.Upstream))
+	lb.Add("Unit", "After", "docker.service")
+	lb.Add("Unit", "Requires", "docker.service")
+	lb.Add("Service", "TimeoutStartSec", "0")
+	lb.Add("Service", "Restart", "always")
+	lb.Add("Service", "RestartSec", "5s")
+	lb.Add("Service", "ExecStartPre", "-/usr/bin/docker rm -f %p")
+	lb.Add("Service", "ExecStartPre", "/usr/bin/mkdir -p "+conf)
+	lb.Add("Service", "ExecStartPre", join("/usr/bin/docker pull", quote(s.LB.Image)))
+	lb.Add("Service", "ExecStart", join("/usr/bin/docker run --rm --name %p --network host -v", conf+":/etc/nginx/conf.d", quote(s.LB.Image)))
+	lb.Add("Service", "ExecStop", "/usr/bin/docker stop %p")
+	addPlacement(lb, s)
+
+	companion = &units.Unit{Name: name + "-discovery.service"}
+	companion.Add("Unit", "Description", fmt.Sprintf("Keep %s following %s in etcd", lb.Name, s.LB.Upstream))
+	companion.Add("Unit", "BindsTo", lb.Name)
+	companion.Add("Unit", "After", lb.Name)
+	args := []string{quote(spec.Registrar), "nginx", "--service", s.LB.Upstream,
+		"--upstream-file", conf + "/" + s.LB.Upstream + ".upstream.conf",
+		"--site-file", conf + "/" + s.LB.Upstream + ".site.conf",
+		"--listen", fmt.Sprint(s.LB.Listen), "--container", name}
+	args = append(args, etcdFlags(spec)...)
+	companion.Add("Service", "ExecStart", join(args...))
+	companion.Add("Service", "Restart", "always")
+	companion.Add("Service", "RestartSec", "2s")
+	if s.Machine.Global {
+		addPlacement(companion, s)
+	} else {
+		companion.Add(units.XFleet, "MachineOf", lb.Name)
+	}
+	return lb, companion
+}

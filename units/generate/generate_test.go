@@ -1,0 +1,124 @@
+package generate_test
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/deployctl/deployctl/internal/testenv"
+	"github.com/deployctl/deployctl/units"
+	"github.com/deployctl/deployctl/units/deployspec"
+	"github.com/deployctl/deployctl/units/generate"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+func plan(t *testing.T, file string) *generate.Plan {
+	t.Helper()
+	spec, err := deployspec.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := generate.ForSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestGolden(t *testing.T) {
+	for _, name := range []string{"example", "global"} {
+		t.Run(name, func(t *testing.T) {
+			src := filepath.Join("testdata", name+".yaml")
+			if name == "example" {
+				src = filepath.Join("..", "..", "examples", "deploy.yaml")
+			}
+			p := plan(t, src)
+			dir := filepath.Join("testdata", name)
+			if *update {
+				os.RemoveAll(dir)
+				os.MkdirAll(dir, 0o755)
+			}
+			files := map[string][]byte{}
+			for _, u := range p.Units {
+				files[u.Name] = u.Render()
+				golden := filepath.Join(dir, u.Name)
+				if *update {
+					if err := os.WriteFile(golden, u.Render(), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatalf("%v (run go test ./units/generate -update)", err)
+				}
+				if string(want) != string(u.Render()) {
+					t.Errorf("%s differs from %s:\n%s", u.Name, golden, u.Render())
+				}
+				// Round trip through the parser.
+				back, err := units.Parse(u.Name, u.Render())
+				if err != nil || !back.Equal(u) {
+					t.Errorf("%s does not round-trip: %v", u.Name, err)
+				}
+			}
+			testenv.VerifyUnits(t, files)
+		})
+	}
+}
+
+func TestExamplePlan(t *testing.T) {
+	p := plan(t, filepath.Join("..", "..", "examples", "deploy.yaml"))
+	side := p.Unit("someapp-discovery@.service")
+	if side == nil {
+		t.Fatal("no sidekick template")
+	}
+	if got := side.Get("Unit", "BindsTo"); len(got) != 1 || got[0] != "someapp@%i.service" {
+		t.Fatalf("BindsTo = %v", got)
+	}
+	if got := side.Get(units.XFleet, "MachineOf"); len(got) != 1 || got[0] != "someapp@%i.service" {
+		t.Fatalf("MachineOf = %v", got)
+	}
+	app := p.Unit("someapp@.service")
+	if got := app.Get(units.XFleet, "Conflicts"); len(got) != 1 || got[0] != "someapp@*.service" {
+		t.Fatalf("Conflicts = %v", got)
+	}
+	for _, l := range app.Get("Service", "ExecStart") {
+		if strings.Contains(l, " -p ") || strings.Contains(l, " -P") {
+			t.Fatalf("app publishes ports: %s", l)
+		}
+	}
+	if len(p.Launch) != 4*2+2 {
+		t.Fatalf("launch list %v", p.Launch)
+	}
+	if p.Launch[0] != "someapp-lb.service" && p.Launch[0] != "someapp@1.service" {
+		t.Fatalf("launch order %v", p.Launch)
+	}
+	lb := p.Unit("someapp-lb-discovery.service")
+	if lb == nil || !strings.Contains(lb.Get("Service", "ExecStart")[0], "registrar nginx --service someapp") {
+		t.Fatalf("lb companion: %+v", lb)
+	}
+}
+
+func TestQuotingOfUserValues(t *testing.T) {
+	spec, err := deployspec.Parse("q.yaml", []byte(`services:
+  web:
+    image: example/web:1
+    port: 8080
+    env: {GREETING: "hello world", PCT: "100%", HOME_DIR: "$HOME"}
+    command: ["--flag", "a b"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := generate.App(spec, spec.Services[0])
+	start := u.Get("Service", "ExecStart")[0]
+	for _, want := range []string{`-e "GREETING=hello world"`, `-e PCT=100%%`, `-e HOME_DIR=$$HOME`, `"a b"`} {
+		if !strings.Contains(start, want) {
+			t.Errorf("ExecStart %q lacks %q", start, want)
+		}
+	}
+	testenv.VerifyUnits(t, map[string][]byte{u.Name: u.Render()})
+}
