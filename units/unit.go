@@ -68,7 +68,7 @@ func (u *Unit) Validate() error {
 			return fmt.Errorf("unit %s: %s= line is %d bytes; fleet allows 2048", u.Name, o.Name, n)
 		}
 	}
-	return validateXFleet(u)
+	return u.ValidateXFleet()
 }
 
 // Render writes the unit as systemd unit text. A section header is written

@@ -28,10 +28,10 @@ func substitute(v string, n Name, full string) string {
 	return r.Replace(v)
 }
 
-// validateXFleet applies fleet's checks on [X-Fleet]: known options, a
+// ValidateXFleet applies fleet's checks on [X-Fleet]: known options, a
 // 32-hex MachineID, key=value metadata, and the combinations fleet
 // rejects.
-func validateXFleet(u *Unit) error {
+func (u *Unit) ValidateXFleet() error {
 	n, err := ParseName(u.Name)
 	if err != nil {
 		return err
