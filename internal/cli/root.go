@@ -1,0 +1,95 @@
+// Package cli is deployctl's command tree: one constructor per command,
+// handlers that take a context and return errors, no init() wiring and no
+// global state, so every command can be run and tested in-process.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/deployctl/deployctl/internal/exitcode"
+	"github.com/spf13/cobra"
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+// env is what every command writes to.
+type env struct {
+	stdout, stderr io.Writer
+	log            *slog.Logger
+}
+
+// New builds the deployctl command tree.
+func New(stdout, stderr io.Writer) *cobra.Command {
+	e := &env{stdout: stdout, stderr: stderr, log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	root := &cobra.Command{
+		Use:   "deployctl",
+		Short: "From a deploy.yaml to a running, load-balanced, self-healing cluster",
+		Long: `deployctl takes a web app from nothing to a running, load-balanced cluster:
+
+  deployctl demo          the whole story on this machine (embedded etcd, real nginx, Docker)
+  deployctl units         render deploy.yaml into fleet units and submit them through fleet's API
+  deployctl cloud-config  render and validate the user data every node boots with
+  deployctl cluster       the DigitalOcean droplets and endpoints of a cluster made by pulumi up
+  deployctl services      the instances registered in etcd, listed or watched`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return exitcode.Usage(fmt.Errorf("%w (see %s --help)", err, c.CommandPath()))
+	})
+	root.AddCommand(newUnitsCmd(e), newCloudConfigCmd(e), newClusterCmd(e), newServicesCmd(e), newDemoCmd(e))
+	return root
+}
+
+// Main runs the tree and returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := New(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "deployctl:", err)
+	}
+	return exitcode.Of(err)
+}
+
+// output is the --output flag shared by commands a script may read.
+type output struct{ format string }
+
+func (o *output) bind(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&o.format, "output", "o", "table", "output format: table or json")
+}
+
+func (o *output) check() error {
+	if o.format != "table" && o.format != "json" {
+		return exitcode.Usage(fmt.Errorf("--output: %q is not table or json", o.format))
+	}
+	return nil
+}
+
+func (o *output) json() bool { return o.format == "json" }
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table writes rows with aligned columns.
+func table(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}

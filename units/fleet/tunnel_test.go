@@ -1,0 +1,132 @@
+package fleet_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/deployctl/deployctl/units/fleet"
+	"github.com/deployctl/deployctl/units/fleettest"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// sshNode is a loopback SSH server that forwards direct-streamlocal
+// channels to unix sockets, as OpenSSH on a cluster node does for
+// fleetctl --tunnel.
+func sshNode(t *testing.T, authorized ssh.PublicKey) (addr string, hostKey ssh.PublicKey) {
+	_, hk, _ := ed25519.GenerateKey(rand.Reader)
+	hs, err := ssh.NewSignerFromKey(hk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := &ssh.ServerConfig{PublicKeyCallback: func(c ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+		if c.User() == "core" && string(k.Marshal()) == string(authorized.Marshal()) {
+			return nil, nil
+		}
+		return nil, io.EOF
+	}}
+	conf.AddHostKey(hs)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_, chans, reqs, err := ssh.NewServerConn(nc, conf)
+				if err != nil {
+					return
+				}
+				go ssh.DiscardRequests(reqs)
+				for nch := range chans {
+					if nch.ChannelType() != "direct-streamlocal@openssh.com" {
+						nch.Reject(ssh.UnknownChannelType, "only streamlocal")
+						continue
+					}
+					var p struct {
+						Path      string
+						Reserved0 string
+						Reserved1 uint32
+					}
+					if err := ssh.Unmarshal(nch.ExtraData(), &p); err != nil {
+						nch.Reject(ssh.ConnectionFailed, "bad payload")
+						continue
+					}
+					uc, err := net.Dial("unix", p.Path)
+					if err != nil {
+						nch.Reject(ssh.ConnectionFailed, err.Error())
+						continue
+					}
+					ch, creqs, err := nch.Accept()
+					if err != nil {
+						uc.Close()
+						continue
+					}
+					go ssh.DiscardRequests(creqs)
+					go func() { io.Copy(ch, uc); ch.CloseWrite() }()
+					go func() { io.Copy(uc, ch); uc.Close() }()
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), hs.PublicKey()
+}
+
+func TestTunnelToFleetSocket(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "fleet.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: fleettest.New(3)}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	sshPub, _ := ssh.NewPublicKey(pub)
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "id_ed25519")
+	os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600)
+	addr, hostKey := sshNode(t, sshPub)
+	kh := filepath.Join(dir, "known_hosts")
+	os.WriteFile(kh, []byte(knownhosts.Line([]string{knownhosts.Normalize(addr)}, hostKey)+"\n"), 0o600)
+
+	ctx := context.Background()
+	tun, err := fleet.OpenTunnel(ctx, fleet.TunnelConfig{Target: "core@" + addr, KeyFile: keyFile, KnownHosts: kh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tun.Close()
+	c, err := fleet.New("unix://"+sock, tun.Dial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := c.Machines(ctx)
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("machines through the tunnel: %v %v", ms, err)
+	}
+
+	// A host key that is not the known one is refused.
+	os.WriteFile(kh, []byte(knownhosts.Line([]string{knownhosts.Normalize(addr)}, sshPub)+"\n"), 0o600)
+	if _, err := fleet.OpenTunnel(ctx, fleet.TunnelConfig{Target: "core@" + addr, KeyFile: keyFile, KnownHosts: kh}); err == nil || !strings.Contains(err.Error(), "key") {
+		t.Fatalf("changed host key accepted: %v", err)
+	}
+}
