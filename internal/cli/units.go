@@ -425,4 +425,3 @@ func newUnitsDestroyCmd(e *env) *cobra.Command {
 	ff.bind(cmd)
 	return cmd
 }
-
