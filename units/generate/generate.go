@@ -14,6 +14,10 @@ import (
 	"github.com/deployctl/deployctl/units/deployspec"
 )
 
+// RegistrarReady is the unit every node's cloud-config installs that waits
+// until infra has shipped /opt/bin/registrar (cloudconfig.RegistrarReadyService).
+const RegistrarReady = "registrar-ready.service"
+
 // Plan is everything to submit for a spec.
 type Plan struct {
 	// Units are the unit files to submit: templates and plain units.
@@ -139,6 +143,8 @@ func Sidekick(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
 	u.Add("Unit", "Description", fmt.Sprintf("Announce %s@%%i in etcd", s.Name))
 	u.Add("Unit", "BindsTo", app)
 	u.Add("Unit", "After", app)
+	u.Add("Unit", "Requires", RegistrarReady)
+	u.Add("Unit", "After", RegistrarReady)
 	args := []string{quote(spec.Registrar), "announce",
 		"--service", s.Name, "--instance", s.Name + "@%i", "--container", s.Name + "-%i",
 		"--port", fmt.Sprint(s.Port), "--ttl", seconds(s.TTL)}
@@ -182,6 +188,8 @@ func LoadBalancer(spec *deployspec.Spec, s *deployspec.Service) (lb, companion *
 	companion.Add("Unit", "Description", fmt.Sprintf("Keep %s following %s in etcd", lb.Name, s.LB.Upstream))
 	companion.Add("Unit", "BindsTo", lb.Name)
 	companion.Add("Unit", "After", lb.Name)
+	companion.Add("Unit", "Requires", RegistrarReady)
+	companion.Add("Unit", "After", RegistrarReady)
 	args := []string{quote(spec.Registrar), "nginx", "--service", s.LB.Upstream,
 		"--upstream-file", conf + "/" + s.LB.Upstream + ".upstream.conf",
 		"--site-file", conf + "/" + s.LB.Upstream + ".site.conf",

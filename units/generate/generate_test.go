@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/units"
 	"github.com/deployctl/deployctl/units/deployspec"
@@ -64,6 +65,7 @@ func TestGolden(t *testing.T) {
 					t.Errorf("%s does not round-trip: %v", u.Name, err)
 				}
 			}
+			files[generate.RegistrarReady] = []byte(cloudconfig.RegistrarReadyService)
 			testenv.VerifyUnits(t, files)
 		})
 	}
@@ -120,5 +122,5 @@ func TestQuotingOfUserValues(t *testing.T) {
 			t.Errorf("ExecStart %q lacks %q", start, want)
 		}
 	}
-	testenv.VerifyUnits(t, map[string][]byte{u.Name: u.Render()})
+	testenv.VerifyUnits(t, map[string][]byte{u.Name: u.Render(), generate.RegistrarReady: []byte(cloudconfig.RegistrarReadyService)})
 }

@@ -1,0 +1,422 @@
+package cloudconfig
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// FleetRelease pins the fleet binaries every node installs.
+type FleetRelease struct {
+	// URL of fleet-v1.0.0-linux-amd64.tar.gz.
+	URL string
+	// SHA256 of that tarball (64 hex characters). There is no default:
+	// compute it from a release you have verified.
+	SHA256 string
+}
+
+// DefaultFleetURL is fleet 1.0.0's release tarball (the project is archived;
+// the release assets remain).
+const DefaultFleetURL = "https://github.com/coreos/fleet/releases/download/v1.0.0/fleet-v1.0.0-linux-amd64.tar.gz"
+
+// TLS secures etcd's client and peer traffic. Paths are on the node; PEM
+// contents, when given, are written there by cloud-config.
+type TLS struct {
+	CAFile, CertFile, KeyFile string
+	CAPEM, CertPEM, KeyPEM    string
+}
+
+// Cluster is what every node of a cluster shares.
+type Cluster struct {
+	// Token is etcd's initial cluster token (default "deployctl").
+	Token string
+	// DiscoveryURL, when set, bootstraps etcd through a discovery service
+	// and starts etcd, flannel and fleet at boot. Without it infra writes
+	// the initial cluster over SSH once every private IP is known (see
+	// BootstrapScript).
+	DiscoveryURL string
+	// FlannelCIDR is the overlay network (default 10.1.0.0/16).
+	FlannelCIDR string
+	SSHKeys     []string
+	Fleet       FleetRelease
+	TLS         *TLS
+	// RebootWindowStart/Length bound when locksmith lets a node reboot
+	// (defaults "Sun 04:00" and "2h").
+	RebootWindowStart, RebootWindowLength string
+}
+
+// Node is one machine.
+type Node struct {
+	// Name is the hostname and the etcd member name.
+	Name string
+	// Role goes into fleet's metadata (role=worker, role=edge); units pick
+	// machines by it.
+	Role     string
+	Region   string
+	Metadata map[string]string
+}
+
+// Ports of the cluster's services.
+const (
+	EtcdClientPort = 2379
+	EtcdPeerPort   = 2380
+	FlannelVXLAN   = 8472
+)
+
+var nameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+var shaRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var metaRe = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+func (c *Cluster) defaults() {
+	if c.Token == "" {
+		c.Token = "deployctl"
+	}
+	if c.FlannelCIDR == "" {
+		c.FlannelCIDR = "10.1.0.0/16"
+	}
+	if c.Fleet.URL == "" {
+		c.Fleet.URL = DefaultFleetURL
+	}
+	if c.RebootWindowStart == "" {
+		c.RebootWindowStart = "Sun 04:00"
+	}
+	if c.RebootWindowLength == "" {
+		c.RebootWindowLength = "2h"
+	}
+}
+
+// Check validates the cluster settings, naming the field at fault.
+func (c *Cluster) Check() error {
+	c.defaults()
+	if !nameRe.MatchString(c.Token) {
+		return fmt.Errorf("token %q: use lower-case letters, digits and '-'", c.Token)
+	}
+	if c.DiscoveryURL != "" {
+		if u, err := url.ParseRequestURI(c.DiscoveryURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+			return fmt.Errorf("discovery URL %q is not an http(s) URL", c.DiscoveryURL)
+		}
+	}
+	ip, n, err := net.ParseCIDR(c.FlannelCIDR)
+	if err != nil || ip.To4() == nil {
+		return fmt.Errorf("flannel CIDR %q is not an IPv4 CIDR like 10.1.0.0/16", c.FlannelCIDR)
+	}
+	if ones, _ := n.Mask.Size(); ones > 22 {
+		return fmt.Errorf("flannel CIDR %q is too small: flannel gives each node a /24, so use /22 or larger", c.FlannelCIDR)
+	}
+	if !shaRe.MatchString(c.Fleet.SHA256) {
+		return fmt.Errorf("fleet SHA-256 %q must be 64 lower-case hex characters: the checksum of %s, from a release you verified", c.Fleet.SHA256, c.Fleet.URL)
+	}
+	if u, err := url.ParseRequestURI(c.Fleet.URL); err != nil || u.Scheme != "https" {
+		return fmt.Errorf("fleet URL %q must be an https URL", c.Fleet.URL)
+	}
+	if len(c.SSHKeys) == 0 {
+		return errors.New("at least one SSH public key is needed for user core")
+	}
+	for _, k := range c.SSHKeys {
+		if f := strings.Fields(k); len(f) < 2 || !strings.HasPrefix(f[0], "ssh-") && !strings.HasPrefix(f[0], "ecdsa-") {
+			return fmt.Errorf("SSH key %.30q... is not an OpenSSH public key line", k)
+		}
+	}
+	if c.TLS != nil && (c.TLS.CAFile == "" || c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
+		return errors.New("TLS needs CAFile, CertFile and KeyFile")
+	}
+	return nil
+}
+
+func (c *Cluster) scheme() string {
+	if c.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// LocalEndpoint is the etcd client URL services on a node use.
+func (c *Cluster) LocalEndpoint() string {
+	return fmt.Sprintf("%s://127.0.0.1:%d", c.scheme(), EtcdClientPort)
+}
+
+// FlannelConfig is the JSON flannel reads from /coreos.com/network/config.
+func (c *Cluster) FlannelConfig() string {
+	b, _ := json.Marshal(struct {
+		Network string
+		Backend struct{ Type string }
+	}{Network: c.FlannelCIDR, Backend: struct{ Type string }{"vxlan"}})
+	return string(b)
+}
+
+func env(lines *[]string, k, v string) {
+	*lines = append(*lines, fmt.Sprintf("Environment=\"%s=%s\"", k, v))
+}
+
+// EtcdDropIn configures Flatcar's etcd-member.service (etcd 3.5) for node.
+func (c *Cluster) EtcdDropIn(n Node) string {
+	s := c.scheme()
+	l := []string{"[Service]"}
+	env(&l, "ETCD_NAME", n.Name)
+	env(&l, "ETCD_DATA_DIR", "/var/lib/etcd")
+	// fleet 1.0.0 and Flatcar's flannel v0.14 speak only the v2 API.
+	env(&l, "ETCD_ENABLE_V2", "true")
+	env(&l, "ETCD_LISTEN_CLIENT_URLS", fmt.Sprintf("%s://$private_ipv4:%d,%s://127.0.0.1:%d", s, EtcdClientPort, s, EtcdClientPort))
+	env(&l, "ETCD_ADVERTISE_CLIENT_URLS", fmt.Sprintf("%s://$private_ipv4:%d", s, EtcdClientPort))
+	env(&l, "ETCD_LISTEN_PEER_URLS", fmt.Sprintf("%s://$private_ipv4:%d", s, EtcdPeerPort))
+	env(&l, "ETCD_INITIAL_ADVERTISE_PEER_URLS", fmt.Sprintf("%s://$private_ipv4:%d", s, EtcdPeerPort))
+	env(&l, "ETCD_INITIAL_CLUSTER_TOKEN", c.Token)
+	if c.DiscoveryURL != "" {
+		env(&l, "ETCD_DISCOVERY", c.DiscoveryURL)
+	}
+	if t := c.TLS; t != nil {
+		env(&l, "ETCD_CERT_FILE", t.CertFile)
+		env(&l, "ETCD_KEY_FILE", t.KeyFile)
+		env(&l, "ETCD_TRUSTED_CA_FILE", t.CAFile)
+		env(&l, "ETCD_CLIENT_CERT_AUTH", "true")
+		env(&l, "ETCD_PEER_CERT_FILE", t.CertFile)
+		env(&l, "ETCD_PEER_KEY_FILE", t.KeyFile)
+		env(&l, "ETCD_PEER_TRUSTED_CA_FILE", t.CAFile)
+		env(&l, "ETCD_PEER_CLIENT_CERT_AUTH", "true")
+	}
+	return strings.Join(l, "\n") + "\n"
+}
+
+// InitialCluster builds ETCD_INITIAL_CLUSTER from member names and their
+// private IPs, in name order.
+func (c *Cluster) InitialCluster(members map[string]string) string {
+	names := make([]string, 0, len(members))
+	for n := range members {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%s=%s://%s:%d", n, c.scheme(), members[n], EtcdPeerPort))
+	}
+	return strings.Join(parts, ",")
+}
+
+// InitialClusterDropInPath is where BootstrapScript writes the initial
+// cluster.
+const InitialClusterDropInPath = "/etc/systemd/system/etcd-member.service.d/30-initial-cluster.conf"
+
+// BootstrapScript is what infra runs on each node (as core, over SSH)
+// once every droplet's private IP is known: it writes the initial-cluster
+// drop-in (state "new" for the first members, "existing" for a node
+// joining later) and starts etcd, flannel and fleet. It is idempotent.
+func BootstrapScript(initialCluster, state string) string {
+	return fmt.Sprintf(`set -eu
+sudo mkdir -p /etc/systemd/system/etcd-member.service.d
+printf '[Service]\nEnvironment="ETCD_INITIAL_CLUSTER=%%s"\nEnvironment="ETCD_INITIAL_CLUSTER_STATE=%%s"\n' '%s' '%s' | sudo tee %s.tmp >/dev/null
+sudo mv %s.tmp %s
+sudo systemctl daemon-reload
+sudo systemctl enable --now etcd-member.service
+sudo systemctl start flanneld.service fleet.socket fleet.service
+`, initialCluster, state, InitialClusterDropInPath, InitialClusterDropInPath, InitialClusterDropInPath)
+}
+
+// MemberAddScript registers a new member with the running cluster (run on
+// an existing node) before the new node starts with state "existing".
+func MemberAddScript(endpoint, name, privateIP, scheme string) string {
+	return fmt.Sprintf("set -eu\ncurl -fsS -X POST %s/v2/members -H 'Content-Type: application/json' -d '{\"peerURLs\":[\"%s://%s:%d\"]}' || true\necho member %s\n",
+		endpoint, scheme, privateIP, EtcdPeerPort, name)
+}
+
+// FleetSocket is fleet.socket: fleetd serves its API only on sockets
+// systemd hands it.
+const FleetSocket = `[Unit]
+Description=fleet API socket
+
+[Socket]
+ListenStream=/var/run/fleet.sock
+SocketMode=0660
+
+[Install]
+WantedBy=sockets.target
+`
+
+// FleetService is fleet.service for node.
+func (c *Cluster) FleetService(n Node) string {
+	meta := map[string]string{"name": n.Name}
+	if n.Role != "" {
+		meta["role"] = n.Role
+	}
+	if n.Region != "" {
+		meta["region"] = n.Region
+	}
+	for k, v := range n.Metadata {
+		meta[k] = v
+	}
+	keys := make([]string, 0, len(meta))
+	for k := range meta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var pairs []string
+	for _, k := range keys {
+		pairs = append(pairs, k+"="+meta[k])
+	}
+	l := []string{
+		"[Unit]",
+		"Description=fleet daemon (v1.0.0, etcd v2 API)",
+		"Requires=fleet-install.service fleet.socket",
+		"After=fleet-install.service fleet.socket etcd-member.service",
+		"Wants=etcd-member.service",
+		"",
+		"[Service]",
+	}
+	env(&l, "FLEET_ETCD_SERVERS", c.LocalEndpoint())
+	env(&l, "FLEET_PUBLIC_IP", "$private_ipv4")
+	env(&l, "FLEET_METADATA", strings.Join(pairs, ","))
+	if t := c.TLS; t != nil {
+		env(&l, "FLEET_ETCD_CAFILE", t.CAFile)
+		env(&l, "FLEET_ETCD_CERTFILE", t.CertFile)
+		env(&l, "FLEET_ETCD_KEYFILE", t.KeyFile)
+	}
+	l = append(l, "ExecStart=/opt/bin/fleetd", "Restart=always", "RestartSec=10s", "", "[Install]", "WantedBy=multi-user.target")
+	return strings.Join(l, "\n") + "\n"
+}
+
+// FleetInstallScript downloads the pinned fleet release, refuses it unless
+// its SHA-256 matches, and installs fleetd and fleetctl into /opt/bin.
+func (c *Cluster) FleetInstallScript() string {
+	return fmt.Sprintf(`#!/bin/sh
+# Installs fleet from its pinned release; a checksum mismatch fails before
+# anything is installed, so a tampered or truncated download never runs.
+set -eu
+url='%s'
+sum='%s'
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+curl -fsSL --retry 5 --retry-delay 3 -o "$tmp/fleet.tar.gz" "$url"
+echo "$sum  $tmp/fleet.tar.gz" | sha256sum -c -
+tar -xzf "$tmp/fleet.tar.gz" -C "$tmp" --strip-components=1
+install -m 0755 "$tmp/fleetd" "$tmp/fleetctl" /opt/bin/
+`, c.Fleet.URL, c.Fleet.SHA256)
+}
+
+// FleetInstallService runs the install script once per node.
+const FleetInstallService = `[Unit]
+Description=Install fleet v1.0.0 from its pinned, checksummed release
+ConditionPathExists=!/opt/bin/fleetd
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/opt/bin/install-fleet
+
+[Install]
+WantedBy=multi-user.target
+`
+
+// FlannelDropIn puts the network config into etcd (v2 API, which
+// Flatcar's flannel v0.14 reads) exactly once for the cluster:
+// prevExist=false makes every write after the first a no-op 412.
+func (c *Cluster) FlannelDropIn() string {
+	tlsArgs := ""
+	if t := c.TLS; t != nil {
+		tlsArgs = fmt.Sprintf(" --cacert %s --cert %s --key %s", t.CAFile, t.CertFile, t.KeyFile)
+	}
+	return fmt.Sprintf(`[Unit]
+Wants=etcd-member.service
+After=etcd-member.service
+
+[Service]
+ExecStartPre=/usr/bin/curl --silent --show-error --retry 30 --retry-delay 2 --retry-connrefused%s -o /dev/null -X PUT %s/v2/keys/coreos.com/network/config?prevExist=false --data-urlencode 'value=%s'
+`, tlsArgs, c.LocalEndpoint(), c.FlannelConfig())
+}
+
+// DockerDropIn makes Docker want flannel; Flatcar's docker.service already
+// reads /run/flannel/flannel_docker_opts.env for the subnet and MTU.
+// Requires= would be circular: flanneld runs in Docker.
+const DockerDropIn = `[Unit]
+Wants=flanneld.service
+`
+
+// RegistrarReadyService waits until infra has shipped /opt/bin/registrar;
+// the discovery units order themselves after it.
+const RegistrarReadyService = `[Unit]
+Description=Wait for /opt/bin/registrar (shipped by deployctl's infra)
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+TimeoutStartSec=0
+ExecStart=/bin/sh -c 'until [ -x /opt/bin/registrar ]; do sleep 2; done'
+`
+
+// NodeConfig renders the cloud-config model for node.
+func NodeConfig(c Cluster, n Node) (*Config, error) {
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	if !nameRe.MatchString(n.Name) {
+		return nil, fmt.Errorf("node name %q: use lower-case letters, digits and '-'", n.Name)
+	}
+	if n.Role != "" && !metaRe.MatchString(n.Role) {
+		return nil, fmt.Errorf("node role %q: use letters, digits, '.', '_' and '-'", n.Role)
+	}
+	for k, v := range n.Metadata {
+		if !metaRe.MatchString(k) || !metaRe.MatchString(v) {
+			return nil, fmt.Errorf("node metadata %s=%s: use letters, digits, '.', '_' and '-'", k, v)
+		}
+	}
+	start := ""
+	if c.DiscoveryURL != "" {
+		start = "start"
+	}
+	cfg := &Config{
+		Hostname:          n.Name,
+		SSHAuthorizedKeys: c.SSHKeys,
+		WriteFiles: []File{
+			{Path: "/opt/bin/install-fleet", Owner: "root:root", RawFilePermissions: "0755", Content: c.FleetInstallScript()},
+		},
+		CoreOS: CoreOS{
+			Flannel: &Flannel{EtcdEndpoints: c.LocalEndpoint(), Iface: "$private_ipv4"},
+			Update:  &Update{RebootStrategy: "etcd-lock"},
+			Locksmith: &Locksmith{
+				Endpoint:          c.LocalEndpoint(),
+				RebootWindowStart: c.RebootWindowStart, RebootWindowLength: c.RebootWindowLength,
+			},
+			Units: []Unit{
+				{Name: "etcd-member.service", Enable: true, Command: start, DropIns: []DropIn{{Name: "20-deployctl.conf", Content: c.EtcdDropIn(n)}}},
+				{Name: "flanneld.service", Enable: true, Command: start, DropIns: []DropIn{{Name: "50-network-config.conf", Content: c.FlannelDropIn()}}},
+				{Name: "docker.service", DropIns: []DropIn{{Name: "40-flannel.conf", Content: DockerDropIn}}},
+				{Name: "fleet-install.service", Enable: true, Command: "start", Content: FleetInstallService},
+				{Name: "fleet.socket", Enable: true, Command: start, Content: FleetSocket},
+				{Name: "fleet.service", Enable: true, Command: start, Content: c.FleetService(n)},
+				{Name: "registrar-ready.service", Content: RegistrarReadyService},
+			},
+		},
+	}
+	if t := c.TLS; t != nil {
+		cfg.CoreOS.Flannel.EtcdCAFile, cfg.CoreOS.Flannel.EtcdCertFile, cfg.CoreOS.Flannel.EtcdKeyFile = t.CAFile, t.CertFile, t.KeyFile
+		cfg.CoreOS.Locksmith.EtcdCAFile, cfg.CoreOS.Locksmith.EtcdCertFile, cfg.CoreOS.Locksmith.EtcdKeyFile = t.CAFile, t.CertFile, t.KeyFile
+		for _, f := range []struct{ path, pem, perm string }{{t.CAFile, t.CAPEM, "0644"}, {t.CertFile, t.CertPEM, "0644"}, {t.KeyFile, t.KeyPEM, "0600"}} {
+			if f.pem != "" {
+				cfg.WriteFiles = append(cfg.WriteFiles, File{Path: f.path, Owner: "root:root", RawFilePermissions: f.perm, Content: f.pem})
+			}
+		}
+	}
+	return cfg, nil
+}
+
+// RenderNode renders and validates a node's user data; any validation
+// error is a bug in the profile and is returned.
+func RenderNode(c Cluster, n Node) ([]byte, error) {
+	cfg, err := NodeConfig(c, n)
+	if err != nil {
+		return nil, err
+	}
+	b, err := Render(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if r := Validate(b); len(r.Entries) > 0 {
+		return nil, fmt.Errorf("rendered cloud-config for %s does not validate clean:\n%s", n.Name, r)
+	}
+	return b, nil
+}

@@ -1,0 +1,476 @@
+package cloudconfig
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/url"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Kind of a report entry.
+const (
+	KindError   = "error"
+	KindWarning = "warning"
+	KindInfo    = "info"
+)
+
+// Entry is one finding.
+type Entry struct {
+	Line    int    `json:"line"`
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+}
+
+func (e Entry) String() string { return fmt.Sprintf("line %d: %s: %s", e.Line, e.Kind, e.Message) }
+
+// Report is the result of Validate, sorted by line.
+type Report struct {
+	Entries []Entry `json:"entries"`
+}
+
+// HasErrors reports whether any entry is an error.
+func (r Report) HasErrors() bool {
+	for _, e := range r.Entries {
+		if e.Kind == KindError {
+			return true
+		}
+	}
+	return false
+}
+
+// String renders one "line N: kind: message" per entry.
+func (r Report) String() string {
+	var b strings.Builder
+	for _, e := range r.Entries {
+		b.WriteString(e.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+type validator struct {
+	entries []Entry
+	// facts collected for the cross-file rules
+	etcdClientURLs []located
+	consumers      []consumer
+}
+
+type located struct {
+	line int
+	val  string
+}
+
+type consumer struct {
+	line int
+	what string
+	urls string
+}
+
+func (v *validator) add(line int, kind, format string, a ...any) {
+	if line < 1 {
+		line = 1
+	}
+	v.entries = append(v.entries, Entry{Line: line, Kind: kind, Message: fmt.Sprintf(format, a...)})
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// Validate applies coreos-cloudinit's validation rules to user data (header,
+// YAML syntax, structure and types, unknown and deprecated keys, value
+// formats, decodable file content, no files under /usr) and deployctl's own:
+// no hyphenated keys, etcd/flannel traffic on $private_ipv4, etcd endpoints
+// consistent across the file, and every unit either given content or one
+// Flatcar ships. It never panics on any input.
+func Validate(data []byte) Report {
+	v := &validator{}
+	text := string(data)
+	first, _, _ := strings.Cut(text, "\n")
+	first = strings.TrimRight(first, " \t\r")
+	switch {
+	case len(bytes.TrimSpace(data)) == 0:
+		return Report{}
+	case strings.HasPrefix(first, "#!"):
+		return Report{}
+	case strings.HasPrefix(strings.TrimSpace(text), "{") && strings.Contains(text, `"ignition"`):
+		return Report{}
+	case strings.Contains(strings.ToLower(first), "content-type: multipart/mixed"):
+		return Report{}
+	case first != Header:
+		v.add(1, KindError, `must be "#cloud-config", multipart mime or begin with "#!"`)
+		return v.report()
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		msg := err.Error()
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			v.add(n, KindError, "%s", m[2])
+		} else {
+			v.add(1, KindError, "%s", msg)
+		}
+		return v.report()
+	}
+	if len(doc.Content) == 0 {
+		return v.report()
+	}
+	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return v.report()
+	}
+	v.walk(root, reflect.TypeOf(Config{}), "")
+	v.crossChecks()
+	return v.report()
+}
+
+func (v *validator) report() Report {
+	sort.SliceStable(v.entries, func(i, j int) bool { return v.entries[i].Line < v.entries[j].Line })
+	return Report{Entries: v.entries}
+}
+
+// fieldByKey finds the struct field whose yaml name is key.
+func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func typeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return typeName(t.Elem())
+	case reflect.Struct:
+		return "struct"
+	case reflect.Slice:
+		return "[]" + typeName(t.Elem())
+	case reflect.Float64:
+		return "float64"
+	}
+	return t.Kind().String()
+}
+
+// compatible reports whether node can hold a value of type t (the
+// coercions coreos-cloudinit allows: a string accepts any scalar).
+func compatible(n *yaml.Node, t reflect.Type) bool {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return compatible(n, t.Elem())
+	case reflect.Struct:
+		return n.Kind == yaml.MappingNode
+	case reflect.Slice:
+		return n.Kind == yaml.SequenceNode
+	case reflect.String:
+		return n.Kind == yaml.ScalarNode
+	case reflect.Bool:
+		return n.Kind == yaml.ScalarNode && n.Tag == "!!bool"
+	case reflect.Int:
+		return n.Kind == yaml.ScalarNode && n.Tag == "!!int"
+	case reflect.Float64:
+		return n.Kind == yaml.ScalarNode && (n.Tag == "!!float" || n.Tag == "!!int")
+	}
+	return false
+}
+
+func (v *validator) walk(n *yaml.Node, t reflect.Type, path string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			key := k.Value
+			if strings.Contains(key, "-") {
+				fixed := strings.ReplaceAll(key, "-", "_")
+				v.add(k.Line, KindError, "key %q: Flatcar ignores hyphenated keys since 2024; write %q", key, fixed)
+				key = fixed
+			}
+			f, ok := fieldByKey(t, key)
+			if !ok {
+				v.add(k.Line, KindWarning, "unrecognized key %q", key)
+				if path == "coreos" && key == "write_files" {
+					v.add(k.Line, KindInfo, "write_files doesn't belong under coreos")
+				}
+				continue
+			}
+			if msg := f.Tag.Get("deprecated"); msg != "" {
+				v.add(k.Line, KindWarning, "deprecated key %q (%s)", key, msg)
+			}
+			if !compatible(val, f.Type) {
+				v.add(k.Line, KindError, "incorrect type for %q (want %s)", key, typeName(f.Type))
+				continue
+			}
+			if re := f.Tag.Get("valid"); re != "" && val.Kind == yaml.ScalarNode && val.Tag != "!!null" {
+				val := val.Value
+				if key == "permissions" && k.Line > 0 {
+					// A YAML int 0644 is read as octal digits, as cloudinit coerces it.
+					val = strings.TrimPrefix(val, "0o")
+				}
+				if !regexp.MustCompile(re).MatchString(val) {
+					v.add(k.Line, KindError, "invalid value %s", val)
+				}
+			}
+			child := path + "." + key
+			if path == "" {
+				child = key
+			}
+			v.walk(val, f.Type, child)
+		}
+		v.structRules(n, t, path)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return
+		}
+		for i, c := range n.Content {
+			if !compatible(c, t.Elem()) {
+				v.add(c.Line, KindError, "incorrect type for \"%s[%d]\" (want %s)", path[strings.LastIndex(path, ".")+1:], i, typeName(t.Elem()))
+				continue
+			}
+			v.walk(c, t.Elem(), path)
+		}
+	}
+}
+
+// value returns the scalar value and node of key in mapping n.
+func value(n *yaml.Node, key string) (string, *yaml.Node) {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return "", nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if strings.ReplaceAll(n.Content[i].Value, "-", "_") == key {
+			return n.Content[i+1].Value, n.Content[i+1]
+		}
+	}
+	return "", nil
+}
+
+// contentLine is the file line of line i (0-based) inside a scalar.
+func contentLine(n *yaml.Node, i int) int {
+	if n.Style == yaml.LiteralStyle || n.Style == yaml.FoldedStyle {
+		return n.Line + 1 + i
+	}
+	return n.Line
+}
+
+var envLine = regexp.MustCompile(`^\s*Environment=("?)([A-Za-z_][A-Za-z0-9_]*)=(.*?)("?)\s*$`)
+
+// envs returns KEY=value pairs of Environment= lines in unit text.
+func envs(content string, n *yaml.Node) map[string]located {
+	out := map[string]located{}
+	for i, l := range strings.Split(content, "\n") {
+		if m := envLine.FindStringSubmatch(l); m != nil {
+			out[m[2]] = located{line: contentLine(n, i), val: m[3]}
+		}
+	}
+	return out
+}
+
+func (v *validator) structRules(n *yaml.Node, t reflect.Type, path string) {
+	switch t {
+	case reflect.TypeOf(Config{}):
+		if mh, node := value(n, "manage_etc_hosts"); node != nil && node.Tag != "!!null" && mh != "localhost" {
+			v.add(node.Line, KindError, "invalid value %s (manage_etc_hosts only takes \"localhost\")", mh)
+		}
+	case reflect.TypeOf(File{}):
+		p, pn := value(n, "path")
+		if pn == nil || p == "" {
+			v.add(n.Line, KindError, "write_files entry has no path")
+		} else {
+			if p == "/usr" || strings.HasPrefix(p, "/usr/") {
+				v.add(pn.Line, KindError, "file cannot be written to a read-only filesystem")
+			}
+			if !strings.HasPrefix(p, "/") {
+				v.add(pn.Line, KindError, "path %q must be absolute", p)
+			}
+		}
+		enc, en := value(n, "encoding")
+		content, _ := value(n, "content")
+		if en != nil && enc != "" {
+			if _, err := decodeContent(content, enc); err != nil {
+				v.add(en.Line, KindError, "content cannot be decoded as %q", enc)
+			}
+		}
+	case reflect.TypeOf(Etcd{}), reflect.TypeOf(Etcd2{}):
+		if d, dn := value(n, "discovery"); dn != nil && d != "" {
+			if _, err := url.ParseRequestURI(d); err != nil {
+				v.add(dn.Line, KindWarning, "discovery URL is not valid")
+			}
+		}
+		if t == reflect.TypeOf(Etcd2{}) {
+			for _, k := range []string{"listen_peer_urls", "initial_advertise_peer_urls", "advertise_client_urls"} {
+				if s, sn := value(n, k); sn != nil && strings.Contains(s, "$public_ipv4") {
+					v.add(sn.Line, KindError, "%s uses $public_ipv4: etcd traffic belongs on the private network ($private_ipv4)", k)
+				}
+			}
+			if s, sn := value(n, "listen_client_urls"); sn != nil {
+				v.etcdClientURLs = append(v.etcdClientURLs, located{sn.Line, s})
+			}
+		}
+	case reflect.TypeOf(Fleet{}):
+		if s, sn := value(n, "etcd_servers"); sn != nil && s != "" {
+			v.consumers = append(v.consumers, consumer{sn.Line, "coreos.fleet.etcd_servers", s})
+		}
+		if s, sn := value(n, "public_ip"); sn != nil && strings.Contains(s, "$public_ipv4") {
+			v.add(sn.Line, KindWarning, "fleet public_ip uses $public_ipv4; fleet's traffic belongs on $private_ipv4")
+		}
+	case reflect.TypeOf(Flannel{}):
+		if s, sn := value(n, "etcd_endpoints"); sn != nil && s != "" {
+			v.consumers = append(v.consumers, consumer{sn.Line, "coreos.flannel.etcd_endpoints", s})
+		}
+		for _, k := range []string{"interface", "public_ip"} {
+			if s, sn := value(n, k); sn != nil && strings.Contains(s, "$public_ipv4") {
+				v.add(sn.Line, KindError, "flannel %s uses $public_ipv4: vxlan traffic belongs on the private network ($private_ipv4)", k)
+			}
+		}
+	case reflect.TypeOf(Locksmith{}):
+		if s, sn := value(n, "endpoint"); sn != nil && s != "" {
+			v.consumers = append(v.consumers, consumer{sn.Line, "coreos.locksmith.endpoint", s})
+		}
+	case reflect.TypeOf(Unit{}):
+		v.unitRules(n)
+	}
+}
+
+func (v *validator) unitRules(n *yaml.Node) {
+	name, nn := value(n, "name")
+	if nn == nil || name == "" {
+		v.add(n.Line, KindError, "unit has no name; coreos-cloudinit skips it")
+		return
+	}
+	content, cn := value(n, "content")
+	_, dn := value(n, "drop_ins")
+	_, mn := value(n, "mask")
+	hasDropIns := dn != nil && dn.Kind == yaml.SequenceNode && len(dn.Content) > 0
+	if content == "" && !hasDropIns && mn == nil && !FlatcarUnits[name] {
+		v.add(nn.Line, KindError, "unit %q has no content and is not a unit Flatcar ships", name)
+	}
+	if content == "" && hasDropIns && !FlatcarUnits[name] {
+		v.add(nn.Line, KindWarning, "unit %q only has drop-ins and is not a unit Flatcar ships", name)
+	}
+	check := func(text string, node *yaml.Node) {
+		for k, l := range envs(text, node) {
+			switch {
+			case strings.HasPrefix(k, "ETCD_") && strings.Contains(k, "URLS") && strings.Contains(l.val, "$public_ipv4"):
+				v.add(l.line, KindError, "%s uses $public_ipv4: etcd traffic belongs on the private network ($private_ipv4)", k)
+			case k == "ETCD_LISTEN_CLIENT_URLS":
+				v.etcdClientURLs = append(v.etcdClientURLs, l)
+			case k == "FLEET_ETCD_SERVERS":
+				v.consumers = append(v.consumers, consumer{l.line, "FLEET_ETCD_SERVERS", l.val})
+			case k == "FLEET_PUBLIC_IP" && strings.Contains(l.val, "$public_ipv4"):
+				v.add(l.line, KindWarning, "FLEET_PUBLIC_IP uses $public_ipv4; fleet's traffic belongs on $private_ipv4")
+			}
+		}
+	}
+	if cn != nil {
+		check(content, cn)
+	}
+	if hasDropIns {
+		for _, d := range dn.Content {
+			dname, dnn := value(d, "name")
+			c, dc := value(d, "content")
+			if dnn == nil || dname == "" {
+				v.add(d.Line, KindError, "drop-in of %q has no name", name)
+			} else if !strings.HasSuffix(dname, ".conf") {
+				v.add(dnn.Line, KindError, "drop-in %q of %q must end in .conf or systemd ignores it", dname, name)
+			}
+			if dc != nil {
+				check(c, dc)
+			}
+		}
+	}
+}
+
+// crossChecks: every consumer of etcd uses a port (and scheme) etcd
+// listens on.
+func (v *validator) crossChecks() {
+	if len(v.etcdClientURLs) == 0 {
+		return
+	}
+	ports := map[string]bool{}
+	schemes := map[string]bool{}
+	var listed []string
+	for _, l := range v.etcdClientURLs {
+		for _, raw := range strings.Split(l.val, ",") {
+			u, err := url.Parse(strings.TrimSpace(raw))
+			if err != nil || u.Port() == "" {
+				v.add(l.line, KindError, "etcd client URL %q is not scheme://host:port", raw)
+				continue
+			}
+			ports[u.Port()] = true
+			schemes[u.Scheme] = true
+			listed = append(listed, u.Scheme+"/"+u.Port())
+		}
+	}
+	for _, c := range v.consumers {
+		for _, raw := range strings.Split(c.urls, ",") {
+			raw = strings.TrimSpace(raw)
+			u, err := url.Parse(raw)
+			if err != nil || u.Port() == "" {
+				v.add(c.line, KindError, "%s: %q is not scheme://host:port", c.what, raw)
+				continue
+			}
+			if !ports[u.Port()] || !schemes[u.Scheme] {
+				v.add(c.line, KindError, "%s: %s does not match a client URL etcd listens on (%s)", c.what, raw, strings.Join(listed, ", "))
+			}
+		}
+	}
+}
+
+// decodeContent decodes write_files content as coreos-cloudinit does.
+func decodeContent(content, encoding string) ([]byte, error) {
+	b64 := func(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(strings.TrimSpace(s)) }
+	gz := func(b []byte) ([]byte, error) {
+		r, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		return io.ReadAll(io.LimitReader(r, 16<<20))
+	}
+	switch encoding {
+	case "":
+		return []byte(content), nil
+	case "b64", "base64":
+		return b64(content)
+	case "gz", "gzip":
+		return gz([]byte(content))
+	case "gz+base64", "gzip+base64", "gz+b64", "gzip+b64":
+		b, err := b64(content)
+		if err != nil {
+			return nil, err
+		}
+		return gz(b)
+	}
+	return nil, fmt.Errorf("unsupported encoding %q", encoding)
+}
+
+// FlatcarUnits are units a Flatcar image ships, which cloud-config may
+// start, enable or extend with drop-ins without giving content.
+var FlatcarUnits = map[string]bool{
+	"etcd-member.service": true, "flanneld.service": true, "flannel-docker-opts.service": true,
+	"docker.service": true, "docker.socket": true, "containerd.service": true,
+	"locksmithd.service": true, "update-engine.service": true, "sshd.socket": true, "sshd.service": true,
+	"systemd-networkd.service": true, "systemd-resolved.service": true, "systemd-timesyncd.service": true,
+	"systemd-journald.service": true, "coreos-metadata.service": true, "coreos-metadata-sshkeys@core.service": true,
+	"afterburn-sshkeys@core.service": true, "ntpd.service": true, "iptables-restore.service": true,
+	"ip6tables-restore.service": true, "user-configdrive.service": true, "oem-cloudinit.service": true,
+}
