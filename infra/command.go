@@ -1,0 +1,79 @@
+package infra
+
+import "github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+// command provider tokens (1.2.1).
+const (
+	TokenRemoteCommand = "command:remote:Command"
+	TokenCopyToRemote  = "command:remote:CopyToRemote"
+)
+
+// Connection is command:remote:Connection (host required). It is secret
+// in the provider's schema; it holds the private key.
+type Connection struct {
+	Host       pulumi.StringInput
+	User       pulumi.StringInput
+	PrivateKey pulumi.StringInput
+	Port       pulumi.Float64Input
+}
+
+// Input converts the connection to the provider's input.
+func (c Connection) Input() pulumi.MapInput {
+	m := pulumi.Map{"host": c.Host}
+	if c.User != nil {
+		m["user"] = c.User
+	}
+	if c.PrivateKey != nil {
+		m["privateKey"] = c.PrivateKey
+	}
+	if c.Port != nil {
+		m["port"] = c.Port
+	}
+	return m
+}
+
+// RemoteCommandArgs runs a command over SSH; a change of triggers replaces
+// (re-runs) it.
+type RemoteCommandArgs struct {
+	Connection  pulumi.MapInput       `pulumi:"connection" required:"true"`
+	Create      pulumi.StringInput    `pulumi:"create"`
+	Delete      pulumi.StringInput    `pulumi:"delete"`
+	Update      pulumi.StringInput    `pulumi:"update"`
+	Environment pulumi.StringMapInput `pulumi:"environment"`
+	Triggers    pulumi.ArrayInput     `pulumi:"triggers"`
+	Logging     pulumi.StringInput    `pulumi:"logging"`
+}
+
+// RemoteCommand is a command run on a host.
+type RemoteCommand struct {
+	pulumi.CustomResourceState
+	Stdout pulumi.StringOutput `pulumi:"stdout"`
+	Stderr pulumi.StringOutput `pulumi:"stderr"`
+}
+
+// NewRemoteCommand registers a remote command.
+func NewRemoteCommand(ctx *pulumi.Context, name string, args *RemoteCommandArgs, opts ...pulumi.ResourceOption) (*RemoteCommand, error) {
+	r := &RemoteCommand{}
+	return r, register(ctx, TokenRemoteCommand, CommandVersion, name, args, r, opts...)
+}
+
+// CopyToRemoteArgs copies an asset to a host; a change of triggers
+// copies again.
+type CopyToRemoteArgs struct {
+	Connection pulumi.MapInput            `pulumi:"connection" required:"true"`
+	Source     pulumi.AssetOrArchiveInput `pulumi:"source" required:"true"`
+	RemotePath pulumi.StringInput         `pulumi:"remotePath" required:"true"`
+	Triggers   pulumi.ArrayInput          `pulumi:"triggers"`
+}
+
+// CopyToRemote is a copied file.
+type CopyToRemote struct {
+	pulumi.CustomResourceState
+	RemotePath pulumi.StringOutput `pulumi:"remotePath"`
+}
+
+// NewCopyToRemote registers a copy.
+func NewCopyToRemote(ctx *pulumi.Context, name string, args *CopyToRemoteArgs, opts ...pulumi.ResourceOption) (*CopyToRemote, error) {
+	r := &CopyToRemote{}
+	return r, register(ctx, TokenCopyToRemote, CommandVersion, name, args, r, opts...)
+}

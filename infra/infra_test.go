@@ -1,0 +1,334 @@
+package infra_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	cloudconfig "github.com/deployctl/deployctl/cloud-config"
+	"github.com/deployctl/deployctl/infra"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+type registered struct {
+	token, name string
+	inputs      resource.PropertyMap
+	parent      string
+	custom      bool
+}
+
+// mocks records every resource and answers with the outputs the providers
+// compute (IPs, URNs, image ids, fingerprints).
+type mocks struct {
+	mu  sync.Mutex
+	res []registered
+	n   int
+}
+
+func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.n++
+	parent := ""
+	if args.RegisterRPC != nil {
+		parent = args.RegisterRPC.GetParent()
+	}
+	m.res = append(m.res, registered{args.TypeToken, args.Name, args.Inputs, parent, args.Custom})
+	out := args.Inputs.Copy()
+	switch args.TypeToken {
+	case infra.TokenDroplet:
+		out["ipv4Address"] = resource.NewStringProperty(fmt.Sprintf("203.0.113.%d", m.n))
+		out["ipv4AddressPrivate"] = resource.NewStringProperty(fmt.Sprintf("10.10.0.%d", m.n))
+		out["dropletUrn"] = resource.NewStringProperty(fmt.Sprintf("do:droplet:%d", m.n))
+	case infra.TokenCustomImage:
+		out["imageId"] = resource.NewNumberProperty(4242)
+	case infra.TokenSshKey:
+		out["fingerprint"] = resource.NewStringProperty(fmt.Sprintf("fp:%d", m.n))
+	}
+	return args.Name + "_id", out, nil
+}
+
+func (m *mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	return resource.PropertyMap{}, nil
+}
+
+func (m *mocks) byToken(tok string) []registered {
+	var out []registered
+	for _, r := range m.res {
+		if r.token == tok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyOnlyForDocumentation user@example"
+
+func setConfig(t *testing.T, overrides map[string]string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "registrar")
+	os.WriteFile(bin, []byte("registrar binary"), 0o755)
+	cfg := map[string]string{
+		"deployctl:sshPublicKeys":   `["` + testKey + `"]`,
+		"deployctl:allowedSshCidrs": `["198.51.100.7/32"]`,
+		"deployctl:sshPrivateKey":   "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n-----END OPENSSH PRIVATE KEY-----",
+		"deployctl:fleetSha256":     strings.Repeat("ab", 32),
+		"deployctl:registrarPath":   bin,
+	}
+	for k, v := range overrides {
+		if v == "" {
+			delete(cfg, k)
+		} else {
+			cfg[k] = v
+		}
+	}
+	b, _ := json.Marshal(cfg)
+	t.Setenv(pulumi.EnvConfig, string(b))
+	t.Setenv(pulumi.EnvConfigSecretKeys, `["deployctl:sshPrivateKey"]`)
+}
+
+func runProgram(t *testing.T, overrides map[string]string) (*mocks, error) {
+	t.Helper()
+	setConfig(t, overrides)
+	m := &mocks{}
+	err := pulumi.RunErr(infra.Program, pulumi.WithMocks("deployctl", "test", m))
+	return m, err
+}
+
+func TestResourceGraph(t *testing.T) {
+	m, err := runProgram(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, r := range m.res {
+		counts[r.token]++
+	}
+	want := map[string]int{
+		infra.TokenCustomImage: 1, infra.TokenSshKey: 1, infra.TokenVpc: 1, infra.TokenTag: 2,
+		infra.TokenDroplet: 3, infra.TokenFirewall: 2, infra.TokenProject: 1,
+		infra.TokenRemoteCommand: 3 + 3, infra.TokenCopyToRemote: 3,
+		"deployctl:infra:Cluster": 1, "deployctl:infra:Network": 1, "deployctl:infra:Firewalls": 1, "deployctl:infra:RegistrarShipping": 1,
+	}
+	for tok, n := range want {
+		if counts[tok] != n {
+			t.Errorf("%s: %d resources, want %d", tok, counts[tok], n)
+		}
+	}
+	// Every resource but the root component has a parent.
+	for _, r := range m.res {
+		if r.token != "deployctl:infra:Cluster" && r.parent == "" {
+			t.Errorf("%s %s has no parent", r.token, r.name)
+		}
+		if r.token == "deployctl:infra:Cluster" && r.parent != "" && !strings.Contains(r.parent, "pulumi:pulumi:Stack") {
+			t.Errorf("cluster parent %s", r.parent)
+		}
+	}
+	// Droplets: tags, VPC, user data that validates, first node edge.
+	ds := m.byToken(infra.TokenDroplet)
+	sort.Slice(ds, func(i, j int) bool { return ds[i].name < ds[j].name })
+	for i, d := range ds {
+		tags := d.inputs["tags"].ArrayValue()
+		wantTags := 1
+		if i == 0 {
+			wantTags = 2
+		}
+		if len(tags) != wantTags || tags[0].StringValue() != "deployctl-test" {
+			t.Errorf("droplet %s tags %v", d.name, tags)
+		}
+		if d.inputs["vpcUuid"].StringValue() != "deployctl-test-network-vpc_id" {
+			t.Errorf("droplet %s vpcUuid %v", d.name, d.inputs["vpcUuid"])
+		}
+		if d.inputs["image"].StringValue() != "4242" || d.inputs["size"].StringValue() != "s-2vcpu-4gb" || d.inputs["region"].StringValue() != "nyc3" {
+			t.Errorf("droplet %s inputs %v", d.name, d.inputs)
+		}
+		ud := d.inputs["userData"].StringValue()
+		if r := cloudconfig.Validate([]byte(ud)); len(r.Entries) > 0 {
+			t.Errorf("droplet %s user data does not validate:\n%s", d.name, r)
+		}
+		if !strings.Contains(ud, fmt.Sprintf("hostname: deployctl-test-%d", i+1)) {
+			t.Errorf("droplet %s hostname", d.name)
+		}
+		if (i == 0) != strings.Contains(ud, "role=edge") {
+			t.Errorf("droplet %s role metadata wrong", d.name)
+		}
+	}
+	img := m.byToken(infra.TokenCustomImage)[0]
+	if img.inputs["url"].StringValue() != "https://stable.release.flatcar-linux.net/amd64-usr/4081.2.0/flatcar_production_digitalocean_image.bin.bz2" {
+		t.Errorf("image url %v", img.inputs["url"])
+	}
+	proj := m.byToken(infra.TokenProject)[0]
+	if len(proj.inputs["resources"].ArrayValue()) != 3 || !strings.HasPrefix(proj.inputs["resources"].ArrayValue()[0].StringValue(), "do:droplet:") {
+		t.Errorf("project resources %v", proj.inputs["resources"])
+	}
+}
+
+func rules(v resource.PropertyValue) []string {
+	var out []string
+	for _, r := range v.ArrayValue() {
+		o := r.ObjectValue()
+		s := o["protocol"].StringValue()
+		if p, ok := o["portRange"]; ok {
+			s += "/" + p.StringValue()
+		}
+		for _, k := range []string{"sourceAddresses", "sourceTags", "destinationAddresses"} {
+			if a, ok := o[resource.PropertyKey(k)]; ok {
+				var vs []string
+				for _, x := range a.ArrayValue() {
+					vs = append(vs, x.StringValue())
+				}
+				s += " " + k + "=" + strings.Join(vs, ",")
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestFirewallRulesExactly(t *testing.T) {
+	m, err := runProgram(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fws := map[string]registered{}
+	for _, f := range m.byToken(infra.TokenFirewall) {
+		fws[f.inputs["name"].StringValue()] = f
+	}
+	cl, edge := fws["deployctl-test"], fws["deployctl-test-edge"]
+	got := strings.Join(rules(cl.inputs["inboundRules"]), "\n")
+	want := strings.Join([]string{
+		"tcp/22 sourceAddresses=198.51.100.7/32",
+		"tcp/2379-2380 sourceTags=deployctl-test",
+		"udp/8472 sourceTags=deployctl-test",
+		"icmp sourceTags=deployctl-test",
+	}, "\n")
+	if got != want {
+		t.Errorf("cluster inbound rules:\n%s\nwant:\n%s", got, want)
+	}
+	if tags := cl.inputs["tags"].ArrayValue(); len(tags) != 1 || tags[0].StringValue() != "deployctl-test" {
+		t.Errorf("cluster firewall tags %v", tags)
+	}
+	got = strings.Join(rules(edge.inputs["inboundRules"]), "\n")
+	want = "tcp/80 sourceAddresses=0.0.0.0/0,::/0\ntcp/443 sourceAddresses=0.0.0.0/0,::/0"
+	if got != want {
+		t.Errorf("edge inbound rules:\n%s\nwant:\n%s", got, want)
+	}
+	if tags := edge.inputs["tags"].ArrayValue(); len(tags) != 1 || tags[0].StringValue() != "deployctl-test-edge" {
+		t.Errorf("edge firewall tags %v", tags)
+	}
+	if _, ok := cl.inputs["dropletIds"]; ok {
+		t.Error("firewall uses dropletIds; it must select by tag")
+	}
+}
+
+func TestSecretsStaySecret(t *testing.T) {
+	m, err := runProgram(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{infra.TokenRemoteCommand, infra.TokenCopyToRemote} {
+		for _, r := range m.byToken(tok) {
+			conn := r.inputs["connection"]
+			if !conn.ContainsSecrets() {
+				t.Errorf("%s %s: connection (with the private key) is not secret", tok, r.name)
+			}
+		}
+	}
+	for _, r := range m.res {
+		for k, v := range r.inputs {
+			if !v.ContainsSecrets() && strings.Contains(v.String(), "PRIVATE KEY") {
+				t.Errorf("%s %s: input %s leaks the private key", r.token, r.name, k)
+			}
+		}
+	}
+}
+
+func TestBootstrapAndShipping(t *testing.T) {
+	m, err := runProgram(t, map[string]string{"deployctl:nodeCount": "5", "deployctl:etcdInitialSize": "3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var boots, adds, installs []registered
+	for _, r := range m.byToken(infra.TokenRemoteCommand) {
+		switch {
+		case strings.Contains(r.name, "etcd-bootstrap"):
+			boots = append(boots, r)
+		case strings.Contains(r.name, "etcd-add"):
+			adds = append(adds, r)
+		case strings.Contains(r.name, "registrar-install"):
+			installs = append(installs, r)
+		}
+	}
+	if len(boots) != 5 || len(adds) != 2 || len(installs) != 5 {
+		t.Fatalf("bootstrap %d, member adds %d, installs %d", len(boots), len(adds), len(installs))
+	}
+	sort.Slice(boots, func(i, j int) bool { return boots[i].name < boots[j].name })
+	for i, b := range boots {
+		script := b.inputs["create"].StringValue()
+		if !strings.Contains(script, "deployctl-test-1=http://10.10.0.") || !strings.Contains(script, "deployctl-test-5=") {
+			t.Errorf("bootstrap %s lacks the full initial cluster:\n%s", b.name, script)
+		}
+		state := "'new'"
+		if i >= 3 {
+			state = "'existing'"
+		}
+		if !strings.Contains(script, state) {
+			t.Errorf("bootstrap %s: want state %s", b.name, state)
+		}
+	}
+	for _, c := range m.byToken(infra.TokenCopyToRemote) {
+		if c.inputs["source"].AssetValue().Path == "" || len(c.inputs["triggers"].ArrayValue()) != 1 {
+			t.Errorf("copy %s inputs %v", c.name, c.inputs)
+		}
+	}
+	for _, in := range installs {
+		if !strings.Contains(in.inputs["create"].StringValue(), "/opt/bin/registrar") || !strings.Contains(in.inputs["create"].StringValue(), "sha256sum -c") {
+			t.Errorf("install %s: %v", in.name, in.inputs["create"])
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := map[string]map[string]string{
+		"deployctl:nodeCount must be odd":        {"deployctl:nodeCount": "4"},
+		"deployctl:region":                       {"deployctl:region": "mars1"},
+		"deployctl:sshPublicKeys is required":    {"deployctl:sshPublicKeys": ""},
+		"deployctl:sshPrivateKey is required":    {"deployctl:sshPrivateKey": ""},
+		"deployctl:allowedSshCidrs":              {"deployctl:allowedSshCidrs": `["everyone"]`},
+		"deployctl:fleetSha256 is required":      {"deployctl:fleetSha256": ""},
+		"deployctl:lbCount":                      {"deployctl:lbCount": "7"},
+		"deployctl:flatcarVersion":               {"deployctl:flatcarVersion": "current"},
+		"deployctl:registrarPath":                {"deployctl:registrarPath": "/nonexistent/registrar"},
+		"deployctl:nodeCount must be a whole":    {"deployctl:nodeCount": "three"},
+	}
+	for want, o := range cases {
+		_, err := runProgram(t, o)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: err %v, want %q", o, err, want)
+		}
+	}
+}
+
+func TestExistingImageAndDiscovery(t *testing.T) {
+	m, err := runProgram(t, map[string]string{"deployctl:imageId": "987", "deployctl:discoveryUrl": "https://discovery.etcd.io/abc", "deployctl:nodeCount": "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.byToken(infra.TokenCustomImage)) != 0 {
+		t.Error("custom image imported although imageId is set")
+	}
+	if d := m.byToken(infra.TokenDroplet)[0]; d.inputs["image"].StringValue() != "987" || !strings.Contains(d.inputs["userData"].StringValue(), "ETCD_DISCOVERY=https://discovery.etcd.io/abc") {
+		t.Errorf("droplet inputs %v", d.inputs["image"])
+	}
+	for _, r := range m.byToken(infra.TokenRemoteCommand) {
+		if strings.Contains(r.name, "etcd-bootstrap") {
+			t.Error("SSH bootstrap with a discovery URL")
+		}
+	}
+}
