@@ -28,3 +28,9 @@ func UpstreamPrefix(prefix, service string) string {
 func Key(prefix, service, instance string) string {
 	return UpstreamPrefix(prefix, service) + instance
 }
+
+// MetaKey is the etcd key of one instance's registration record
+// (<prefix>/<service>/meta/<instance>), kept under the same lease.
+func MetaKey(prefix, service, instance string) string {
+	return path.Join("/", prefix, service, "meta", instance)
+}

@@ -90,7 +90,7 @@ announce exits 0. If announce itself is killed, the key expires with the TTL.`,
 			key := registrar.Key(o.prefix, o.service, o.instance)
 			log.Info("announcing", "key", key, "ttl", o.ttl, "endpoints", o.etcd.Endpoints)
 			return announce.Run(ctx, announce.Config{
-				Client: cli, Key: key, TTL: o.ttl, Source: src, Health: health, Metrics: metrics, Logger: log,
+				Client: cli, Key: key, MetaKey: registrar.MetaKey(o.prefix, o.service, o.instance), TTL: o.ttl, Source: src, Health: health, Metrics: metrics, Logger: log,
 			})
 		},
 	}

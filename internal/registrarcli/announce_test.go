@@ -82,6 +82,9 @@ func TestAnnounceSIGTERMRevokesAndExits0(t *testing.T) {
 	cmd, logs := startRegistrar(t, "announce", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000",
 		"--ttl", "30s", "--etcd-endpoints", srv.Endpoint())
 	testenv.WaitFor(t, 10*time.Second, "key registered", func() bool { _, ok := testenv.Get(t, etcd, key); return ok })
+	if meta, ok := testenv.Get(t, etcd, "/services/web/meta/web@1"); !ok || !strings.Contains(meta, `"addr":"127.0.0.1:3000"`) {
+		t.Fatalf("meta record %q", meta)
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +94,9 @@ func TestAnnounceSIGTERMRevokesAndExits0(t *testing.T) {
 	// The TTL is 30s: only a revoke makes the key vanish now.
 	if _, ok := testenv.Get(t, etcd, key); ok {
 		t.Fatal("key still present after SIGTERM")
+	}
+	if _, ok := testenv.Get(t, etcd, "/services/web/meta/web@1"); ok {
+		t.Fatal("meta record still present after SIGTERM")
 	}
 }
 

@@ -2,6 +2,7 @@ package announce
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,10 @@ type Config struct {
 	Client *clientv3.Client
 	// Key is the full etcd key, e.g. /services/someapp/upstream/someapp@1.
 	Key string
+	// MetaKey, when set, is put under the same lease with a JSON record of
+	// the registration ({"addr","since"}), for `deployctl services ls`;
+	// the upstream key itself stays plain IP:port.
+	MetaKey string
 	// TTL of the lease (default 15s); keep-alives go out every TTL/3.
 	TTL    time.Duration
 	Source Source
@@ -65,6 +70,13 @@ type announcer struct {
 	retryOn   bool
 	lastState string
 	hadLease  bool
+	since     time.Time
+}
+
+// Meta is the record put at Config.MetaKey.
+type Meta struct {
+	Addr  string    `json:"addr"`
+	Since time.Time `json:"since"`
 }
 
 func (a *announcer) run(ctx context.Context) error {
@@ -224,8 +236,16 @@ func (a *announcer) register(ctx context.Context) error {
 		}
 		a.ka, a.kaCancel = ka, kcancel
 	}
+	if a.putAddr != a.addr || a.since.IsZero() {
+		a.since = time.Now().UTC()
+	}
+	ops := []clientv3.Op{clientv3.OpPut(a.Key, a.addr, clientv3.WithLease(a.lease))}
+	if a.MetaKey != "" {
+		meta, _ := json.Marshal(Meta{Addr: a.addr, Since: a.since})
+		ops = append(ops, clientv3.OpPut(a.MetaKey, string(meta), clientv3.WithLease(a.lease)))
+	}
 	pctx, cancel := context.WithTimeout(ctx, a.opTimeout())
-	_, err := a.Client.Put(pctx, a.Key, a.addr, clientv3.WithLease(a.lease))
+	_, err := a.Client.Txn(pctx).Then(ops...).Commit()
 	cancel()
 	if err != nil {
 		// The lease may be gone (etcd lost it); start over with a new one.
