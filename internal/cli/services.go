@@ -11,7 +11,6 @@ import (
 	"github.com/deployctl/deployctl/internal/etcdconn"
 	"github.com/deployctl/deployctl/internal/exitcode"
 	"github.com/deployctl/deployctl/registrar"
-	"github.com/deployctl/deployctl/registrar/announce"
 	"github.com/deployctl/deployctl/registrar/catalog"
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -28,85 +27,6 @@ http://127.0.0.1:2379, where the demo's etcd listens.`,
 	}
 	cmd.AddCommand(newServicesLsCmd(e), newServicesWatchCmd(e))
 	return cmd
-}
-
-// Instance is one registration as services ls shows it.
-type Instance struct {
-	Service  string  `json:"service"`
-	Instance string  `json:"instance"`
-	Address  string  `json:"address"`
-	TTLLeft  int64   `json:"ttlLeftSeconds"`
-	Age      float64 `json:"ageSeconds,omitempty"`
-	Lease    string  `json:"lease,omitempty"`
-}
-
-// split turns "someapp/upstream/someapp@1" into service and instance.
-func split(rel string) (string, string, bool) {
-	svc, rest, ok := strings.Cut(rel, "/upstream/")
-	if !ok || svc == "" || rest == "" || strings.Contains(svc, "/") {
-		return "", "", false
-	}
-	return svc, rest, true
-}
-
-func servicePrefix(prefix, service string) string {
-	if service != "" {
-		return registrar.UpstreamPrefix(prefix, service)
-	}
-	return strings.TrimSuffix(prefix, "/") + "/"
-}
-
-// ListInstances reads every registration under prefix (one service or all).
-func ListInstances(ctx context.Context, cli *clientv3.Client, prefix, service string) ([]Instance, error) {
-	base := strings.TrimSuffix(prefix, "/") + "/"
-	resp, err := cli.Get(ctx, servicePrefix(prefix, service), clientv3.WithPrefix())
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", servicePrefix(prefix, service), err)
-	}
-	metas := map[string]announce.Meta{}
-	if mresp, err := cli.Get(ctx, base, clientv3.WithPrefix()); err == nil {
-		for _, kv := range mresp.Kvs {
-			rel := strings.TrimPrefix(string(kv.Key), base)
-			if svc, inst, ok := strings.Cut(rel, "/meta/"); ok {
-				var m announce.Meta
-				if json.Unmarshal(kv.Value, &m) == nil {
-					metas[svc+"/"+inst] = m
-				}
-			}
-		}
-	}
-	var out []Instance
-	leases := map[clientv3.LeaseID]int64{}
-	for _, kv := range resp.Kvs {
-		svc, inst, ok := split(strings.TrimPrefix(string(kv.Key), base))
-		if !ok {
-			continue
-		}
-		in := Instance{Service: svc, Instance: inst, Address: string(kv.Value), TTLLeft: -1}
-		if kv.Lease != 0 {
-			id := clientv3.LeaseID(kv.Lease)
-			in.Lease = fmt.Sprintf("%x", kv.Lease)
-			ttl, ok := leases[id]
-			if !ok {
-				if r, err := cli.TimeToLive(ctx, id); err == nil {
-					ttl = r.TTL
-				}
-				leases[id] = ttl
-			}
-			in.TTLLeft = ttl
-		}
-		if m, ok := metas[svc+"/"+inst]; ok && !m.Since.IsZero() {
-			in.Age = time.Since(m.Since).Seconds()
-		}
-		out = append(out, in)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Service != out[j].Service {
-			return out[i].Service < out[j].Service
-		}
-		return out[i].Instance < out[j].Instance
-	})
-	return out, nil
 }
 
 func etcdClient(c *etcdconn.Config) (*clientv3.Client, error) {
@@ -139,13 +59,13 @@ func newServicesLsCmd(e *env) *cobra.Command {
 			defer cli.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), ec.DialTimeout+5*time.Second)
 			defer cancel()
-			ins, err := ListInstances(ctx, cli, prefix, service)
+			ins, err := catalog.ListInstances(ctx, cli, prefix, service)
 			if err != nil {
 				return fmt.Errorf("%w (is etcd running at %s? `deployctl demo` starts one)", err, strings.Join(ec.Endpoints, ","))
 			}
 			if o.json() {
 				if ins == nil {
-					ins = []Instance{}
+					ins = []catalog.Instance{}
 				}
 				return writeJSON(e.stdout, ins)
 			}
@@ -182,7 +102,7 @@ type Change struct {
 func diff(old, cur map[string]string, at time.Time) []Change {
 	var out []Change
 	for k, v := range cur {
-		svc, inst, ok := split(k)
+		svc, inst, ok := catalog.SplitUpstream(k)
 		if !ok {
 			continue
 		}
@@ -194,7 +114,7 @@ func diff(old, cur map[string]string, at time.Time) []Change {
 	}
 	for k := range old {
 		if _, still := cur[k]; !still {
-			if svc, inst, ok := split(k); ok {
+			if svc, inst, ok := catalog.SplitUpstream(k); ok {
 				out = append(out, Change{at, "removed", svc, inst, ""})
 			}
 		}
@@ -226,7 +146,7 @@ func newServicesWatchCmd(e *env) *cobra.Command {
 			defer cli.Close()
 			ctx := cmd.Context()
 			base := strings.TrimSuffix(prefix, "/") + "/"
-			watchPrefix := servicePrefix(prefix, service)
+			watchPrefix := catalog.ServicePrefix(prefix, service)
 			snaps := make(chan catalog.Snapshot, 1)
 			done := make(chan error, 1)
 			wctx, cancel := context.WithCancel(ctx)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/deployctl/deployctl/internal/cli"
 	"github.com/deployctl/deployctl/internal/testenv"
+	"github.com/deployctl/deployctl/registrar/catalog"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -29,7 +30,7 @@ func TestServicesLs(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("%d %s", code, errs)
 	}
-	var ins []cli.Instance
+	var ins []catalog.Instance
 	if err := json.Unmarshal([]byte(out), &ins); err != nil || len(ins) != 2 {
 		t.Fatalf("%v %s", err, out)
 	}

@@ -439,3 +439,19 @@ func (c *Client) RemoveNetwork(ctx context.Context, name string) error {
 	}
 	return err
 }
+
+// ListNetworks returns the names of networks carrying label.
+func (c *Client) ListNetworks(ctx context.Context, label string) ([]string, error) {
+	fb, _ := json.Marshal(map[string][]string{"label": {label}})
+	var out []struct {
+		Name string `json:"Name"`
+	}
+	if err := c.doJSON(ctx, http.MethodGet, "/networks", url.Values{"filters": {string(fb)}}, nil, &out); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(out))
+	for _, n := range out {
+		names = append(names, n.Name)
+	}
+	return names, nil
+}

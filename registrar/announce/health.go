@@ -63,21 +63,36 @@ func (h *Health) loop(ctx context.Context, addrs <-chan string, results chan<- h
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	defer client.CloseIdleConnections()
 	addr := ""
-	t := time.NewTicker(h.Interval)
+	passed := false // has the current address passed a check yet?
+	t := time.NewTimer(h.Interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case a := <-addrs:
-			addr = a
-			t.Reset(h.Interval)
+			addr, passed = a, false
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
 		case <-t.C:
 		}
 		if addr == "" {
+			t.Reset(h.Interval)
 			continue
 		}
 		err := h.check(ctx, client, addr)
+		passed = passed || err == nil
+		// A new instance is usually still starting: until it first passes,
+		// check again soon instead of a whole interval later.
+		next := h.Interval
+		if !passed && next > 200*time.Millisecond {
+			next = 200 * time.Millisecond
+		}
+		t.Reset(next)
 		select {
 		case results <- healthResult{addr: addr, err: err}:
 		case <-ctx.Done():

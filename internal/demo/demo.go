@@ -1,0 +1,575 @@
+// Package demo plays deployctl's whole story on one machine with no cloud
+// account: an embedded etcd server, the units rendered from deploy.yaml,
+// app instances as Docker containers (local processes where no Docker
+// engine runs), a registrar announce sidekick per instance, and a private
+// real nginx on 127.0.0.1 following etcd through registrar nginx. It shows
+// the etcd tree and round-robin answers, kills an instance and brings it
+// back with the timings measured, and cleans up everything it started.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/deployctl/deployctl/internal/atomicfile"
+	"github.com/deployctl/deployctl/internal/docker"
+	"github.com/deployctl/deployctl/internal/etcdserver"
+	"github.com/deployctl/deployctl/internal/imagebuild"
+	"github.com/deployctl/deployctl/internal/nginxproc"
+	"github.com/deployctl/deployctl/registrar"
+	"github.com/deployctl/deployctl/registrar/catalog"
+	"github.com/deployctl/deployctl/registrar/upstream"
+	"github.com/deployctl/deployctl/units/deployspec"
+	"github.com/deployctl/deployctl/units/generate"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// Modes of running app instances.
+const (
+	ModeAuto    = "auto"
+	ModeDocker  = "docker"
+	ModeProcess = "process"
+)
+
+// Label marks the demo's containers and network.
+const Label = "io.deployctl.demo"
+
+// Options configure a run.
+type Options struct {
+	Spec     string        // deploy.yaml (default examples/deploy.yaml)
+	UnitsDir string        // where the rendered units go (default demo-units)
+	Port     int           // nginx on 127.0.0.1:Port (default 8080)
+	EtcdPort int           // embedded etcd on 127.0.0.1:EtcdPort (default 2379)
+	Duration time.Duration // how long to keep running after the story; 0 = until ctx ends
+	Mode     string        // auto, docker or process
+	Nginx    string        // nginx binary (default /usr/sbin/nginx)
+	Out      io.Writer
+	// Refresh is the status table's refresh interval (default 1s).
+	Refresh time.Duration
+}
+
+// Result is what the run measured.
+type Result struct {
+	Mode      string         `json:"mode"`
+	Instances []string       `json:"instances"`
+	Served    map[string]int `json:"served"`
+	Killed    string         `json:"killed"`
+	// Removal: from the kill to the key gone from etcd, and to nginx no
+	// longer answering from that instance.
+	KillToEtcd  time.Duration `json:"killToEtcd"`
+	KillToNginx time.Duration `json:"killToNginx"`
+	// Return: from the restart to the key back, and to nginx answering
+	// from it again.
+	StartToEtcd  time.Duration `json:"startToEtcd"`
+	StartToNginx time.Duration `json:"startToNginx"`
+}
+
+type app struct {
+	name, instance string // someapp-1, someapp@1
+	addr           string // process mode
+	proc           *proc  // process mode
+	sidekick       *proc
+}
+
+type run struct {
+	opts     Options
+	out      io.Writer
+	dir      string
+	spec     *deployspec.Spec
+	svc      *deployspec.Service
+	etcd     *etcdserver.Server
+	cli      *clientv3.Client
+	docker   *docker.Client
+	network  string
+	image    string
+	regBin   string
+	appBin   string
+	apps     []*app
+	nginx    *nginxproc.Instance
+	follower *proc
+	http     *http.Client
+	url      string
+	res      Result
+}
+
+func (r *run) say(format string, a ...any) { fmt.Fprintf(r.out, format+"\n", a...) }
+
+// Run plays the story and cleans up, also on failure or when ctx ends.
+func Run(ctx context.Context, o Options) (res *Result, err error) {
+	if o.Spec == "" {
+		o.Spec = filepath.Join("examples", "deploy.yaml")
+	}
+	if o.UnitsDir == "" {
+		o.UnitsDir = "demo-units"
+	}
+	if o.Port == 0 {
+		o.Port = 8080
+	}
+	if o.EtcdPort == 0 {
+		o.EtcdPort = 2379
+	}
+	if o.Mode == "" {
+		o.Mode = ModeAuto
+	}
+	if o.Refresh <= 0 {
+		o.Refresh = time.Second
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	r := &run{opts: o, out: o.Out, http: &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+	r.url = fmt.Sprintf("http://127.0.0.1:%d/", o.Port)
+	defer r.cleanup()
+	if err := r.setup(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.story(ctx); err != nil {
+		return &r.res, err
+	}
+	r.keepRunning(ctx)
+	return &r.res, nil
+}
+
+func portFree(flag string, port int) error {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return fmt.Errorf("%s: 127.0.0.1:%d is taken (%v); choose another with %s", flag, port, err, flag)
+	}
+	return l.Close()
+}
+
+func (r *run) setup(ctx context.Context) error {
+	o := r.opts
+	// Fail early, before anything is started.
+	spec, err := deployspec.Load(o.Spec)
+	if err != nil {
+		return fmt.Errorf("--spec: %w", err)
+	}
+	r.spec = spec
+	for _, s := range spec.Services {
+		if s.LB != nil {
+			r.svc = spec.Service(s.LB.Upstream)
+			break
+		}
+	}
+	if r.svc == nil {
+		return fmt.Errorf("--spec %s: the demo needs a load balancer (nginx:) in front of an app service", o.Spec)
+	}
+	if err := portFree("--port", o.Port); err != nil {
+		return err
+	}
+	if err := portFree("--etcd-port", o.EtcdPort); err != nil {
+		return err
+	}
+	if r.dir, err = os.MkdirTemp("", "deployctl-demo-"); err != nil {
+		return err
+	}
+	for _, d := range []string{"logs", "bin"} {
+		if err := os.MkdirAll(filepath.Join(r.dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if r.nginx, err = nginxproc.Prepare(nginxproc.Options{Dir: filepath.Join(r.dir, "nginx"), Binary: o.Nginx, Workers: 2}); err != nil {
+		return fmt.Errorf("nginx is needed for the demo: %w (`make demo` installs it with apt-get when run as root)", err)
+	}
+
+	// The mode: Docker containers when an engine answers.
+	mode := o.Mode
+	if mode == ModeAuto || mode == ModeDocker {
+		dc, derr := docker.New("")
+		if derr == nil {
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			derr = dc.Ping(pctx)
+			cancel()
+		}
+		switch {
+		case derr == nil:
+			r.docker, mode = dc, ModeDocker
+		case mode == ModeDocker:
+			return fmt.Errorf("--mode docker: no Docker engine answers: %w", derr)
+		default:
+			mode = ModeProcess
+			r.say("No Docker engine answers (%v): app instances run as local processes instead.", derr)
+		}
+	}
+	r.res.Mode = mode
+
+	// 1. Units.
+	plan, err := generate.ForSpec(spec)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.UnitsDir, 0o755); err != nil {
+		return fmt.Errorf("--units-dir: %w", err)
+	}
+	var names []string
+	for _, u := range plan.Units {
+		if err := atomicfile.WriteFile(filepath.Join(o.UnitsDir, u.Name), u.Render(), 0o644); err != nil {
+			return err
+		}
+		names = append(names, u.Name)
+	}
+	r.say("==> Rendered the fleet units for %s into %s/: %s", o.Spec, o.UnitsDir, strings.Join(names, ", "))
+	r.say("    On a cluster: deployctl units submit -f %s --start. Here the demo plays them locally.", o.Spec)
+
+	// 2. etcd.
+	if r.etcd, err = etcdserver.Start(ctx, filepath.Join(r.dir, "etcd"), etcdserver.Options{ClientPort: o.EtcdPort}); err != nil {
+		return err
+	}
+	if r.cli, err = clientv3.New(clientv3.Config{Endpoints: []string{r.etcd.Endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}); err != nil {
+		return err
+	}
+	r.say("==> Embedded etcd at %s", r.etcd.Endpoint())
+
+	// 3. Binaries and image.
+	r.say("==> Building the registrar and the demo app")
+	if r.regBin, err = imagebuild.GoBinary(ctx, "github.com/deployctl/deployctl/cmd/registrar", filepath.Join(r.dir, "bin")); err != nil {
+		return err
+	}
+	if mode == ModeDocker {
+		if r.image, err = imagebuild.DemoApp(ctx, r.docker); err != nil {
+			return err
+		}
+		r.removeLeftovers(ctx)
+		r.network = "deployctl-demo"
+		if _, err := r.docker.CreateNetwork(ctx, r.network, map[string]string{Label: "1"}); err != nil {
+			return fmt.Errorf("create Docker network %s: %w", r.network, err)
+		}
+	} else if r.appBin, err = imagebuild.GoBinary(ctx, imagebuild.DemoAppPackage, filepath.Join(r.dir, "bin")); err != nil {
+		return err
+	}
+
+	// 4. App instances and their sidekicks.
+	for i := 1; i <= r.svc.Instances; i++ {
+		a := &app{name: fmt.Sprintf("%s-%d", r.svc.Name, i), instance: fmt.Sprintf("%s@%d", r.svc.Name, i)}
+		r.apps = append(r.apps, a)
+		r.res.Instances = append(r.res.Instances, a.instance)
+		if err := r.startApp(ctx, a); err != nil {
+			return err
+		}
+	}
+	r.say("==> Started %d instances of %s (%s) with a registrar announce sidekick each", len(r.apps), r.svc.Name, mode)
+
+	// 5. nginx and its follower.
+	site := upstream.RenderSite(upstream.Site{Listen: fmt.Sprintf("127.0.0.1:%d", o.Port), Upstream: r.svc.Name})
+	if err := os.WriteFile(filepath.Join(r.nginx.ConfDir(), r.svc.Name+".site.conf"), site, 0o644); err != nil {
+		return err
+	}
+	upFile := filepath.Join(r.nginx.ConfDir(), r.svc.Name+".upstream.conf")
+	if err := os.WriteFile(upFile, upstream.Render(upstream.Options{Name: r.svc.Name}, nil), 0o644); err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := r.nginx.Start(sctx); err != nil {
+		return err
+	}
+	r.follower, err = start(filepath.Join(r.dir, "logs"), "registrar-nginx", r.regBin, "nginx",
+		"--service", r.svc.Name, "--upstream-file", upFile, "--etcd-endpoints", r.etcd.Endpoint(),
+		"--nginx", r.nginx.Binary, "--nginx-prefix", r.nginx.Dir+"/", "--nginx-conf", r.nginx.ConfFile(),
+		"--nginx-global", r.nginx.Globals(), "--pid-file", r.nginx.PidFile())
+	if err != nil {
+		return err
+	}
+	r.say("==> nginx on %s, kept current by registrar nginx", r.url)
+	return nil
+}
+
+func (r *run) startApp(ctx context.Context, a *app) error {
+	logs := filepath.Join(r.dir, "logs")
+	ttl := "5s"
+	var err error
+	if r.docker != nil {
+		_ = r.docker.Remove(ctx, a.name, true)
+		if _, err := r.docker.Create(ctx, a.name, docker.CreateSpec{
+			Image: r.image, Env: []string{"INSTANCE=" + a.instance}, Network: r.network, Labels: map[string]string{Label: "1"},
+		}); err != nil {
+			return fmt.Errorf("create container %s: %w", a.name, err)
+		}
+		if err := r.docker.Start(ctx, a.name); err != nil {
+			return fmt.Errorf("start container %s: %w", a.name, err)
+		}
+		a.sidekick, err = start(logs, "announce-"+a.name, r.regBin, "announce", "--service", r.svc.Name, "--instance", a.instance,
+			"--container", a.name, "--network", r.network, "--port", strconv.Itoa(r.svc.Port), "--ttl", ttl,
+			"--etcd-endpoints", r.etcd.Endpoint(), "--health-http", healthPath(r.svc), "--health-interval", "1s")
+		return err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	a.addr = l.Addr().String()
+	l.Close()
+	if a.proc, err = start(logs, a.name, r.appBin, "-listen", a.addr, "-instance", a.instance); err != nil {
+		return err
+	}
+	a.sidekick, err = start(logs, "announce-"+a.name, r.regBin, "announce", "--service", r.svc.Name, "--instance", a.instance,
+		"--addr", a.addr, "--ttl", ttl, "--etcd-endpoints", r.etcd.Endpoint(), "--health-http", healthPath(r.svc), "--health-interval", "1s")
+	return err
+}
+
+func healthPath(s *deployspec.Service) string {
+	if s.Health != nil {
+		return s.Health.HTTP
+	}
+	return "/"
+}
+
+// stopApp kills an instance as a crash would. In process mode the demo
+// then stops its sidekick, as systemd's BindsTo= does on a node; in Docker
+// mode the sidekick sees the container die through Docker events.
+func (r *run) stopApp(ctx context.Context, a *app) error {
+	if r.docker != nil {
+		return r.docker.Kill(ctx, a.name, "KILL")
+	}
+	a.proc.kill()
+	a.sidekick.stop()
+	return nil
+}
+
+func (r *run) restartApp(ctx context.Context, a *app) error {
+	if r.docker != nil {
+		return r.docker.Start(ctx, a.name)
+	}
+	return r.startApp(ctx, a)
+}
+
+func (r *run) removeLeftovers(ctx context.Context) {
+	ids, err := r.docker.List(ctx, Label)
+	if err != nil {
+		return
+	}
+	for _, id := range ids {
+		_ = r.docker.Remove(ctx, id, true)
+	}
+	_ = r.docker.RemoveNetwork(ctx, "deployctl-demo")
+}
+
+func (r *run) cleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r.follower.stop()
+	for _, a := range r.apps {
+		a.sidekick.stop()
+		a.proc.stop()
+	}
+	if r.nginx != nil {
+		r.nginx.Stop()
+	}
+	if r.docker != nil {
+		for _, a := range r.apps {
+			_ = r.docker.Remove(ctx, a.name, true)
+		}
+		if r.network != "" {
+			_ = r.docker.RemoveNetwork(ctx, r.network)
+		}
+		r.docker.Close()
+	}
+	if r.cli != nil {
+		r.cli.Close()
+	}
+	if r.etcd != nil {
+		r.etcd.Stop()
+	}
+	if r.dir != "" {
+		os.RemoveAll(r.dir)
+	}
+}
+
+// fetch asks nginx once on a new connection.
+func (r *run) fetch(ctx context.Context) (int, string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+func (r *run) keys(ctx context.Context) map[string]string {
+	ins, err := catalog.ListInstances(ctx, r.cli, registrar.DefaultPrefix, r.svc.Name)
+	out := map[string]string{}
+	if err != nil {
+		return out
+	}
+	for _, in := range ins {
+		out[in.Instance] = in.Address
+	}
+	return out
+}
+
+// waitUntil polls cond every 5ms until it holds or timeout passes.
+func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return time.Now(), nil
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("timed out after %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// servedSet asks nginx n times and returns which instances answered.
+func (r *run) servedSet(ctx context.Context, n int) map[string]int {
+	got := map[string]int{}
+	for i := 0; i < n; i++ {
+		if code, body := r.fetch(ctx); code == 200 {
+			got[body]++
+		}
+	}
+	return got
+}
+
+func (r *run) story(ctx context.Context) error {
+	want := len(r.apps)
+	if _, err := waitUntil(ctx, 60*time.Second, func() bool { return len(r.keys(ctx)) == want }); err != nil {
+		return fmt.Errorf("waiting for %d instances in etcd: %w (logs in %s)", want, err, r.dir)
+	}
+	r.say("\n==> etcd: %s (the v3 view of the talk's `etcdctl ls --recursive`)", registrar.UpstreamPrefix(registrar.DefaultPrefix, r.svc.Name))
+	r.printTree(ctx)
+	if _, err := waitUntil(ctx, 30*time.Second, func() bool { return len(r.servedSet(ctx, 4*want)) == want }); err != nil {
+		return fmt.Errorf("waiting for nginx to serve all %d instances: %w", want, err)
+	}
+	r.say("\n==> curl %s, 8 times (round robin across the instances):", r.url)
+	var seq []string
+	for i := 0; i < 8; i++ {
+		_, body := r.fetch(ctx)
+		seq = append(seq, body)
+	}
+	r.say("    %s", strings.Join(seq, " "))
+	r.res.Served = r.servedSet(ctx, 8*want)
+
+	victim := r.apps[1%len(r.apps)]
+	r.res.Killed = victim.instance
+	r.say("\n==> Killing %s (%s)", victim.instance, map[bool]string{true: "docker kill", false: "kill -9"}[r.docker != nil])
+	t0 := time.Now()
+	if err := r.stopApp(ctx, victim); err != nil {
+		return err
+	}
+	tEtcd, err := waitUntil(ctx, 30*time.Second, func() bool { _, ok := r.keys(ctx)[victim.instance]; return !ok })
+	if err != nil {
+		return fmt.Errorf("waiting for %s to leave etcd: %w", victim.instance, err)
+	}
+	tNginx, err := r.waitNginx(ctx, victim.instance, false)
+	if err != nil {
+		return err
+	}
+	r.res.KillToEtcd, r.res.KillToNginx = tEtcd.Sub(t0), tNginx.Sub(t0)
+	r.say("    gone from etcd after %s, from nginx after %s", r.res.KillToEtcd.Round(time.Millisecond), r.res.KillToNginx.Round(time.Millisecond))
+	r.printTree(ctx)
+
+	r.say("\n==> Starting %s again", victim.instance)
+	t0 = time.Now()
+	if err := r.restartApp(ctx, victim); err != nil {
+		return err
+	}
+	tEtcd, err = waitUntil(ctx, 30*time.Second, func() bool { _, ok := r.keys(ctx)[victim.instance]; return ok })
+	if err != nil {
+		return fmt.Errorf("waiting for %s to return to etcd: %w", victim.instance, err)
+	}
+	if tNginx, err = r.waitNginx(ctx, victim.instance, true); err != nil {
+		return err
+	}
+	r.res.StartToEtcd, r.res.StartToNginx = tEtcd.Sub(t0), tNginx.Sub(t0)
+	r.say("    back in etcd after %s (health check passed), served by nginx after %s", r.res.StartToEtcd.Round(time.Millisecond), r.res.StartToNginx.Round(time.Millisecond))
+	r.printTree(ctx)
+	return nil
+}
+
+// waitNginx returns when nginx starts (present) or stops (!present)
+// answering from instance: for removal, the first request of a run of
+// 3×instances answers none of which come from it.
+func (r *run) waitNginx(ctx context.Context, instance string, present bool) (time.Time, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		t := time.Now()
+		if present {
+			if _, body := r.fetch(ctx); body == instance {
+				return t, nil
+			}
+			continue
+		}
+		clean := true
+		for i := 0; i < 3*len(r.apps); i++ {
+			if code, body := r.fetch(ctx); code != 200 || body == instance {
+				clean = false
+				break
+			}
+		}
+		if clean {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("nginx did not %s %s within 30s", map[bool]string{true: "serve", false: "stop serving"}[present], instance)
+}
+
+func (r *run) printTree(ctx context.Context) {
+	ins, err := catalog.ListInstances(ctx, r.cli, registrar.DefaultPrefix, r.svc.Name)
+	if err != nil {
+		r.say("    (etcd: %v)", err)
+		return
+	}
+	if len(ins) == 0 {
+		r.say("    (no instances)")
+	}
+	for _, in := range ins {
+		r.say("    %s%s = %s   (lease TTL %ds)", registrar.UpstreamPrefix(registrar.DefaultPrefix, in.Service), in.Instance, in.Address, in.TTLLeft)
+	}
+}
+
+// keepRunning refreshes a status table until Duration passes or ctx ends.
+func (r *run) keepRunning(ctx context.Context) {
+	var end <-chan time.Time
+	if r.opts.Duration > 0 {
+		t := time.NewTimer(r.opts.Duration)
+		defer t.Stop()
+		end = t.C
+	}
+	r.say("\n==> Running. Try: curl %s   deployctl services ls   (Ctrl-C stops and cleans up)", r.url)
+	tick := time.NewTicker(r.opts.Refresh)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-end:
+			return
+		case <-tick.C:
+			served := r.servedSet(ctx, 2*len(r.apps))
+			keys := r.keys(ctx)
+			var parts []string
+			names := make([]string, 0, len(r.apps))
+			for _, a := range r.apps {
+				names = append(names, a.instance)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				mark := "down"
+				if _, ok := keys[n]; ok {
+					mark = "up"
+				}
+				parts = append(parts, fmt.Sprintf("%s %s/%d", n, mark, served[n]))
+			}
+			r.say("    %s  %s", time.Now().Format("15:04:05"), strings.Join(parts, "  "))
+		}
+	}
+}

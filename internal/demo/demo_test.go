@@ -1,0 +1,108 @@
+package demo_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deployctl/deployctl/internal/demo"
+	"github.com/deployctl/deployctl/internal/etcdserver"
+	"github.com/deployctl/deployctl/internal/testenv"
+)
+
+// leftovers lists processes whose command line mentions the demo's temp
+// directories.
+func leftovers(t *testing.T) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.Contains(b, []byte("deployctl-demo-")) {
+			out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
+}
+
+func runDemo(t *testing.T, mode string) *demo.Result {
+	t.Helper()
+	testenv.NginxBinary(t)
+	port, _ := etcdserver.FreePort()
+	etcdPort, _ := etcdserver.FreePort()
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	res, err := demo.Run(ctx, demo.Options{
+		Spec: filepath.Join("..", "..", "examples", "deploy.yaml"), UnitsDir: t.TempDir(),
+		Port: port, EtcdPort: etcdPort, Duration: 1500 * time.Millisecond, Refresh: 500 * time.Millisecond,
+		Mode: mode, Out: &out,
+	})
+	t.Logf("demo output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("demo: %v", err)
+	}
+	if len(res.Instances) != 4 || len(res.Served) != 4 {
+		t.Fatalf("instances %v, served through nginx %v; want all four", res.Instances, res.Served)
+	}
+	// Event-driven removal, not TTL expiry (the demo's TTL is 5s): within 1s.
+	if res.KillToNginx <= 0 || res.KillToNginx > time.Second {
+		t.Fatalf("killed instance left nginx after %s, want within 1s", res.KillToNginx)
+	}
+	if res.StartToNginx <= 0 {
+		t.Fatal("restarted instance never measured back in nginx")
+	}
+	if !strings.Contains(out.String(), "==> Killing someapp@2") || !strings.Contains(out.String(), "up/") {
+		t.Fatal("demo output lacks the story or the status line")
+	}
+	if ps := leftovers(t); len(ps) > 0 {
+		t.Fatalf("processes left behind: %v", ps)
+	}
+	return res
+}
+
+func TestDemoEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo takes ~15s")
+	}
+	dc := testenv.Docker(t)
+	res := runDemo(t, demo.ModeDocker)
+	if res.Mode != demo.ModeDocker {
+		t.Fatalf("mode %s", res.Mode)
+	}
+	ids, err := dc.List(context.Background(), demo.Label)
+	if err != nil || len(ids) != 0 {
+		t.Fatalf("containers left behind: %v %v", ids, err)
+	}
+	nets, _ := dc.ListNetworks(context.Background(), demo.Label)
+	if len(nets) != 0 {
+		t.Fatalf("networks left behind: %v", nets)
+	}
+}
+
+func TestDemoProcessMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo takes ~15s")
+	}
+	res := runDemo(t, demo.ModeProcess)
+	if res.Mode != demo.ModeProcess {
+		t.Fatalf("mode %s", res.Mode)
+	}
+}
+
+func TestDemoFailsEarlyOnTakenPort(t *testing.T) {
+	testenv.NginxBinary(t)
+	port, _ := etcdserver.FreePort()
+	l, err := netListen(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = demo.Run(context.Background(), demo.Options{Spec: filepath.Join("..", "..", "examples", "deploy.yaml"), UnitsDir: t.TempDir(), Port: port, Mode: demo.ModeProcess})
+	if err == nil || !strings.Contains(err.Error(), "--port") {
+		t.Fatalf("err %v", err)
+	}
+}
