@@ -228,4 +228,3 @@ func Program(ctx *pulumi.Context) error {
 	ctx.Export("registrarSha256", pulumi.String(cfg.RegistrarSHA256))
 	return nil
 }
-

@@ -67,7 +67,9 @@ type ConfigError struct{ Key, Msg string }
 
 func (e *ConfigError) Error() string { return fmt.Sprintf("%s:%s %s", Namespace, e.Key, e.Msg) }
 
-func cerr(key, format string, a ...any) error { return &ConfigError{Key: key, Msg: fmt.Sprintf(format, a...)} }
+func cerr(key, format string, a ...any) error {
+	return &ConfigError{Key: key, Msg: fmt.Sprintf(format, a...)}
+}
 
 // LoadConfig reads and validates the stack configuration.
 func LoadConfig(ctx *pulumi.Context) (*Config, error) {

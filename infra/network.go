@@ -128,4 +128,3 @@ func NewFirewalls(ctx *pulumi.Context, name string, args *FirewallsArgs, opts ..
 	}
 	return f, nil
 }
-

@@ -39,8 +39,8 @@ func fakeDO(t *testing.T, total int, token string) *httptest.Server {
 		for i := (page-1)*per + 1; i <= total && i <= page*per; i++ {
 			ds = append(ds, map[string]any{
 				"id": i, "name": fmt.Sprintf("deployctl-prod-%d", i), "status": "active", "size_slug": "s-2vcpu-4gb",
-				"region":   map[string]any{"slug": "nyc3"},
-				"tags":     []string{"deployctl-prod"},
+				"region":     map[string]any{"slug": "nyc3"},
+				"tags":       []string{"deployctl-prod"},
 				"created_at": "2026-11-25T10:00:00Z",
 				"networks": map[string]any{"v4": []map[string]any{
 					{"ip_address": fmt.Sprintf("10.10.0.%d", i), "type": "private"},
