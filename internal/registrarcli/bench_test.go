@@ -155,3 +155,55 @@ func startRegistrarTB(tb testing.TB, args ...string) (*exec.Cmd, *strings.Builde
 	tb.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
 	return cmd, &logs
 }
+
+// BenchmarkKillToExpireDefaults compares, with real default timings, how
+// long a killed sidekick's key lingers: the registrar with its default 15s
+// TTL, and the seed's loop (etcdctl set --ttl 60 every 45s) killed right
+// after a refresh, its worst case. One sample each (about 75s).
+func BenchmarkKillToExpireDefaults(b *testing.B) {
+	srv, etcd := testenv.Etcd(b)
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		key := "/services/web/upstream/web@1"
+		cmd, _ := startRegistrarTB(b, "announce", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000",
+			"--etcd-endpoints", srv.Endpoint())
+		var rev int64
+		testenv.WaitFor(b, 10*time.Second, "key registered", func() bool {
+			resp, err := etcd.Get(ctx, key)
+			if err != nil || len(resp.Kvs) == 0 {
+				return false
+			}
+			rev = resp.Header.Revision + 1
+			return true
+		})
+		del := waitDeleted(ctx, etcd, key, rev)
+		t0 := time.Now()
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		ours := (<-del).Sub(t0)
+
+		// The seed's sidekick: a fresh 60s TTL every 45s; killed right after
+		// a refresh, the key lives its whole TTL.
+		seedKey := "/services/web/upstream/web@2"
+		lease, err := etcd.Grant(ctx, 60)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp, err := etcd.Put(ctx, seedKey, "127.0.0.1:3001", clientv3.WithLease(lease.ID))
+		if err != nil {
+			b.Fatal(err)
+		}
+		del = waitDeleted(ctx, etcd, seedKey, resp.Header.Revision+1)
+		t0 = time.Now()
+		// (the loop is killed here: no further refresh, no rm)
+		var seed time.Duration
+		select {
+		case t1 := <-del:
+			seed = t1.Sub(t0)
+		case <-time.After(90 * time.Second):
+			b.Fatal("seed key did not expire within 90s")
+		}
+		b.ReportMetric(ours.Seconds(), "registrar-s")
+		b.ReportMetric(seed.Seconds(), "seed-s")
+	}
+}

@@ -123,7 +123,9 @@ func (f *Follower) Apply(ctx context.Context, text []byte) (changed bool, err er
 	}
 	t1 := time.Now()
 	if err := f.cfg.Controller.Test(ctx); err != nil {
-		f.cfg.Metrics.ValidationFailures.Inc()
+		// Counted once the last good file is back, so the metric never
+		// reports a failure whose handling is still under way.
+		defer f.cfg.Metrics.ValidationFailures.Inc()
 		if rerr := f.restore(); rerr != nil {
 			return true, fmt.Errorf("%w; restoring the last good file failed too: %v", err, rerr)
 		}
