@@ -1,0 +1,197 @@
+// Command bench runs every benchmark of the project (`make bench`), prints
+// one table of figure, target (design §8), measured value and pass/fail,
+// and writes it to bench/results.json. Each benchmark is a `go test
+// -bench` in the package it measures; loads are bounded in count and time
+// and stay on loopback and the project's own containers.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// run is one `go test -bench` invocation.
+type run struct {
+	pkg       string
+	bench     string
+	benchtime string   // default 1x
+	testArgs  []string // passed to the test binary after -args
+}
+
+// Row is one line of the table.
+type Row struct {
+	Figure   string  `json:"figure"`
+	Target   string  `json:"target"`
+	Measured string  `json:"measured"`
+	Value    float64 `json:"value"`
+	Unit     string  `json:"unit"`
+	// Pass is "pass", "fail" or "info" (no target: a comparison).
+	Pass string `json:"pass"`
+}
+
+// Results is bench/results.json.
+type Results struct {
+	Date    time.Time          `json:"date"`
+	Machine string             `json:"machine"`
+	Rows    []Row              `json:"rows"`
+	Raw     map[string]float64 `json:"raw"`
+	Errors  []string           `json:"errors,omitempty"`
+}
+
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+\d+\s+(.*)$`)
+
+// parse reads "BenchmarkX-2  1  123 ns/op  4.5 p50-ms ..." lines into
+// name/unit -> value.
+func parse(out []byte, into map[string]float64) {
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		m := benchLine.FindStringSubmatch(strings.TrimSpace(sc.Text()))
+		if m == nil {
+			continue
+		}
+		f := strings.Fields(m[3])
+		for i := 0; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err == nil {
+				into[m[1]+"/"+f[i+1]] = v
+			}
+		}
+	}
+}
+
+func main() {
+	churn := flag.Duration("churn", 30*time.Second, "how long the churn benchmark changes instances under load")
+	quick := flag.Bool("quick", false, "skip the long runs (churn, default-TTL expiry)")
+	out := flag.String("out", filepath.Join("bench", "results.json"), "where to write the results")
+	flag.Parse()
+
+	runs := []run{
+		{"./internal/registrarcli/", "^(BenchmarkDockerStopToWithdraw|BenchmarkKillToExpire)$", "", nil},
+		{"./registrar/nginx/", "^(BenchmarkEventToServing|BenchmarkRenderValidate10000|BenchmarkBurstReloads|BenchmarkSeedBurstReloads)$", "", nil},
+		{"./units/fleet/", "^(BenchmarkSubmit100|BenchmarkRender100Services)$", "5x", nil},
+	}
+	if !*quick {
+		runs = append(runs,
+			run{"./registrar/nginx/", "^BenchmarkChurn$", "", []string{"-churn.duration=" + churn.String()}},
+			run{"./internal/registrarcli/", "^BenchmarkKillToExpireDefaults$", "", nil},
+		)
+	}
+	res := Results{Date: time.Now().UTC(), Raw: map[string]float64{}}
+	if b, err := exec.Command("uname", "-srm").Output(); err == nil {
+		res.Machine = strings.TrimSpace(string(b))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	defer cancel()
+	for _, r := range runs {
+		bt := r.benchtime
+		if bt == "" {
+			bt = "1x"
+		}
+		args := []string{"test", "-run", "^$", "-bench", r.bench, "-benchtime=" + bt, "-count=1", "-timeout=8m", r.pkg}
+		if len(r.testArgs) > 0 {
+			args = append(append(args, "-args"), r.testArgs...)
+		}
+		fmt.Fprintf(os.Stderr, "bench: go %s\n", strings.Join(args, " "))
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Stderr = os.Stderr
+		b, err := cmd.Output()
+		os.Stderr.Write(b)
+		if err != nil {
+			res.Errors = append(res.Errors, fmt.Sprintf("%s %s: %v", r.pkg, r.bench, err))
+		}
+		parse(b, res.Raw)
+	}
+	res.Rows = rows(res.Raw)
+	print(res)
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+	}
+	if len(res.Errors) > 0 {
+		os.Exit(1)
+	}
+}
+
+func rows(raw map[string]float64) []Row {
+	var rs []Row
+	get := func(k string) (float64, bool) { v, ok := raw[k]; return v, ok }
+	add := func(fig, target, unit string, v float64, ok bool, pass func(float64) bool) {
+		r := Row{Figure: fig, Target: target, Unit: unit, Value: v, Pass: "info"}
+		if !ok {
+			r.Measured, r.Pass = "not measured", "fail"
+		} else {
+			r.Measured = fmt.Sprintf("%.4g %s", v, unit)
+			if pass != nil {
+				r.Pass = map[bool]string{true: "pass", false: "fail"}[pass(v)]
+			}
+		}
+		rs = append(rs, r)
+	}
+	v, ok := get("BenchmarkDockerStopToWithdraw/p50-ms")
+	add("docker stop → key gone (p50, 20 runs)", "< 1 s", "ms", v, ok, func(x float64) bool { return x < 1000 })
+	v, ok = get("BenchmarkDockerStopToWithdraw/p99-ms")
+	add("docker stop → key gone (p99)", "< 1 s", "ms", v, ok, func(x float64) bool { return x < 1000 })
+	v, ok = get("BenchmarkKillToExpire/max-ms")
+	add("registrar SIGKILL → key gone (TTL 2s, max of 3)", "≤ TTL (+1s expiry tick)", "ms", v, ok, func(x float64) bool { return x <= 3000 })
+	if v, ok := get("BenchmarkKillToExpireDefaults/registrar-s"); ok {
+		add("registrar SIGKILL → key gone (default TTL 15s)", "≤ 15 s (+1s)", "s", v, ok, func(x float64) bool { return x <= 16 })
+		s, sok := get("BenchmarkKillToExpireDefaults/seed-s")
+		add("  seed loop killed → key gone (TTL 60s/45s refresh, worst case)", "comparison", "s", s, sok, nil)
+	}
+	v, ok = get("BenchmarkDockerStopToWithdraw/rss-MiB")
+	add("registrar RSS while announcing (container mode)", "< 20 MiB", "MiB", v, ok, func(x float64) bool { return x < 20 })
+	floor, fok := get("BenchmarkEventToServing/floor-p50-ms")
+	add("nginx floor: write + nginx -t + reload + first new response (p50)", "reference", "ms", floor, fok, nil)
+	v, ok = get("BenchmarkEventToServing/p50-ms")
+	add("etcd change → nginx serving it (p50)", "≤ 1.5× floor and < 30 ms", "ms", v, ok, func(x float64) bool { return x <= 1.5*floor && x < 30 })
+	v, ok = get("BenchmarkEventToServing/x-floor")
+	add("  … as a multiple of the floor", "≤ 1.5×", "×", v, ok, func(x float64) bool { return x <= 1.5 })
+	v, ok = get("BenchmarkEventToServing/p99-ms")
+	add("etcd change → nginx serving it (p99)", "< 100 ms", "ms", v, ok, func(x float64) bool { return x < 100 })
+	v, ok = get("BenchmarkBurstReloads/reloads")
+	add("100 changes in 1 s → nginx reloads (final config exact)", "≤ 3", "reloads", v, ok, func(x float64) bool { return x <= 3 })
+	v, ok = get("BenchmarkSeedBurstReloads/reloads")
+	add("  seed: a reload on every change, same burst", "comparison", "reloads", v, ok, nil)
+	v, ok = get("BenchmarkRenderValidate10000/ns/op")
+	add("render 10,000 instances (parse, sort, render)", "< 50 ms", "ms", v/1e6, ok, func(x float64) bool { return x < 50 })
+	v, ok = get("BenchmarkRenderValidate10000/nginx-t-ms")
+	add("  one nginx -t of the 10,000-server upstream", "one run", "ms", v, ok, nil)
+	if r, ok := get("BenchmarkChurn/requests"); ok {
+		f, _ := get("BenchmarkChurn/failed")
+		w, _ := get("BenchmarkChurn/wrong-instance")
+		c, _ := get("BenchmarkChurn/changes")
+		add(fmt.Sprintf("failed requests during churn (%.0f requests, %.0f changes)", r, c), "0", "failed", f, true, func(x float64) bool { return x == 0 })
+		add("  answers from instances not in nginx's upstream then", "0", "answers", w, true, func(x float64) bool { return x == 0 })
+	}
+	v, ok = get("BenchmarkSubmit100/ns/op")
+	add("units submit of 100 units to the fleet API (loopback)", "< 2 s", "ms", v/1e6, ok, func(x float64) bool { return x < 2000 })
+	v, ok = get("BenchmarkRender100Services/ns/op")
+	add("render the units of 100 services", "info", "ms", v/1e6, ok, nil)
+	return rs
+}
+
+func print(res Results) {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FIGURE\tTARGET\tMEASURED\tRESULT")
+	for _, r := range res.Rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Figure, r.Target, r.Measured, r.Pass)
+	}
+	tw.Flush()
+	for _, e := range res.Errors {
+		fmt.Println("error:", e)
+	}
+}
