@@ -42,6 +42,18 @@ func (f *fleetFlags) bind(cmd *cobra.Command) {
 	fl.DurationVar(&f.timeout, "request-timeout", 2*time.Minute, "bound on the whole operation against fleet")
 }
 
+// connect bounds the operation by --request-timeout and connects to fleet;
+// done releases the connection, the tunnel and the timeout.
+func (f *fleetFlags) connect(parent context.Context) (context.Context, *fleet.Client, func(), error) {
+	ctx, cancel := context.WithTimeout(parent, f.timeout)
+	c, closer, err := f.client(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, c, func() { closer(); cancel() }, nil
+}
+
 // client connects to fleet; close releases the tunnel.
 func (f *fleetFlags) client(ctx context.Context) (*fleet.Client, func(), error) {
 	var dial fleet.Dialer
@@ -156,9 +168,7 @@ func newUnitsDiffCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), ff.timeout)
-			defer cancel()
-			c, done, err := ff.client(ctx)
+			ctx, c, done, err := ff.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -201,9 +211,7 @@ balancer is launched. Templates are always submitted inactive.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), ff.timeout)
-			defer cancel()
-			c, done, err := ff.client(ctx)
+			ctx, c, done, err := ff.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -246,9 +254,7 @@ func newUnitsListCmd(e *env) *cobra.Command {
 			if err := o.check(); err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), ff.timeout)
-			defer cancel()
-			c, done, err := ff.client(ctx)
+			ctx, c, done, err := ff.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -310,9 +316,7 @@ func newUnitsStatusCmd(e *env) *cobra.Command {
 					return exitcode.Usage(err)
 				}
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), ff.timeout)
-			defer cancel()
-			c, done, err := ff.client(ctx)
+			ctx, c, done, err := ff.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -386,9 +390,7 @@ func newUnitsDestroyCmd(e *env) *cobra.Command {
 				}
 				names = append(names, a)
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), ff.timeout)
-			defer cancel()
-			c, done, err := ff.client(ctx)
+			ctx, c, done, err := ff.connect(cmd.Context())
 			if err != nil {
 				return err
 			}

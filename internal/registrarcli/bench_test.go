@@ -73,15 +73,7 @@ func BenchmarkDockerStopToWithdraw(b *testing.B) {
 		var lat []time.Duration
 		maxRSS := 0
 		for r := 0; r < 20; r++ {
-			var rev int64
-			testenv.WaitFor(b, 15*time.Second, "key registered", func() bool {
-				resp, err := etcd.Get(ctx, key)
-				if err != nil || len(resp.Kvs) == 0 {
-					return false
-				}
-				rev = resp.Header.Revision + 1
-				return true
-			})
+			rev := registeredRev(b, etcd, key)
 			maxRSS = max(maxRSS, rssKiB(cmd.Process.Pid))
 			wctx, cancel := context.WithCancel(ctx)
 			del := waitDeleted(wctx, etcd, key, rev)
@@ -117,15 +109,7 @@ func BenchmarkKillToExpire(b *testing.B) {
 		for r := 0; r < 3; r++ {
 			cmd, _ := startRegistrarTB(b, "announce", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000",
 				"--ttl", "2s", "--etcd-endpoints", srv.Endpoint())
-			var rev int64
-			testenv.WaitFor(b, 10*time.Second, "key registered", func() bool {
-				resp, err := etcd.Get(ctx, key)
-				if err != nil || len(resp.Kvs) == 0 {
-					return false
-				}
-				rev = resp.Header.Revision + 1
-				return true
-			})
+			rev := registeredRev(b, etcd, key)
 			del := waitDeleted(ctx, etcd, key, rev)
 			t0 := time.Now()
 			_ = cmd.Process.Kill()
@@ -167,15 +151,7 @@ func BenchmarkKillToExpireDefaults(b *testing.B) {
 		key := "/services/web/upstream/web@1"
 		cmd, _ := startRegistrarTB(b, "announce", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000",
 			"--etcd-endpoints", srv.Endpoint())
-		var rev int64
-		testenv.WaitFor(b, 10*time.Second, "key registered", func() bool {
-			resp, err := etcd.Get(ctx, key)
-			if err != nil || len(resp.Kvs) == 0 {
-				return false
-			}
-			rev = resp.Header.Revision + 1
-			return true
-		})
+		rev := registeredRev(b, etcd, key)
 		del := waitDeleted(ctx, etcd, key, rev)
 		t0 := time.Now()
 		_ = cmd.Process.Kill()
@@ -206,4 +182,20 @@ func BenchmarkKillToExpireDefaults(b *testing.B) {
 		b.ReportMetric(ours.Seconds(), "registrar-s")
 		b.ReportMetric(seed.Seconds(), "seed-s")
 	}
+}
+
+// registeredRev waits for key and returns the revision after it, from
+// which a watch sees its deletion.
+func registeredRev(tb testing.TB, etcd *clientv3.Client, key string) int64 {
+	tb.Helper()
+	var rev int64
+	testenv.WaitFor(tb, 15*time.Second, "key registered", func() bool {
+		resp, err := etcd.Get(context.Background(), key)
+		if err != nil || len(resp.Kvs) == 0 {
+			return false
+		}
+		rev = resp.Header.Revision + 1
+		return true
+	})
+	return rev
 }

@@ -188,29 +188,43 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 // loop forever.
 const maxPages = 10000
 
-// Units lists every unit, following nextPageToken.
-func (c *Client) Units(ctx context.Context) ([]Unit, error) {
-	var all []Unit
-	token := ""
-	for page := 0; page < maxPages; page++ {
-		q := url.Values{}
-		if token != "" {
-			q.Set("nextPageToken", token)
-		}
-		var p struct {
-			Units         []Unit `json:"units"`
-			NextPageToken string `json:"nextPageToken"`
-		}
-		if _, err := c.do(ctx, http.MethodGet, "/units", q, nil, &p); err != nil {
+// list GETs path page after page, echoing nextPageToken, until a page has
+// no token (fleetd sends an empty last page, {}, when the count is an exact
+// multiple of its page size). key names the page's list ("units", ...).
+func list[T any](ctx context.Context, c *Client, path, key string, q url.Values) ([]T, error) {
+	if q == nil {
+		q = url.Values{}
+	}
+	var all []T
+	for n := 0; n < maxPages; n++ {
+		var p map[string]json.RawMessage
+		if _, err := c.do(ctx, http.MethodGet, path, q, nil, &p); err != nil {
 			return nil, err
 		}
-		all = append(all, p.Units...)
-		if p.NextPageToken == "" {
+		if raw, ok := p[key]; ok {
+			var items []T
+			if err := json.Unmarshal(raw, &items); err != nil {
+				return nil, fmt.Errorf("fleet GET %s: %q is not a list of %T: %w", path, key, *new(T), err)
+			}
+			all = append(all, items...)
+		}
+		var next string
+		if raw, ok := p["nextPageToken"]; ok {
+			if err := json.Unmarshal(raw, &next); err != nil {
+				return nil, fmt.Errorf("fleet GET %s: nextPageToken is not a string: %w", path, err)
+			}
+		}
+		if next == "" {
 			return all, nil
 		}
-		token = p.NextPageToken
+		q.Set("nextPageToken", next)
 	}
-	return nil, fmt.Errorf("fleet GET /units: more than %d pages", maxPages)
+	return nil, fmt.Errorf("fleet GET %s: more than %d pages", path, maxPages)
+}
+
+// Units lists every unit.
+func (c *Client) Units(ctx context.Context) ([]Unit, error) {
+	return list[Unit](ctx, c, "/units", "units", nil)
 }
 
 // Unit returns one unit; errors.Is(err, ErrNotFound) when it does not exist.
@@ -293,56 +307,17 @@ func (c *Client) Destroy(ctx context.Context, name string) error {
 
 // States lists unit states, optionally for one machine or one unit.
 func (c *Client) States(ctx context.Context, machineID, unitName string) ([]UnitState, error) {
-	var all []UnitState
-	token := ""
-	for page := 0; page < maxPages; page++ {
-		q := url.Values{}
-		if machineID != "" {
-			q.Set("machineID", machineID)
-		}
-		if unitName != "" {
-			q.Set("unitName", unitName)
-		}
-		if token != "" {
-			q.Set("nextPageToken", token)
-		}
-		var p struct {
-			States        []UnitState `json:"states"`
-			NextPageToken string      `json:"nextPageToken"`
-		}
-		if _, err := c.do(ctx, http.MethodGet, "/state", q, nil, &p); err != nil {
-			return nil, err
-		}
-		all = append(all, p.States...)
-		if p.NextPageToken == "" {
-			return all, nil
-		}
-		token = p.NextPageToken
+	q := url.Values{}
+	if machineID != "" {
+		q.Set("machineID", machineID)
 	}
-	return nil, fmt.Errorf("fleet GET /state: more than %d pages", maxPages)
+	if unitName != "" {
+		q.Set("unitName", unitName)
+	}
+	return list[UnitState](ctx, c, "/state", "states", q)
 }
 
 // Machines lists the cluster's machines.
 func (c *Client) Machines(ctx context.Context) ([]Machine, error) {
-	var all []Machine
-	token := ""
-	for page := 0; page < maxPages; page++ {
-		q := url.Values{}
-		if token != "" {
-			q.Set("nextPageToken", token)
-		}
-		var p struct {
-			Machines      []Machine `json:"machines"`
-			NextPageToken string    `json:"nextPageToken"`
-		}
-		if _, err := c.do(ctx, http.MethodGet, "/machines", q, nil, &p); err != nil {
-			return nil, err
-		}
-		all = append(all, p.Machines...)
-		if p.NextPageToken == "" {
-			return all, nil
-		}
-		token = p.NextPageToken
-	}
-	return nil, fmt.Errorf("fleet GET /machines: more than %d pages", maxPages)
+	return list[Machine](ctx, c, "/machines", "machines", nil)
 }
