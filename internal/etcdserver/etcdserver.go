@@ -21,6 +21,7 @@ type Server struct {
 	dir       string
 	clientURL url.URL
 	peerURL   url.URL
+	tls       *TLS
 	mu        sync.Mutex
 	etcd      *embed.Etcd
 }
@@ -29,6 +30,14 @@ type Server struct {
 type Options struct {
 	// ClientPort, when non-zero, is the loopback client port to listen on.
 	ClientPort int
+	// TLS, when set, serves clients over https and requires client
+	// certificates signed by TrustedCAFile.
+	TLS *TLS
+}
+
+// TLS is the server's client-facing certificate.
+type TLS struct {
+	CertFile, KeyFile, TrustedCAFile string
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -54,9 +63,14 @@ func Start(ctx context.Context, dir string, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	scheme := "http"
+	if opts.TLS != nil {
+		scheme = "https"
+	}
 	s := &Server{
 		dir:       dir,
-		clientURL: url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", cport)},
+		tls:       opts.TLS,
+		clientURL: url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", cport)},
 		peerURL:   url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", pport)},
 	}
 	if err := s.Restart(ctx); err != nil {
@@ -84,6 +98,12 @@ func (s *Server) Restart(ctx context.Context) error {
 	cfg.ListenPeerUrls = []url.URL{s.peerURL}
 	cfg.AdvertisePeerUrls = []url.URL{s.peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	if s.tls != nil {
+		cfg.ClientTLSInfo.CertFile = s.tls.CertFile
+		cfg.ClientTLSInfo.KeyFile = s.tls.KeyFile
+		cfg.ClientTLSInfo.TrustedCAFile = s.tls.TrustedCAFile
+		cfg.ClientTLSInfo.ClientCertAuth = true
+	}
 	cfg.Logger = "zap"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	// Short heartbeats make a single member elect itself quickly after

@@ -3,12 +3,16 @@ package registrarcli_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/deployctl/deployctl/internal/etcdserver"
 	"github.com/deployctl/deployctl/internal/registrarcli"
 	"github.com/deployctl/deployctl/internal/testenv"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -116,4 +120,29 @@ func TestAnnounceSIGKILLKeyExpiresWithinTTL(t *testing.T) {
 		return !ok
 	})
 	t.Logf("key gone %s after SIGKILL (TTL 2s)", time.Since(killed).Round(time.Millisecond))
+}
+
+func TestAnnounceMetricsEndpoint(t *testing.T) {
+	srv, etcd := testenv.Etcd(t)
+	port, _ := etcdserver.FreePort()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	startRegistrar(t, "announce", "--service", "web", "--instance", "web@9", "--addr", "127.0.0.1:3000",
+		"--etcd-endpoints", srv.Endpoint(), "--metrics-addr", addr)
+	testenv.WaitFor(t, 10*time.Second, "key registered", func() bool { _, ok := testenv.Get(t, etcd, "/services/web/upstream/web@9"); return ok })
+	var body string
+	testenv.WaitFor(t, 10*time.Second, "metrics say registered", func() bool {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		return strings.Contains(body, "registrar_registered 1")
+	})
+	for _, m := range []string{"registrar_lease_regrants_total 0", "registrar_health_failures_total 0", "registrar_etcd_errors_total 0", "process_resident_memory_bytes"} {
+		if !strings.Contains(body, m) {
+			t.Errorf("metrics lack %q", m)
+		}
+	}
 }
