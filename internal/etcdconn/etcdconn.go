@@ -92,8 +92,8 @@ func (c *Config) Validate() error {
 
 func checkEndpoint(e string) error {
 	u, err := url.Parse(e)
-	if err != nil {
-		return fmt.Errorf("%q is not a URL: %w", e, err)
+	if err != nil || u.Scheme == "" {
+		return fmt.Errorf("%q must start with http://, https://, unix:// or unixs://, e.g. http://127.0.0.1:2379", e)
 	}
 	switch u.Scheme {
 	case "http", "https":
