@@ -118,8 +118,10 @@ func (f *Follower) Apply(ctx context.Context, text []byte) (changed bool, err er
 	}
 	t0 := time.Now()
 	if err := atomicfile.WriteFile(f.cfg.File, text, 0o644); err != nil {
-		f.cfg.Metrics.ValidationFailures.Inc()
-		return true, fmt.Errorf("write upstream file: %w", err)
+		// Nothing was replaced (the write is atomic) and nginx is not
+		// reloaded: it keeps serving the last good config.
+		f.cfg.Metrics.WriteFailures.Inc()
+		return true, fmt.Errorf("write upstream file, last good config kept: %w", err)
 	}
 	t1 := time.Now()
 	if err := f.cfg.Controller.Test(ctx); err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -257,4 +258,41 @@ func readFile(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestUnwritableUpstreamKeepsServing: when the upstream file cannot be
+// written (its directory made immutable; permissions do not stop root),
+// nginx is not reloaded and keeps serving the last good config, and the
+// next change after the directory is writable again is applied.
+func TestUnwritableUpstreamKeepsServing(t *testing.T) {
+	r := newRig(t, 50*time.Millisecond)
+	a1, _ := testenv.Backend(t, "web@1")
+	r.put("web@1", a1)
+	r.waitServing("web@1")
+	dir := r.lb.ConfDir()
+	if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
+		t.Skipf("SKIP: cannot make %s immutable here (chattr: %v %s)", dir, err, out)
+	}
+	defer exec.Command("chattr", "-i", dir).Run()
+	good := readFile(t, r.lb.UpstreamFile)
+	reloads := testutil.ToFloat64(r.metrics.Reloads)
+	a2, _ := testenv.Backend(t, "web@2")
+	r.put("web@2", a2)
+	testenv.WaitFor(t, 5*time.Second, "write failure counted", func() bool { return testutil.ToFloat64(r.metrics.WriteFailures) >= 1 })
+	if got := readFile(t, r.lb.UpstreamFile); got != good {
+		t.Fatal("upstream file changed although it could not be written")
+	}
+	if testutil.ToFloat64(r.metrics.Reloads) != reloads {
+		t.Fatal("nginx reloaded after a failed write")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Fatalf("conf.d holds %d entries; a temp file was left behind", len(ents))
+	}
+	r.waitServing("web@1")
+	if err := exec.Command("chattr", "-i", dir).Run(); err != nil {
+		t.Fatal(err)
+	}
+	a3, _ := testenv.Backend(t, "web@3")
+	r.put("web@3", a3)
+	r.waitServing("web@1", "web@2", "web@3")
 }

@@ -7,6 +7,7 @@ type Metrics struct {
 	Reloads            prometheus.Counter
 	ReloadFailures     prometheus.Counter
 	ValidationFailures prometheus.Counter
+	WriteFailures      prometheus.Counter
 	InvalidValues      prometheus.Counter
 	UpstreamSize       prometheus.Gauge
 	LastReload         prometheus.Gauge
@@ -19,6 +20,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Reloads:            prometheus.NewCounter(prometheus.CounterOpts{Name: "registrar_nginx_reloads_total", Help: "Successful nginx reloads."}),
 		ReloadFailures:     prometheus.NewCounter(prometheus.CounterOpts{Name: "registrar_nginx_reload_failures_total", Help: "Reload signals that failed."}),
 		ValidationFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "registrar_nginx_validation_failures_total", Help: "Rendered configs nginx -t rejected (the last good one was kept)."}),
+		WriteFailures:      prometheus.NewCounter(prometheus.CounterOpts{Name: "registrar_nginx_write_failures_total", Help: "Upstream files that could not be written (nginx kept its config)."}),
 		InvalidValues:      prometheus.NewCounter(prometheus.CounterOpts{Name: "registrar_nginx_invalid_values_total", Help: "etcd values skipped because they are not host:port."}),
 		UpstreamSize:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "registrar_nginx_upstream_size", Help: "Instances in the applied upstream."}),
 		LastReload:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "registrar_nginx_last_reload_timestamp_seconds", Help: "Unix time of the last successful reload."}),
@@ -28,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Reloads, m.ReloadFailures, m.ValidationFailures, m.InvalidValues, m.UpstreamSize, m.LastReload, m.EventToReload)
+		reg.MustRegister(m.Reloads, m.ReloadFailures, m.ValidationFailures, m.WriteFailures, m.InvalidValues, m.UpstreamSize, m.LastReload, m.EventToReload)
 	}
 	return m
 }
