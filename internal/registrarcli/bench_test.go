@@ -59,7 +59,13 @@ func rssKiB(pid int) int {
 // BenchmarkDockerStopToWithdraw: the registrar binary follows a demo app
 // container; time from the docker stop call to the key's delete event, over
 // 20 stop/start cycles, and the registrar's resident memory meanwhile.
-func BenchmarkDockerStopToWithdraw(b *testing.B) {
+func BenchmarkDockerStopToWithdraw(b *testing.B) { benchWithdraw(b, "stop") }
+
+// BenchmarkDockerKillToWithdraw: the same with docker kill (SIGKILL), a
+// crash rather than an orderly stop.
+func BenchmarkDockerKillToWithdraw(b *testing.B) { benchWithdraw(b, "kill") }
+
+func benchWithdraw(b *testing.B, action string) {
 	dc := testenv.Docker(b)
 	srv, etcd := testenv.Etcd(b)
 	network := testenv.Network(b, dc)
@@ -78,7 +84,13 @@ func BenchmarkDockerStopToWithdraw(b *testing.B) {
 			wctx, cancel := context.WithCancel(ctx)
 			del := waitDeleted(wctx, etcd, key, rev)
 			t0 := time.Now()
-			if err := dc.Stop(ctx, name, 10*time.Second); err != nil {
+			var err error
+			if action == "kill" {
+				err = dc.Kill(ctx, name, "KILL")
+			} else {
+				err = dc.Stop(ctx, name, 10*time.Second)
+			}
+			if err != nil {
 				b.Fatal(err)
 			}
 			select {
