@@ -30,6 +30,7 @@ import (
 	"github.com/deployctl/deployctl/registrar/upstream"
 	"github.com/deployctl/deployctl/units/deployspec"
 	"github.com/deployctl/deployctl/units/generate"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -410,6 +411,45 @@ func (r *run) keys(ctx context.Context) map[string]string {
 	return out
 }
 
+// watchKey reports when the next event of type typ on key arrives; the
+// watch is open before it returns, so no event is missed.
+func (r *run) watchKey(ctx context.Context, key string, typ mvccpb.Event_EventType) <-chan time.Time {
+	out := make(chan time.Time, 1)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	resp, err := r.cli.Get(wctx, key)
+	if err != nil {
+		cancel()
+		close(out)
+		return out
+	}
+	wch := r.cli.Watch(wctx, key, clientv3.WithRev(resp.Header.Revision+1))
+	go func() {
+		defer cancel()
+		defer close(out)
+		for wr := range wch {
+			for _, ev := range wr.Events {
+				if ev.Type == typ {
+					out <- time.Now()
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+func waitEvent(ctx context.Context, ch <-chan time.Time) (time.Time, error) {
+	select {
+	case t, ok := <-ch:
+		if !ok {
+			return time.Time{}, fmt.Errorf("no event within 30s")
+		}
+		return t, nil
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	}
+}
+
 // waitUntil polls cond every 5ms until it holds or timeout passes.
 func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
@@ -461,11 +501,13 @@ func (r *run) story(ctx context.Context) error {
 	victim := r.apps[1%len(r.apps)]
 	r.res.Killed = victim.instance
 	r.say("\n==> Killing %s (%s)", victim.instance, map[bool]string{true: "docker kill", false: "kill -9"}[r.docker != nil])
+	key := registrar.Key(registrar.DefaultPrefix, r.svc.Name, victim.instance)
+	gone := r.watchKey(ctx, key, clientv3.EventTypeDelete)
 	t0 := time.Now()
 	if err := r.stopApp(ctx, victim); err != nil {
 		return err
 	}
-	tEtcd, err := waitUntil(ctx, 30*time.Second, func() bool { _, ok := r.keys(ctx)[victim.instance]; return !ok })
+	tEtcd, err := waitEvent(ctx, gone)
 	if err != nil {
 		return fmt.Errorf("waiting for %s to leave etcd: %w", victim.instance, err)
 	}
@@ -478,11 +520,12 @@ func (r *run) story(ctx context.Context) error {
 	r.printTree(ctx)
 
 	r.say("\n==> Starting %s again", victim.instance)
+	back := r.watchKey(ctx, key, clientv3.EventTypePut)
 	t0 = time.Now()
 	if err := r.restartApp(ctx, victim); err != nil {
 		return err
 	}
-	tEtcd, err = waitUntil(ctx, 30*time.Second, func() bool { _, ok := r.keys(ctx)[victim.instance]; return ok })
+	tEtcd, err = waitEvent(ctx, back)
 	if err != nil {
 		return fmt.Errorf("waiting for %s to return to etcd: %w", victim.instance, err)
 	}
