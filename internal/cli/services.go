@@ -29,33 +29,48 @@ http://127.0.0.1:2379, where the demo's etcd listens.`,
 	return cmd
 }
 
-func etcdClient(c *etcdconn.Config) (*clientv3.Client, error) {
-	if err := c.Validate(); err != nil {
-		return nil, exitcode.Usage(err)
+// registryFlags say where the registrations are: the registrar's etcd
+// flags and key prefix.
+type registryFlags struct {
+	etcd   etcdconn.Config
+	prefix string
+	out    output
+}
+
+func (r *registryFlags) bind(cmd *cobra.Command) {
+	r.etcd.BindFlags(cmd.Flags(), etcdconn.DefaultEndpoint)
+	cmd.Flags().StringVar(&r.prefix, "prefix", registrar.DefaultPrefix, "etcd key prefix")
+	r.out.bind(cmd)
+}
+
+// open checks the flags and connects; service is the optional argument.
+func (r *registryFlags) open(args []string) (cli *clientv3.Client, service string, err error) {
+	if err := r.out.check(); err != nil {
+		return nil, "", err
 	}
-	return c.Client()
+	if len(args) == 1 {
+		service = args[0]
+	}
+	if err := r.etcd.Validate(); err != nil {
+		return nil, "", exitcode.Usage(err)
+	}
+	cli, err = r.etcd.Client()
+	return cli, service, err
 }
 
 func newServicesLsCmd(e *env) *cobra.Command {
-	var ec etcdconn.Config
-	var prefix string
-	var o output
+	var rf registryFlags
+	ec, o := &rf.etcd, &rf.out
 	cmd := &cobra.Command{
 		Use:   "ls [SERVICE]",
 		Short: "List registered instances with address, lease TTL left and age",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.check(); err != nil {
-				return err
-			}
-			service := ""
-			if len(args) == 1 {
-				service = args[0]
-			}
-			cli, err := etcdClient(&ec)
+			cli, service, err := rf.open(args)
 			if err != nil {
 				return err
 			}
+			prefix := rf.prefix
 			defer cli.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), ec.DialTimeout+5*time.Second)
 			defer cancel()
@@ -83,9 +98,7 @@ func newServicesLsCmd(e *env) *cobra.Command {
 			return table(e.stdout, []string{"SERVICE", "INSTANCE", "ADDRESS", "TTL LEFT", "AGE"}, rows)
 		},
 	}
-	ec.BindFlags(cmd.Flags(), etcdconn.DefaultEndpoint)
-	cmd.Flags().StringVar(&prefix, "prefix", registrar.DefaultPrefix, "etcd key prefix")
-	o.bind(cmd)
+	rf.bind(cmd)
 	return cmd
 }
 
@@ -124,25 +137,18 @@ func diff(old, cur map[string]string, at time.Time) []Change {
 }
 
 func newServicesWatchCmd(e *env) *cobra.Command {
-	var ec etcdconn.Config
-	var prefix string
-	var o output
+	var rf registryFlags
+	o := &rf.out
 	cmd := &cobra.Command{
 		Use:   "watch [SERVICE]",
 		Short: "Stream instances as they register and leave (Ctrl-C stops)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.check(); err != nil {
-				return err
-			}
-			service := ""
-			if len(args) == 1 {
-				service = args[0]
-			}
-			cli, err := etcdClient(&ec)
+			cli, service, err := rf.open(args)
 			if err != nil {
 				return err
 			}
+			prefix := rf.prefix
 			defer cli.Close()
 			ctx := cmd.Context()
 			base := strings.TrimSuffix(prefix, "/") + "/"
@@ -184,8 +190,6 @@ func newServicesWatchCmd(e *env) *cobra.Command {
 			}
 		},
 	}
-	ec.BindFlags(cmd.Flags(), etcdconn.DefaultEndpoint)
-	cmd.Flags().StringVar(&prefix, "prefix", registrar.DefaultPrefix, "etcd key prefix")
-	o.bind(cmd)
+	rf.bind(cmd)
 	return cmd
 }

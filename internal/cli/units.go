@@ -85,6 +85,26 @@ func loadPlan(file string) (*deployspec.Spec, *generate.Plan, error) {
 	return spec, p, err
 }
 
+// specFlags name the deploy spec and whether its units are started.
+type specFlags struct {
+	file  string
+	start bool
+}
+
+func (s *specFlags) bind(cmd *cobra.Command, startHelp string) {
+	cmd.Flags().StringVarP(&s.file, "file", "f", "deploy.yaml", "deploy spec")
+	cmd.Flags().BoolVar(&s.start, "start", false, startHelp)
+}
+
+// desired is what fleet should hold for the spec.
+func (s *specFlags) desired() (fleet.Desired, error) {
+	_, p, err := loadPlan(s.file)
+	if err != nil {
+		return fleet.Desired{}, err
+	}
+	return fleet.Desired{Units: p.Units, Launch: p.Launch, Start: s.start}, nil
+}
+
 func newUnitsCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "units",
@@ -152,8 +172,7 @@ func printChanges(e *env, o *output, chs []fleet.Change, onlyWork bool) error {
 }
 
 func newUnitsDiffCmd(e *env) *cobra.Command {
-	var file string
-	var start bool
+	var sf specFlags
 	var ff fleetFlags
 	var o output
 	cmd := &cobra.Command{
@@ -164,7 +183,7 @@ func newUnitsDiffCmd(e *env) *cobra.Command {
 			if err := o.check(); err != nil {
 				return err
 			}
-			_, p, err := loadPlan(file)
+			d, err := sf.desired()
 			if err != nil {
 				return err
 			}
@@ -173,23 +192,21 @@ func newUnitsDiffCmd(e *env) *cobra.Command {
 				return err
 			}
 			defer done()
-			chs, err := fleet.Diff(ctx, c, fleet.Desired{Units: p.Units, Launch: p.Launch, Start: start})
+			chs, err := fleet.Diff(ctx, c, d)
 			if err != nil {
 				return err
 			}
 			return printChanges(e, &o, chs, false)
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "deploy.yaml", "deploy spec")
-	cmd.Flags().BoolVar(&start, "start", false, "compare as if submitting with --start")
+	sf.bind(cmd, "compare as if submitting with --start")
 	ff.bind(cmd)
 	o.bind(cmd)
 	return cmd
 }
 
 func newUnitsSubmitCmd(e *env) *cobra.Command {
-	var file string
-	var start bool
+	var sf specFlags
 	var wait time.Duration
 	var ff fleetFlags
 	var o output
@@ -207,7 +224,7 @@ balancer is launched. Templates are always submitted inactive.`,
 			if err := o.check(); err != nil {
 				return err
 			}
-			_, p, err := loadPlan(file)
+			d, err := sf.desired()
 			if err != nil {
 				return err
 			}
@@ -216,7 +233,7 @@ balancer is launched. Templates are always submitted inactive.`,
 				return err
 			}
 			defer done()
-			chs, err := fleet.Submit(ctx, c, fleet.Desired{Units: p.Units, Launch: p.Launch, Start: start}, fleet.SubmitOptions{
+			chs, err := fleet.Submit(ctx, c, d, fleet.SubmitOptions{
 				WaitActive: wait,
 				Progress: func(i, n int, ch fleet.Change) {
 					fmt.Fprintf(e.stderr, "[%d/%d] %s %s\n", i, n, ch.Action, ch.Unit)
@@ -228,8 +245,7 @@ balancer is launched. Templates are always submitted inactive.`,
 			return printChanges(e, &o, chs, true)
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "deploy.yaml", "deploy spec")
-	cmd.Flags().BoolVar(&start, "start", false, "launch every instance and load balancer")
+	sf.bind(cmd, "launch every instance and load balancer")
 	cmd.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long a rolled instance may take to become active")
 	ff.bind(cmd)
 	o.bind(cmd)
