@@ -158,6 +158,11 @@ func (c *Config) validate() error {
 	if c.FleetSHA256 == "" {
 		return cerr("fleetSha256", "is required: the SHA-256 of fleet-v1.0.0-linux-amd64.tar.gz from a release you verified; nodes refuse a download that does not match")
 	}
+	// The program runs in cmd/pulumi: make the path absolute so the asset
+	// does not depend on where the CLI resolves it.
+	if abs, err := filepath.Abs(c.RegistrarPath); err == nil {
+		c.RegistrarPath = abs
+	}
 	sum, err := fileSHA256(c.RegistrarPath)
 	if err != nil {
 		return cerr("registrarPath", "%s: %v; run `make build` first (it writes bin/registrar)", c.RegistrarPath, err)
