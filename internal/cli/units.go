@@ -39,7 +39,7 @@ func (f *fleetFlags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.sshKey, "ssh-key", "", "private key for --tunnel (default: the ssh-agent)")
 	fl.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file for --tunnel (default ~/.ssh/known_hosts)")
 	fl.BoolVar(&f.insecure, "insecure-skip-host-key-check", false, "accept any host key for --tunnel (throwaway clusters only)")
-	fl.DurationVar(&f.timeout, "request-timeout", 2*time.Minute, "bound on the whole operation against fleet")
+	fl.DurationVar(&f.timeout, "request-timeout", 10*time.Minute, "bound on the whole operation against fleet (a rolling submit waits for each instance)")
 }
 
 // connect bounds the operation by --request-timeout and connects to fleet;
