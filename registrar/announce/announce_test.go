@@ -87,6 +87,9 @@ func TestEtcdOutageLongerThanTTL(t *testing.T) {
 	if testutil.ToFloat64(m.EtcdErrors) == 0 {
 		t.Fatal("etcd errors metric did not count the outage")
 	}
+	if testutil.ToFloat64(m.LeaseRegrants) < 1 {
+		t.Fatal("lease re-grant after the outage not counted")
+	}
 }
 
 func TestHealthGating(t *testing.T) {
@@ -119,6 +122,9 @@ func TestHealthGating(t *testing.T) {
 	testenv.WaitFor(t, 3*time.Second, "registered after the first passing check", func() bool { _, ok := testenv.Get(t, etcd, key); return ok })
 	healthy.Store(false)
 	testenv.WaitFor(t, 3*time.Second, "withdrawn after consecutive failures", func() bool { _, ok := testenv.Get(t, etcd, key); return !ok })
+	if testutil.ToFloat64(m.LeaseRegrants) != 0 {
+		t.Fatal("a withdrawal for health counted as a lost lease")
+	}
 	if testutil.ToFloat64(m.HealthFailures) < 2 {
 		t.Fatalf("health failures = %v, want >= 2", testutil.ToFloat64(m.HealthFailures))
 	}

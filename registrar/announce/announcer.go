@@ -69,7 +69,7 @@ type announcer struct {
 	retry     *time.Timer
 	retryOn   bool
 	lastState string
-	hadLease  bool
+	lost      bool // the last lease was lost, not revoked: the next grant is a re-grant
 	since     time.Time
 }
 
@@ -154,6 +154,7 @@ func (a *announcer) run(ctx context.Context) error {
 			if !ok {
 				a.ka = nil
 				a.dropLease()
+				a.lost = true
 				a.Metrics.EtcdErrors.Inc()
 				a.state("lease lost", "re-granting")
 			}
@@ -222,10 +223,10 @@ func (a *announcer) register(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("grant lease: %w", err)
 		}
-		if a.hadLease {
+		if a.lost {
 			a.Metrics.LeaseRegrants.Inc()
+			a.lost = false
 		}
-		a.hadLease = true
 		a.lease = resp.ID
 		kctx, kcancel := context.WithCancel(ctx)
 		ka, err := a.Client.KeepAlive(kctx, a.lease)
@@ -250,6 +251,7 @@ func (a *announcer) register(ctx context.Context) error {
 	if err != nil {
 		// The lease may be gone (etcd lost it); start over with a new one.
 		a.revoke(ctx)
+		a.lost = true
 		return fmt.Errorf("put %s: %w", a.Key, err)
 	}
 	a.putAddr = a.addr
