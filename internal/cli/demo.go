@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/deployctl/deployctl/internal/demo"
@@ -43,6 +44,11 @@ also after a failure.`,
 			o.Out = e.stdout
 			if out.json() {
 				o.Out = e.stderr
+			}
+			if f, ok := o.Out.(*os.File); ok {
+				if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+					o.InPlace = true
+				}
 			}
 			res, err := demo.Run(cmd.Context(), o)
 			if errors.Is(err, context.Canceled) {

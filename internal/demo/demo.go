@@ -55,8 +55,11 @@ type Options struct {
 	Mode     string        // auto, docker or process
 	Nginx    string        // nginx binary (default /usr/sbin/nginx)
 	Out      io.Writer
-	// Refresh is the status table's refresh interval (default 1s).
+	// Refresh is the status line's refresh interval (default 1s).
 	Refresh time.Duration
+	// InPlace redraws the status line in place (for a terminal) instead of
+	// printing a new line each time.
+	InPlace bool
 }
 
 // Result is what the run measured.
@@ -590,6 +593,9 @@ func (r *run) keepRunning(ctx context.Context) {
 	r.say("\n==> Running. Try: curl %s   deployctl services ls   (Ctrl-C stops and cleans up)", r.url)
 	tick := time.NewTicker(r.opts.Refresh)
 	defer tick.Stop()
+	if r.opts.InPlace {
+		defer fmt.Fprintln(r.out)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -612,7 +618,12 @@ func (r *run) keepRunning(ctx context.Context) {
 				}
 				parts = append(parts, fmt.Sprintf("%s %s/%d", n, mark, served[n]))
 			}
-			r.say("    %s  %s", time.Now().Format("15:04:05"), strings.Join(parts, "  "))
+			line := fmt.Sprintf("    %s  %s", time.Now().Format("15:04:05"), strings.Join(parts, "  "))
+			if r.opts.InPlace {
+				fmt.Fprintf(r.out, "\r\033[K%s", line)
+			} else {
+				r.say("%s", line)
+			}
 		}
 	}
 }
