@@ -590,7 +590,11 @@ func (r *run) keepRunning(ctx context.Context) {
 		defer t.Stop()
 		end = t.C
 	}
-	r.say("\n==> Running. Try: curl %s   deployctl services ls   (Ctrl-C stops and cleans up)", r.url)
+	ls := "deployctl services ls"
+	if r.opts.EtcdPort != 2379 {
+		ls += " --etcd-endpoints " + r.etcd.Endpoint()
+	}
+	r.say("\n==> Running. Try: curl %s   %s   (Ctrl-C stops and cleans up)", r.url, ls)
 	tick := time.NewTicker(r.opts.Refresh)
 	defer tick.Stop()
 	if r.opts.InPlace {
