@@ -318,10 +318,14 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, name string) {
 	if exists {
 		old := &units.Unit{Name: name, Options: existing.Options}
 		if old.Hash() == uf.Hash() {
-			if body.DesiredState != "" {
-				existing.DesiredState = body.DesiredState
-				s.schedule(existing)
+			// Same options: fleetd falls through to a state update, which
+			// needs a desiredState.
+			if body.DesiredState == "" {
+				writeErr(w, http.StatusConflict, "must provide DesiredState to update existing unit")
+				return
 			}
+			existing.DesiredState = body.DesiredState
+			s.schedule(existing)
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
