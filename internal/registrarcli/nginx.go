@@ -1,6 +1,7 @@
 package registrarcli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -81,7 +82,7 @@ the main process of a Docker container (--container), as on Flatcar.`,
 			prefix := registrar.UpstreamPrefix(o.prefix, o.service)
 			uopts := upstream.Options{Name: o.upstreamName, Keepalive: o.keepalive, Source: prefix}
 			if o.dryRun {
-				lctx, cancel := contextWithTimeout(ctx, o.etcd.DialTimeout+5*time.Second)
+				lctx, cancel := context.WithTimeout(ctx, o.etcd.DialTimeout+5*time.Second)
 				defer cancel()
 				s, err := catalog.List(lctx, cli, prefix)
 				if err != nil {
@@ -140,7 +141,7 @@ the main process of a Docker container (--container), as on Flatcar.`,
 				}
 			}
 			if o.once {
-				lctx, cancel := contextWithTimeout(ctx, o.etcd.DialTimeout+30*time.Second)
+				lctx, cancel := context.WithTimeout(ctx, o.etcd.DialTimeout+30*time.Second)
 				defer cancel()
 				bs, err := f.Once(lctx)
 				if errors.Is(err, nginx.ErrNotRunning) {

@@ -169,10 +169,6 @@ func checkPrefix(p string) error {
 	return nil
 }
 
-func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, d)
-}
-
 // noController is used by --dry-run, which never validates or reloads.
 type noController struct{}
 
