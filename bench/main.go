@@ -94,7 +94,12 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
-	for _, r := range runs {
+	for i, r := range runs {
+		if i > 0 {
+			// Let the previous run's containers and processes wind down so
+			// they do not load the next measurement.
+			time.Sleep(3 * time.Second)
+		}
 		bt := r.benchtime
 		if bt == "" {
 			bt = "1x"

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 
-	"github.com/deployctl/deployctl/internal/atomicfile"
 	"github.com/deployctl/deployctl/internal/docker"
 )
 
@@ -69,13 +69,28 @@ func (h *Host) Test(ctx context.Context) error {
 	if h.PidFile != "" && len(saved) > 0 {
 		// nginx -t opens the pid file with O_TRUNC; put the master's pid back.
 		if now, _ := os.ReadFile(h.PidFile); !bytes.Equal(now, saved) {
-			if werr := atomicfile.WriteFile(h.PidFile, saved, 0o644); werr != nil {
+			if werr := restorePid(h.PidFile, saved); werr != nil {
 				return fmt.Errorf("restore pid file after nginx -t: %w", werr)
 			}
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("nginx -t: %s", strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// restorePid puts a pid file back by rename, so a reader never sees it
+// half-written. It is a runtime file rewritten by nginx itself, so it is
+// not fsynced: that would only add latency to every validation.
+func restorePid(path string, data []byte) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".restore")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
 	}
 	return nil
 }

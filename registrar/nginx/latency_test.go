@@ -55,7 +55,7 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 // and beside it the floor: writing the file directly, nginx -t, SIGHUP and
 // the first response from the new workers.
 func BenchmarkEventToServing(b *testing.B) {
-	const samples = 40
+	const samples = 60
 	lb := testenv.Nginx(b, "web")
 	_, etcd := testenv.Etcd(b)
 	addrA, _ := testenv.Backend(b, "A")
