@@ -382,7 +382,11 @@ func NodeConfig(c Cluster, n Node) (*Config, error) {
 				RebootWindowStart: c.RebootWindowStart, RebootWindowLength: c.RebootWindowLength,
 			},
 			Units: []Unit{
-				{Name: "etcd-member.service", Enable: true, Command: start, DropIns: []DropIn{{Name: "20-deployctl.conf", Content: c.EtcdDropIn(n)}}},
+				// Without a discovery URL etcd must not start before infra has
+				// written the initial cluster: a member started without it
+				// would bootstrap a wrong one-node cluster in its data dir.
+				// BootstrapScript enables and starts it.
+				{Name: "etcd-member.service", Enable: start != "", Command: start, DropIns: []DropIn{{Name: "20-deployctl.conf", Content: c.EtcdDropIn(n)}}},
 				{Name: "flanneld.service", Enable: true, Command: start, DropIns: []DropIn{{Name: "50-network-config.conf", Content: c.FlannelDropIn()}}},
 				{Name: "docker.service", DropIns: []DropIn{{Name: "40-flannel.conf", Content: DockerDropIn}}},
 				{Name: "fleet-install.service", Enable: true, Command: "start", Content: FleetInstallService},

@@ -92,14 +92,17 @@ func TestRenderedProfileShape(t *testing.T) {
 		}
 	}
 	// Without a discovery URL etcd, flannel and fleet wait for infra's bootstrap.
-	if strings.Contains(text, "name: etcd-member.service\n      enable: true\n      command: start") {
-		t.Error("etcd started at boot without an initial cluster")
+	if strings.Contains(text, "name: etcd-member.service\n      enable: true") || strings.Contains(text, "name: etcd-member.service\n      command: start") {
+		t.Error("etcd enabled or started at boot without an initial cluster")
 	}
 	c := cluster()
 	c.DiscoveryURL = "https://discovery.etcd.io/abc"
 	b, err = cloudconfig.RenderNode(c, cloudconfig.Node{Name: "core-1"})
 	if err != nil || !strings.Contains(string(b), "ETCD_DISCOVERY=https://discovery.etcd.io/abc") {
 		t.Fatalf("discovery profile: %v", err)
+	}
+	if !strings.Contains(string(b), "name: etcd-member.service\n      enable: true\n") {
+		t.Fatal("with discovery, etcd is enabled at boot")
 	}
 }
 
