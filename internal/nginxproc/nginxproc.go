@@ -155,19 +155,6 @@ func (i *Instance) Start(ctx context.Context) error {
 	}
 }
 
-// Test runs nginx -t on the instance's configuration.
-func (i *Instance) Test(ctx context.Context) error {
-	saved, _ := os.ReadFile(i.PidFile())
-	out, err := exec.CommandContext(ctx, i.Binary, append(i.Args(), "-t", "-q")...).CombinedOutput()
-	if len(saved) > 0 {
-		_ = os.WriteFile(i.PidFile(), saved, 0o644)
-	}
-	if err != nil {
-		return fmt.Errorf("nginx -t: %s", strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
 // Pid is the master's pid, 0 when not started.
 func (i *Instance) Pid() int {
 	if i.cmd == nil || i.cmd.Process == nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/deployctl/deployctl/internal/etcdserver"
 	"github.com/deployctl/deployctl/internal/nginxproc"
+	"github.com/deployctl/deployctl/registrar/nginx"
 	"github.com/deployctl/deployctl/registrar/upstream"
 )
 
@@ -57,6 +58,12 @@ func Nginx(t testing.TB, name string) *LB {
 		inst.Stop()
 	})
 	return &LB{Instance: inst, URL: fmt.Sprintf("http://127.0.0.1:%d/", port), UpstreamFile: upFile}
+}
+
+// Host is the registrar's controller for this instance: nginx -t and
+// reloads with the same -p/-c/-g it was started with, by its pid file.
+func (l *LB) Host() *nginx.Host {
+	return &nginx.Host{Binary: l.Binary, Prefix: l.Dir + "/", Conf: l.ConfFile(), Globals: l.Globals(), PidFile: l.PidFile()}
 }
 
 // NewConnClient is an HTTP client that opens a new connection per request.

@@ -1,4 +1,4 @@
-package catalog
+package catalog_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/testenv"
+	"github.com/deployctl/deployctl/registrar/catalog"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
@@ -16,15 +17,15 @@ func TestWatchSnapshotsAndCompaction(t *testing.T) {
 	defer cancel()
 	prefix := "/services/web/upstream/"
 	cli.Put(ctx, prefix+"web@1", "10.0.0.1:80")
-	out := make(chan Snapshot, 1)
+	out := make(chan catalog.Snapshot, 1)
 	done := make(chan error, 1)
-	go func() { done <- Watch(ctx, cli, prefix, out, nil) }()
+	go func() { done <- catalog.Watch(ctx, cli, prefix, out, nil) }()
 	first := <-out
 	if len(first.Entries) != 1 || first.Entries["web@1"] != "10.0.0.1:80" {
 		t.Fatalf("first snapshot %+v", first.Entries)
 	}
 	cli.Put(ctx, prefix+"web@2", "10.0.0.2:80")
-	var s Snapshot
+	var s catalog.Snapshot
 	testenv.WaitFor(t, 5*time.Second, "web@2 in a snapshot", func() bool {
 		select {
 		case s = <-out:
@@ -63,7 +64,7 @@ func TestFollowReportsCompaction(t *testing.T) {
 	}
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err := follow(fctx, cli, prefix, Snapshot{Rev: 1, Entries: map[string]string{}, Leases: map[string]int64{}, Created: map[string]int64{}}, make(chan Snapshot, 1))
+	err := catalog.Follow(fctx, cli, prefix, catalog.Snapshot{Rev: 1, Entries: map[string]string{}, Leases: map[string]int64{}, Created: map[string]int64{}}, make(chan catalog.Snapshot, 1))
 	if !errors.Is(err, rpctypes.ErrCompacted) {
 		t.Fatalf("follow from a compacted revision: %v", err)
 	}

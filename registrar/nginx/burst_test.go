@@ -54,7 +54,7 @@ func BenchmarkBurstReloads(b *testing.B) {
 	}
 	m := nginx.NewMetrics(nil)
 	f, err := nginx.New(nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
-		Controller: &nginx.Host{Binary: lb.Binary, Prefix: lb.Dir + "/", Conf: lb.ConfFile(), Globals: lb.Globals(), PidFile: lb.PidFile()},
+		Controller: lb.Host(),
 		Metrics:    m, Logger: quiet()})
 	if err != nil {
 		b.Fatal(err)
@@ -91,7 +91,7 @@ func BenchmarkSeedBurstReloads(b *testing.B) {
 	for i := range addrs {
 		addrs[i], _ = testenv.Backend(b, fmt.Sprintf("web@%d", i))
 	}
-	host := &nginx.Host{Binary: lb.Binary, Prefix: lb.Dir + "/", Conf: lb.ConfFile(), Globals: lb.Globals(), PidFile: lb.PidFile()}
+	host := lb.Host()
 	for i := 0; i < b.N; i++ {
 		ctx, cancel := context.WithCancel(context.Background())
 		reloads := 0

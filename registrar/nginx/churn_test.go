@@ -48,7 +48,7 @@ func churn(tb testing.TB, d time.Duration, maxRequests int) churnResult {
 	m := nginx.NewMetrics(nil)
 	f, err := nginx.New(nginx.Config{
 		Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8}, File: lb.UpstreamFile,
-		Controller: &nginx.Host{Binary: lb.Binary, Prefix: lb.Dir + "/", Conf: lb.ConfFile(), Globals: lb.Globals(), PidFile: lb.PidFile()},
+		Controller: lb.Host(),
 		Metrics:    m, Logger: quiet(), // default 1s min reload interval
 		OnApplied: func(a nginx.Applied) { mu.Lock(); applied = append(applied, a); mu.Unlock() },
 	})

@@ -44,7 +44,7 @@ func newRig(t *testing.T, interval time.Duration) *rig {
 	f, err := nginx.New(nginx.Config{
 		Client: etcd, Prefix: r.prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
 		File:              lb.UpstreamFile,
-		Controller:        &nginx.Host{Binary: lb.Binary, Prefix: lb.Dir + "/", Conf: lb.ConfFile(), Globals: lb.Globals(), PidFile: lb.PidFile()},
+		Controller:        lb.Host(),
 		MinReloadInterval: interval, Metrics: r.metrics, Logger: quiet(),
 		OnApplied: func(a nginx.Applied) { r.mu.Lock(); r.applied = append(r.applied, a); r.mu.Unlock() },
 	})
@@ -177,7 +177,7 @@ func TestEtcdOutageKeepsServingThenResyncs(t *testing.T) {
 	prefix := registrar.UpstreamPrefix("/services", "web")
 	f, err := nginx.New(nginx.Config{
 		Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
-		Controller:        &nginx.Host{Binary: lb.Binary, Prefix: lb.Dir + "/", Conf: lb.ConfFile(), Globals: lb.Globals(), PidFile: lb.PidFile()},
+		Controller:        lb.Host(),
 		MinReloadInterval: 50 * time.Millisecond, Logger: quiet(),
 	})
 	if err != nil {

@@ -65,7 +65,7 @@ func BenchmarkEventToServing(b *testing.B) {
 	_, etcd := testenv.Etcd(b)
 	addrA, _ := testenv.Backend(b, "A")
 	addrB, _ := testenv.Backend(b, "B")
-	host := &nginx.Host{Binary: lb.Binary, Prefix: lb.Dir + "/", Conf: lb.ConfFile(), Globals: lb.Globals(), PidFile: lb.PidFile()}
+	host := lb.Host()
 	ctx := context.Background()
 	prefix := registrar.UpstreamPrefix("/services", "web")
 	applied := make(chan struct{}, 16)
@@ -145,7 +145,7 @@ func BenchmarkRenderValidate10000(b *testing.B) {
 	for i := 0; i < 10000; i++ {
 		snap.Entries[fmt.Sprintf("web@%d", i)] = fmt.Sprintf("10.%d.%d.%d:3000", i>>16&255, i>>8&255, i&255)
 	}
-	host := &nginx.Host{Binary: lb.Binary, Prefix: lb.Dir + "/", Conf: lb.ConfFile(), Globals: lb.Globals(), PidFile: lb.PidFile()}
+	host := lb.Host()
 	f, err := nginx.New(nginx.Config{Client: etcd, Prefix: "/services/web/upstream/", Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile, Controller: host})
 	if err != nil {
 		b.Fatal(err)

@@ -1,0 +1,4 @@
+package catalog
+
+// Follow exposes follow to the external tests.
+var Follow = follow
