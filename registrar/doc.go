@@ -13,7 +13,10 @@
 // the value "IP:port" as plain text, every key attached to a lease.
 package registrar
 
-import "path"
+import (
+	"path"
+	"time"
+)
 
 // DefaultPrefix is the etcd key prefix for service registrations.
 const DefaultPrefix = "/services"
@@ -33,4 +36,11 @@ func Key(prefix, service, instance string) string {
 // (<prefix>/<service>/meta/<instance>), kept under the same lease.
 func MetaKey(prefix, service, instance string) string {
 	return path.Join("/", prefix, service, "meta", instance)
+}
+
+// Meta is the registration record at MetaKey: the address registered and
+// since when, for `deployctl services ls`.
+type Meta struct {
+	Addr  string    `json:"addr"`
+	Since time.Time `json:"since"`
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/deployctl/deployctl/registrar"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -16,8 +17,8 @@ type Config struct {
 	Client *clientv3.Client
 	// Key is the full etcd key, e.g. /services/someapp/upstream/someapp@1.
 	Key string
-	// MetaKey, when set, is put under the same lease with a JSON record of
-	// the registration ({"addr","since"}), for `deployctl services ls`;
+	// MetaKey, when set, is put under the same lease with the registration
+	// record (registrar.Meta), for `deployctl services ls`;
 	// the upstream key itself stays plain IP:port.
 	MetaKey string
 	// TTL of the lease (default 15s); keep-alives go out every TTL/3.
@@ -71,12 +72,6 @@ type announcer struct {
 	lastState string
 	lost      bool // the last lease was lost, not revoked: the next grant is a re-grant
 	since     time.Time
-}
-
-// Meta is the record put at Config.MetaKey.
-type Meta struct {
-	Addr  string    `json:"addr"`
-	Since time.Time `json:"since"`
 }
 
 func (a *announcer) run(ctx context.Context) error {
@@ -242,7 +237,7 @@ func (a *announcer) register(ctx context.Context) error {
 	}
 	ops := []clientv3.Op{clientv3.OpPut(a.Key, a.addr, clientv3.WithLease(a.lease))}
 	if a.MetaKey != "" {
-		meta, _ := json.Marshal(Meta{Addr: a.addr, Since: a.since})
+		meta, _ := json.Marshal(registrar.Meta{Addr: a.addr, Since: a.since})
 		ops = append(ops, clientv3.OpPut(a.MetaKey, string(meta), clientv3.WithLease(a.lease)))
 	}
 	pctx, cancel := context.WithTimeout(ctx, a.opTimeout())

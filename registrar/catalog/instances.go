@@ -4,23 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/deployctl/deployctl/registrar"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
-
-// meta mirrors announce.Meta (the registration record beside each key).
-type meta struct {
-	Addr  string    `json:"addr"`
-	Since time.Time `json:"since"`
-}
-
-func upstreamPrefix(prefix, service string) string {
-	return path.Join("/", prefix, service, "upstream") + "/"
-}
 
 // Instance is one registration as services ls shows it.
 type Instance struct {
@@ -43,7 +33,7 @@ func SplitUpstream(rel string) (string, string, bool) {
 
 func ServicePrefix(prefix, service string) string {
 	if service != "" {
-		return upstreamPrefix(prefix, service)
+		return registrar.UpstreamPrefix(prefix, service)
 	}
 	return strings.TrimSuffix(prefix, "/") + "/"
 }
@@ -55,12 +45,12 @@ func ListInstances(ctx context.Context, cli *clientv3.Client, prefix, service st
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", ServicePrefix(prefix, service), err)
 	}
-	metas := map[string]meta{}
+	metas := map[string]registrar.Meta{}
 	if mresp, err := cli.Get(ctx, base, clientv3.WithPrefix()); err == nil {
 		for _, kv := range mresp.Kvs {
 			rel := strings.TrimPrefix(string(kv.Key), base)
 			if svc, inst, ok := strings.Cut(rel, "/meta/"); ok {
-				var m meta
+				var m registrar.Meta
 				if json.Unmarshal(kv.Value, &m) == nil {
 					metas[svc+"/"+inst] = m
 				}
