@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -175,27 +174,16 @@ func Binary(t testing.TB, pkg string) string {
 		if err != nil {
 			return "", err
 		}
-		out := filepath.Join(dir, filepath.Base(pkg))
-		// The same flags as `make build`: static, stripped, as shipped.
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return "", &buildError{pkg: pkg, out: string(b), err: err}
-		}
-		return out, nil
+		// The same build as `make build` and the demo: static, stripped.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		return imagebuild.GoBinary(ctx, pkg, dir)
 	})
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
 	return p
 }
-
-type buildError struct {
-	pkg, out string
-	err      error
-}
-
-func (e *buildError) Error() string { return "go build " + e.pkg + ": " + e.err.Error() + "\n" + e.out }
 
 // NginxBinary returns the path of the real nginx binary, or skips with a
 // message saying how to install it (make check installs it).
