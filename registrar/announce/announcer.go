@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/deployctl/deployctl/internal/backoff"
 	"github.com/deployctl/deployctl/registrar"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -51,14 +52,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &announcer{Config: cfg, log: cfg.Logger.With("key", cfg.Key), bo: newBackoff(250*time.Millisecond, 5*time.Second)}
+	a := &announcer{Config: cfg, log: cfg.Logger.With("key", cfg.Key), bo: backoff.New(250*time.Millisecond, 5*time.Second)}
 	return a.run(ctx)
 }
 
 type announcer struct {
 	Config
 	log *slog.Logger
-	bo  *backoff
+	bo  *backoff.Backoff
 
 	addr      string // from the source
 	healthy   bool
@@ -192,11 +193,11 @@ func (a *announcer) reconcile(ctx context.Context) {
 			a.log.Warn("etcd unavailable; will retry", "err", err)
 			a.lastState = "etcd unavailable"
 		}
-		a.retry.Reset(a.bo.next())
+		a.retry.Reset(a.bo.Next())
 		a.retryOn = true
 		return
 	}
-	a.bo.reset()
+	a.bo.Reset()
 	a.state("registered", "key put under lease")
 }
 

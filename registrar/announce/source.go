@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/deployctl/deployctl/internal/backoff"
 	"github.com/deployctl/deployctl/internal/docker"
 )
 
@@ -64,7 +65,7 @@ func (c *Container) Run(ctx context.Context, updates chan<- string) error {
 	if recheck <= 0 {
 		recheck = 10 * time.Second
 	}
-	bo := newBackoff(200*time.Millisecond, 5*time.Second)
+	bo := backoff.New(200*time.Millisecond, 5*time.Second)
 	last := "\x00" // nothing sent yet
 	send := func(addr string) bool {
 		if addr == last {
@@ -89,7 +90,7 @@ func (c *Container) Run(ctx context.Context, updates chan<- string) error {
 				log.Warn("docker engine unreachable; keeping the last known state", "container", c.Name, "err", err)
 				streamDown = true
 			}
-			if !bo.wait(ctx) {
+			if !bo.Wait(ctx) {
 				return nil
 			}
 			continue
@@ -98,7 +99,7 @@ func (c *Container) Run(ctx context.Context, updates chan<- string) error {
 			log.Info("docker engine reachable again", "container", c.Name)
 			streamDown = false
 		}
-		bo.reset()
+		bo.Reset()
 		if !send(addr) {
 			cancel()
 			return nil
@@ -149,7 +150,7 @@ func (c *Container) Run(ctx context.Context, updates chan<- string) error {
 		if err := <-errc; err != nil {
 			log.Warn("docker event stream broke; reconnecting", "container", c.Name, "err", err)
 		}
-		if !bo.wait(ctx) {
+		if !bo.Wait(ctx) {
 			return nil
 		}
 	}

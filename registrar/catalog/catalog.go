@@ -10,10 +10,10 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"strings"
 	"time"
 
+	"github.com/deployctl/deployctl/internal/backoff"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -59,7 +59,7 @@ func Watch(ctx context.Context, cli *clientv3.Client, prefix string, out chan Sn
 	if log == nil {
 		log = slog.Default()
 	}
-	delay := 100 * time.Millisecond
+	bo := backoff.New(100*time.Millisecond, 5*time.Second)
 	failing := false
 	for ctx.Err() == nil {
 		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -70,17 +70,16 @@ func Watch(ctx context.Context, cli *clientv3.Client, prefix string, out chan Sn
 				log.Warn("etcd unavailable; keeping the last good state", "prefix", prefix, "err", err)
 				failing = true
 			}
-			if !sleep(ctx, jitter(delay)) {
+			if !bo.Wait(ctx) {
 				return nil
 			}
-			delay = min(delay*2, 5*time.Second)
 			continue
 		}
 		if failing {
 			log.Info("etcd reachable again; resynced", "prefix", prefix, "rev", snap.Rev)
 			failing = false
 		}
-		delay = 100 * time.Millisecond
+		bo.Reset()
 		if !send(ctx, out, snap) {
 			return nil
 		}
@@ -89,7 +88,7 @@ func Watch(ctx context.Context, cli *clientv3.Client, prefix string, out chan Sn
 			return nil
 		}
 		log.Warn("watch ended; listing again", "prefix", prefix, "err", err)
-		if !sleep(ctx, jitter(delay)) {
+		if !bo.Wait(ctx) {
 			return nil
 		}
 	}
@@ -139,21 +138,6 @@ func send(ctx context.Context, out chan Snapshot, s Snapshot) bool {
 	}
 	select {
 	case out <- s:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
 		return true
 	case <-ctx.Done():
 		return false
