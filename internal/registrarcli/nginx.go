@@ -126,33 +126,34 @@ the main process of a Docker container (--container), as on Flatcar.`,
 			if err != nil {
 				return exitcode.Usage(err)
 			}
-			if siteChanged {
-				// The site is new: make nginx load it even if the upstream
-				// text turns out unchanged. The follower applies the rest.
-				if _, err := f.Once(ctx); err != nil && !errors.Is(err, nginx.ErrNotRunning) {
-					log.Warn("first apply failed; following anyway", "err", err)
-				}
-				if err := ctl.Test(ctx); err == nil {
-					if err := ctl.Reload(ctx); err != nil && !errors.Is(err, nginx.ErrNotRunning) {
-						log.Warn("reload for the new site failed", "err", err)
-					}
-				} else {
-					log.Error("nginx rejects the configuration with the new site", "err", err)
-				}
-			}
-			if o.once {
+			if siteChanged || o.once {
 				lctx, cancel := context.WithTimeout(ctx, o.etcd.DialTimeout+30*time.Second)
-				defer cancel()
-				bs, err := f.Once(lctx)
-				if errors.Is(err, nginx.ErrNotRunning) {
-					log.Warn("upstream written; nginx is not running", "err", err)
+				bs, reloaded, err := f.Once(lctx)
+				cancel()
+				notRunning := errors.Is(err, nginx.ErrNotRunning)
+				if notRunning {
+					log.Warn("upstream written; nginx is not running and reads it when it starts", "err", err)
 					err = nil
 				}
-				if err != nil {
-					return err
+				if siteChanged && !reloaded && !notRunning {
+					// The site is new: make nginx load it even though the
+					// upstream did not need a reload.
+					if terr := ctl.Test(ctx); terr != nil {
+						log.Error("nginx rejects the configuration with the new site", "err", terr)
+					} else if rerr := ctl.Reload(ctx); rerr != nil && !errors.Is(rerr, nginx.ErrNotRunning) {
+						log.Warn("reload for the new site failed", "err", rerr)
+					}
 				}
-				fmt.Fprintf(stdout, "%s: %d instance(s) in %s\n", o.upstreamName, len(bs), o.upstreamFile)
-				return nil
+				if o.once {
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(stdout, "%s: %d instance(s) in %s\n", o.upstreamName, len(bs), o.upstreamFile)
+					return nil
+				}
+				if err != nil {
+					log.Warn("first apply failed; following anyway", "err", err)
+				}
 			}
 			stop, err := serveMetrics(ctx, o.metrics, reg, log)
 			if err != nil {

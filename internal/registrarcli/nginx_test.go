@@ -3,12 +3,14 @@ package registrarcli_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/deployctl/deployctl/internal/etcdserver"
 	"github.com/deployctl/deployctl/internal/registrarcli"
 	"github.com/deployctl/deployctl/internal/testenv"
 )
@@ -77,5 +79,30 @@ func TestNginxBadFlags(t *testing.T) {
 		if code != 2 || !strings.Contains(errs, c.want) {
 			t.Errorf("args %v: exit %d, stderr %q; want exit 2 naming %s", c.args, code, errs, c.want)
 		}
+	}
+}
+
+// TestNginxSiteFile: --site-file writes the load balancer's server block and
+// gets nginx to load it, whether or not the upstream needed a reload too.
+func TestNginxSiteFile(t *testing.T) {
+	srv, etcd := testenv.Etcd(t)
+	lb := testenv.Nginx(t, "web")
+	a1, _ := testenv.Backend(t, "web@1")
+	etcd.Put(context.Background(), "/services/web/upstream/web@1", a1)
+	site := filepath.Join(lb.ConfDir(), "web.extra-site.conf")
+	c := testenv.NewConnClient()
+	for i, changedUpstream := range []bool{true, false} {
+		port, _ := etcdserver.FreePort()
+		code, _, errs := run(t, "nginx", "--service", "web", "--upstream-file", lb.UpstreamFile, "--etcd-endpoints", srv.Endpoint(), "--once",
+			"--site-file", site, "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+			"--nginx", lb.Binary, "--nginx-prefix", lb.Dir+"/", "--nginx-conf", lb.ConfFile(), "--nginx-global", lb.Globals(), "--pid-file", lb.PidFile())
+		if code != 0 {
+			t.Fatalf("run %d (upstream changed: %v): exit %d: %s", i, changedUpstream, code, errs)
+		}
+		url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+		testenv.WaitFor(t, 5*time.Second, "nginx serving on the new site's port", func() bool {
+			code, body, err := testenv.Fetch(c, url)
+			return err == nil && code == 200 && body == "web@1"
+		})
 	}
 }

@@ -157,19 +157,21 @@ func (f *Follower) restore() error {
 	return atomicfile.WriteFile(f.cfg.File, f.lastGood, 0o644)
 }
 
-// Once lists the prefix, applies it and returns the backends applied.
-func (f *Follower) Once(ctx context.Context) ([]upstream.Backend, error) {
+// Once lists the prefix and applies it. It returns the backends applied
+// and whether nginx was reloaded (false when the text was unchanged or a
+// step failed).
+func (f *Follower) Once(ctx context.Context) (bs []upstream.Backend, reloaded bool, err error) {
 	s, err := catalog.List(ctx, f.cfg.Client, f.cfg.Prefix)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	bs, text := f.Render(s)
-	_, err = f.Apply(ctx, text)
+	changed, err := f.Apply(ctx, text)
 	if err != nil && !errors.Is(err, ErrNotRunning) {
-		return bs, err
+		return bs, false, err
 	}
 	f.cfg.Metrics.UpstreamSize.Set(float64(len(bs)))
-	return bs, err
+	return bs, changed && err == nil, err
 }
 
 // Run follows etcd until ctx ends, then returns nil. etcd outages keep the
