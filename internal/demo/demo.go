@@ -402,16 +402,14 @@ func (r *run) fetch(ctx context.Context) (int, string) {
 	return resp.StatusCode, strings.TrimSpace(string(b))
 }
 
+// keys returns instance -> address with one read; the lease lookups of
+// ListInstances are only needed where TTLs are printed.
 func (r *run) keys(ctx context.Context) map[string]string {
-	ins, err := catalog.ListInstances(ctx, r.cli, registrar.DefaultPrefix, r.svc.Name)
-	out := map[string]string{}
+	s, err := catalog.List(ctx, r.cli, registrar.UpstreamPrefix(registrar.DefaultPrefix, r.svc.Name))
 	if err != nil {
-		return out
+		return map[string]string{}
 	}
-	for _, in := range ins {
-		out[in.Instance] = in.Address
-	}
-	return out
+	return s.Entries
 }
 
 // watchKey reports when the next event of type typ on key arrives; the
