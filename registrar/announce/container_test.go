@@ -73,14 +73,16 @@ func TestContainerLifecycle(t *testing.T) {
 		return ok && v == want
 	})
 	// The announced address is the container's real one: the app answers there.
-	resp, err := http.Get("http://" + want + "/")
-	if err != nil {
-		t.Fatalf("GET announced address: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if strings.TrimSpace(string(body)) != "someapp@1" {
-		t.Fatalf("announced address answered %q", body)
+	// Without a health check the key goes up when the container runs, which can
+	// be a moment before the app inside has bound :3000, so allow it a few seconds.
+	var answer string
+	var lastErr error
+	testenv.WaitFor(t, 5*time.Second, "app answering at the announced address", func() bool {
+		answer, lastErr = getBody("http://" + want + "/")
+		return lastErr == nil
+	})
+	if answer != "someapp@1" {
+		t.Fatalf("announced address answered %q", answer)
 	}
 
 	// docker stop: withdrawn well before the 5s TTL could expire.
@@ -131,4 +133,16 @@ func TestContainerLifecycle(t *testing.T) {
 	if _, ok := testenv.Get(t, etcd, key); ok {
 		t.Fatal("key left behind after the announcer stopped")
 	}
+}
+
+// getBody GETs url with a short timeout and returns the trimmed body.
+func getBody(url string) (string, error) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b)), err
 }
