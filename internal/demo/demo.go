@@ -281,7 +281,8 @@ func (r *run) setup(ctx context.Context) error {
 	r.follower, err = start(filepath.Join(r.dir, "logs"), "registrar-nginx", r.regBin, "nginx",
 		"--service", r.svc.Name, "--upstream-file", upFile, "--etcd-endpoints", r.etcd.Endpoint(),
 		"--nginx", r.nginx.Binary, "--nginx-prefix", r.nginx.Dir+"/", "--nginx-conf", r.nginx.ConfFile(),
-		"--nginx-global", r.nginx.Globals(), "--pid-file", r.nginx.PidFile())
+		"--nginx-global", r.nginx.Globals(), "--pid-file", r.nginx.PidFile(),
+		"--min-reload-interval", reloadInterval.String())
 	if err != nil {
 		return err
 	}
@@ -452,6 +453,22 @@ func waitEvent(ctx context.Context, ch <-chan time.Time) (time.Time, error) {
 }
 
 // waitUntil polls cond every 5ms until it holds or timeout passes.
+// reloadInterval is the demo's registrar nginx --min-reload-interval (the
+// registrar's default, passed explicitly because the story waits on it).
+const reloadInterval = time.Second
+
+// sleepUntil waits until t or until ctx ends.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
 func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -487,7 +504,8 @@ func (r *run) story(ctx context.Context) error {
 	}
 	r.say("\n==> etcd: %s (the v3 view of the talk's `etcdctl ls --recursive`)", registrar.UpstreamPrefix(registrar.DefaultPrefix, r.svc.Name))
 	r.printTree(ctx)
-	if _, err := waitUntil(ctx, 30*time.Second, func() bool { return len(r.servedSet(ctx, 4*want)) == want }); err != nil {
+	servedAt, err := waitUntil(ctx, 30*time.Second, func() bool { return len(r.servedSet(ctx, 4*want)) == want })
+	if err != nil {
 		return fmt.Errorf("waiting for nginx to serve all %d instances: %w", want, err)
 	}
 	r.say("\n==> curl %s, 8 times (round robin across the instances):", r.url)
@@ -499,6 +517,12 @@ func (r *run) story(ctx context.Context) error {
 	r.say("    %s", strings.Join(seq, " "))
 	r.res.Served = r.servedSet(ctx, 8*want)
 
+	// Kill outside the reload window of the last registration, so the timing
+	// below shows an event-driven leading-edge reload rather than a change
+	// coalesced into the trailing one (at most reloadInterval later).
+	if err := sleepUntil(ctx, servedAt.Add(reloadInterval)); err != nil {
+		return err
+	}
 	victim := r.apps[1%len(r.apps)]
 	r.res.Killed = victim.instance
 	r.say("\n==> Killing %s (%s)", victim.instance, map[bool]string{true: "docker kill", false: "kill -9"}[r.docker != nil])
