@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -224,6 +225,7 @@ func TestBurstCoalescesReloads(t *testing.T) {
 		}
 		time.Sleep(time.Until(start.Add(time.Duration(i+1) * 9 * time.Millisecond)))
 	}
+	burst := time.Since(start)
 	resp, err := r.etcd.Get(context.Background(), r.prefix, clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
@@ -235,8 +237,14 @@ func TestBurstCoalescesReloads(t *testing.T) {
 	r.waitServing(want...)
 	time.Sleep(1200 * time.Millisecond) // any trailing reload has happened
 	reloads := testutil.ToFloat64(r.metrics.Reloads) - before
-	if reloads > 3 || reloads < 1 {
-		t.Fatalf("100 changes in 1s caused %v reloads, want 1..3", reloads)
+	// At most 3 for a burst inside 1s (leading, trailing, one spare); a busy
+	// machine that stretched the burst past 1s earns one more per extra interval.
+	limit := 3.0
+	if burst > time.Second {
+		limit += math.Ceil(float64(burst-time.Second) / float64(time.Second))
+	}
+	if reloads > limit || reloads < 1 {
+		t.Fatalf("100 changes in %s caused %v reloads, want 1..%v", burst.Round(time.Millisecond), reloads, limit)
 	}
 	r.mu.Lock()
 	last := r.applied[len(r.applied)-1]
