@@ -47,7 +47,8 @@ var Defaults = struct {
 	DropletSize:    "s-2vcpu-4gb",
 	FlatcarChannel: "stable",
 	// Pinned: a changed version changes the image URL, which replaces the
-	// image and every droplet. Bump deliberately.
+	// image and every droplet. Bump deliberately. 4081.2.0 is a published
+	// Stable release (tag stable-4081.2.0 in github.com/flatcar/scripts).
 	FlatcarVersion: "4081.2.0",
 	FlannelCIDR:    "10.1.0.0/16",
 	// The program runs in cmd/pulumi; `make build` writes ../../bin/registrar.
