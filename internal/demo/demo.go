@@ -452,7 +452,6 @@ func waitEvent(ctx context.Context, ch <-chan time.Time) (time.Time, error) {
 	}
 }
 
-// waitUntil polls cond every 5ms until it holds or timeout passes.
 // reloadInterval is the demo's registrar nginx --min-reload-interval (the
 // registrar's default, passed explicitly because the story waits on it).
 const reloadInterval = time.Second
@@ -469,6 +468,7 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
+// waitUntil polls cond every 5ms until it holds or timeout passes.
 func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	for {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -75,11 +73,12 @@ func TestContainerLifecycle(t *testing.T) {
 	// The announced address is the container's real one: the app answers there.
 	// Without a health check the key goes up when the container runs, which can
 	// be a moment before the app inside has bound :3000, so allow it a few seconds.
+	client := testenv.NewConnClient()
 	var answer string
-	var lastErr error
 	testenv.WaitFor(t, 5*time.Second, "app answering at the announced address", func() bool {
-		answer, lastErr = getBody("http://" + want + "/")
-		return lastErr == nil
+		code, body, err := testenv.Fetch(client, "http://"+want+"/")
+		answer = body
+		return err == nil && code == 200
 	})
 	if answer != "someapp@1" {
 		t.Fatalf("announced address answered %q", answer)
@@ -133,16 +132,4 @@ func TestContainerLifecycle(t *testing.T) {
 	if _, ok := testenv.Get(t, etcd, key); ok {
 		t.Fatal("key left behind after the announcer stopped")
 	}
-}
-
-// getBody GETs url with a short timeout and returns the trimmed body.
-func getBody(url string) (string, error) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return strings.TrimSpace(string(b)), err
 }
