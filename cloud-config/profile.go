@@ -217,10 +217,20 @@ sudo systemctl start flanneld.service fleet.socket fleet.service
 }
 
 // MemberAddScript registers a new member with the running cluster (run on
-// an existing node) before the new node starts with state "existing".
+// an existing node) before the new node starts with state "existing". It is
+// idempotent: a peer URL already in the member list is not added again. Any
+// other failure (etcd down, v2 API off, no quorum) fails the script, since
+// the new node could not join anyway.
 func MemberAddScript(endpoint, name, privateIP, scheme string) string {
-	return fmt.Sprintf("set -eu\ncurl -fsS -X POST %s/v2/members -H 'Content-Type: application/json' -d '{\"peerURLs\":[\"%s://%s:%d\"]}' || true\necho member %s\n",
-		endpoint, scheme, privateIP, EtcdPeerPort, name)
+	peer := fmt.Sprintf("%s://%s:%d", scheme, privateIP, EtcdPeerPort)
+	return fmt.Sprintf(`set -eu
+if curl -fsS %[1]s/v2/members | grep -qF '"%[2]s"'; then
+  echo "member %[3]s (%[2]s) already added"
+else
+  curl -fsS -o /dev/null -X POST %[1]s/v2/members -H 'Content-Type: application/json' -d '{"peerURLs":["%[2]s"]}'
+  echo "member %[3]s (%[2]s) added"
+fi
+`, endpoint, peer, name)
 }
 
 // FleetSocket is fleet.socket: fleetd serves its API only on sockets

@@ -225,3 +225,25 @@ func TestBootstrapScript(t *testing.T) {
 		}
 	}
 }
+
+// TestMemberAddScriptGolden keeps testdata/member-add.sh equal to what infra
+// runs on an existing node before a new one joins; compat/etcd35 runs that
+// file against a real etcd 3.5 with the v2 API, as on Flatcar.
+func TestMemberAddScriptGolden(t *testing.T) {
+	c := cluster()
+	b := []byte(cloudconfig.MemberAddScript(c.LocalEndpoint(), "core-4", "10.0.0.4", "http"))
+	golden := filepath.Join("testdata", "member-add.sh")
+	if *update {
+		if err := os.WriteFile(golden, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (go test ./cloud-config -update)", err)
+	}
+	if string(want) != string(b) {
+		t.Errorf("%s differs:\n%s", golden, b)
+	}
+}
