@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what deployctl's tests and demo need on a Debian machine that has
 # only Go, Docker and apt: Debian's nginx (the real binary the registrar
-# drives), systemd-analyze (to verify generated units), and iproute2. It also
+# drives), systemd-analyze (to verify generated units), iproute2, and curl
+# (compat/etcd35 runs the nodes' curl calls against etcd 3.5). It also
 # starts the Docker engine when it is installed but not running.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ missing=()
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]} with apt-get"
