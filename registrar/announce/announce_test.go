@@ -131,3 +131,34 @@ func TestHealthGating(t *testing.T) {
 	healthy.Store(true)
 	testenv.WaitFor(t, 3*time.Second, "restored after one success", func() bool { _, ok := testenv.Get(t, etcd, key); return ok })
 }
+
+// TestStopIsCleanEveryTime stops the announcer at varying moments around its
+// registration: Run must return nil every time (a source that ends because
+// the announcer is stopping is not an error; this was a race on SIGTERM) and
+// leave no key behind.
+func TestStopIsCleanEveryTime(t *testing.T) {
+	_, etcd := testenv.Etcd(t)
+	key := "/services/web/upstream/web@9"
+	for i := 0; i < 100; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- announce.Run(ctx, announce.Config{
+				Client: etcd, Key: key, TTL: 5 * time.Second, Source: announce.Static{Addr: "127.0.0.1:3009"}, Logger: quiet(),
+			})
+		}()
+		time.Sleep(time.Duration(i%5) * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("stop %d: Run returned %v, want nil", i, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("stop %d: Run did not return within 20s", i)
+		}
+		if v, ok := testenv.Get(t, etcd, key); ok {
+			t.Fatalf("stop %d: key left behind = %q", i, v)
+		}
+	}
+}

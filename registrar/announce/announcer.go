@@ -110,6 +110,11 @@ func (a *announcer) run(ctx context.Context) error {
 		case err := <-srcErr:
 			cancel()
 			a.shutdown()
+			if ctx.Err() != nil {
+				// The source ended because we are stopping: both cases were
+				// ready and select took this one. A normal stop.
+				return nil
+			}
 			if err == nil {
 				err = errors.New("address source stopped")
 			}
@@ -147,20 +152,23 @@ func (a *announcer) run(ctx context.Context) error {
 				}
 			}
 		case _, ok := <-a.ka:
-			if !ok {
-				a.ka = nil
-				a.dropLease()
-				a.lost = true
-				a.Metrics.EtcdErrors.Inc()
-				a.state("lease lost", "re-granting")
-			}
 			if ok {
 				continue
 			}
+			a.ka = nil
+			if ctx.Err() != nil {
+				// The keep-alive ended because we are stopping, not because
+				// etcd lost the lease: keep it, so shutdown revokes it.
+				continue
+			}
+			a.dropLease()
+			a.lost = true
+			a.Metrics.EtcdErrors.Inc()
+			a.state("lease lost", "re-granting")
 		case <-a.retry.C:
 			a.retryOn = false
 		}
-		if !a.retryOn {
+		if !a.retryOn && ctx.Err() == nil {
 			a.reconcile(ctx)
 		}
 	}
