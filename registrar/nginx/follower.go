@@ -198,6 +198,12 @@ func (f *Follower) Run(ctx context.Context) error {
 			<-watchDone
 			return nil
 		case err := <-watchDone:
+			if ctx.Err() != nil {
+				return nil // the watch ended because we are stopping
+			}
+			if err == nil {
+				err = errors.New("watch ended")
+			}
 			return fmt.Errorf("watch %s: %w", f.cfg.Prefix, err)
 		case s := <-snaps:
 			latest, pending = s, true

@@ -304,3 +304,34 @@ func TestUnwritableUpstreamKeepsServing(t *testing.T) {
 	r.put("web@3", a3)
 	r.waitServing("web@1", "web@2", "web@3")
 }
+
+// TestStopReturnsNilEveryTime stops followers at varying moments after they
+// start: Run must return nil every time, also when the watch ends first
+// because of the same cancellation (a race that made `registrar nginx` exit
+// non-zero on SIGTERM).
+func TestStopReturnsNilEveryTime(t *testing.T) {
+	lb := testenv.Nginx(t, "web")
+	_, etcd := testenv.Etcd(t)
+	for i := 0; i < 60; i++ {
+		f, err := nginx.New(nginx.Config{
+			Client: etcd, Prefix: registrar.UpstreamPrefix("/services", "web"), Upstream: upstream.Options{Name: "web"},
+			File: lb.UpstreamFile, Controller: lb.Host(), Logger: quiet(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- f.Run(ctx) }()
+		time.Sleep(time.Duration(i%5) * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("stop %d: Run returned %v, want nil", i, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("stop %d: Run did not return within 20s", i)
+		}
+	}
+}
