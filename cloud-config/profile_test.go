@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -42,18 +41,7 @@ func TestGoldenClusters(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", fmt.Sprintf("cluster-%d-node-%d.yaml", size, i))
-			if *update {
-				os.WriteFile(golden, b, 0o644)
-				continue
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (go test ./cloud-config -update)", err)
-			}
-			if string(want) != string(b) {
-				t.Errorf("%s differs:\n%s", golden, b)
-			}
+			testenv.Golden(t, filepath.Join("testdata", fmt.Sprintf("cluster-%d-node-%d.yaml", size, i)), b, *update)
 		}
 	}
 }
@@ -232,18 +220,5 @@ func TestBootstrapScript(t *testing.T) {
 func TestMemberAddScriptGolden(t *testing.T) {
 	c := cluster()
 	b := []byte(cloudconfig.MemberAddScript(c.LocalEndpoint(), "core-4", "10.0.0.4", "http"))
-	golden := filepath.Join("testdata", "member-add.sh")
-	if *update {
-		if err := os.WriteFile(golden, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (go test ./cloud-config -update)", err)
-	}
-	if string(want) != string(b) {
-		t.Errorf("%s differs:\n%s", golden, b)
-	}
+	testenv.Golden(t, filepath.Join("testdata", "member-add.sh"), b, *update)
 }

@@ -139,26 +139,13 @@ func TestHealthGating(t *testing.T) {
 func TestStopIsCleanEveryTime(t *testing.T) {
 	_, etcd := testenv.Etcd(t)
 	key := "/services/web/upstream/web@9"
-	for i := 0; i < 100; i++ {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			done <- announce.Run(ctx, announce.Config{
-				Client: etcd, Key: key, TTL: 5 * time.Second, Source: announce.Static{Addr: "127.0.0.1:3009"}, Logger: quiet(),
-			})
-		}()
-		time.Sleep(time.Duration(i%5) * time.Millisecond)
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("stop %d: Run returned %v, want nil", i, err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("stop %d: Run did not return within 20s", i)
-		}
+	testenv.StopAtVaryingMoments(t, 100, func(ctx context.Context) error {
+		return announce.Run(ctx, announce.Config{
+			Client: etcd, Key: key, TTL: 5 * time.Second, Source: announce.Static{Addr: "127.0.0.1:3009"}, Logger: quiet(),
+		})
+	}, func(i int) {
 		if v, ok := testenv.Get(t, etcd, key); ok {
 			t.Fatalf("stop %d: key left behind = %q", i, v)
 		}
-	}
+	})
 }

@@ -312,26 +312,14 @@ func TestUnwritableUpstreamKeepsServing(t *testing.T) {
 func TestStopReturnsNilEveryTime(t *testing.T) {
 	lb := testenv.Nginx(t, "web")
 	_, etcd := testenv.Etcd(t)
-	for i := 0; i < 60; i++ {
+	testenv.StopAtVaryingMoments(t, 60, func(ctx context.Context) error {
 		f, err := nginx.New(nginx.Config{
 			Client: etcd, Prefix: registrar.UpstreamPrefix("/services", "web"), Upstream: upstream.Options{Name: "web"},
 			File: lb.UpstreamFile, Controller: lb.Host(), Logger: quiet(),
 		})
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- f.Run(ctx) }()
-		time.Sleep(time.Duration(i%5) * time.Millisecond)
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("stop %d: Run returned %v, want nil", i, err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("stop %d: Run did not return within 20s", i)
-		}
-	}
+		return f.Run(ctx)
+	}, nil)
 }

@@ -45,19 +45,9 @@ func TestGolden(t *testing.T) {
 			files := map[string][]byte{}
 			for _, u := range p.Units {
 				files[u.Name] = u.Render()
-				golden := filepath.Join(dir, u.Name)
+				testenv.Golden(t, filepath.Join(dir, u.Name), u.Render(), *update)
 				if *update {
-					if err := os.WriteFile(golden, u.Render(), 0o644); err != nil {
-						t.Fatal(err)
-					}
 					continue
-				}
-				want, err := os.ReadFile(golden)
-				if err != nil {
-					t.Fatalf("%v (run go test ./units/generate -update)", err)
-				}
-				if string(want) != string(u.Render()) {
-					t.Errorf("%s differs from %s:\n%s", u.Name, golden, u.Render())
 				}
 				// Round trip through the parser.
 				back, err := units.Parse(u.Name, u.Render())
