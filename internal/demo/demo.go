@@ -309,12 +309,11 @@ func (r *run) startApp(ctx context.Context, a *app) error {
 			"--etcd-endpoints", r.etcd.Endpoint(), "--health-http", healthPath(r.svc), "--health-interval", "1s")
 		return err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := etcdserver.FreePort()
 	if err != nil {
 		return err
 	}
-	a.addr = l.Addr().String()
-	l.Close()
+	a.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	if a.proc, err = start(logs, a.name, r.appBin, "-listen", a.addr, "-instance", a.instance); err != nil {
 		return err
 	}

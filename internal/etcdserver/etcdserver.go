@@ -6,10 +6,16 @@ package etcdserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -40,14 +46,44 @@ type TLS struct {
 	CertFile, KeyFile, TrustedCAFile string
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. It
+// prefers ports below the kernel's ephemeral range, which outgoing
+// connections never take as their local port: a server stopped for an outage
+// test can then listen on its port again, where a port from the ephemeral
+// range may meanwhile be the local end of some other connection.
 func FreePort() (int, error) {
+	lo, hi := 20000, ephemeralStart()
+	for i := 0; hi-lo > 1000 && i < 50; i++ {
+		p := lo + rand.IntN(hi-lo)
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			l.Close()
+			return p, nil
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralStart is the first port of the kernel's ephemeral range (Linux
+// default 32768).
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n < 1024 {
+		return 32768
+	}
+	return n
 }
 
 // Start starts a member with its data in dir and waits until it serves.
@@ -111,6 +147,16 @@ func (s *Server) Restart(ctx context.Context) error {
 	cfg.TickMs = 50
 	cfg.ElectionMs = 250
 	e, err := embed.StartEtcd(cfg)
+	// A port can stay taken for a moment after a stop; wait for it rather
+	// than fail the restart.
+	for wait := time.Now().Add(10 * time.Second); errors.Is(err, syscall.EADDRINUSE) && time.Now().Before(wait); {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("start embedded etcd in %s: %w", s.dir, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		e, err = embed.StartEtcd(cfg)
+	}
 	if err != nil {
 		return fmt.Errorf("start embedded etcd in %s: %w", s.dir, err)
 	}
