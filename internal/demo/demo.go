@@ -485,15 +485,31 @@ func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) (ti
 	}
 }
 
-// servedSet asks nginx n times and returns which instances answered.
-func (r *run) servedSet(ctx context.Context, n int) map[string]int {
-	got := map[string]int{}
+// servedSet asks nginx n times and returns how often each instance answered
+// and how many answers were not 200 (503 from workers still on an older,
+// empty config while a reload settles, or no answer).
+func (r *run) servedSet(ctx context.Context, n int) (got map[string]int, failed int) {
+	got = map[string]int{}
 	for i := 0; i < n; i++ {
 		if code, body := r.fetch(ctx); code == 200 {
 			got[body]++
+		} else {
+			failed++
 		}
 	}
-	return got
+	return got, failed
+}
+
+// answer is how the round-robin display shows one fetch.
+func answer(code int, body string) string {
+	switch code {
+	case 200:
+		return body
+	case 0:
+		return "[no answer]"
+	default:
+		return fmt.Sprintf("[%d]", code)
+	}
 }
 
 func (r *run) story(ctx context.Context) error {
@@ -503,18 +519,22 @@ func (r *run) story(ctx context.Context) error {
 	}
 	r.say("\n==> etcd: %s (the v3 view of the talk's `etcdctl ls --recursive`)", registrar.UpstreamPrefix(registrar.DefaultPrefix, r.svc.Name))
 	r.printTree(ctx)
-	servedAt, err := waitUntil(ctx, 30*time.Second, func() bool { return len(r.servedSet(ctx, 4*want)) == want })
+	// Every instance answers and nothing else does: after a reload, nginx's
+	// old workers can keep taking connections for a while.
+	servedAt, err := waitUntil(ctx, 30*time.Second, func() bool {
+		got, failed := r.servedSet(ctx, 4*want)
+		return failed == 0 && len(got) == want
+	})
 	if err != nil {
 		return fmt.Errorf("waiting for nginx to serve all %d instances: %w", want, err)
 	}
 	r.say("\n==> curl %s, 8 times (round robin across the instances):", r.url)
 	var seq []string
 	for i := 0; i < 8; i++ {
-		_, body := r.fetch(ctx)
-		seq = append(seq, body)
+		seq = append(seq, answer(r.fetch(ctx)))
 	}
 	r.say("    %s", strings.Join(seq, " "))
-	r.res.Served = r.servedSet(ctx, 8*want)
+	r.res.Served, _ = r.servedSet(ctx, 8*want)
 
 	// Kill outside the reload window of the last registration, so the timing
 	// below shows an event-driven leading-edge reload rather than a change
@@ -628,7 +648,7 @@ func (r *run) keepRunning(ctx context.Context) {
 		case <-end:
 			return
 		case <-tick.C:
-			served := r.servedSet(ctx, 2*len(r.apps))
+			served, failed := r.servedSet(ctx, 2*len(r.apps))
 			keys := r.keys(ctx)
 			var parts []string
 			names := make([]string, 0, len(r.apps))
@@ -642,6 +662,9 @@ func (r *run) keepRunning(ctx context.Context) {
 					mark = "up"
 				}
 				parts = append(parts, fmt.Sprintf("%s %s/%d", n, mark, served[n]))
+			}
+			if failed > 0 {
+				parts = append(parts, fmt.Sprintf("failed %d", failed))
 			}
 			line := fmt.Sprintf("    %s  %s", time.Now().Format("15:04:05"), strings.Join(parts, "  "))
 			if r.opts.InPlace {
