@@ -451,6 +451,31 @@ func waitEvent(ctx context.Context, ch <-chan time.Time) (time.Time, error) {
 	}
 }
 
+// waitSettled waits until nginx serves exactly the want instances and has
+// settled: a batch of requests is answered by every instance and nothing
+// else, again after one reload interval. After a reload nginx's old workers
+// (on the older config) keep taking connections for 100 ms or more, so a
+// clean batch alone can be luck; and the wait puts the kill that follows
+// outside the last registration's reload window, so its timing shows an
+// event-driven leading-edge reload rather than a coalesced trailing one.
+func (r *run) waitSettled(ctx context.Context, want int) error {
+	clean := func() bool {
+		got, failed := r.servedSet(ctx, 4*want)
+		return failed == 0 && len(got) == want
+	}
+	at, err := waitUntil(ctx, 30*time.Second, clean)
+	if err == nil {
+		if err = sleepUntil(ctx, at.Add(reloadInterval)); err != nil {
+			return err
+		}
+		_, err = waitUntil(ctx, 30*time.Second, clean)
+	}
+	if err != nil {
+		return fmt.Errorf("waiting for nginx to serve all %d instances and nothing else: %w (logs in %s)", want, err, r.dir)
+	}
+	return nil
+}
+
 // reloadInterval is the demo's registrar nginx --min-reload-interval (the
 // registrar's default, passed explicitly because the story waits on it).
 const reloadInterval = time.Second
@@ -519,14 +544,8 @@ func (r *run) story(ctx context.Context) error {
 	}
 	r.say("\n==> etcd: %s (the v3 view of the talk's `etcdctl ls --recursive`)", registrar.UpstreamPrefix(registrar.DefaultPrefix, r.svc.Name))
 	r.printTree(ctx)
-	// Every instance answers and nothing else does: after a reload, nginx's
-	// old workers can keep taking connections for a while.
-	servedAt, err := waitUntil(ctx, 30*time.Second, func() bool {
-		got, failed := r.servedSet(ctx, 4*want)
-		return failed == 0 && len(got) == want
-	})
-	if err != nil {
-		return fmt.Errorf("waiting for nginx to serve all %d instances: %w", want, err)
+	if err := r.waitSettled(ctx, want); err != nil {
+		return err
 	}
 	r.say("\n==> curl %s, 8 times (round robin across the instances):", r.url)
 	var seq []string
@@ -536,12 +555,6 @@ func (r *run) story(ctx context.Context) error {
 	r.say("    %s", strings.Join(seq, " "))
 	r.res.Served, _ = r.servedSet(ctx, 8*want)
 
-	// Kill outside the reload window of the last registration, so the timing
-	// below shows an event-driven leading-edge reload rather than a change
-	// coalesced into the trailing one (at most reloadInterval later).
-	if err := sleepUntil(ctx, servedAt.Add(reloadInterval)); err != nil {
-		return err
-	}
 	victim := r.apps[1%len(r.apps)]
 	r.res.Killed = victim.instance
 	r.say("\n==> Killing %s (%s)", victim.instance, map[bool]string{true: "docker kill", false: "kill -9"}[r.docker != nil])
