@@ -80,7 +80,9 @@ func main() {
 	runs := []run{
 		{"./internal/registrarcli/", "^(BenchmarkDockerStopToWithdraw|BenchmarkDockerKillToWithdraw|BenchmarkKillToExpire)$", "", nil},
 		{"./registrar/nginx/", "^(BenchmarkEventToServing|BenchmarkRenderValidate10000|BenchmarkBurstReloads|BenchmarkSeedBurstReloads)$", "", nil},
-		{"./units/fleet/", "^(BenchmarkSubmit100|BenchmarkRender100Services)$", "5x", nil},
+		{"./units/rollout/", "^BenchmarkSubmit100$", "5x", nil},
+		{"./units/generate/", "^BenchmarkRender100Services$", "5x", nil},
+		{"./units/rollout/", "^(BenchmarkRollingReplace|BenchmarkFirstSubmitStart)$", "", nil},
 	}
 	if !*quick {
 		runs = append(runs,
@@ -192,6 +194,12 @@ func rows(raw map[string]float64) []Row {
 	add("units submit of 100 units to the fleet API (loopback)", "< 2 s", "ms", v/1e6, ok, func(x float64) bool { return x < 2000 })
 	v, ok = get("BenchmarkRender100Services/ns/op")
 	add("render the units of 100 services", "info", "ms", v/1e6, ok, nil)
+	v, ok = get("BenchmarkRollingReplace/min-active")
+	add("rolling replace of 4 (3 s stale, 500 ms activation): fewest active at any poll", "≥ 3 (4 − max-unavailable)", "instances", v, ok, func(x float64) bool { return x >= 3 })
+	v, ok = get("BenchmarkRollingReplace/converge-s")
+	add("  time to converge (every instance on the new hash, active)", "converges", "s", v, ok, nil)
+	v, ok = get("BenchmarkFirstSubmitStart/submit-s")
+	add("first submit --start of the example, 1 s activation per unit", "< 5 s", "s", v, ok, func(x float64) bool { return x < 5 })
 	return rs
 }
 

@@ -2,10 +2,13 @@ package units
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
 	"strings"
+
+	sdunit "github.com/coreos/go-systemd/v22/unit"
 )
 
 // Option is one line of a unit file: Name=Value in [Section].
@@ -64,11 +67,41 @@ func (u *Unit) Validate() error {
 		if o.Value != strings.TrimSpace(o.Value) {
 			return fmt.Errorf("unit %s: %s= in [%s] has leading or trailing spaces, which systemd drops", u.Name, o.Name, o.Section)
 		}
-		if n := len(o.Name) + 1 + len(o.Value); n > 2048 {
-			return fmt.Errorf("unit %s: %s= line is %d bytes; fleet allows 2048", u.Name, o.Name, n)
+		if n := len(o.Name) + 1 + len(o.Value); n >= MaxLine {
+			return &LineTooLongError{Unit: u.Name, Section: o.Section, Option: o.Name, Len: n}
 		}
 	}
-	return u.ValidateXFleet()
+	if err := u.ValidateXFleet(); err != nil {
+		return err
+	}
+	return u.validateAsFleet()
+}
+
+// MaxLine is fleet's line limit: fleetd checks every unit with go-systemd's
+// deserializer, which refuses a line ("Name=Value", without its newline) of
+// MaxLine bytes or more; 2047 is accepted.
+const MaxLine = 2048
+
+// LineTooLongError is a unit line fleet would refuse with
+// "400 line too long (max 2048 bytes)".
+type LineTooLongError struct {
+	Unit, Section, Option string
+	// Len is the length of "Option=Value" in bytes.
+	Len int
+}
+
+func (e *LineTooLongError) Error() string {
+	return fmt.Sprintf("unit %s: the %s= line in [%s] is %d bytes; fleet refuses lines of %d bytes or more (line too long)",
+		e.Unit, e.Option, e.Section, e.Len, MaxLine)
+}
+
+// validateAsFleet runs the check fleetd runs on every submitted unit:
+// go-systemd's deserializer over go-systemd's serialization of the options.
+func (u *Unit) validateAsFleet() error {
+	if _, err := sdunit.Deserialize(bytes.NewReader(u.Serialize())); err != nil {
+		return fmt.Errorf("unit %s: fleet would refuse it: %w", u.Name, err)
+	}
+	return nil
 }
 
 // Render writes the unit as systemd unit text. A section header is written
@@ -92,10 +125,37 @@ func (u *Unit) Render() []byte {
 	return []byte(b.String())
 }
 
-// Hash is the SHA-1 of the rendered unit, the identity fleet compares
-// options by: reordering options is a change.
+// Serialize writes the unit as go-systemd's unit.Serialize does, which is
+// what fleet stores and hashes: options grouped by section, sections in the
+// order they first appear. For a unit whose sections are not interleaved it
+// equals Render.
+func (u *Unit) Serialize() []byte {
+	var order []string
+	bySection := map[string][]Option{}
+	for _, o := range u.Options {
+		if _, ok := bySection[o.Section]; !ok {
+			order = append(order, o.Section)
+		}
+		bySection[o.Section] = append(bySection[o.Section], o)
+	}
+	var b bytes.Buffer
+	for i, sec := range order {
+		b.WriteString("[" + sec + "]\n")
+		for _, o := range bySection[sec] {
+			b.WriteString(o.Name + "=" + o.Value + "\n")
+		}
+		if i < len(order)-1 {
+			b.WriteByte('\n')
+		}
+	}
+	return b.Bytes()
+}
+
+// Hash is the SHA-1 of the unit as fleet serializes it (Serialize), the
+// identity fleet compares options by and reports in its unit states:
+// reordering options is a change.
 func (u *Unit) Hash() string {
-	h := sha1.Sum(u.Render())
+	h := sha1.Sum(u.Serialize())
 	return hex.EncodeToString(h[:])
 }
 

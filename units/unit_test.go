@@ -1,8 +1,15 @@
 package units
 
 import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"io"
 	"strings"
 	"testing"
+
+	sdunit "github.com/coreos/go-systemd/v22/unit"
 )
 
 func TestValidateName(t *testing.T) {
@@ -164,4 +171,62 @@ func FuzzParseRoundTrip(f *testing.F) {
 			t.Fatalf("round trip changed the unit:\n%q\n%+v\n%+v", u.Render(), u.Options, back.Options)
 		}
 	})
+}
+
+// lineOf returns a unit whose ExecStart= line is exactly n bytes.
+func lineOf(n int) *Unit {
+	u := &Unit{Name: "a.service"}
+	u.Add("Unit", "Description", "x")
+	u.Add("Service", "ExecStart", "/bin/echo "+strings.Repeat("x", n-len("ExecStart=/bin/echo ")))
+	return u
+}
+
+// fleet refuses a line of 2048 bytes or more and accepts 2047: the limit is
+// counted on "Name=Value" without the newline, as go-systemd's deserializer
+// (which fleetd runs on every submit) counts it.
+func TestLineLimitAsFleetCountsIt(t *testing.T) {
+	for _, n := range []int{2046, 2047} {
+		if err := lineOf(n).Validate(); err != nil {
+			t.Errorf("%d-byte line: %v", n, err)
+		}
+		if _, err := sdunit.Deserialize(bytes.NewReader(lineOf(n).Serialize())); err != nil {
+			t.Errorf("go-systemd refuses a %d-byte line: %v", n, err)
+		}
+	}
+	for _, n := range []int{2048, 2049, 4000} {
+		var lt *LineTooLongError
+		if err := lineOf(n).Validate(); !errors.As(err, &lt) || lt.Len != n || lt.Option != "ExecStart" {
+			t.Errorf("%d-byte line: err %v", n, err)
+		}
+		if _, err := sdunit.Deserialize(bytes.NewReader(lineOf(n).Serialize())); err == nil {
+			t.Errorf("go-systemd accepts a %d-byte line; the limit moved", n)
+		}
+	}
+}
+
+// Serialize and Hash follow go-systemd's serialization, which is what fleet
+// stores and hashes, also when sections are interleaved.
+func TestSerializeMatchesGoSystemd(t *testing.T) {
+	u := &Unit{Name: "a.service"}
+	u.Add("Unit", "Description", "d").Add("Service", "ExecStart", "/bin/true").
+		Add(XFleet, "Global", "true").Add("Unit", "After", "b.service").Add("Service", "ExecStartPre", "-/bin/false")
+	var opts []*sdunit.UnitOption
+	for _, o := range u.Options {
+		opts = append(opts, sdunit.NewUnitOption(o.Section, o.Name, o.Value))
+	}
+	want, err := io.ReadAll(sdunit.Serialize(opts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := u.Serialize(); !bytes.Equal(got, want) {
+		t.Fatalf("Serialize:\n%s\ngo-systemd:\n%s", got, want)
+	}
+	sum := sha1.Sum(want)
+	if u.Hash() != hex.EncodeToString(sum[:]) {
+		t.Fatal("Hash is not the SHA-1 of go-systemd's serialization")
+	}
+	plain := lineOf(100)
+	if !bytes.Equal(plain.Serialize(), plain.Render()) {
+		t.Fatal("for a unit without interleaved sections Serialize and Render must agree")
+	}
 }

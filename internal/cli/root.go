@@ -55,12 +55,21 @@ func New(stdout, stderr io.Writer) *cobra.Command {
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := New(stdout, stderr)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
-	if err != nil {
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil && !exitcode.Silent(err) {
 		fmt.Fprintln(stderr, "deployctl:", err)
 	}
-	return exitcode.Of(err)
+	code := exitcode.Of(err)
+	// A command whose exit 2 means something else (units diff: there are
+	// differences) reports every error, bad usage too, as 1.
+	if cmd != nil && cmd.Annotations[errorExit1] == "true" && code == 2 && !exitcode.Silent(err) {
+		code = 1
+	}
+	return code
 }
+
+// errorExit1 annotates a command whose errors all exit 1 (see Main).
+const errorExit1 = "deployctl/error-exit-1"
 
 // output is the --output flag shared by commands a script may read.
 type output struct{ format string }

@@ -82,27 +82,10 @@ func loadPlan(file string) (*deployspec.Spec, *generate.Plan, error) {
 		return nil, nil, err
 	}
 	p, err := generate.ForSpec(spec)
-	return spec, p, err
-}
-
-// specFlags name the deploy spec and whether its units are started.
-type specFlags struct {
-	file  string
-	start bool
-}
-
-func (s *specFlags) bind(cmd *cobra.Command, startHelp string) {
-	cmd.Flags().StringVarP(&s.file, "file", "f", "deploy.yaml", "deploy spec")
-	cmd.Flags().BoolVar(&s.start, "start", false, startHelp)
-}
-
-// desired is what fleet should hold for the spec.
-func (s *specFlags) desired() (fleet.Desired, error) {
-	_, p, err := loadPlan(s.file)
-	if err != nil {
-		return fleet.Desired{}, err
+	if deployspec.IsErrors(err) {
+		return nil, nil, exitcode.Usage(err)
 	}
-	return fleet.Desired{Units: p.Units, Launch: p.Launch, Start: s.start}, nil
+	return spec, p, err
 }
 
 func newUnitsCmd(e *env) *cobra.Command {
@@ -147,108 +130,6 @@ func newUnitsRenderCmd(e *env) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "deploy.yaml", "deploy spec")
 	cmd.Flags().StringVarP(&dir, "out", "o", "", "directory to write the units to (created)")
-	return cmd
-}
-
-func printChanges(e *env, o *output, chs []fleet.Change, onlyWork bool) error {
-	if o.json() {
-		if chs == nil {
-			chs = []fleet.Change{}
-		}
-		return writeJSON(e.stdout, chs)
-	}
-	var rows [][]string
-	for _, c := range chs {
-		if onlyWork && c.Action == fleet.Unchanged {
-			continue
-		}
-		rows = append(rows, []string{c.Unit, string(c.Action), c.State, c.Reason})
-	}
-	if len(rows) == 0 {
-		fmt.Fprintln(e.stdout, "nothing to change")
-		return nil
-	}
-	return table(e.stdout, []string{"UNIT", "ACTION", "STATE", "WHY"}, rows)
-}
-
-func newUnitsDiffCmd(e *env) *cobra.Command {
-	var sf specFlags
-	var ff fleetFlags
-	var o output
-	cmd := &cobra.Command{
-		Use:   "diff -f deploy.yaml [--start]",
-		Short: "Show what submit would change in fleet",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.check(); err != nil {
-				return err
-			}
-			d, err := sf.desired()
-			if err != nil {
-				return err
-			}
-			ctx, c, done, err := ff.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			chs, err := fleet.Diff(ctx, c, d)
-			if err != nil {
-				return err
-			}
-			return printChanges(e, &o, chs, false)
-		},
-	}
-	sf.bind(cmd, "compare as if submitting with --start")
-	ff.bind(cmd)
-	o.bind(cmd)
-	return cmd
-}
-
-func newUnitsSubmitCmd(e *env) *cobra.Command {
-	var sf specFlags
-	var wait time.Duration
-	var ff fleetFlags
-	var o output
-	cmd := &cobra.Command{
-		Use:   "submit -f deploy.yaml [--start]",
-		Short: "Submit the units to fleet (idempotent), optionally starting every instance",
-		Long: `submit makes fleet hold exactly the units deploy.yaml describes. New units are
-created; a changed unit is replaced (stopped, destroyed, created again), and
-instances of a changed template are rolled one at a time, each waited for until
-systemd reports it active. Units that are already right are left alone, so
-running submit twice changes nothing. With --start every instance and load
-balancer is launched. Templates are always submitted inactive.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.check(); err != nil {
-				return err
-			}
-			d, err := sf.desired()
-			if err != nil {
-				return err
-			}
-			ctx, c, done, err := ff.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			chs, err := fleet.Submit(ctx, c, d, fleet.SubmitOptions{
-				WaitActive: wait,
-				Progress: func(i, n int, ch fleet.Change) {
-					fmt.Fprintf(e.stderr, "[%d/%d] %s %s\n", i, n, ch.Action, ch.Unit)
-				},
-			})
-			if err != nil {
-				return err
-			}
-			return printChanges(e, &o, chs, true)
-		},
-	}
-	sf.bind(cmd, "launch every instance and load balancer")
-	cmd.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long a rolled instance may take to become active")
-	ff.bind(cmd)
-	o.bind(cmd)
 	return cmd
 }
 
@@ -376,70 +257,5 @@ func newUnitsStatusCmd(e *env) *cobra.Command {
 	}
 	ff.bind(cmd)
 	o.bind(cmd)
-	return cmd
-}
-
-func newUnitsDestroyCmd(e *env) *cobra.Command {
-	var file string
-	var ff fleetFlags
-	cmd := &cobra.Command{
-		Use:   "destroy (-f deploy.yaml | UNIT...)",
-		Short: "Destroy the units of deploy.yaml (instances first) or the named units",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if (file == "") == (len(args) == 0) {
-				return exitcode.Usage(errors.New("give either -f deploy.yaml or unit names, not both"))
-			}
-			var names []string
-			if file != "" {
-				_, p, err := loadPlan(file)
-				if err != nil {
-					return err
-				}
-				for _, u := range p.Units {
-					names = append(names, u.Name)
-				}
-				names = append(names, p.Launch...)
-			}
-			for _, a := range args {
-				if err := units.ValidateName(a); err != nil {
-					return exitcode.Usage(err)
-				}
-				names = append(names, a)
-			}
-			ctx, c, done, err := ff.connect(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			// Instances that exist but are not in the launch list (scaled
-			// down) go too when destroying a whole spec.
-			if file != "" {
-				current, err := c.Units(ctx)
-				if err != nil {
-					return err
-				}
-				tpls := map[string]bool{}
-				for _, n := range names {
-					if pn, _ := units.ParseName(n); pn.IsTemplate() {
-						tpls[n] = true
-					}
-				}
-				have := map[string]bool{}
-				for _, n := range names {
-					have[n] = true
-				}
-				for _, u := range current {
-					if pn, err := units.ParseName(u.Name); err == nil && pn.IsInstance() && tpls[pn.Template()] && !have[u.Name] {
-						names = append(names, u.Name)
-					}
-				}
-			}
-			return fleet.DestroyAll(ctx, c, names, func(i, n int, name string) {
-				fmt.Fprintf(e.stderr, "[%d/%d] destroy %s\n", i, n, name)
-			})
-		},
-	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "deploy spec whose units to destroy")
-	ff.bind(cmd)
 	return cmd
 }

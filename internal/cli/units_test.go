@@ -62,15 +62,19 @@ func TestUnitsSubmitListStatusDestroy(t *testing.T) {
 	ep := "--endpoint=" + ts.URL
 
 	code, out, errs := run(t, "units", "diff", "-f", example, "--start", ep)
-	if code != 0 || !strings.Contains(out, "someapp@1.service") || !strings.Contains(out, "start") {
+	if code != 2 || !strings.Contains(out, "someapp@1.service") || !strings.Contains(out, "scale-up") {
 		t.Fatalf("diff: %d %s %s", code, out, errs)
 	}
 	code, out, errs = run(t, "units", "submit", "-f", example, "--start", ep)
 	if code != 0 {
 		t.Fatalf("submit: %d %s", code, errs)
 	}
-	if !strings.Contains(errs, "[12/12]") {
+	if !strings.Contains(errs, "scale-up someapp@4.service") || !strings.Contains(errs, "someapp: 4 of 4 instances updated") {
 		t.Fatalf("no progress lines: %s", errs)
+	}
+	code, out, errs = run(t, "units", "diff", "-f", example, "--start", ep)
+	if code != 0 {
+		t.Fatalf("diff after submit: exit %d, want 0 (in sync): %s %s", code, out, errs)
 	}
 	code, out, _ = run(t, "units", "submit", "-f", example, "--start", ep)
 	if code != 0 || !strings.Contains(out, "nothing to change") {
@@ -93,6 +97,10 @@ func TestUnitsSubmitListStatusDestroy(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("destroy: %s", errs)
 	}
+	// Finding 5 of issue 11: each unit destroyed once.
+	if n := strings.Count(errs, "destroy someapp-lb.service\n"); n != 1 || !strings.Contains(errs, "[12/12]") || strings.Contains(errs, "[13/") {
+		t.Fatalf("destroy listed the lb unit %d times: %s", n, errs)
+	}
 	code, out, _ = run(t, "units", "status", ep, "-o", "json")
 	if code != 0 || strings.TrimSpace(out) != "[]" {
 		t.Fatalf("after destroy: %s", out)
@@ -111,5 +119,51 @@ func TestUnitsFleetUnreachable(t *testing.T) {
 	code, _, errs = run(t, "units", "list", "--output", "yaml", "--endpoint", "http://127.0.0.1:1")
 	if code != 2 || !strings.Contains(errs, "--output") {
 		t.Fatalf("bad output: exit %d %q", code, errs)
+	}
+}
+
+// Finding 5 of issue 11: units diff exits 0 in sync, 2 with differences,
+// 1 on any error (bad flags and bad specs too).
+func TestUnitsDiffExitCodes(t *testing.T) {
+	fs := fleettest.New(5, map[string]string{"role": "edge"})
+	ts := httptest.NewServer(fs)
+	defer ts.Close()
+	ep := "--endpoint=" + ts.URL
+	if code, out, errs := run(t, "units", "diff", "-f", example, ep); code != 2 {
+		t.Fatalf("differences: exit %d %s %s", code, out, errs)
+	}
+	if code, _, errs := run(t, "units", "submit", "-f", example, ep); code != 0 {
+		t.Fatalf("submit: %d %s", code, errs)
+	}
+	if code, out, errs := run(t, "units", "diff", "-f", example, ep); code != 0 {
+		t.Fatalf("in sync: exit %d %s %s", code, out, errs)
+	}
+	if code, _, _ := run(t, "units", "diff", "-f", "/nonexistent.yaml", ep); code != 1 {
+		t.Fatalf("missing spec: exit %d", code)
+	}
+	if code, _, _ := run(t, "units", "diff", "-f", example, "--bogus", ep); code != 1 {
+		t.Fatalf("bad flag: exit %d", code)
+	}
+	if code, _, _ := run(t, "units", "diff", "-f", example, "--endpoint", "http://127.0.0.1:1", "--request-timeout", "3s"); code != 1 {
+		t.Fatalf("fleet unreachable: exit %d", code)
+	}
+}
+
+// --dry-run prints the plan and changes nothing; a line fleet would refuse
+// is a spec error with file, line and field, before fleet is asked.
+func TestUnitsSubmitDryRunAndSpecErrors(t *testing.T) {
+	fs := fleettest.New(5, map[string]string{"role": "edge"})
+	ts := httptest.NewServer(fs)
+	defer ts.Close()
+	ep := "--endpoint=" + ts.URL
+	code, out, errs := run(t, "units", "submit", "-f", example, "--start", "--dry-run", ep)
+	if code != 0 || !strings.Contains(out, "scale-up") || fs.Unit("someapp@.service") != nil {
+		t.Fatalf("dry run: %d %s %s", code, out, errs)
+	}
+	long := filepath.Join(t.TempDir(), "deploy.yaml")
+	os.WriteFile(long, []byte("services:\n  web:\n    image: a/b:1\n    port: 80\n    env:\n      BIG: "+strings.Repeat("x", 3000)+"\n"), 0o644)
+	code, _, errs = run(t, "units", "submit", "-f", long, ep)
+	if code != 2 || !strings.Contains(errs, "deploy.yaml:6: services.web.env.BIG:") || fs.Count("PUT unit") != 0 {
+		t.Fatalf("long line: exit %d %q", code, errs)
 	}
 }

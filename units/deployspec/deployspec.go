@@ -54,6 +54,8 @@ type Spec struct {
 	Prefix        string
 	EtcdEndpoints string
 	Registrar     string
+	// Fields are the registry's scalar values and their positions.
+	Fields []Field
 }
 
 // Service is an app service or a load balancer (LB != nil).
@@ -71,6 +73,17 @@ type Service struct {
 	Network   string
 	Machine   Machine
 	LB        *LB
+	// Fields are the scalar values read for this service, with where they
+	// are, so an error found later (a unit line fleet would refuse) can
+	// name the field that causes it.
+	Fields []Field
+}
+
+// Field is one scalar value of the spec and its position.
+type Field struct {
+	Path  string // e.g. services.web.env.BIG
+	Line  int
+	Value string
 }
 
 // Health is the HTTP check the sidekick runs.
@@ -143,8 +156,13 @@ var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 var imageRef = regexp.MustCompile(`^[a-z0-9]+([._/:@-][A-Za-z0-9_.-]+)*$`)
 
 type parser struct {
-	file string
-	errs Errors
+	file   string
+	errs   Errors
+	fields []Field
+}
+
+func (p *parser) record(n *yaml.Node, field string) {
+	p.fields = append(p.fields, Field{Path: field, Line: n.Line, Value: n.Value})
 }
 
 func (p *parser) errf(n *yaml.Node, field, format string, a ...any) {
@@ -188,6 +206,7 @@ func (p *parser) str(n *yaml.Node, field string) (string, bool) {
 		p.errf(n, field, "must be a string")
 		return "", false
 	}
+	p.record(n, field)
 	return n.Value, true
 }
 
@@ -245,6 +264,7 @@ func (p *parser) pairs(n *yaml.Node, field string, keyRe *regexp.Regexp, what st
 			p.errf(v, field+"."+k.Value, "must be one line")
 			continue
 		}
+		p.record(v, field+"."+k.Value)
 		out = append(out, [2]string{k.Value, v.Value})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
@@ -258,7 +278,7 @@ func Parse(file string, data []byte) (*Spec, error) {
 	p := &parser{file: file}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, syntaxError(file, data, err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, &Error{File: file, Line: 1, Field: "services", Msg: "the file is empty; it needs a services: mapping"}
@@ -296,6 +316,7 @@ func Parse(file string, data []byte) (*Spec, error) {
 			})
 		},
 	})
+	spec.Fields = append([]Field(nil), p.fields...)
 	if servicesNode == nil {
 		if len(p.errs) == 0 {
 			p.errf(root, "services", "is required: a mapping of service names to their settings")
@@ -330,6 +351,8 @@ func Parse(file string, data []byte) (*Spec, error) {
 
 func (p *parser) service(name string, k, v *yaml.Node, field string) *Service {
 	s := &Service{Name: name, Line: k.Line, Instances: Defaults.Instances, TTL: Defaults.TTL, Network: Defaults.Network}
+	start := len(p.fields)
+	defer func() { s.Fields = append([]Field(nil), p.fields[start:]...) }()
 	var instancesNode, portNode, imageNode *yaml.Node
 	p.mapping(v, field, map[string]func(k, v *yaml.Node){
 		"image": func(_, v *yaml.Node) {
@@ -475,6 +498,36 @@ func (p *parser) crossCheck(spec *Spec) {
 		}
 	}
 }
+
+// syntaxError places a YAML syntax error on the line that breaks the
+// document. yaml.v3 reports some errors at the line where the enclosing
+// block starts, 0-based (a bad indent on line 4 comes back as "line 1"), so
+// the line is found as the first one from which every longer prefix of the
+// file fails to parse.
+func syntaxError(file string, data []byte, err error) error {
+	msg := yamlLineRE.ReplaceAllString(err.Error(), "")
+	lines := strings.SplitAfter(string(data), "\n")
+	line := 0
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+	}
+	if len(lines) <= 2000 {
+		var n yaml.Node
+		for l := len(lines); l >= 1; l-- {
+			if yaml.Unmarshal([]byte(strings.Join(lines[:l], "")), &n) != nil {
+				line = l
+				continue
+			}
+			break
+		}
+	}
+	if line < 1 {
+		line = 1
+	}
+	return Errors{&Error{File: file, Line: line, Field: "yaml", Msg: msg + " (check the indentation and quoting on this line)"}}
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
 
 // IsErrors reports whether err holds spec errors.
 func IsErrors(err error) bool {

@@ -252,16 +252,3 @@ func TestUnixSocketEndpoint(t *testing.T) {
 		t.Fatalf("unreachable fleet: %v", err)
 	}
 }
-
-func newFleetB(b *testing.B, machines int) (*fleettest.Server, *fleet.Client, *recorder) {
-	fs := fleettest.New(machines)
-	rec := &recorder{h: fs}
-	ts := httptest.NewServer(rec)
-	b.Cleanup(ts.Close)
-	c, err := fleet.New(ts.URL, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(c.Close)
-	return fs, c, rec
-}

@@ -1,9 +1,16 @@
 // Package fleettest is an in-process fleet v1 API server for tests: it
 // answers as fleetd 1.0.0 does (status codes, error JSON, omitted empty
-// fields, paging tokens, immutable unit options, instance-of-template
-// semantics, and fleetd's known defects), and schedules units onto a fixed
-// set of machines honouring MachineOf, Conflicts, MachineMetadata and
-// Global, marking launched units active at once.
+// fields, paging tokens, unit options replaced by a PUT with different
+// options, instance-of-template semantics, go-systemd's line limit, and
+// fleetd's known defects), and schedules units onto a fixed set of
+// machines honouring MachineOf, Conflicts, MachineMetadata and Global.
+//
+// Its agents take time as fleetd's do (design §6): after a unit is
+// replaced, destroyed or stopped, /state keeps reporting the old unit hash
+// in its old state for Timing.Stale (2–5 s measured) until the agent
+// unloads it; a launched unit is "activating" for Timing.Activate before it
+// is active, or failed when Fail names it. The zero Timing makes every
+// change visible at once.
 package fleettest
 
 import (
@@ -12,11 +19,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/deployctl/deployctl/units"
 	"github.com/deployctl/deployctl/units/fleet"
@@ -28,8 +35,16 @@ type Server struct {
 	TokenLimit int
 
 	mu       sync.Mutex
+	timing   Timing
 	units    map[string]*fleet.Unit
 	machines []fleet.Machine
+	// activeAt is when each launched unit becomes active: its launch or
+	// replace, after the old unit is unloaded, plus Timing.Activate.
+	activeAt map[string]time.Time
+	// ghosts are states of replaced, destroyed or stopped units that the
+	// agents still report.
+	ghosts  map[string]ghost
+	failing map[string]bool
 	// Requests counts requests by "METHOD path-kind", e.g. "PUT unit".
 	Requests map[string]int
 }
@@ -37,7 +52,8 @@ type Server struct {
 // New returns a server with n machines whose metadata is given per
 // machine (may be shorter than n).
 func New(n int, metadata ...map[string]string) *Server {
-	s := &Server{TokenLimit: 100, units: map[string]*fleet.Unit{}, Requests: map[string]int{}}
+	s := &Server{TokenLimit: 100, units: map[string]*fleet.Unit{}, Requests: map[string]int{},
+		activeAt: map[string]time.Time{}, ghosts: map[string]ghost{}, failing: map[string]bool{}}
 	for i := 0; i < n; i++ {
 		m := fleet.Machine{ID: fmt.Sprintf("%032x", i+1), PrimaryIP: fmt.Sprintf("10.132.0.%d", i+11)}
 		if i < len(metadata) {
@@ -46,6 +62,32 @@ func New(n int, metadata ...map[string]string) *Server {
 		s.machines = append(s.machines, m)
 	}
 	return s
+}
+
+// Timing is how long the fake agents take; see the package doc.
+type Timing struct {
+	// Stale is how long an old unit's state is still reported after it was
+	// replaced, destroyed or stopped (fleetd 1.0.0: about 2–5 s).
+	Stale time.Duration
+	// Activate is how long a launched unit is "activating" (after the old
+	// unit is unloaded) before it is active/running.
+	Activate time.Duration
+}
+
+// SetTiming sets the agents' timing for changes from now on.
+func (s *Server) SetTiming(t Timing) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timing = t
+}
+
+// Fail makes the named unit (or, for a template name, each of its
+// instances) fail instead of becoming active, as a unit whose process
+// exits does; Fail(name, false) heals it.
+func (s *Server) Fail(name string, fail bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failing[name] = fail
 }
 
 // Start serves on a loopback httptest server, closed at cleanup by the
@@ -97,6 +139,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reschedule()
 	allow := func(methods ...string) bool {
 		for _, m := range methods {
 			if r.Method == m {
@@ -135,6 +178,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeErr(w, http.StatusNotFound, "unit does not exist")
 				return
 			}
+			s.unload(name)
 			delete(s.units, name)
 			w.WriteHeader(http.StatusNoContent)
 		default:
@@ -251,207 +295,11 @@ func (s *Server) view(u *fleet.Unit) *fleet.Unit {
 
 func (s *Server) isGlobal(u *fleet.Unit) bool {
 	for _, o := range u.Options {
-		if o.Section == units.XFleet && o.Name == "Global" {
-			switch strings.ToLower(o.Value) {
-			case "true", "yes", "1", "on", "t", "y":
-				return true
-			}
+		if o.Section == units.XFleet && o.Name == "Global" && isTrue(o.Value) {
+			return true
 		}
 	}
 	return false
-}
-
-func (s *Server) put(w http.ResponseWriter, r *http.Request, name string) {
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		writeErr(w, http.StatusUnsupportedMediaType, "expected Content-Type application/json")
-		return
-	}
-	var body fleet.Unit
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		writeErr(w, http.StatusBadRequest, "unable to decode body: "+err.Error())
-		return
-	}
-	if body.Name != "" && body.Name != name {
-		writeErr(w, http.StatusBadRequest, "name in body does not match name in URL")
-		return
-	}
-	if err := units.ValidateName(name); err != nil {
-		writeErr(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	existing, exists := s.units[name]
-	if len(body.Options) == 0 {
-		if !exists {
-			writeErr(w, http.StatusConflict, "unit does not exist and options field empty")
-			return
-		}
-		if body.DesiredState == "" {
-			writeErr(w, http.StatusConflict, "must provide DesiredState to update existing unit")
-			return
-		}
-		n, _ := units.ParseName(name)
-		if n.IsTemplate() && body.DesiredState == fleet.StateLaunched {
-			writeErr(w, http.StatusBadRequest, "cannot activate template")
-			return
-		}
-		// fleetd defect: any desiredState string is stored, breaking the unit.
-		existing.DesiredState = body.DesiredState
-		s.schedule(existing)
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	for _, o := range body.Options {
-		if strings.ContainsAny(o.Value, "\n") {
-			writeErr(w, http.StatusBadRequest, "option value contains a raw newline")
-			return
-		}
-		if len(o.Name)+1+len(o.Value) > 2048 {
-			writeErr(w, http.StatusBadRequest, "option line exceeds 2048 bytes")
-			return
-		}
-	}
-	uf := &units.Unit{Name: name, Options: body.Options}
-	if err := uf.ValidateXFleet(); err != nil {
-		writeErr(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if exists {
-		old := &units.Unit{Name: name, Options: existing.Options}
-		if old.Hash() == uf.Hash() {
-			// Same options: fleetd falls through to a state update, which
-			// needs a desiredState.
-			if body.DesiredState == "" {
-				writeErr(w, http.StatusConflict, "must provide DesiredState to update existing unit")
-				return
-			}
-			existing.DesiredState = body.DesiredState
-			s.schedule(existing)
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-	}
-	state := body.DesiredState
-	if state == "" {
-		state = fleet.StateInactive
-	}
-	// fleetd defect: a new template created launched is accepted and scheduled.
-	nu := &fleet.Unit{Name: name, Options: body.Options, DesiredState: state}
-	s.units[name] = nu
-	s.schedule(nu)
-	w.WriteHeader(http.StatusCreated)
-}
-
-// schedule places a loaded/launched unit and sets its current state.
-func (s *Server) schedule(u *fleet.Unit) {
-	if u.DesiredState != fleet.StateLoaded && u.DesiredState != fleet.StateLaunched {
-		u.CurrentState = fleet.StateInactive
-		u.MachineID = ""
-		return
-	}
-	if s.isGlobal(u) {
-		u.CurrentState = u.DesiredState
-		return
-	}
-	if u.MachineID == "" {
-		u.MachineID = s.pickMachine(u)
-	}
-	if u.MachineID != "" {
-		u.CurrentState = u.DesiredState
-	}
-}
-
-func (s *Server) pickMachine(u *fleet.Unit) string {
-	uf := &units.Unit{Name: u.Name, Options: u.Options}
-	n, _ := units.ParseName(u.Name)
-	sub := strings.NewReplacer("%n", u.Name, "%p", n.Prefix, "%i", n.Instance)
-	var conflicts []string
-	for _, v := range uf.Get(units.XFleet, "Conflicts") {
-		conflicts = append(conflicts, strings.Fields(sub.Replace(v))...)
-	}
-	for _, target := range uf.Get(units.XFleet, "MachineOf") {
-		if t, ok := s.units[sub.Replace(target)]; ok {
-			return t.MachineID
-		}
-		return ""
-	}
-	var wantMeta [][2]string
-	for _, md := range uf.Get(units.XFleet, "MachineMetadata") {
-		for _, pair := range strings.Fields(md) {
-			k, v, _ := strings.Cut(strings.Trim(pair, `"`), "=")
-			wantMeta = append(wantMeta, [2]string{k, v})
-		}
-	}
-	best, bestLoad := "", -1
-	for _, m := range s.machines {
-		ok := true
-		for _, kv := range wantMeta {
-			if m.Metadata[kv[0]] != kv[1] {
-				ok = false
-			}
-		}
-		load := 0
-		for _, other := range s.units {
-			if other.MachineID != m.ID || other.Name == u.Name {
-				continue
-			}
-			load++
-			for _, g := range conflicts {
-				if match, _ := path.Match(g, other.Name); match {
-					ok = false
-				}
-			}
-		}
-		if ok && (bestLoad < 0 || load < bestLoad) {
-			best, bestLoad = m.ID, load
-		}
-	}
-	return best
-}
-
-func (s *Server) listStates(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	var states []fleet.UnitState
-	for _, name := range s.sortedNames() {
-		u := s.units[name]
-		if q.Get("unitName") != "" && q.Get("unitName") != name {
-			continue
-		}
-		if u.CurrentState != fleet.StateLoaded && u.CurrentState != fleet.StateLaunched {
-			continue
-		}
-		machines := []string{u.MachineID}
-		if s.isGlobal(u) {
-			machines = nil
-			for _, m := range s.machines {
-				machines = append(machines, m.ID)
-			}
-		}
-		for _, mid := range machines {
-			if q.Get("machineID") != "" && q.Get("machineID") != mid {
-				continue
-			}
-			st := fleet.UnitState{Name: name, Hash: (&units.Unit{Name: name, Options: u.Options}).Hash(), MachineID: mid, SystemdLoadState: "loaded"}
-			if u.CurrentState == fleet.StateLaunched {
-				st.SystemdActiveState, st.SystemdSubState = "active", "running"
-			} else {
-				st.SystemdActiveState, st.SystemdSubState = "inactive", "dead"
-			}
-			states = append(states, st)
-		}
-	}
-	page, next := paginate(r, len(states), s.TokenLimit)
-	if page == nil {
-		writeErr(w, http.StatusBadRequest, "invalid nextPageToken")
-		return
-	}
-	out := map[string]any{}
-	if page[1] > page[0] {
-		out["states"] = states[page[0]:page[1]]
-	}
-	if next != "" {
-		out["nextPageToken"] = next
-	}
-	writeJSON(w, out)
 }
 
 // patchMachines applies JSON-patch style metadata ops; fleetd takes

@@ -6,6 +6,7 @@
 package generate
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -18,6 +19,21 @@ import (
 // until infra has shipped /opt/bin/registrar (cloudconfig.RegistrarReadyService).
 const RegistrarReady = "registrar-ready.service"
 
+// Owner is the section deployctl writes into every unit it generates:
+// Service= names the spec service the unit belongs to. Only units carrying
+// it are ever changed or removed by `units submit`; systemd ignores
+// sections starting with X-.
+const Owner = "X-Deployctl"
+
+// OwnerOf returns the spec service that owns u, or "" for a unit deployctl
+// did not write.
+func OwnerOf(u *units.Unit) string {
+	if v := u.Get(Owner, "Service"); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // Plan is everything to submit for a spec.
 type Plan struct {
 	// Units are the unit files to submit: templates and plain units.
@@ -25,7 +41,24 @@ type Plan struct {
 	// Launch are the units to start, in order: instances of templates
 	// (someapp@1.service, someapp-discovery@1.service, ...) and plain units.
 	Launch []string
+	// Groups are the same units per service, as the reconciler rolls them.
+	Groups []*Group
 }
+
+// Group is one service's units: for an app, the app and sidekick
+// templates whose instances 1..Instances run as pairs; for a load
+// balancer, its plain units.
+type Group struct {
+	Service string
+	// Templates are the app template, then its sidekick's.
+	Templates []*units.Unit
+	Instances int
+	// Units are plain units (a load balancer and its companion).
+	Units []*units.Unit
+}
+
+// Instance returns template's instance name for number i.
+func Instance(template string, i int) string { return instanceName(template, i) }
 
 // Unit returns the plan's unit with that name, or nil.
 func (p *Plan) Unit(name string) *units.Unit {
@@ -40,25 +73,64 @@ func (p *Plan) Unit(name string) *units.Unit {
 // ForSpec builds the plan for every service of spec.
 func ForSpec(spec *deployspec.Spec) (*Plan, error) {
 	p := &Plan{}
+	var errs deployspec.Errors
 	for _, s := range spec.Services {
+		g := &Group{Service: s.Name}
 		if s.LB != nil {
 			lb, companion := LoadBalancer(spec, s)
-			p.Units = append(p.Units, lb, companion)
+			g.Units = []*units.Unit{lb, companion}
 			p.Launch = append(p.Launch, lb.Name, companion.Name)
-			continue
+		} else {
+			app, side := App(spec, s), Sidekick(spec, s)
+			g.Templates, g.Instances = []*units.Unit{app, side}, s.Instances
+			for i := 1; i <= s.Instances; i++ {
+				p.Launch = append(p.Launch, instanceName(app.Name, i), instanceName(side.Name, i))
+			}
 		}
-		app, side := App(spec, s), Sidekick(spec, s)
-		p.Units = append(p.Units, app, side)
-		for i := 1; i <= s.Instances; i++ {
-			p.Launch = append(p.Launch, instanceName(app.Name, i), instanceName(side.Name, i))
+		for _, u := range append(g.Templates, g.Units...) {
+			u.Add(Owner, "Service", s.Name)
+			if err := u.Validate(); err != nil {
+				errs = append(errs, specError(spec, s, u, err))
+			}
 		}
+		p.Units = append(p.Units, g.Templates...)
+		p.Units = append(p.Units, g.Units...)
+		p.Groups = append(p.Groups, g)
 	}
-	for _, u := range p.Units {
-		if err := u.Validate(); err != nil {
-			return nil, fmt.Errorf("generated unit is invalid (a deployctl bug): %w", err)
-		}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return p, nil
+}
+
+// specError names the spec field that makes a generated unit invalid: the
+// longest of the service's values (or the registry's) that the offending
+// line carries.
+func specError(spec *deployspec.Spec, s *deployspec.Service, u *units.Unit, err error) *deployspec.Error {
+	e := &deployspec.Error{File: spec.File, Line: s.Line, Field: "services." + s.Name,
+		Msg: fmt.Sprintf("makes an invalid unit: %v", err)}
+	var lt *units.LineTooLongError
+	if !errors.As(err, &lt) {
+		return e
+	}
+	var line string
+	for _, o := range u.Options {
+		if o.Section == lt.Section && o.Name == lt.Option && len(o.Name)+1+len(o.Value) == lt.Len {
+			line = o.Value
+		}
+	}
+	best := deployspec.Field{}
+	for _, f := range append(append([]deployspec.Field(nil), s.Fields...), spec.Fields...) {
+		if len(f.Value) > len(best.Value) && (strings.Contains(line, f.Value) || strings.Contains(line, quote(f.Value))) {
+			best = f
+		}
+	}
+	if best.Path != "" {
+		e.Line, e.Field = best.Line, best.Path
+	}
+	e.Msg = fmt.Sprintf("makes the %s= line of %s %d bytes; fleet refuses unit lines of %d bytes or more: shorten it by at least %d bytes (long configuration belongs in an env file or the image)",
+		lt.Option, u.Name, lt.Len, units.MaxLine, lt.Len-units.MaxLine+1)
+	return e
 }
 
 func instanceName(template string, i int) string {
@@ -139,6 +211,12 @@ func etcdFlags(spec *deployspec.Spec) []string {
 // app instance on the same machine.
 func Sidekick(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
 	app := s.Name + "@%i.service"
+	instance := s.Name + "@%i"
+	if s.Machine.Global {
+		// A global app runs under the same name on every machine: each
+		// machine's sidekick announces it under a name of its own.
+		instance = s.Name + "@%i-%m"
+	}
 	u := &units.Unit{Name: s.Name + "-discovery@.service"}
 	u.Add("Unit", "Description", fmt.Sprintf("Announce %s@%%i in etcd", s.Name))
 	u.Add("Unit", "BindsTo", app)
@@ -146,7 +224,7 @@ func Sidekick(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
 	u.Add("Unit", "Requires", RegistrarReady)
 	u.Add("Unit", "After", RegistrarReady)
 	args := []string{quote(spec.Registrar), "announce",
-		"--service", s.Name, "--instance", s.Name + "@%i", "--container", s.Name + "-%i",
+		"--service", s.Name, "--instance", instance, "--container", s.Name + "-%i",
 		"--port", fmt.Sprint(s.Port), "--ttl", seconds(s.TTL)}
 	if s.Network != deployspec.Defaults.Network {
 		args = append(args, "--network", quote(s.Network))
@@ -159,7 +237,13 @@ func Sidekick(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
 	u.Add("Service", "Restart", "always")
 	u.Add("Service", "RestartSec", "2s")
 	u.Add("Service", "TimeoutStopSec", "10s")
-	u.Add(units.XFleet, "MachineOf", app)
+	if s.Machine.Global {
+		// MachineOf would place one sidekick; a global one runs beside the
+		// app on every machine the app runs on.
+		addPlacement(u, s)
+	} else {
+		u.Add(units.XFleet, "MachineOf", app)
+	}
 	return u
 }
 

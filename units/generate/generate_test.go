@@ -2,6 +2,7 @@ package generate_test
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,4 +114,91 @@ func TestQuotingOfUserValues(t *testing.T) {
 		}
 	}
 	testenv.VerifyUnits(t, map[string][]byte{u.Name: u.Render(), generate.RegistrarReady: []byte(cloudconfig.RegistrarReadyService)})
+}
+
+// Finding 4 of issue 11: a global app's sidekick must run beside every copy
+// of the app, each announcing a name of its own.
+func TestGlobalAppIsAnnouncedOnEveryMachine(t *testing.T) {
+	spec, err := deployspec.Parse("g.yaml", []byte(`services:
+  agent:
+    image: example/agent:1
+    port: 9100
+    machine: {global: true, metadata: {role: worker}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := generate.ForSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	side := p.Unit("agent-discovery@.service")
+	if got := side.Get(units.XFleet, "MachineOf"); len(got) != 0 {
+		t.Fatalf("global sidekick placed with MachineOf %v: it would run on one machine only", got)
+	}
+	if got := side.Get(units.XFleet, "Global"); len(got) != 1 || got[0] != "true" {
+		t.Fatalf("global sidekick Global = %v", got)
+	}
+	if got := side.Get(units.XFleet, "MachineMetadata"); len(got) != 1 || got[0] != "role=worker" {
+		t.Fatalf("global sidekick must follow the app's metadata, got %v", got)
+	}
+	if start := side.Get("Service", "ExecStart")[0]; !strings.Contains(start, "--instance agent@%i-%m ") {
+		t.Fatalf("global sidekick instance name is not per machine: %s", start)
+	}
+	testenv.VerifyUnits(t, map[string][]byte{side.Name: side.Render(), "agent@.service": p.Unit("agent@.service").Render(),
+		generate.RegistrarReady: []byte(cloudconfig.RegistrarReadyService)})
+}
+
+// Finding 3 of issue 11: a value that makes a unit line fleet refuses is a
+// spec error naming the file, line and field, found before fleet is asked;
+// one byte less is accepted.
+func TestLineFleetRefusesNamesSpecField(t *testing.T) {
+	specFor := func(n int) []byte {
+		return []byte("services:\n  web:\n    image: example/web:1\n    port: 8080\n    env:\n      SMALL: x\n      BIG: " + strings.Repeat("v", n) + "\n")
+	}
+	spec, err := deployspec.Parse("d.yaml", specFor(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := len("ExecStart=") + len(generate.App(spec, spec.Services[0]).Get("Service", "ExecStart")[0]) - 100
+	for _, size := range []int{2047, 2048, 2049} {
+		spec, err := deployspec.Parse("d.yaml", specFor(size-base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = generate.ForSpec(spec)
+		if size == 2047 {
+			if err != nil {
+				t.Fatalf("a 2047-byte line is accepted by fleet: %v", err)
+			}
+			continue
+		}
+		if !deployspec.IsErrors(err) || !strings.Contains(err.Error(), "d.yaml:7: services.web.env.BIG:") ||
+			!strings.Contains(err.Error(), fmt.Sprintf("%d bytes", size)) {
+			t.Fatalf("%d-byte line: %v", size, err)
+		}
+	}
+}
+
+// BenchmarkRender100Services generates and renders the units of 100 services.
+func BenchmarkRender100Services(b *testing.B) {
+	yaml := "services:\n"
+	for s := 0; s < 100; s++ {
+		yaml += fmt.Sprintf("  svc%d: {image: example/app:1, port: 3000, instances: 3, spread: true, health: {http: /h}}\n", s)
+	}
+	spec, err := deployspec.Parse("b.yaml", []byte(yaml))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p, err := generate.ForSpec(spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, u := range p.Units {
+			u.Render()
+		}
+	}
 }

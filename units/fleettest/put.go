@@ -1,0 +1,207 @@
+package fleettest
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	sdunit "github.com/coreos/go-systemd/v22/unit"
+
+	"github.com/deployctl/deployctl/units"
+	"github.com/deployctl/deployctl/units/fleet"
+)
+
+func (s *Server) put(w http.ResponseWriter, r *http.Request, name string) {
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		writeErr(w, http.StatusUnsupportedMediaType, "expected Content-Type application/json")
+		return
+	}
+	var body fleet.Unit
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeErr(w, http.StatusBadRequest, "unable to decode body: "+err.Error())
+		return
+	}
+	if body.Name != "" && body.Name != name {
+		writeErr(w, http.StatusBadRequest, "name in body does not match name in URL")
+		return
+	}
+	if err := units.ValidateName(name); err != nil {
+		writeErr(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	existing, exists := s.units[name]
+	if len(body.Options) == 0 {
+		if !exists {
+			writeErr(w, http.StatusConflict, "unit does not exist and options field empty")
+			return
+		}
+		if body.DesiredState == "" {
+			writeErr(w, http.StatusConflict, "must provide DesiredState to update existing unit")
+			return
+		}
+		n, _ := units.ParseName(name)
+		if n.IsTemplate() && body.DesiredState == fleet.StateLaunched {
+			writeErr(w, http.StatusBadRequest, "cannot activate template")
+			return
+		}
+		// fleetd defect: any desiredState string is stored, breaking the unit.
+		s.setState(existing, body.DesiredState)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	for _, o := range body.Options {
+		if strings.ContainsAny(o.Value, "\n") {
+			writeErr(w, http.StatusBadRequest, "option value contains a raw newline")
+			return
+		}
+	}
+	uf := &units.Unit{Name: name, Options: body.Options}
+	// fleetd's sanity check: go-systemd's deserializer over the serialized
+	// options ("line too long (max 2048 bytes)" for a line of 2048 or more).
+	if _, err := sdunit.Deserialize(bytes.NewReader(uf.Serialize())); err != nil {
+		writeErr(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := uf.ValidateXFleet(); err != nil {
+		writeErr(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if exists {
+		old := &units.Unit{Name: name, Options: existing.Options}
+		if old.Hash() == uf.Hash() {
+			// Same options: fleetd falls through to a state update, which
+			// needs a desiredState.
+			if body.DesiredState == "" {
+				writeErr(w, http.StatusConflict, "must provide DesiredState to update existing unit")
+				return
+			}
+			s.setState(existing, body.DesiredState)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		// Different options replace the unit; the agent still runs the old
+		// one until it unloads it.
+		s.unload(name)
+	}
+	state := body.DesiredState
+	if state == "" {
+		state = fleet.StateInactive
+	}
+	// fleetd defect: a new template created launched is accepted and scheduled.
+	nu := &fleet.Unit{Name: name, Options: body.Options, DesiredState: state}
+	if exists {
+		nu.MachineID = existing.MachineID // the engine keeps the placement
+	}
+	s.units[name] = nu
+	s.launching(name)
+	s.schedule(nu)
+	w.WriteHeader(http.StatusCreated)
+}
+
+// setState changes an existing unit's desired state; stopping leaves the
+// old state reported until the agent has stopped it.
+func (s *Server) setState(u *fleet.Unit, state string) {
+	if u.DesiredState == state {
+		return
+	}
+	if u.DesiredState == fleet.StateLaunched {
+		s.unload(u.Name)
+	}
+	if state == fleet.StateLaunched {
+		s.launching(u.Name)
+	}
+	u.DesiredState = state
+	s.schedule(u)
+}
+
+// launching sets when name becomes active: once the agent has unloaded
+// its old unit, after Timing.Activate.
+func (s *Server) launching(name string) {
+	start := time.Now()
+	if g, ok := s.ghosts[name]; ok && g.until.After(start) {
+		start = g.until
+	}
+	s.activeAt[name] = start.Add(s.timing.Activate)
+}
+
+// reschedule places launched or loaded units that could not be placed
+// before (a MachineOf target not yet scheduled), as fleet's engine does on
+// its next reconcile.
+func (s *Server) reschedule() {
+	for _, u := range s.units {
+		if u.MachineID == "" && !s.isGlobal(u) && (u.DesiredState == fleet.StateLoaded || u.DesiredState == fleet.StateLaunched) {
+			s.schedule(u)
+		}
+	}
+}
+
+// schedule places a loaded/launched unit and sets its current state.
+func (s *Server) schedule(u *fleet.Unit) {
+	if u.DesiredState != fleet.StateLoaded && u.DesiredState != fleet.StateLaunched {
+		u.CurrentState = fleet.StateInactive
+		u.MachineID = ""
+		return
+	}
+	if s.isGlobal(u) {
+		u.CurrentState = u.DesiredState
+		return
+	}
+	if u.MachineID == "" {
+		u.MachineID = s.pickMachine(u)
+	}
+	if u.MachineID != "" {
+		u.CurrentState = u.DesiredState
+	}
+}
+
+func (s *Server) pickMachine(u *fleet.Unit) string {
+	uf := &units.Unit{Name: u.Name, Options: u.Options}
+	n, _ := units.ParseName(u.Name)
+	sub := strings.NewReplacer("%n", u.Name, "%p", n.Prefix, "%i", n.Instance)
+	var conflicts []string
+	for _, v := range uf.Get(units.XFleet, "Conflicts") {
+		conflicts = append(conflicts, strings.Fields(sub.Replace(v))...)
+	}
+	for _, target := range uf.Get(units.XFleet, "MachineOf") {
+		if t, ok := s.units[sub.Replace(target)]; ok {
+			return t.MachineID
+		}
+		return ""
+	}
+	var wantMeta [][2]string
+	for _, md := range uf.Get(units.XFleet, "MachineMetadata") {
+		for _, pair := range strings.Fields(md) {
+			k, v, _ := strings.Cut(strings.Trim(pair, `"`), "=")
+			wantMeta = append(wantMeta, [2]string{k, v})
+		}
+	}
+	best, bestLoad := "", -1
+	for _, m := range s.machines {
+		ok := true
+		for _, kv := range wantMeta {
+			if m.Metadata[kv[0]] != kv[1] {
+				ok = false
+			}
+		}
+		load := 0
+		for _, other := range s.units {
+			if other.MachineID != m.ID || other.Name == u.Name {
+				continue
+			}
+			load++
+			for _, g := range conflicts {
+				if match, _ := path.Match(g, other.Name); match {
+					ok = false
+				}
+			}
+		}
+		if ok && (bestLoad < 0 || load < bestLoad) {
+			best, bestLoad = m.ID, load
+		}
+	}
+	return best
+}
+

@@ -1,0 +1,315 @@
+// Package rollout makes fleet hold what a deploy plan describes, the way a
+// Kubernetes Deployment controller does: it reads fleet's units and states,
+// computes a plan for every unit the spec owns (create, replace, scale up,
+// scale down, start, prune, nothing), and applies it level-triggered,
+// observing fleet again after every step until what fleet reports matches.
+//
+// Ownership is recorded in every unit deployctl writes (the [X-Deployctl]
+// section, see generate.Owner); only owned units are ever changed. A
+// replace is one PUT with the new options, which fleet applies as a whole
+// or refuses, so a unit is never destroyed before its replacement is
+// accepted. Instances roll at most MaxUnavailable at a time and count as
+// updated only when fleet reports the new unit hash active.
+package rollout
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/deployctl/deployctl/units"
+	"github.com/deployctl/deployctl/units/fleet"
+	"github.com/deployctl/deployctl/units/generate"
+)
+
+// Action is what the plan does to one unit.
+type Action string
+
+// Actions, in the order Apply performs them.
+const (
+	Conflict  Action = "conflict"   // a unit of that name exists and deployctl did not write it
+	Create    Action = "create"     // a template or plain unit fleet does not have
+	Replace   Action = "replace"    // options changed: one PUT with the new ones
+	ScaleDown Action = "scale-down" // an instance above the spec's count
+	ScaleUp   Action = "scale-up"   // an instance fleet does not have yet
+	Start     Action = "start"      // right options, not launched, --start given
+	Prune     Action = "prune"      // owned by a service no longer in the spec (--prune)
+	Orphan    Action = "orphan"     // the same, left alone without --prune
+	Unchanged Action = "unchanged"
+)
+
+// Step is one unit's planned action.
+type Step struct {
+	Unit    string `json:"unit"`
+	Service string `json:"service"`
+	Action  Action `json:"action"`
+	// State is the desired state the unit ends in.
+	State  string `json:"state,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Plan is every step for a spec, in the order Apply performs them.
+type Plan []Step
+
+// Changes counts the steps that change fleet.
+func (p Plan) Changes() int {
+	n := 0
+	for _, s := range p {
+		if s.Action != Unchanged && s.Action != Orphan && s.Action != Conflict {
+			n++
+		}
+	}
+	return n
+}
+
+// Conflicts are the steps that stop Apply before it touches fleet.
+func (p Plan) Conflicts() []Step {
+	var out []Step
+	for _, s := range p {
+		if s.Action == Conflict {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// InSync reports whether the plan changes nothing and has no conflicts.
+func (p Plan) InSync() bool { return p.Changes() == 0 && len(p.Conflicts()) == 0 }
+
+// Options tune a plan and its rollout.
+type Options struct {
+	// Start launches every instance and load balancer; without it new
+	// units are submitted inactive and existing ones keep their state.
+	Start bool
+	// Prune removes owned units whose service left the spec.
+	Prune bool
+	// Adopt lets the plan take over units of the spec's names that carry
+	// no owner record (written by hand or by an older deployctl).
+	Adopt bool
+	// MaxUnavailable is how many of a service's instances may be down at
+	// once during a roll (default 1).
+	MaxUnavailable int
+	// ProgressDeadline bounds how long one instance may take to report the
+	// new unit hash active (default 5m).
+	ProgressDeadline time.Duration
+	// Parallel bounds how many instances are created or started at once
+	// (default 8).
+	Parallel int
+	// Poll is the first interval between reads of fleet's state (default
+	// 100ms, growing to 1s while nothing changes).
+	Poll time.Duration
+	// Progress, when set, receives one line per thing done or waited for.
+	Progress func(line string)
+}
+
+func (o *Options) defaults() {
+	if o.MaxUnavailable <= 0 {
+		o.MaxUnavailable = 1
+	}
+	if o.ProgressDeadline <= 0 {
+		o.ProgressDeadline = 5 * time.Minute
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 8
+	}
+	if o.Poll <= 0 {
+		o.Poll = 100 * time.Millisecond
+	}
+}
+
+// view is what fleet holds: units by name and their agents' states.
+type view struct {
+	units  map[string]*fleet.Unit
+	states map[string][]fleet.UnitState
+}
+
+func (v *view) owner(name string) string {
+	if u, ok := v.units[name]; ok {
+		return generate.OwnerOf(u.File())
+	}
+	return ""
+}
+
+// instance is number i of an app group: the app and sidekick instances
+// and the hashes they should have.
+type instance struct {
+	key   string // the app instance's name, or the plain unit's
+	names []string
+	want  []*units.Unit
+	plain bool
+}
+
+func instancesOf(g *generate.Group) []instance {
+	var out []instance
+	for i := 1; i <= g.Instances; i++ {
+		var in instance
+		for _, t := range g.Templates {
+			name := generate.Instance(t.Name, i)
+			if in.key == "" {
+				in.key = name
+			}
+			in.names = append(in.names, name)
+			in.want = append(in.want, &units.Unit{Name: name, Options: t.Options})
+		}
+		out = append(out, in)
+	}
+	return out
+}
+
+// extra lists the owned instances of g's templates beyond its count,
+// highest number first, sidekicks before their apps.
+func extra(v *view, g *generate.Group) []string {
+	type inst struct {
+		n    int
+		side bool
+		name string
+	}
+	var found []inst
+	for name := range v.units {
+		pn, err := units.ParseName(name)
+		if err != nil || !pn.IsInstance() || v.owner(name) != g.Service {
+			continue
+		}
+		for ti, t := range g.Templates {
+			if pn.Template() != t.Name {
+				continue
+			}
+			n, err := strconv.Atoi(pn.Instance)
+			if err == nil && n >= 1 && n <= g.Instances {
+				continue
+			}
+			if err != nil {
+				n = 1 << 30 // a non-numbered instance goes first
+			}
+			found = append(found, inst{n, ti > 0, name})
+		}
+	}
+	sort.Slice(found, func(i, j int) bool {
+		if found[i].n != found[j].n {
+			return found[i].n > found[j].n
+		}
+		if found[i].side != found[j].side {
+			return found[i].side
+		}
+		return found[i].name < found[j].name
+	})
+	names := make([]string, len(found))
+	for i, f := range found {
+		names[i] = f.name
+	}
+	return names
+}
+
+// compute is the plan for p against what fleet holds.
+func compute(v *view, p *generate.Plan, o Options) Plan {
+	var plan Plan
+	spec := map[string]bool{}
+	// file is the step for a template or plain unit.
+	file := func(service string, u *units.Unit, launch bool) Step {
+		st := Step{Unit: u.Name, Service: service}
+		cur, ok := v.units[u.Name]
+		want := fleet.StateInactive
+		if launch && o.Start {
+			want = fleet.StateLaunched
+		}
+		switch {
+		case !ok:
+			st.Action, st.State = Create, want
+		case generate.OwnerOf(cur.File()) == "" && !o.Adopt:
+			st.Action, st.Reason = Conflict, "exists in fleet without deployctl's owner record; destroy it or pass --adopt"
+		case generate.OwnerOf(cur.File()) != "" && generate.OwnerOf(cur.File()) != service:
+			st.Action, st.Reason = Conflict, fmt.Sprintf("belongs to service %q", generate.OwnerOf(cur.File()))
+		case cur.File().Hash() != u.Hash():
+			st.Action, st.Reason, st.State = Replace, "options changed", keep(cur.DesiredState, want, launch)
+		case launch && o.Start && cur.DesiredState != fleet.StateLaunched:
+			st.Action, st.Reason, st.State = Start, "desired "+cur.DesiredState, fleet.StateLaunched
+		default:
+			st.Action, st.State = Unchanged, cur.DesiredState
+		}
+		return st
+	}
+	for _, g := range p.Groups {
+		spec[g.Service] = true
+		for _, t := range g.Templates {
+			plan = append(plan, file(g.Service, t, false))
+		}
+		for _, u := range g.Units {
+			plan = append(plan, file(g.Service, u, true))
+		}
+	}
+	for _, g := range p.Groups {
+		for _, name := range extra(v, g) {
+			plan = append(plan, Step{Unit: name, Service: g.Service, Action: ScaleDown, Reason: fmt.Sprintf("spec has %d instances", g.Instances)})
+		}
+	}
+	for _, g := range p.Groups {
+		for _, in := range instancesOf(g) {
+			for k, name := range in.names {
+				st := Step{Unit: name, Service: g.Service}
+				cur, ok := v.units[name]
+				switch {
+				case !ok && o.Start:
+					st.Action, st.State, st.Reason = ScaleUp, fleet.StateLaunched, "new instance"
+				case !ok:
+					continue // not started and not asked to
+				case generate.OwnerOf(cur.File()) == "" && !o.Adopt:
+					st.Action, st.Reason = Conflict, "exists in fleet without deployctl's owner record; destroy it or pass --adopt"
+				case generate.OwnerOf(cur.File()) != "" && generate.OwnerOf(cur.File()) != g.Service:
+					st.Action, st.Reason = Conflict, fmt.Sprintf("belongs to service %q", generate.OwnerOf(cur.File()))
+				case cur.File().Hash() != in.want[k].Hash():
+					st.Action, st.Reason, st.State = Replace, "template changed; rolling", keep(cur.DesiredState, fleet.StateLaunched, true)
+				case o.Start && cur.DesiredState != fleet.StateLaunched:
+					st.Action, st.Reason, st.State = Start, "desired "+cur.DesiredState, fleet.StateLaunched
+				default:
+					st.Action, st.State = Unchanged, cur.DesiredState
+				}
+				if st.Action == Replace && !o.Start && cur.DesiredState != fleet.StateLaunched {
+					st.State = cur.DesiredState
+				}
+				plan = append(plan, st)
+			}
+		}
+	}
+	plan = append(plan, orphans(v, spec, o)...)
+	return plan
+}
+
+// keep is the desired state after a replace: launched when asked to start
+// (for units that launch), else what the unit had.
+func keep(current, want string, launch bool) string {
+	if launch && want == fleet.StateLaunched {
+		return fleet.StateLaunched
+	}
+	if fleet.ValidState(current) {
+		return current
+	}
+	return fleet.StateInactive
+}
+
+// orphans are owned units whose service is not in the spec, instances
+// first.
+func orphans(v *view, spec map[string]bool, o Options) Plan {
+	var inst, rest Plan
+	names := make([]string, 0, len(v.units))
+	for n := range v.units {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		svc := v.owner(n)
+		if svc == "" || spec[svc] {
+			continue
+		}
+		st := Step{Unit: n, Service: svc, Action: Orphan, Reason: "service not in the spec; --prune removes it"}
+		if o.Prune {
+			st.Action, st.Reason = Prune, "service not in the spec"
+		}
+		if pn, err := units.ParseName(n); err == nil && pn.IsInstance() {
+			inst = append(inst, st)
+		} else {
+			rest = append(rest, st)
+		}
+	}
+	return append(inst, rest...)
+}

@@ -1,0 +1,388 @@
+package rollout_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deployctl/deployctl/units"
+	"github.com/deployctl/deployctl/units/deployspec"
+	"github.com/deployctl/deployctl/units/fleet"
+	"github.com/deployctl/deployctl/units/fleettest"
+	"github.com/deployctl/deployctl/units/generate"
+	"github.com/deployctl/deployctl/units/rollout"
+)
+
+func newFleet(t testing.TB, machines int, meta ...map[string]string) (*fleettest.Server, *fleet.Client) {
+	t.Helper()
+	fs := fleettest.New(machines, meta...)
+	ts := httptest.NewServer(fs)
+	t.Cleanup(ts.Close)
+	c, err := fleet.New(ts.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return fs, c
+}
+
+func planOf(t testing.TB, yaml string) *generate.Plan {
+	t.Helper()
+	var spec *deployspec.Spec
+	var err error
+	if yaml == "" {
+		spec, err = deployspec.Load(filepath.Join("..", "..", "examples", "deploy.yaml"))
+	} else {
+		spec, err = deployspec.Parse("t.yaml", []byte(yaml))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := generate.ForSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func app(image string, instances int) string {
+	return fmt.Sprintf(`services:
+  someapp:
+    image: %s
+    port: 3000
+    instances: %d
+    spread: true
+  lb:
+    nginx: {listen: 80, upstream: someapp}
+`, image, instances)
+}
+
+func count(p rollout.Plan, a rollout.Action) int {
+	n := 0
+	for _, s := range p {
+		if s.Action == a {
+			n++
+		}
+	}
+	return n
+}
+
+var fast = rollout.Options{Start: true, Poll: 10 * time.Millisecond, ProgressDeadline: 10 * time.Second}
+
+// instanceStates reads fleet's report for someapp@1..n: how many are active
+// with any hash, and how many with want's hash.
+func instanceStates(ctx context.Context, c *fleet.Client, tpl *units.Unit, n int) (active, fresh int, err error) {
+	sts, err := c.States(ctx, "", "")
+	if err != nil {
+		return 0, 0, err
+	}
+	for i := 1; i <= n; i++ {
+		want := (&units.Unit{Name: generate.Instance(tpl.Name, i), Options: tpl.Options}).Hash()
+		for _, s := range sts {
+			if s.Name == generate.Instance(tpl.Name, i) && s.SystemdActiveState == "active" {
+				active++
+				if s.Hash == want {
+					fresh++
+				}
+			}
+		}
+	}
+	return active, fresh, nil
+}
+
+// Finding 1 of issue 11: the roll waits for fleet to report the new hash
+// active (the old one lingers after a replace), and never has more than
+// MaxUnavailable instances down.
+func TestRollWaitsForNewHashAndKeepsCapacity(t *testing.T) {
+	fs, c := newFleet(t, 4)
+	ctx := context.Background()
+	if _, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.4", 4)), fast); err != nil {
+		t.Fatal(err)
+	}
+	fs.SetTiming(fleettest.Timing{Stale: 150 * time.Millisecond, Activate: 60 * time.Millisecond})
+	p2 := planOf(t, app("example/someapp:1.5", 4))
+	tpl := p2.Groups[1].Templates[0]
+	if tpl.Name != "someapp@.service" {
+		t.Fatalf("group order: %s", tpl.Name)
+	}
+	var mu sync.Mutex
+	minActive, polls := 4, 0
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for wctx.Err() == nil {
+			if a, _, err := instanceStates(wctx, c, tpl, 4); err == nil {
+				mu.Lock()
+				minActive, polls = min(minActive, a), polls+1
+				mu.Unlock()
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	plan, err := rollout.Apply(ctx, c, p2, fast)
+	stop()
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(plan, rollout.Replace); n != 1+4 { // the app template and its 4 instances (the sidekick has no image)
+		t.Fatalf("plan: %d replaces: %+v", n, plan)
+	}
+	// When Apply returns, fleet reports every instance active with the new hash.
+	if _, fresh, err := instanceStates(ctx, c, tpl, 4); err != nil || fresh != 4 {
+		t.Fatalf("after the roll %d of 4 instances report the new hash active (err %v)", fresh, err)
+	}
+	if polls < 10 || minActive < 3 {
+		t.Fatalf("during the roll as few as %d of 4 instances were active (%d polls); max-unavailable is 1", minActive, polls)
+	}
+	// A second apply changes nothing.
+	again, err := rollout.Apply(ctx, c, p2, fast)
+	if err != nil || !again.InSync() {
+		t.Fatalf("second apply: %v %+v", err, again)
+	}
+}
+
+// Finding 2 of issue 11: scaling down removes the highest-numbered
+// instances and their sidekicks.
+func TestScaleDownRemovesHighestInstances(t *testing.T) {
+	fs, c := newFleet(t, 6)
+	ctx := context.Background()
+	if _, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.4", 6)), fast); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	o := fast
+	o.Progress = func(l string) { lines = append(lines, l) }
+	plan, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.4", 2)), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(plan, rollout.ScaleDown); n != 8 {
+		t.Fatalf("plan has %d scale-downs, want 8: %+v", n, plan)
+	}
+	for i := 1; i <= 6; i++ {
+		for _, name := range []string{fmt.Sprintf("someapp@%d.service", i), fmt.Sprintf("someapp-discovery@%d.service", i)} {
+			if (fs.Unit(name) != nil) != (i <= 2) {
+				t.Errorf("%s present=%v after scaling to 2", name, fs.Unit(name) != nil)
+			}
+		}
+	}
+	if len(lines) < 2 || lines[0] != "scale-down someapp-discovery@6.service" || lines[1] != "scale-down someapp@6.service" {
+		t.Fatalf("scale-down order: %v", lines)
+	}
+}
+
+// Finding 3 of issue 11: a replace fleet refuses leaves the unit as it was.
+func TestRefusedReplaceKeepsTheUnit(t *testing.T) {
+	fs, c := newFleet(t, 4)
+	ctx := context.Background()
+	p1 := planOf(t, app("example/someapp:1.4", 2))
+	if _, err := rollout.Apply(ctx, c, p1, fast); err != nil {
+		t.Fatal(err)
+	}
+	before := fs.Unit("someapp@.service")
+	// A plan whose template fleet refuses: its ExecStart line is 2048 bytes.
+	p2 := planOf(t, app("example/someapp:1.5", 2))
+	tpl := p2.Groups[1].Templates[0]
+	for i, o := range tpl.Options {
+		if o.Name == "ExecStart" {
+			tpl.Options[i].Value += " " + strings.Repeat("x", units.MaxLine-len("ExecStart=")-len(o.Value)-1)
+		}
+	}
+	_, err := rollout.Apply(ctx, c, p2, fast)
+	if err == nil || !strings.Contains(err.Error(), "line") {
+		t.Fatalf("apply of a refused unit: %v", err)
+	}
+	after := fs.Unit("someapp@.service")
+	if after == nil || after.File().Hash() != before.File().Hash() {
+		t.Fatal("the template fleet refused to replace is gone or changed")
+	}
+	for i := 1; i <= 2; i++ {
+		if u := fs.Unit(fmt.Sprintf("someapp@%d.service", i)); u == nil || u.DesiredState != fleet.StateLaunched {
+			t.Fatalf("instance %d after a refused replace: %+v", i, u)
+		}
+	}
+}
+
+// The same when fleet itself refuses (the client's own check bypassed):
+// the fake fleetd answers 400 "line too long" exactly as fleetd does.
+func TestFleetRefusesLongLineWith400(t *testing.T) {
+	fs, _ := newFleet(t, 1)
+	ts := httptest.NewServer(fs)
+	defer ts.Close()
+	for _, n := range []int{2047, 2048} {
+		body := fmt.Sprintf(`{"name":"a%d.service","desiredState":"inactive","options":[{"section":"Service","name":"ExecStart","value":"/bin/%s"}]}`,
+			n, strings.Repeat("x", n-len("ExecStart=/bin/")))
+		code, msg := put(t, ts.URL+fmt.Sprintf("/fleet/v1/units/a%d.service", n), body)
+		if n == 2047 && code != 201 {
+			t.Fatalf("2047-byte line: %d %s", code, msg)
+		}
+		if n == 2048 && (code != 400 || !strings.Contains(msg, "line too long (max 2048 bytes)")) {
+			t.Fatalf("2048-byte line: %d %s", code, msg)
+		}
+	}
+}
+
+// Finding 4 of issue 11: a global app is announced on every machine.
+func TestGlobalAppHasASidekickOnEveryMachine(t *testing.T) {
+	_, c := newFleet(t, 4)
+	ctx := context.Background()
+	p := planOf(t, `services:
+  agent:
+    image: example/agent:1
+    port: 9100
+    machine: {global: true}
+`)
+	if _, err := rollout.Apply(ctx, c, p, fast); err != nil {
+		t.Fatal(err)
+	}
+	sts, err := c.States(ctx, "", "agent-discovery@1.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	machines := map[string]bool{}
+	for _, s := range sts {
+		if s.SystemdActiveState == "active" {
+			machines[s.MachineID] = true
+		}
+	}
+	if len(machines) != 4 {
+		t.Fatalf("sidekick active on %d of 4 machines: %+v", len(machines), sts)
+	}
+}
+
+// A unit that never becomes active stops the roll at its progress
+// deadline, naming it and its state; the instances after it keep the old
+// version.
+func TestProgressDeadlineStopsTheRoll(t *testing.T) {
+	fs, c := newFleet(t, 4)
+	ctx := context.Background()
+	if _, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.4", 3)), fast); err != nil {
+		t.Fatal(err)
+	}
+	old := fs.Unit("someapp@3.service").File().Hash()
+	fs.SetTiming(fleettest.Timing{Activate: 20 * time.Millisecond})
+	fs.Fail("someapp@1.service", true)
+	o := fast
+	o.ProgressDeadline = 300 * time.Millisecond
+	_, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.5", 3)), o)
+	var stuck *rollout.StuckError
+	if !errors.As(err, &stuck) || stuck.Unit != "someapp@1.service" || !strings.Contains(stuck.State, "failed/failed") || stuck.Updated != 0 {
+		t.Fatalf("want a stuck roll at someapp@1.service: %v", err)
+	}
+	if fs.Unit("someapp@3.service").File().Hash() != old {
+		t.Fatal("an instance after the stuck one was rolled")
+	}
+	// Healed, the next apply goes on from where the roll stopped.
+	fs.Fail("someapp@1.service", false)
+	if _, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.5", 3)), fast); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An apply cut off halfway (a crash) leaves a state the next apply
+// converges from.
+func TestConvergesAfterAnInterruptedRoll(t *testing.T) {
+	_, c := newFleet(t, 4)
+	fs := (*fleettest.Server)(nil)
+	_ = fs
+	ctx := context.Background()
+	if _, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.4", 4)), fast); err != nil {
+		t.Fatal(err)
+	}
+	p2 := planOf(t, app("example/someapp:1.5", 4))
+	for _, cut := range []time.Duration{1 * time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond} {
+		cctx, cancel := context.WithTimeout(ctx, cut)
+		rollout.Apply(cctx, c, p2, fast)
+		cancel()
+	}
+	if _, err := rollout.Apply(ctx, c, p2, fast); err != nil {
+		t.Fatal(err)
+	}
+	tpl := p2.Groups[1].Templates[0]
+	if _, fresh, _ := instanceStates(ctx, c, tpl, 4); fresh != 4 {
+		t.Fatalf("%d of 4 instances updated after converging", fresh)
+	}
+}
+
+// Only units deployctl wrote are changed; a hand-written unit of the same
+// name stops the apply before anything is touched, unless adopted.
+func TestOwnershipConflictAndPrune(t *testing.T) {
+	fs, c := newFleet(t, 4)
+	ctx := context.Background()
+	hand := &units.Unit{Name: "someapp@.service"}
+	hand.Add("Service", "ExecStart", "/bin/true")
+	if err := c.Create(ctx, hand, fleet.StateInactive); err != nil {
+		t.Fatal(err)
+	}
+	p := planOf(t, app("example/someapp:1.4", 2))
+	_, err := rollout.Apply(ctx, c, p, fast)
+	var ce *rollout.ConflictError
+	if !errors.As(err, &ce) || ce.Steps[0].Unit != "someapp@.service" {
+		t.Fatalf("want a conflict on someapp@.service: %v", err)
+	}
+	if fs.Unit("someapp-lb.service") != nil {
+		t.Fatal("apply touched fleet despite a conflict")
+	}
+	o := fast
+	o.Adopt = true
+	if _, err := rollout.Apply(ctx, c, p, o); err != nil {
+		t.Fatal(err)
+	}
+	// lb leaves the spec: an orphan without --prune, removed with it.
+	only := planOf(t, "services:\n  someapp: {image: example/someapp:1.4, port: 3000, instances: 2}\n")
+	plan, err := rollout.Compute(ctx, c, only, fast)
+	if err != nil || count(plan, rollout.Orphan) != 2 || count(plan, rollout.Prune) != 0 {
+		t.Fatalf("plan without --prune: %v %+v", err, plan)
+	}
+	o = fast
+	o.Prune = true
+	if _, err := rollout.Apply(ctx, c, only, o); err != nil {
+		t.Fatal(err)
+	}
+	if fs.Unit("someapp-lb.service") != nil || fs.Unit("someapp-lb-discovery.service") != nil {
+		t.Fatal("--prune left the lb units")
+	}
+	if fs.Unit("someapp@1.service") == nil {
+		t.Fatal("--prune removed a unit of the spec")
+	}
+}
+
+// Without --start nothing is launched and no instance is created.
+func TestWithoutStartNothingLaunches(t *testing.T) {
+	fs, c := newFleet(t, 2)
+	o := fast
+	o.Start = false
+	if _, err := rollout.Apply(context.Background(), c, planOf(t, ""), o); err != nil {
+		t.Fatal(err)
+	}
+	if u := fs.Unit("someapp-lb.service"); u == nil || u.DesiredState != "inactive" {
+		t.Fatalf("lb unit: %+v", u)
+	}
+	if fs.Unit("someapp@1.service") != nil {
+		t.Fatal("instance created without --start")
+	}
+}
+
+func put(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
