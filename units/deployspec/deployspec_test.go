@@ -81,9 +81,9 @@ func TestEveryErrorReported(t *testing.T) {
 // the file (yaml.v3 itself says "line 1" for a bad indent on line 4).
 func TestYAMLSyntaxErrorLine(t *testing.T) {
 	cases := map[string]string{
-		"services:\n  web:\n    image: a/b:1\n   port: 3\n":                    "bad.yaml:4: yaml:",
-		"services:\n  web:\n    image: a/b:1\n    port: 3\n      x: 1\n":       "bad.yaml:5: yaml:",
-		"services:\n  web:\n    image: \"a/b:1\n    port: 3\n":                 "bad.yaml:3: yaml:",
+		"services:\n  web:\n    image: a/b:1\n   port: 3\n":                     "bad.yaml:4: yaml:",
+		"services:\n  web:\n    image: a/b:1\n    port: 3\n      x: 1\n":        "bad.yaml:5: yaml:",
+		"services:\n  web:\n    image: \"a/b:1\n    port: 3\n":                  "bad.yaml:3: yaml:",
 		"services:\n  web:\n    image: a/b:1\n    env: [a,\n      b]\n  x: {\n": "bad.yaml:6: yaml:",
 	}
 	for in, want := range cases {

@@ -204,4 +204,3 @@ func (s *Server) pickMachine(u *fleet.Unit) string {
 	}
 	return best
 }
-
