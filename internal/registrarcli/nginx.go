@@ -7,9 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/atomicfile"
 	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/etcdconn"
 	"github.com/deployctl/deployctl/internal/exitcode"
@@ -40,6 +40,99 @@ type nginxOpts struct {
 	dryRun       bool
 	siteFile     string
 	listen       string
+	resync       time.Duration
+}
+
+// run is the command: validate, then follow (or apply once, or print).
+func (o *nginxOpts) run(ctx context.Context, g *globals, stdout io.Writer) error {
+	if err := o.validate(); err != nil {
+		return exitcode.Usage(err)
+	}
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	cli, err := o.etcd.Client()
+	if err != nil {
+		return exitcode.Usage(err)
+	}
+	defer cli.Close()
+	prefix := registrar.UpstreamPrefix(o.prefix, o.service)
+	cfg := nginx.Config{
+		Client: cli, Prefix: prefix, File: o.upstreamFile, MinReloadInterval: o.interval, Resync: o.resync, Logger: log,
+		Upstream: upstream.Options{Name: o.upstreamName, Keepalive: o.keepalive, Source: prefix},
+	}
+	if o.dryRun {
+		return o.printUpstream(ctx, cfg, stdout)
+	}
+	if o.siteFile != "" {
+		cfg.SiteFile, cfg.Site = o.siteFile, upstream.RenderSite(upstream.Site{Listen: o.listen, Upstream: o.upstreamName})
+	}
+	if o.container != "" {
+		dc, err := docker.New(o.dockerHost)
+		if err != nil {
+			return exitcode.Usage(fmt.Errorf("--docker-host: %w", err))
+		}
+		defer dc.Close()
+		cfg.Controller = &nginx.Container{Docker: dc, Name: o.container, Binary: o.nginxBin, Conf: o.nginxConf}
+		if !o.once {
+			cfg.NginxStarted = nginx.ContainerStarts(ctx, dc, o.container, log)
+		}
+	} else {
+		cfg.Controller = &nginx.Host{Binary: o.nginxBin, Prefix: o.nginxPrefix, Conf: o.nginxConf, Globals: o.nginxGlobals, PidFile: o.pidFile}
+	}
+	reg := newRegistry()
+	cfg.Metrics = nginx.NewMetrics(reg)
+	f, err := nginx.New(cfg)
+	if err != nil {
+		return exitcode.Usage(err)
+	}
+	if o.once {
+		return o.applyOnce(ctx, f, stdout)
+	}
+	stop, err := serveMetrics(ctx, o.metrics, reg, log)
+	if err != nil {
+		return exitcode.Usage(err)
+	}
+	defer stop()
+	log.Info("following", "prefix", prefix, "file", o.upstreamFile, "site", o.siteFile, "min_reload_interval", o.interval)
+	return f.Run(ctx)
+}
+
+// printUpstream is --dry-run: the upstream for the current instances.
+func (o *nginxOpts) printUpstream(ctx context.Context, cfg nginx.Config, stdout io.Writer) error {
+	lctx, cancel := context.WithTimeout(ctx, o.etcd.DialTimeout+5*time.Second)
+	defer cancel()
+	s, err := catalog.List(lctx, cfg.Client, cfg.Prefix)
+	if err != nil {
+		return err
+	}
+	cfg.Controller = noController{}
+	f, err := nginx.New(cfg)
+	if err != nil {
+		return err
+	}
+	_, text := f.Render(s)
+	_, err = stdout.Write(text)
+	return err
+}
+
+// applyOnce is --once: apply, retrying a step that cannot be done yet for
+// up to 30 s, and say what came of it.
+func (o *nginxOpts) applyOnce(ctx context.Context, f *nginx.Follower, stdout io.Writer) error {
+	lctx, cancel := context.WithTimeout(ctx, o.etcd.DialTimeout+30*time.Second)
+	defer cancel()
+	bs, out, err := f.Once(lctx)
+	switch {
+	case ctx.Err() != nil:
+		return nil // stopped
+	case out == nginx.Rejected:
+		return err
+	case out == nginx.Retry:
+		return fmt.Errorf("%d instance(s) written to %s, but nginx was not reloaded with them: %w", len(bs), o.upstreamFile, err)
+	}
+	fmt.Fprintf(stdout, "%s: %d instance(s) in %s, nginx reloaded\n", o.upstreamName, len(bs), o.upstreamFile)
+	return nil
 }
 
 func newNginxCmd(g *globals, stdout io.Writer) *cobra.Command {
@@ -48,14 +141,25 @@ func newNginxCmd(g *globals, stdout io.Writer) *cobra.Command {
 		Use:   "nginx --service NAME --upstream-file PATH [flags]",
 		Short: "Follow a service's instances in etcd and keep nginx's upstream current",
 		Long: `nginx lists <prefix>/<service>/upstream/ and watches it from that revision.
-On every change it renders the upstream block (sorted; values that are not
-host:port are skipped and counted), writes it atomically, validates the whole
-configuration with nginx -t, and reloads nginx: the first change at once, then
-at most one reload per --min-reload-interval with a trailing reload so the
-final state is always applied. A config nginx rejects is replaced by the last
-good one and nginx is not reloaded. With no instances the upstream answers
-503 at once through the site template. During an etcd outage nginx keeps the
-last good config; the watch resyncs when etcd returns.
+It is a level-triggered reconciler: desired is what the latest snapshot
+renders to (the upstream block, sorted, values that are not IP:port skipped
+and counted, plus the site of --site-file), applied is what nginx accepted
+(nginx -t) and was reloaded with. Until they meet every failed step is
+retried with backoff; every --resync the prefix is listed again and the files
+compared with what was applied.
+
+  nginx not running yet  the files are written and kept (nginx reads them
+                         when it starts); retried, and applied at once when
+                         the --container starts (Docker events)
+  nginx -t rejects       both files go back to the last set nginx accepted;
+                         counted; not retried until the instances change
+  nginx -t cannot run    (engine busy, 409/500): retried, files kept
+  reload fails           retried until nginx is reloaded with that text
+
+Changes are applied at once, then at most one reload per
+--min-reload-interval with a trailing reload, so the final state is always
+applied. With no instances the site answers 503 at once. During an etcd
+outage nginx keeps the last good config; the watch resyncs when etcd returns.
 
 nginx can be a host process (--pid-file, or nginx -s reload without one) or
 the main process of a Docker container (--container), as on Flatcar.`,
@@ -65,104 +169,7 @@ the main process of a Docker container (--container), as on Flatcar.`,
       --container someapp-lb --site-file /srv/nginx/conf.d/someapp.site.conf --listen 80
   registrar nginx --service someapp --upstream-file x.conf --dry-run`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.validate(); err != nil {
-				return exitcode.Usage(err)
-			}
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			cli, err := o.etcd.Client()
-			if err != nil {
-				return exitcode.Usage(err)
-			}
-			defer cli.Close()
-			prefix := registrar.UpstreamPrefix(o.prefix, o.service)
-			uopts := upstream.Options{Name: o.upstreamName, Keepalive: o.keepalive, Source: prefix}
-			if o.dryRun {
-				lctx, cancel := context.WithTimeout(ctx, o.etcd.DialTimeout+5*time.Second)
-				defer cancel()
-				s, err := catalog.List(lctx, cli, prefix)
-				if err != nil {
-					return err
-				}
-				f, err := nginx.New(nginx.Config{Client: cli, Prefix: prefix, Upstream: uopts, File: o.upstreamFile, Controller: noController{}, Logger: log})
-				if err != nil {
-					return err
-				}
-				_, text := f.Render(s)
-				_, err = stdout.Write(text)
-				return err
-			}
-			siteChanged := false
-			if o.siteFile != "" {
-				site := upstream.RenderSite(upstream.Site{Listen: o.listen, Upstream: o.upstreamName})
-				if old, _ := os.ReadFile(o.siteFile); string(old) != string(site) {
-					if err := atomicfile.WriteFile(o.siteFile, site, 0o644); err != nil {
-						return fmt.Errorf("--site-file: %w", err)
-					}
-					siteChanged = true
-				}
-			}
-			var ctl nginx.Controller
-			if o.container != "" {
-				dc, err := docker.New(o.dockerHost)
-				if err != nil {
-					return exitcode.Usage(fmt.Errorf("--docker-host: %w", err))
-				}
-				defer dc.Close()
-				ctl = &nginx.Container{Docker: dc, Name: o.container, Binary: o.nginxBin, Conf: o.nginxConf}
-			} else {
-				ctl = &nginx.Host{Binary: o.nginxBin, Prefix: o.nginxPrefix, Conf: o.nginxConf, Globals: o.nginxGlobals, PidFile: o.pidFile}
-			}
-			reg := newRegistry()
-			metrics := nginx.NewMetrics(reg)
-			f, err := nginx.New(nginx.Config{
-				Client: cli, Prefix: prefix, Upstream: uopts, File: o.upstreamFile, Controller: ctl,
-				MinReloadInterval: o.interval, Metrics: metrics, Logger: log,
-			})
-			if err != nil {
-				return exitcode.Usage(err)
-			}
-			if siteChanged || o.once {
-				lctx, cancel := context.WithTimeout(ctx, o.etcd.DialTimeout+30*time.Second)
-				bs, reloaded, err := f.Once(lctx)
-				cancel()
-				notRunning := errors.Is(err, nginx.ErrNotRunning)
-				if notRunning {
-					log.Warn("upstream written; nginx is not running and reads it when it starts", "err", err)
-					err = nil
-				}
-				if siteChanged && !reloaded && !notRunning {
-					// The site is new: make nginx load it even though the
-					// upstream did not need a reload.
-					if terr := ctl.Test(ctx); terr != nil {
-						log.Error("nginx rejects the configuration with the new site", "err", terr)
-					} else if rerr := ctl.Reload(ctx); rerr != nil && !errors.Is(rerr, nginx.ErrNotRunning) {
-						log.Warn("reload for the new site failed", "err", rerr)
-					}
-				}
-				if o.once {
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(stdout, "%s: %d instance(s) in %s\n", o.upstreamName, len(bs), o.upstreamFile)
-					return nil
-				}
-				if err != nil {
-					log.Warn("first apply failed; following anyway", "err", err)
-				}
-			}
-			stop, err := serveMetrics(ctx, o.metrics, reg, log)
-			if err != nil {
-				return exitcode.Usage(err)
-			}
-			defer stop()
-			log.Info("following", "prefix", prefix, "file", o.upstreamFile, "min_reload_interval", o.interval)
-			return f.Run(ctx)
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), g, stdout) },
 	}
 	f := cmd.Flags()
 	o.etcd.BindFlags(f, etcdconn.DefaultEndpoint)
@@ -183,9 +190,12 @@ the main process of a Docker container (--container), as on Flatcar.`,
 	f.BoolVar(&o.once, "once", false, "render, validate and reload once, then exit")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the upstream config for the current instances and exit; write nothing")
 	f.StringVar(&o.siteFile, "site-file", "", "also write the load balancer's site (server block) to this file at start")
-	f.StringVar(&o.listen, "listen", "80", "listen directive of the site written by --site-file")
+	f.StringVar(&o.listen, "listen", "80", "address the site written by --site-file listens on: PORT, IP:PORT or [IPv6]:PORT")
+	f.DurationVar(&o.resync, "resync", 30*time.Second, "how often to list etcd again and compare the files with what nginx was reloaded with")
 	return cmd
 }
+
+var containerName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 func (o *nginxOpts) validate() error {
 	if err := checkServiceName("--service", o.service); err != nil {
@@ -223,8 +233,19 @@ func (o *nginxOpts) validate() error {
 	if o.once && o.dryRun {
 		return errors.New("--once and --dry-run exclude each other")
 	}
-	if o.siteFile != "" && o.listen == "" {
-		return errors.New("--listen is required with --site-file")
+	if o.siteFile != "" {
+		if err := upstream.CheckListen(o.listen); err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		if filepath.Base(o.siteFile)[0] == '.' || o.siteFile == o.upstreamFile {
+			return fmt.Errorf("--site-file: %q must be a file of its own that nginx's include *.conf reads (not dot-prefixed)", o.siteFile)
+		}
+	}
+	if o.container != "" && !containerName.MatchString(o.container) {
+		return fmt.Errorf("--container: %q is not a Docker container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)", o.container)
+	}
+	if o.resync <= 0 {
+		return fmt.Errorf("--resync must be positive, got %s", o.resync)
 	}
 	if o.container == "" && o.nginxBin != "" {
 		if _, err := os.Stat(o.nginxBin); err != nil {

@@ -73,12 +73,22 @@ func TestNginxBadFlags(t *testing.T) {
 		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--once", "--dry-run"}, "--once"},
 		{[]string{"--service", "web/x", "--upstream-file", filepath.Join(dir, "x.conf")}, "--service"},
 		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--min-reload-interval", "-1s"}, "--min-reload-interval"},
+		// Finding 4 of issue 12: every value that reaches a config file is checked.
+		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--site-file", filepath.Join(dir, "s.conf"), "--listen", "80; include /etc/passwd"}, "--listen"},
+		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--site-file", filepath.Join(dir, "s.conf"), "--listen", "example.com:80"}, "--listen"},
+		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--site-file", filepath.Join(dir, "s.conf"), "--listen", "70000"}, "--listen"},
+		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--upstream-name", "web;x"}, "--upstream-name"},
+		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--container", "lb;rm"}, "--container"},
+		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--site-file", filepath.Join(dir, ".s.conf")}, "--site-file"},
 	}
 	for _, c := range cases {
 		code, _, errs := run(t, append([]string{"nginx"}, c.args...)...)
 		if code != 2 || !strings.Contains(errs, c.want) {
 			t.Errorf("args %v: exit %d, stderr %q; want exit 2 naming %s", c.args, code, errs, c.want)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "s.conf")); err == nil {
+		t.Fatal("a site file was written despite a bad flag")
 	}
 }
 

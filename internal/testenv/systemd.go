@@ -15,7 +15,7 @@ func SystemdAnalyze(t testing.TB) string {
 	t.Helper()
 	p, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Skip("SKIP: needs systemd-analyze; run `make check` (it installs systemd) or `apt-get install systemd`")
+		Missing(t, "needs systemd-analyze; run `make check` (it installs systemd) or `apt-get install systemd`")
 	}
 	return p
 }

@@ -52,12 +52,12 @@ func Docker(t testing.TB) *docker.Client {
 	t.Helper()
 	cli, err := docker.New("")
 	if err != nil {
-		t.Skipf("SKIP: needs a Docker engine: %v", err)
+		Missing(t, "needs a Docker engine: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := cli.Ping(ctx); err != nil {
-		t.Skipf("SKIP: needs a running Docker engine (none answered at $DOCKER_HOST or /var/run/docker.sock): %v", err)
+		Missing(t, "needs a running Docker engine (none answered at $DOCKER_HOST or /var/run/docker.sock): %v", err)
 	}
 	t.Cleanup(cli.Close)
 	return cli
@@ -200,7 +200,7 @@ func NginxBinary(t testing.TB) string {
 	if p, err := exec.LookPath("nginx"); err == nil {
 		return p
 	}
-	t.Skip("SKIP: needs Debian's nginx binary; run `make check` (it installs nginx-light) or `apt-get install nginx-light`")
+	Missing(t, "needs Debian's nginx binary; run `make check` (it installs nginx-light) or `apt-get install nginx-light`")
 	return ""
 }
 

@@ -3,6 +3,7 @@ package nginx_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
@@ -17,29 +18,54 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// burst makes 100 changes within one second under prefix and returns the
-// instances registered at the end.
+// burst makes 100 changes within one second under prefix, each of which
+// changes the rendered upstream (an instance that is in goes out, one that
+// is out comes in), and returns the addresses registered at the end.
 func burst(tb testing.TB, etcd *clientv3.Client, prefix string, addrs []string) []string {
 	ctx := context.Background()
 	start := time.Now()
+	in := make([]bool, len(addrs))
+	rng := rand.New(rand.NewPCG(3, 4))
 	for i := 0; i < 100; i++ {
-		inst := fmt.Sprintf("web@%d", i%len(addrs))
-		if (i/len(addrs))%2 == 0 {
-			etcd.Put(ctx, prefix+inst, addrs[i%len(addrs)])
-		} else if i%3 == 0 {
-			etcd.Delete(ctx, prefix+inst)
+		k := rng.IntN(len(addrs))
+		inst := fmt.Sprintf("web@%d", k)
+		var err error
+		if in[k] {
+			_, err = etcd.Delete(ctx, prefix+inst)
+		} else {
+			_, err = etcd.Put(ctx, prefix+inst, addrs[k])
 		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		in[k] = !in[k]
 		time.Sleep(time.Until(start.Add(time.Duration(i+1) * 9 * time.Millisecond)))
 	}
-	resp, err := etcd.Get(ctx, prefix, clientv3.WithPrefix())
+	var want []string
+	for k, on := range in {
+		if on {
+			want = append(want, addrs[k])
+		}
+	}
+	return want
+}
+
+// exactly checks that the upstream file holds the addresses want and no
+// others.
+func exactly(tb testing.TB, file string, want []string) {
+	got, err := os.ReadFile(file)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var want []string
-	for _, kv := range resp.Kvs {
-		want = append(want, strings.TrimPrefix(string(kv.Key), prefix))
+	n := strings.Count(string(got), "server 127.0.0.1:") - strings.Count(string(got), "down;")
+	if n != len(want) {
+		tb.Fatalf("final upstream has %d servers, want %d", n, len(want))
 	}
-	return want
+	for _, a := range want {
+		if !strings.Contains(string(got), "server "+a+" ") {
+			tb.Fatalf("final upstream lacks %s", a)
+		}
+	}
 }
 
 // BenchmarkBurstReloads: reloads caused by 100 changes in one second with
@@ -68,14 +94,9 @@ func BenchmarkBurstReloads(b *testing.B) {
 		before := testutil.ToFloat64(m.Reloads)
 		want := burst(b, etcd, prefix, addrs)
 		time.Sleep(1500 * time.Millisecond) // the trailing reload
-		got, _ := os.ReadFile(lb.UpstreamFile)
-		if n := strings.Count(string(got), "server 127.0.0.1:") - strings.Count(string(got), "down;"); n != len(want) {
-			b.Fatalf("final upstream has %d servers, want %d", n, len(want))
-		}
+		exactly(b, lb.UpstreamFile, want)
 		b.ReportMetric(testutil.ToFloat64(m.Reloads)-before, "reloads")
-		for _, w := range want {
-			etcd.Delete(context.Background(), prefix+w)
-		}
+		etcd.Delete(context.Background(), prefix, clientv3.WithPrefix())
 		time.Sleep(1500 * time.Millisecond)
 	}
 }

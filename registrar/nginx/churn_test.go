@@ -70,9 +70,27 @@ func churn(tb testing.TB, d time.Duration, maxRequests int) churnResult {
 		on   bool
 	}
 	insts := make([]*inst, pool)
+	// Instance names are reused (a drained instance's name comes back with
+	// a new backend), so answers are told apart by the backend that gave
+	// them: each backend answers with a body of its own, mapped to its
+	// address.
+	var amu sync.Mutex
+	addrOf := map[string]string{}
+	gen := 0
+	backend := func(name string) (string, func()) {
+		amu.Lock()
+		gen++
+		body := fmt.Sprintf("%s#%d", name, gen)
+		amu.Unlock()
+		a, s := testenv.Backend(tb, body)
+		amu.Lock()
+		addrOf[body] = a
+		amu.Unlock()
+		return a, s
+	}
 	start := func(i int) {
 		n := fmt.Sprintf("web@%d", i)
-		a, s := testenv.Backend(tb, n)
+		a, s := backend(n)
 		insts[i] = &inst{name: n, addr: a, stop: s}
 	}
 	for i := range insts {
@@ -158,7 +176,7 @@ func churn(tb testing.TB, d time.Duration, maxRequests int) churnResult {
 			insts[i] = &inst{name: old.name} // drained: a new backend replaces it
 			stops.Add(1)
 			time.AfterFunc(drain, func() { old.stop(); stops.Done() })
-			a, s := testenv.Backend(tb, old.name)
+			a, s := backend(old.name)
 			insts[i].addr, insts[i].stop = a, s
 		}
 		changes++
@@ -189,8 +207,11 @@ func churn(tb testing.TB, d time.Duration, maxRequests int) churnResult {
 				if i+1 < len(applied) && applied[i+1].ReloadedAt.Add(grace).Before(r.start) {
 					continue
 				}
+				amu.Lock()
+				addr := addrOf[r.body]
+				amu.Unlock()
 				for _, b := range a.Backends {
-					if b.Instance == r.body {
+					if addr != "" && b.Addr == addr {
 						ok = true
 					}
 				}

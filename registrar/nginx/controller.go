@@ -17,7 +17,11 @@ import (
 
 // Controller validates and reloads one nginx.
 type Controller interface {
-	// Test runs `nginx -t` against the configuration as it is on disk.
+	// Test runs `nginx -t` against the configuration as it is on disk. It
+	// returns a *RejectedError when nginx ran and rejected the
+	// configuration; any other error means nginx -t could not be run (no
+	// container yet, engine busy, binary missing) and says nothing about
+	// the configuration.
 	Test(ctx context.Context) error
 	// Reload makes nginx read its configuration again.
 	Reload(ctx context.Context) error
@@ -59,7 +63,22 @@ func (h *Host) binary() string {
 	return h.Binary
 }
 
-// Test runs nginx -t -q and returns its complaint on failure.
+// RejectedError is nginx -t refusing the configuration.
+type RejectedError struct {
+	// Output is what nginx -t said.
+	Output string
+}
+
+func (e *RejectedError) Error() string { return "nginx -t rejected the configuration: " + e.Output }
+
+// IsRejected reports whether err is nginx -t refusing the configuration
+// (as opposed to nginx -t not running at all).
+func IsRejected(err error) bool {
+	var re *RejectedError
+	return errors.As(err, &re)
+}
+
+// Test runs nginx -t -q; see Controller.
 func (h *Host) Test(ctx context.Context) error {
 	var saved []byte
 	if h.PidFile != "" {
@@ -75,7 +94,14 @@ func (h *Host) Test(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("nginx -t: %s", strings.TrimSpace(string(out)))
+		var ee *exec.ExitError
+		if ctx.Err() == nil && errors.As(err, &ee) && ee.Exited() && ee.ExitCode() == 1 {
+			return &RejectedError{Output: strings.TrimSpace(string(out))}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("nginx -t: %w", ctx.Err())
+		}
+		return fmt.Errorf("could not run nginx -t (%s): %w", strings.TrimSpace(string(out)), err)
 	}
 	return nil
 }
@@ -152,14 +178,18 @@ func (c *Container) Test(ctx context.Context) error {
 		cmd = append(cmd, "-c", c.Conf)
 	}
 	code, out, err := c.Docker.Exec(ctx, c.Name, cmd)
-	if err != nil {
-		if errors.Is(err, docker.ErrNotFound) {
-			return fmt.Errorf("%w (container %s does not exist)", ErrNotRunning, c.Name)
-		}
-		return fmt.Errorf("exec nginx -t in %s: %w", c.Name, err)
-	}
-	if code != 0 {
-		return fmt.Errorf("nginx -t in %s: %s", c.Name, strings.TrimSpace(string(out)))
+	switch {
+	case err != nil && errors.Is(err, docker.ErrNotFound):
+		return fmt.Errorf("%w (container %s does not exist)", ErrNotRunning, c.Name)
+	case err != nil:
+		// 409 (not running, restarting, paused), 500, a broken stream: the
+		// engine could not run nginx -t; nothing is known of the config.
+		return fmt.Errorf("could not exec nginx -t in %s: %w", c.Name, err)
+	case code == 1:
+		return &RejectedError{Output: strings.TrimSpace(string(out))}
+	case code != 0:
+		// 126/127: no nginx in the image; 137: killed. Not a verdict.
+		return fmt.Errorf("could not run nginx -t in %s: exit %d: %s", c.Name, code, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

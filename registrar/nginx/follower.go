@@ -23,13 +23,27 @@ type Config struct {
 	Prefix   string
 	Upstream upstream.Options
 	// File is the upstream file nginx includes.
-	File       string
+	File string
+	// SiteFile and Site, when set, are the load balancer's server block:
+	// written, validated and rolled back together with the upstream file.
+	SiteFile   string
+	Site       []byte
 	Controller Controller
 	// MinReloadInterval: at most one reload per interval after the first
 	// (default 1s); changes in between are applied by a trailing reload.
 	MinReloadInterval time.Duration
-	Metrics           *Metrics
-	Logger            *slog.Logger
+	// Resync is how often the prefix is listed again and the files compared
+	// with what was applied, to heal anything a watch event or a hand
+	// missed (default 30s).
+	Resync time.Duration
+	// RetryMin and RetryMax bound the backoff between attempts after a
+	// failed step (default 200ms and 5s).
+	RetryMin, RetryMax time.Duration
+	// NginxStarted, when set, receives a value each time nginx (re)starts
+	// (see ContainerStarts): the follower applies at once.
+	NginxStarted <-chan struct{}
+	Metrics      *Metrics
+	Logger       *slog.Logger
 	// OnApplied, when set, is called after each successful reload.
 	OnApplied func(Applied)
 }
@@ -38,17 +52,35 @@ type Config struct {
 type Applied struct {
 	Backends []upstream.Backend
 	Text     []byte
+	// Rev is the etcd revision of the snapshot applied.
+	Rev int64
 	// EventAt is when the newest change included was received from etcd.
 	EventAt    time.Time
 	ReloadedAt time.Time
 }
 
-// Follower applies etcd snapshots to nginx.
+// files is the set of files nginx reads that the follower owns: the
+// upstream file and, when configured, the site file. They are written,
+// validated and rolled back together.
+type files struct {
+	upstream, site []byte // site nil: no site file
+}
+
+func (a files) equal(b files) bool {
+	return bytes.Equal(a.upstream, b.upstream) && bytes.Equal(a.site, b.site)
+}
+
+// Follower keeps nginx serving the instances in etcd. It is a
+// level-triggered reconciler: desired is what the latest snapshot renders
+// to, applied is what nginx has accepted (nginx -t) and been reloaded
+// with; every failure leaves them apart and is retried with backoff until
+// they meet, and a periodic resync re-lists etcd and re-reads the files.
 type Follower struct {
 	cfg         Config
 	log         *slog.Logger
-	lastGood    []byte // the last text nginx accepted (nil: the file as found)
-	hadFile     bool
+	baseline    files  // the files as found at start: the rollback target until nginx accepted ours
+	applied     *files // what nginx accepted and reloaded with; nil until then
+	rejected    *files // the last desired set nginx -t refused (not retried until it changes)
 	seenInvalid map[string]string
 	lastReload  time.Time
 }
@@ -58,11 +90,23 @@ func New(cfg Config) (*Follower, error) {
 	if cfg.Client == nil || cfg.Prefix == "" || cfg.File == "" || cfg.Controller == nil {
 		return nil, errors.New("nginx follower: Client, Prefix, File and Controller are required")
 	}
+	if (cfg.SiteFile == "") != (cfg.Site == nil) {
+		return nil, errors.New("nginx follower: SiteFile and Site go together")
+	}
 	if err := upstream.CheckName(cfg.Upstream.Name); err != nil {
 		return nil, err
 	}
 	if cfg.MinReloadInterval <= 0 {
 		cfg.MinReloadInterval = time.Second
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 30 * time.Second
+	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = 200 * time.Millisecond
+	}
+	if cfg.RetryMax < cfg.RetryMin {
+		cfg.RetryMax = max(5*time.Second, cfg.RetryMin)
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
@@ -74,10 +118,18 @@ func New(cfg Config) (*Follower, error) {
 		cfg.Upstream.Source = cfg.Prefix
 	}
 	f := &Follower{cfg: cfg, log: cfg.Logger.With("file", cfg.File), seenInvalid: map[string]string{}}
-	if b, err := os.ReadFile(cfg.File); err == nil {
-		f.lastGood, f.hadFile = b, true
-	}
+	f.baseline = f.onDisk()
 	return f, nil
+}
+
+// onDisk reads the owned files; a missing file reads as nil.
+func (f *Follower) onDisk() files {
+	var fs files
+	fs.upstream, _ = os.ReadFile(f.cfg.File)
+	if f.cfg.SiteFile != "" {
+		fs.site, _ = os.ReadFile(f.cfg.SiteFile)
+	}
+	return fs
 }
 
 // Backends turns a snapshot into validated, sorted backends, counting and
@@ -108,144 +160,107 @@ func (f *Follower) Render(s catalog.Snapshot) ([]upstream.Backend, []byte) {
 	return bs, upstream.Render(f.cfg.Upstream, bs)
 }
 
-// Apply writes text (when it differs from what is on disk), validates and
-// reloads. It returns changed=false when there was nothing to do. When
-// validation fails the last good file is put back and nginx is not
-// reloaded.
-func (f *Follower) Apply(ctx context.Context, text []byte) (changed bool, err error) {
-	if f.hadFile && bytes.Equal(text, f.lastGood) {
-		return false, nil
+// Outcome is what one reconcile step came to.
+type Outcome int
+
+const (
+	// InSync: nginx runs with exactly the desired files.
+	InSync Outcome = iota
+	// Reloaded: the desired files were written, accepted and reloaded.
+	Reloaded
+	// Rejected: nginx -t refused the desired files; the last good ones are
+	// back and nginx keeps serving them. Not retried until desired changes.
+	Rejected
+	// Retry: a step could not be done (nginx not running yet, engine busy,
+	// a write or reload failed); the files stay and the step is retried.
+	Retry
+)
+
+// Apply makes nginx run the upstream text (and the site, when
+// configured): it writes the files that differ from it on disk, validates
+// them with nginx -t, and reloads. A file is never removed because nginx
+// is not running: it reads it when it starts. When nginx -t rejects the
+// set, both files go back to the last set nginx accepted.
+func (f *Follower) Apply(ctx context.Context, text []byte) (Outcome, error) {
+	want := files{upstream: text, site: f.cfg.Site}
+	disk := f.onDisk()
+	if f.applied != nil && f.applied.equal(want) && disk.equal(want) {
+		return InSync, nil
 	}
-	t0 := time.Now()
-	if err := atomicfile.WriteFile(f.cfg.File, text, 0o644); err != nil {
-		// Nothing was replaced (the write is atomic) and nginx is not
-		// reloaded: it keeps serving the last good config.
+	if f.rejected != nil && f.rejected.equal(want) {
+		return Rejected, nil
+	}
+	if err := f.write(want, disk); err != nil {
 		f.cfg.Metrics.WriteFailures.Inc()
-		return true, fmt.Errorf("write upstream file, last good config kept: %w", err)
+		f.cfg.Metrics.Retries.WithLabelValues("write").Inc()
+		return Retry, err
 	}
-	t1 := time.Now()
 	if err := f.cfg.Controller.Test(ctx); err != nil {
-		// Counted once the last good file is back, so the metric never
+		if ctx.Err() != nil {
+			return Retry, ctx.Err() // stopping: nothing was decided
+		}
+		if !IsRejected(err) {
+			f.cfg.Metrics.Retries.WithLabelValues("nginx-t-unavailable").Inc()
+			return Retry, fmt.Errorf("files written, not yet validated: %w", err)
+		}
+		back := f.baseline
+		if f.applied != nil {
+			back = *f.applied
+		}
+		f.rejected = &want
+		rerr := f.write(back, want)
+		// Counted once the last good files are back, so the metric never
 		// reports a failure whose handling is still under way.
-		defer f.cfg.Metrics.ValidationFailures.Inc()
-		if rerr := f.restore(); rerr != nil {
-			return true, fmt.Errorf("%w; restoring the last good file failed too: %v", err, rerr)
+		f.cfg.Metrics.ValidationFailures.Inc()
+		if rerr != nil {
+			return Rejected, fmt.Errorf("%w; restoring the last good files failed too: %v", err, rerr)
 		}
-		return true, fmt.Errorf("new config rejected, last good config kept: %w", err)
+		return Rejected, fmt.Errorf("%w (the last good files are back)", err)
 	}
-	f.lastGood, f.hadFile = text, true
-	t2 := time.Now()
+	f.rejected = nil
 	if err := f.cfg.Controller.Reload(ctx); err != nil {
+		if ctx.Err() != nil {
+			return Retry, ctx.Err()
+		}
 		f.cfg.Metrics.ReloadFailures.Inc()
-		return true, err
+		f.cfg.Metrics.Retries.WithLabelValues("reload").Inc()
+		return Retry, fmt.Errorf("files written and valid, reload failed: %w", err)
 	}
-	f.cfg.Metrics.Reloads.Inc()
+	f.applied = &want
 	f.lastReload = time.Now()
-	f.log.Debug("applied", "write", t1.Sub(t0), "test", t2.Sub(t1), "reload", f.lastReload.Sub(t2))
+	f.cfg.Metrics.Reloads.Inc()
 	f.cfg.Metrics.LastReload.Set(float64(f.lastReload.UnixNano()) / 1e9)
-	return true, nil
+	return Reloaded, nil
 }
 
-func (f *Follower) restore() error {
-	if !f.hadFile {
-		err := os.Remove(f.cfg.File)
-		if errors.Is(err, os.ErrNotExist) {
+// write puts want's files where they differ from have; a missing want
+// (nil) removes the file, which only a rollback to "no file" asks for.
+func (f *Follower) write(want, have files) error {
+	put := func(path string, want, have []byte) error {
+		if path == "" || (bytes.Equal(want, have) && (want != nil) == (have != nil)) {
 			return nil
 		}
-		return err
-	}
-	return atomicfile.WriteFile(f.cfg.File, f.lastGood, 0o644)
-}
-
-// Once lists the prefix and applies it. It returns the backends applied
-// and whether nginx was reloaded (false when the text was unchanged or a
-// step failed).
-func (f *Follower) Once(ctx context.Context) (bs []upstream.Backend, reloaded bool, err error) {
-	s, err := catalog.List(ctx, f.cfg.Client, f.cfg.Prefix)
-	if err != nil {
-		return nil, false, err
-	}
-	bs, text := f.Render(s)
-	changed, err := f.Apply(ctx, text)
-	if err != nil && !errors.Is(err, ErrNotRunning) {
-		return bs, false, err
-	}
-	f.cfg.Metrics.UpstreamSize.Set(float64(len(bs)))
-	return bs, changed && err == nil, err
-}
-
-// Run follows etcd until ctx ends, then returns nil. etcd outages keep the
-// last good config serving; the watch resyncs when etcd returns.
-func (f *Follower) Run(ctx context.Context) error {
-	inner, cancel := context.WithCancel(ctx)
-	defer cancel()
-	snaps := make(chan catalog.Snapshot, 1)
-	watchDone := make(chan error, 1)
-	go func() { watchDone <- catalog.Watch(inner, f.cfg.Client, f.cfg.Prefix, snaps, f.log) }()
-
-	var (
-		latest  catalog.Snapshot
-		pending bool
-		timer   = time.NewTimer(time.Hour)
-	)
-	timer.Stop()
-	defer timer.Stop()
-	armed := false
-	for {
-		select {
-		case <-ctx.Done():
-			cancel()
-			<-watchDone
+		if want == nil {
+			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
 			return nil
-		case err := <-watchDone:
-			if ctx.Err() != nil {
-				return nil // the watch ended because we are stopping
-			}
-			if err == nil {
-				err = errors.New("watch ended")
-			}
-			return fmt.Errorf("watch %s: %w", f.cfg.Prefix, err)
-		case s := <-snaps:
-			latest, pending = s, true
-			if armed {
-				continue // the trailing reload picks it up
-			}
-			if wait := f.cfg.MinReloadInterval - time.Since(f.lastReload); wait > 0 {
-				timer.Reset(wait)
-				armed = true
-				continue
-			}
-		case <-timer.C:
-			armed = false
 		}
-		if !pending {
-			continue
-		}
-		pending = false
-		f.step(ctx, latest)
+		return atomicfile.WriteFile(path, want, 0o644)
 	}
+	// The upstream goes first: the site refers to the upstream's names.
+	if err := put(f.cfg.File, want.upstream, have.upstream); err != nil {
+		return fmt.Errorf("write %s: %w", f.cfg.File, err)
+	}
+	if err := put(f.cfg.SiteFile, want.site, have.site); err != nil {
+		return fmt.Errorf("write %s: %w", f.cfg.SiteFile, err)
+	}
+	return nil
 }
 
-func (f *Follower) step(ctx context.Context, s catalog.Snapshot) {
-	bs, text := f.Render(s)
-	changed, err := f.Apply(ctx, text)
-	switch {
-	case errors.Is(err, ErrNotRunning):
-		f.log.Warn("upstream written but nginx is not running; it reads the file when it starts", "err", err)
-	case err != nil:
-		f.log.Error("nginx not updated", "err", err, "instances", len(bs))
-		return
-	case !changed:
-		return
-	}
-	f.cfg.Metrics.UpstreamSize.Set(float64(len(bs)))
-	if err != nil {
-		return
-	}
-	now := time.Now()
-	f.cfg.Metrics.EventToReload.Observe(now.Sub(s.At).Seconds())
-	f.log.Info("nginx reloaded", "instances", len(bs), "rev", s.Rev, "latency", now.Sub(s.At).Round(time.Microsecond))
-	if f.cfg.OnApplied != nil {
-		f.cfg.OnApplied(Applied{Backends: bs, Text: text, EventAt: s.At, ReloadedAt: now})
-	}
+// InSyncWith reports whether nginx was reloaded with exactly text (and
+// the site) and the files on disk still hold it.
+func (f *Follower) InSyncWith(text []byte) bool {
+	want := files{upstream: text, site: f.cfg.Site}
+	return f.applied != nil && f.applied.equal(want) && f.onDisk().equal(want)
 }

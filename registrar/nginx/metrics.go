@@ -12,6 +12,9 @@ type Metrics struct {
 	UpstreamSize       prometheus.Gauge
 	LastReload         prometheus.Gauge
 	EventToReload      prometheus.Histogram
+	InSync             prometheus.Gauge
+	AppliedRevision    prometheus.Gauge
+	Retries            *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on reg (when non-nil).
@@ -28,9 +31,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "registrar_nginx_event_to_reload_seconds", Help: "From receiving an etcd change to nginx reloaded with it.",
 			Buckets: []float64{.002, .005, .01, .02, .05, .1, .25, .5, 1, 2, 5},
 		}),
+		InSync: prometheus.NewGauge(prometheus.GaugeOpts{Name: "registrar_nginx_in_sync",
+			Help: "1 when nginx was reloaded with exactly the files the latest etcd snapshot renders to, 0 while a step is pending or failed."}),
+		AppliedRevision: prometheus.NewGauge(prometheus.GaugeOpts{Name: "registrar_nginx_applied_revision",
+			Help: "etcd revision of the snapshot nginx last confirmed (reloaded with, or found in sync)."}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "registrar_nginx_retries_total",
+			Help: "Steps retried, by cause: write, nginx-t-unavailable (nginx -t could not run: no container yet, engine busy), reload, etcd."}, []string{"cause"}),
+	}
+	for _, c := range []string{"write", "nginx-t-unavailable", "reload", "etcd"} {
+		m.Retries.WithLabelValues(c)
 	}
 	if reg != nil {
-		reg.MustRegister(m.Reloads, m.ReloadFailures, m.ValidationFailures, m.WriteFailures, m.InvalidValues, m.UpstreamSize, m.LastReload, m.EventToReload)
+		reg.MustRegister(m.Reloads, m.ReloadFailures, m.ValidationFailures, m.WriteFailures, m.InvalidValues, m.UpstreamSize, m.LastReload, m.EventToReload,
+			m.InSync, m.AppliedRevision, m.Retries)
 	}
 	return m
 }

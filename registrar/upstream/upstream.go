@@ -126,6 +126,27 @@ func Render(o Options, backends []Backend) []byte {
 	return b.Bytes()
 }
 
+// CheckListen validates the address of the site's listen directive: a
+// port (80), IPv4:port (127.0.0.1:8080), [IPv6]:port or *:port, port
+// 1-65535. Nothing else reaches the config file.
+func CheckListen(listen string) error {
+	host, port := "", listen
+	if strings.Contains(listen, ":") {
+		var err error
+		if host, port, err = net.SplitHostPort(listen); err != nil {
+			return fmt.Errorf("listen %q: use PORT, IP:PORT or [IPv6]:PORT: %w", listen, err)
+		}
+		if host != "*" && net.ParseIP(host) == nil {
+			return fmt.Errorf("listen %q: %q is not an IP address (or *)", listen, host)
+		}
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+		return fmt.Errorf("listen %q: port must be a number 1-65535, e.g. 80 or 127.0.0.1:8080", listen)
+	}
+	return nil
+}
+
 // Site describes the load balancer's server block.
 type Site struct {
 	Listen     string // e.g. "80" or "127.0.0.1:8080"

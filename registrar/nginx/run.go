@@ -1,0 +1,154 @@
+package nginx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/deployctl/deployctl/internal/backoff"
+	"github.com/deployctl/deployctl/registrar/catalog"
+	"github.com/deployctl/deployctl/registrar/upstream"
+)
+
+// Once lists the prefix and applies it, retrying a step that could not be
+// done (nginx not running yet, engine busy) with backoff until ctx ends.
+// It returns the backends and the outcome: Reloaded or InSync on success.
+func (f *Follower) Once(ctx context.Context) ([]upstream.Backend, Outcome, error) {
+	b := backoff.New(f.cfg.RetryMin, f.cfg.RetryMax)
+	for {
+		s, err := catalog.List(ctx, f.cfg.Client, f.cfg.Prefix)
+		if err != nil {
+			return nil, Retry, err
+		}
+		bs, text := f.Render(s)
+		out, err := f.Apply(ctx, text)
+		f.note(out, s, bs, text, err)
+		if out != Retry {
+			return bs, out, err
+		}
+		if !b.Wait(ctx) {
+			return bs, Retry, err
+		}
+	}
+}
+
+// note records an outcome in metrics and logs, and reports a reload.
+func (f *Follower) note(out Outcome, s catalog.Snapshot, bs []upstream.Backend, text []byte, err error) {
+	m := f.cfg.Metrics
+	switch out {
+	case InSync:
+		m.InSync.Set(1)
+		m.AppliedRevision.Set(float64(s.Rev))
+	case Reloaded:
+		now := time.Now()
+		m.InSync.Set(1)
+		m.AppliedRevision.Set(float64(s.Rev))
+		m.UpstreamSize.Set(float64(len(bs)))
+		m.EventToReload.Observe(now.Sub(s.At).Seconds())
+		f.log.Info("nginx reloaded", "instances", len(bs), "rev", s.Rev, "latency", now.Sub(s.At).Round(time.Microsecond))
+		if f.cfg.OnApplied != nil {
+			f.cfg.OnApplied(Applied{Backends: bs, Text: text, Rev: s.Rev, EventAt: s.At, ReloadedAt: now})
+		}
+	case Rejected:
+		m.InSync.Set(0)
+		if err != nil {
+			f.log.Error("nginx rejected the new configuration; it keeps serving the last good one", "err", err, "instances", len(bs), "rev", s.Rev)
+		}
+	case Retry:
+		m.InSync.Set(0)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			f.log.Warn("nginx not updated yet; retrying", "err", err, "instances", len(bs), "rev", s.Rev)
+		}
+	}
+}
+
+// Run follows etcd until ctx ends, then returns nil. Each change is
+// applied at once, then at most one reload per MinReloadInterval with a
+// trailing one for changes in between. A step that fails is retried with
+// backoff; a start of nginx (NginxStarted) retries at once; every Resync
+// the prefix is listed again and the files on disk compared with what was
+// applied. etcd outages keep the last good config serving.
+func (f *Follower) Run(ctx context.Context) error {
+	inner, cancel := context.WithCancel(ctx)
+	defer cancel()
+	snaps := make(chan catalog.Snapshot, 1)
+	watchDone := make(chan error, 1)
+	go func() { watchDone <- catalog.Watch(inner, f.cfg.Client, f.cfg.Prefix, snaps, f.log) }()
+
+	var (
+		latest    catalog.Snapshot
+		have      bool      // latest holds a snapshot
+		dirty     bool      // latest may not be applied
+		notBefore time.Time // no step before: the reload interval or a retry's backoff
+		timer     = time.NewTimer(time.Hour)
+		resync    = time.NewTicker(f.cfg.Resync)
+		retry     = backoff.New(f.cfg.RetryMin, f.cfg.RetryMax)
+	)
+	timer.Stop()
+	defer timer.Stop()
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			cancel()
+			<-watchDone
+			return nil
+		case err := <-watchDone:
+			if ctx.Err() != nil {
+				return nil // the watch ended because we are stopping
+			}
+			if err == nil {
+				err = errors.New("watch ended")
+			}
+			return fmt.Errorf("watch %s: %w", f.cfg.Prefix, err)
+		case s := <-snaps:
+			// Applied at once unless a reload was just done or a retry
+			// is due later: then the timer's step takes the latest.
+			latest, have, dirty = s, true, true
+		case <-f.cfg.NginxStarted:
+			f.log.Info("nginx started; applying at once")
+			dirty, notBefore = true, time.Time{}
+			f.applied = nil // a new nginx: validate and reload again
+			f.rejected = nil
+			retry.Reset()
+		case <-resync.C:
+			lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
+			s, err := catalog.List(lctx, f.cfg.Client, f.cfg.Prefix)
+			lcancel()
+			if err != nil {
+				f.cfg.Metrics.Retries.WithLabelValues("etcd").Inc()
+				f.log.Warn("resync: list failed; keeping the last config", "err", err)
+			} else if !have || s.Rev >= latest.Rev {
+				latest, have = s, true
+			}
+			dirty = dirty || have
+		case <-timer.C:
+		}
+		if !dirty || !have {
+			continue
+		}
+		if wait := time.Until(notBefore); wait > 0 {
+			timer.Reset(wait)
+			continue
+		}
+		bs, text := f.Render(latest)
+		out, err := f.Apply(ctx, text)
+		if ctx.Err() != nil {
+			continue // stopping; the next select returns
+		}
+		f.note(out, latest, bs, text, err)
+		switch out {
+		case Retry:
+			notBefore = time.Now().Add(retry.Next())
+			timer.Reset(time.Until(notBefore))
+		case Reloaded:
+			dirty = false
+			retry.Reset()
+			notBefore = f.lastReload.Add(f.cfg.MinReloadInterval)
+		default:
+			dirty = false
+			retry.Reset()
+		}
+	}
+}
