@@ -10,7 +10,6 @@ import (
 	"github.com/deployctl/deployctl/internal/exitcode"
 	"github.com/deployctl/deployctl/registrar"
 	"github.com/deployctl/deployctl/registrar/announce"
-	"github.com/deployctl/deployctl/units"
 	"github.com/spf13/cobra"
 )
 
@@ -120,7 +119,7 @@ func (o *announceOpts) validate(cmd *cobra.Command) error {
 	if o.instance == "" {
 		return errors.New("--instance is required, e.g. --instance someapp@1")
 	}
-	if err := units.ValidateName(o.instance + ".service"); err != nil {
+	if err := registrar.CheckInstance(o.instance); err != nil {
 		return fmt.Errorf("--instance: %w", err)
 	}
 	switch {
@@ -142,8 +141,8 @@ func (o *announceOpts) validate(cmd *cobra.Command) error {
 		if cmd.Flags().Changed("port") {
 			return errors.New("--port goes with --container; with --addr the port is part of the address")
 		}
-		if err := checkHostPort("--addr", o.addr); err != nil {
-			return err
+		if _, err := registrar.CheckAddr(o.addr); err != nil {
+			return fmt.Errorf("--addr: %w", err)
 		}
 	}
 	if err := checkPrefix(o.prefix); err != nil {
@@ -156,8 +155,11 @@ func (o *announceOpts) validate(cmd *cobra.Command) error {
 		if o.healthPath[0] != '/' {
 			return fmt.Errorf("--health-http: %q must be a path starting with /", o.healthPath)
 		}
-		if o.healthInt <= 0 || o.healthTO <= 0 || o.healthFail < 1 {
-			return errors.New("--health-interval and --health-timeout must be positive and --health-failures at least 1")
+		if err := registrar.CheckHealth(o.healthInt, o.healthTO); err != nil {
+			return fmt.Errorf("--health-interval/--health-timeout: %w", err)
+		}
+		if o.healthFail < 1 {
+			return errors.New("--health-failures must be at least 1")
 		}
 	}
 	return o.etcd.Validate()

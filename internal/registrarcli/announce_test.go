@@ -43,6 +43,11 @@ func TestAnnounceBadFlagsExit2AndWriteNothing(t *testing.T) {
 		{"cert without key", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4:80", "--etcd-cert", "/etc/hostname"}, "--etcd-key"},
 		{"unknown flag", []string{"--service", "a", "--bogus"}, "bogus"},
 		{"health path", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4:80", "--health-http", "healthz"}, "--health-http"},
+		// Issue 13: one registration contract, the one nginx applies.
+		{"addr not an IP", []string{"--service", "a", "--instance", "a@1", "--addr", "999.2.3.4:80"}, "--addr"},
+		{"addr a host name", []string{"--service", "a", "--instance", "a@1", "--addr", "example.com:80"}, "--addr"},
+		{"instance without @", []string{"--service", "a", "--instance", "web", "--addr", "1.2.3.4:80"}, "--instance"},
+		{"health timeout not below interval", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4:80", "--health-http", "/h", "--health-interval", "2s", "--health-timeout", "2s"}, "--health-timeout"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -123,23 +123,6 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	}, nil
 }
 
-// checkHostPort validates "host:port" for a flag.
-func checkHostPort(flag, v string) error {
-	host, port, err := net.SplitHostPort(v)
-	if err != nil || host == "" {
-		return fmt.Errorf("%s: %q is not IP:PORT, e.g. 10.1.2.3:3000", flag, v)
-	}
-	return checkPortString(flag, port)
-}
-
-func checkPortString(flag, port string) error {
-	var p int
-	if _, err := fmt.Sscanf(port, "%d", &p); err != nil || fmt.Sprint(p) != port {
-		return fmt.Errorf("%s: port %q is not a number", flag, port)
-	}
-	return checkPort(flag, p)
-}
-
 func checkPort(flag string, p int) error {
 	if p < 1 || p > 65535 {
 		return fmt.Errorf("%s: port %d is out of range 1-65535", flag, p)

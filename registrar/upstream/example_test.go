@@ -29,6 +29,6 @@ func ExampleParseAddr() {
 	}
 	// Output:
 	// 10.1.35.2:3000 <nil>
-	//  value "10.1.35.2" is not host:port
-	//  value "10.1.35.2:3000; include /etc/passwd": port "3000; include /etc/passwd" is not in 1-65535
+	//  value "10.1.35.2" is not IP:PORT (e.g. 10.1.2.3:3000 or [fd00::1]:3000)
+	//  value "10.1.35.2:3000; include /etc/passwd": port "3000; include /etc/passwd" is not a number 1-65535
 }

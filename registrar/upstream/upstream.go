@@ -7,6 +7,7 @@ package upstream
 import (
 	"bytes"
 	"fmt"
+	"github.com/deployctl/deployctl/registrar"
 	"net"
 	"regexp"
 	"sort"
@@ -29,18 +30,11 @@ var safeComment = regexp.MustCompile(`^[A-Za-z0-9@:._\-]{1,200}$`)
 // load time and fail on, spaces, semicolons, braces, a missing port) is
 // rejected, since it would break or subvert nginx's configuration.
 func ParseAddr(v string) (string, error) {
-	host, port, err := net.SplitHostPort(v)
+	addr, err := registrar.CheckAddr(v)
 	if err != nil {
-		return "", fmt.Errorf("value %q is not host:port", v)
+		return "", fmt.Errorf("value %w", err)
 	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 1 || p > 65535 || strconv.Itoa(p) != port {
-		return "", fmt.Errorf("value %q: port %q is not in 1-65535", v, port)
-	}
-	if ip := net.ParseIP(host); ip != nil {
-		return net.JoinHostPort(ip.String(), port), nil
-	}
-	return "", fmt.Errorf("value %q: host %q is not an IP address", v, host)
+	return addr, nil
 }
 
 // Sort orders backends by instance name, then address.

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deployctl/deployctl/registrar"
 	"gopkg.in/yaml.v3"
 )
 
@@ -406,8 +407,10 @@ func (p *parser) service(name string, k, v *yaml.Node, field string) *Service {
 			if h.HTTP == "" {
 				p.errf(v, field+".health.http", "is required in health (e.g. http: /healthz)")
 			}
-			if h.Timeout >= h.Interval && h.Interval > 0 {
-				p.errf(v, field+".health.timeout", "%s must be shorter than the interval %s", h.Timeout, h.Interval)
+			if h.Interval > 0 && h.Timeout > 0 {
+				if err := registrar.CheckHealth(h.Interval, h.Timeout); err != nil {
+					p.errf(v, field+".health.timeout", "%v", err)
+				}
 			}
 			s.Health = h
 		},

@@ -1,0 +1,47 @@
+package registrar
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCheckAddr(t *testing.T) {
+	good := map[string]string{"10.1.2.3:3000": "10.1.2.3:3000", "[fd00::1]:80": "[fd00::1]:80", "[FD00:0::1]:65535": "[fd00::1]:65535", "127.0.0.1:1": "127.0.0.1:1"}
+	for in, want := range good {
+		if got, err := CheckAddr(in); err != nil || got != want {
+			t.Errorf("%s: %q %v", in, got, err)
+		}
+	}
+	bad := map[string]string{"999.2.3.4:80": "literal IP", "example.com:80": "literal IP", "10.0.0.1": "IP:PORT", "10.0.0.1:0": "1-65535",
+		"10.0.0.1:65536": "1-65535", "10.0.0.1:08": "1-65535", "[fe80::1%eth0]:80": "literal IP", ":80": "literal IP", "10.0.0.1:80; x": "1-65535"}
+	for in, want := range bad {
+		if _, err := CheckAddr(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error saying %q", in, err, want)
+		}
+	}
+}
+
+func TestCheckInstance(t *testing.T) {
+	for _, n := range []string{"someapp@1", "agent@1-0123456789abcdef0123456789abcdef", "a.b@c:d"} {
+		if err := CheckInstance(n); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+	for _, n := range []string{"web", "@1", "web@", "web@1 x", "web@1/..", strings.Repeat("a", 250) + "@1"} {
+		if err := CheckInstance(n); err == nil {
+			t.Errorf("%q accepted", n)
+		}
+	}
+}
+
+func TestCheckHealth(t *testing.T) {
+	if err := CheckHealth(5*time.Second, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][2]time.Duration{{time.Second, time.Second}, {time.Second, 2 * time.Second}, {0, time.Second}} {
+		if err := CheckHealth(c[0], c[1]); err == nil {
+			t.Errorf("interval %s timeout %s accepted", c[0], c[1])
+		}
+	}
+}
