@@ -24,13 +24,6 @@ type FleetRelease struct {
 // the release assets remain).
 const DefaultFleetURL = "https://github.com/coreos/fleet/releases/download/v1.0.0/fleet-v1.0.0-linux-amd64.tar.gz"
 
-// TLS secures etcd's client and peer traffic. Paths are on the node; PEM
-// contents, when given, are written there by cloud-config.
-type TLS struct {
-	CAFile, CertFile, KeyFile string
-	CAPEM, CertPEM, KeyPEM    string
-}
-
 // Cluster is what every node of a cluster shares.
 type Cluster struct {
 	// Token is etcd's initial cluster token (default "deployctl").
@@ -59,6 +52,9 @@ type Node struct {
 	Role     string
 	Region   string
 	Metadata map[string]string
+	// HostKey, when set, is the node's SSH host key (OpenSSH private key
+	// PEM, ed25519), installed before sshd starts so infra can pin it.
+	HostKey string
 }
 
 // Ports of the cluster's services.
@@ -122,8 +118,8 @@ func (c *Cluster) Check() error {
 			return fmt.Errorf("SSH key %.30q... is not an OpenSSH public key line", k)
 		}
 	}
-	if c.TLS != nil && (c.TLS.CAFile == "" || c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
-		return errors.New("TLS needs CAFile, CertFile and KeyFile")
+	if c.TLS != nil && c.DiscoveryURL != "" {
+		return errors.New("TLS needs the SSH bootstrap (it installs each node's server certificate, which names the node's private IP); it cannot be combined with a discovery URL")
 	}
 	return nil
 }
@@ -169,14 +165,15 @@ func (c *Cluster) EtcdDropIn(n Node) string {
 	if c.DiscoveryURL != "" {
 		env(&l, "ETCD_DISCOVERY", c.DiscoveryURL)
 	}
-	if t := c.TLS; t != nil {
-		env(&l, "ETCD_CERT_FILE", t.CertFile)
-		env(&l, "ETCD_KEY_FILE", t.KeyFile)
-		env(&l, "ETCD_TRUSTED_CA_FILE", t.CAFile)
+	if c.TLS != nil {
+		env(&l, "ETCD_SSL_DIR", TLSDir) // the wrapper mounts it into etcd's container
+		env(&l, "ETCD_CERT_FILE", ServerCertFile())
+		env(&l, "ETCD_KEY_FILE", ServerKeyFile())
+		env(&l, "ETCD_TRUSTED_CA_FILE", CAFile())
 		env(&l, "ETCD_CLIENT_CERT_AUTH", "true")
-		env(&l, "ETCD_PEER_CERT_FILE", t.CertFile)
-		env(&l, "ETCD_PEER_KEY_FILE", t.KeyFile)
-		env(&l, "ETCD_PEER_TRUSTED_CA_FILE", t.CAFile)
+		env(&l, "ETCD_PEER_CERT_FILE", ServerCertFile())
+		env(&l, "ETCD_PEER_KEY_FILE", ServerKeyFile())
+		env(&l, "ETCD_PEER_TRUSTED_CA_FILE", CAFile())
 		env(&l, "ETCD_PEER_CLIENT_CERT_AUTH", "true")
 	}
 	return strings.Join(l, "\n") + "\n"
@@ -221,16 +218,20 @@ sudo systemctl start flanneld.service fleet.socket fleet.service
 // idempotent: a peer URL already in the member list is not added again. Any
 // other failure (etcd down, v2 API off, no quorum) fails the script, since
 // the new node could not join anyway.
-func MemberAddScript(endpoint, name, privateIP, scheme string) string {
-	peer := fmt.Sprintf("%s://%s:%d", scheme, privateIP, EtcdPeerPort)
+func (c *Cluster) MemberAddScript(name, privateIP string) string {
+	peer := fmt.Sprintf("%s://%s:%d", c.scheme(), privateIP, EtcdPeerPort)
+	curl := "curl -fsS" + c.CurlTLSArgs(RoleRoot)
+	if c.TLS != nil {
+		curl = "sudo " + curl // the root role's key is readable by root only
+	}
 	return fmt.Sprintf(`set -eu
-if curl -fsS %[1]s/v2/members | grep -qF '"%[2]s"'; then
+if %[4]s %[1]s/v2/members | grep -qF '"%[2]s"'; then
   echo "member %[3]s (%[2]s) already added"
 else
-  curl -fsS -o /dev/null -X POST %[1]s/v2/members -H 'Content-Type: application/json' -d '{"peerURLs":["%[2]s"]}'
+  %[4]s -o /dev/null -X POST %[1]s/v2/members -H 'Content-Type: application/json' -d '{"peerURLs":["%[2]s"]}'
   echo "member %[3]s (%[2]s) added"
 fi
-`, endpoint, peer, name)
+`, c.LocalEndpoint(), peer, name, curl)
 }
 
 // FleetSocket is fleet.socket: fleetd serves its API only on sockets
@@ -279,10 +280,10 @@ func (c *Cluster) FleetService(n Node) string {
 	env(&l, "FLEET_ETCD_SERVERS", c.LocalEndpoint())
 	env(&l, "FLEET_PUBLIC_IP", "$private_ipv4")
 	env(&l, "FLEET_METADATA", strings.Join(pairs, ","))
-	if t := c.TLS; t != nil {
-		env(&l, "FLEET_ETCD_CAFILE", t.CAFile)
-		env(&l, "FLEET_ETCD_CERTFILE", t.CertFile)
-		env(&l, "FLEET_ETCD_KEYFILE", t.KeyFile)
+	if c.TLS != nil {
+		env(&l, "FLEET_ETCD_CAFILE", CAFile())
+		env(&l, "FLEET_ETCD_CERTFILE", ClientCertFile(RoleFleet))
+		env(&l, "FLEET_ETCD_KEYFILE", ClientKeyFile(RoleFleet))
 	}
 	l = append(l, "ExecStart=/opt/bin/fleetd", "Restart=always", "RestartSec=10s", "", "[Install]", "WantedBy=multi-user.target")
 	return strings.Join(l, "\n") + "\n"
@@ -326,10 +327,7 @@ WantedBy=multi-user.target
 // Flatcar's flannel v0.14 reads) exactly once for the cluster:
 // prevExist=false makes every write after the first a no-op 412.
 func (c *Cluster) FlannelDropIn() string {
-	tlsArgs := ""
-	if t := c.TLS; t != nil {
-		tlsArgs = fmt.Sprintf(" --cacert %s --cert %s --key %s", t.CAFile, t.CertFile, t.KeyFile)
-	}
+	tlsArgs := c.CurlTLSArgs(RoleFlannel)
 	return fmt.Sprintf(`[Unit]
 Wants=etcd-member.service
 After=etcd-member.service
@@ -406,14 +404,15 @@ func NodeConfig(c Cluster, n Node) (*Config, error) {
 			},
 		},
 	}
-	if t := c.TLS; t != nil {
-		cfg.CoreOS.Flannel.EtcdCAFile, cfg.CoreOS.Flannel.EtcdCertFile, cfg.CoreOS.Flannel.EtcdKeyFile = t.CAFile, t.CertFile, t.KeyFile
-		cfg.CoreOS.Locksmith.EtcdCAFile, cfg.CoreOS.Locksmith.EtcdCertFile, cfg.CoreOS.Locksmith.EtcdKeyFile = t.CAFile, t.CertFile, t.KeyFile
-		for _, f := range []struct{ path, pem, perm string }{{t.CAFile, t.CAPEM, "0644"}, {t.CertFile, t.CertPEM, "0644"}, {t.KeyFile, t.KeyPEM, "0600"}} {
-			if f.pem != "" {
-				cfg.WriteFiles = append(cfg.WriteFiles, File{Path: f.path, Owner: "root:root", RawFilePermissions: f.perm, Content: f.pem})
-			}
-		}
+	if c.TLS != nil {
+		cfg.CoreOS.Flannel.EtcdCAFile, cfg.CoreOS.Flannel.EtcdCertFile, cfg.CoreOS.Flannel.EtcdKeyFile = CAFile(), ClientCertFile(RoleFlannel), ClientKeyFile(RoleFlannel)
+		cfg.CoreOS.Locksmith.EtcdCAFile, cfg.CoreOS.Locksmith.EtcdCertFile, cfg.CoreOS.Locksmith.EtcdKeyFile = CAFile(), ClientCertFile(RoleLocksmith), ClientKeyFile(RoleLocksmith)
+	}
+	if n.HostKey != "" {
+		// Written before sshd first runs (Flatcar generates missing host
+		// keys on its first connection), so the key infra pins is the one
+		// sshd presents.
+		cfg.WriteFiles = append(cfg.WriteFiles, File{Path: "/etc/ssh/ssh_host_ed25519_key", Owner: "root:root", RawFilePermissions: "0600", Content: n.HostKey})
 	}
 	return cfg, nil
 }

@@ -219,6 +219,6 @@ func TestBootstrapScript(t *testing.T) {
 // file against a real etcd 3.5 with the v2 API, as on Flatcar.
 func TestMemberAddScriptGolden(t *testing.T) {
 	c := cluster()
-	b := []byte(cloudconfig.MemberAddScript(c.LocalEndpoint(), "core-4", "10.0.0.4", "http"))
+	b := []byte(c.MemberAddScript("core-4", "10.0.0.4"))
 	testenv.Golden(t, filepath.Join("testdata", "member-add.sh"), b, *update)
 }

@@ -62,6 +62,8 @@ type validator struct {
 	// facts collected for the cross-file rules
 	etcdClientURLs []located
 	consumers      []consumer
+	// certAuth is where etcd is told to require client certificates.
+	certAuth *located
 }
 
 type located struct {
@@ -73,6 +75,9 @@ type consumer struct {
 	line int
 	what string
 	urls string
+	// cert: the consumer presents a client certificate (CA, cert and key
+	// all given).
+	cert bool
 }
 
 func (v *validator) add(line int, kind, format string, a ...any) {
@@ -327,14 +332,14 @@ func (v *validator) structRules(n *yaml.Node, t reflect.Type, path string) {
 		}
 	case reflect.TypeOf(Fleet{}):
 		if s, sn := value(n, "etcd_servers"); sn != nil && s != "" {
-			v.consumers = append(v.consumers, consumer{sn.Line, "coreos.fleet.etcd_servers", s})
+			v.consumers = append(v.consumers, consumer{sn.Line, "coreos.fleet.etcd_servers", s, hasCertKeys(n)})
 		}
 		if s, sn := value(n, "public_ip"); sn != nil && strings.Contains(s, "$public_ipv4") {
 			v.add(sn.Line, KindWarning, "fleet public_ip uses $public_ipv4; fleet's traffic belongs on $private_ipv4")
 		}
 	case reflect.TypeOf(Flannel{}):
 		if s, sn := value(n, "etcd_endpoints"); sn != nil && s != "" {
-			v.consumers = append(v.consumers, consumer{sn.Line, "coreos.flannel.etcd_endpoints", s})
+			v.consumers = append(v.consumers, consumer{sn.Line, "coreos.flannel.etcd_endpoints", s, hasCertKeys(n)})
 		}
 		for _, k := range []string{"interface", "public_ip"} {
 			if s, sn := value(n, k); sn != nil && strings.Contains(s, "$public_ipv4") {
@@ -343,7 +348,7 @@ func (v *validator) structRules(n *yaml.Node, t reflect.Type, path string) {
 		}
 	case reflect.TypeOf(Locksmith{}):
 		if s, sn := value(n, "endpoint"); sn != nil && s != "" {
-			v.consumers = append(v.consumers, consumer{sn.Line, "coreos.locksmith.endpoint", s})
+			v.consumers = append(v.consumers, consumer{sn.Line, "coreos.locksmith.endpoint", s, hasCertKeys(n)})
 		}
 	case reflect.TypeOf(Unit{}):
 		v.unitRules(n)
@@ -367,14 +372,25 @@ func (v *validator) unitRules(n *yaml.Node) {
 		v.add(nn.Line, KindWarning, "unit %q only has drop-ins and is not a unit Flatcar ships", name)
 	}
 	check := func(text string, node *yaml.Node) {
-		for k, l := range envs(text, node) {
+		env := envs(text, node)
+		fleetCert := env["FLEET_ETCD_CAFILE"].val != "" && env["FLEET_ETCD_CERTFILE"].val != "" && env["FLEET_ETCD_KEYFILE"].val != ""
+		for i, l := range strings.Split(text, "\n") {
+			if m := curlEtcd.FindStringSubmatch(l); m != nil {
+				cert := strings.Contains(l, "--cacert ") && strings.Contains(l, "--cert ") && strings.Contains(l, "--key ")
+				v.consumers = append(v.consumers, consumer{contentLine(node, i), "curl in " + name, m[1], cert})
+			}
+		}
+		for k, l := range env {
 			switch {
 			case strings.HasPrefix(k, "ETCD_") && strings.Contains(k, "URLS") && strings.Contains(l.val, "$public_ipv4"):
 				v.add(l.line, KindError, "%s uses $public_ipv4: etcd traffic belongs on the private network ($private_ipv4)", k)
 			case k == "ETCD_LISTEN_CLIENT_URLS":
 				v.etcdClientURLs = append(v.etcdClientURLs, l)
 			case k == "FLEET_ETCD_SERVERS":
-				v.consumers = append(v.consumers, consumer{l.line, "FLEET_ETCD_SERVERS", l.val})
+				v.consumers = append(v.consumers, consumer{l.line, "FLEET_ETCD_SERVERS", l.val, fleetCert})
+			case k == "ETCD_CLIENT_CERT_AUTH" && isTrue(l.val):
+				l := l
+				v.certAuth = &l
 			case k == "FLEET_PUBLIC_IP" && strings.Contains(l.val, "$public_ipv4"):
 				v.add(l.line, KindWarning, "FLEET_PUBLIC_IP uses $public_ipv4; fleet's traffic belongs on $private_ipv4")
 			}
@@ -399,10 +415,32 @@ func (v *validator) unitRules(n *yaml.Node) {
 	}
 }
 
+// curlEtcd finds an etcd URL a unit's curl call talks to.
+var curlEtcd = regexp.MustCompile(`\bcurl\b.*?\b(https?://[^/\s]+:2379)`)
+
+// hasCertKeys reports whether a coreos.* section gives etcd_cafile,
+// etcd_certfile and etcd_keyfile.
+func hasCertKeys(n *yaml.Node) bool {
+	for _, k := range []string{"etcd_cafile", "etcd_certfile", "etcd_keyfile"} {
+		if s, _ := value(n, k); s == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func isTrue(s string) bool {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "1", "yes", "on":
+		return true
+	}
+	return false
+}
+
 // crossChecks: every consumer of etcd uses a port (and scheme) etcd
 // listens on.
 func (v *validator) crossChecks() {
-	if len(v.etcdClientURLs) == 0 {
+	if len(v.etcdClientURLs) == 0 && v.certAuth == nil {
 		return
 	}
 	ports := map[string]bool{}
@@ -421,6 +459,9 @@ func (v *validator) crossChecks() {
 		}
 	}
 	for _, c := range v.consumers {
+		if v.certAuth != nil && !c.cert {
+			v.add(c.line, KindError, "%s reaches etcd without a client certificate, but etcd requires one (ETCD_CLIENT_CERT_AUTH on line %d): give it the CA, certificate and key", c.what, v.certAuth.line)
+		}
 		for _, raw := range strings.Split(c.urls, ",") {
 			raw = strings.TrimSpace(raw)
 			u, err := url.Parse(raw)

@@ -35,6 +35,10 @@ var Bindings = []binding{
 	{TokenProject, DigitalOceanVersion, reflect.TypeOf(ProjectArgs{})},
 	{TokenRemoteCommand, CommandVersion, reflect.TypeOf(RemoteCommandArgs{})},
 	{TokenCopyToRemote, CommandVersion, reflect.TypeOf(CopyToRemoteArgs{})},
+	{TokenPrivateKey, TLSVersion, reflect.TypeOf(PrivateKeyArgs{})},
+	{TokenSelfSignedCert, TLSVersion, reflect.TypeOf(SelfSignedCertArgs{})},
+	{TokenCertRequest, TLSVersion, reflect.TypeOf(CertRequestArgs{})},
+	{TokenLocallySignedCert, TLSVersion, reflect.TypeOf(LocallySignedCertArgs{})},
 }
 
 // inputMap turns an args struct into the property map the provider

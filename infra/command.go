@@ -15,6 +15,9 @@ type Connection struct {
 	User       pulumi.StringInput
 	PrivateKey pulumi.StringInput
 	Port       pulumi.Float64Input
+	// HostKey pins the server's SSH host key ("ssh-ed25519 AAAA..."): the
+	// provider refuses a host that presents another.
+	HostKey pulumi.StringInput
 }
 
 // Input converts the connection to the provider's input.
@@ -28,6 +31,9 @@ func (c Connection) Input() pulumi.MapInput {
 	}
 	if c.Port != nil {
 		m["port"] = c.Port
+	}
+	if c.HostKey != nil {
+		m["hostKey"] = c.HostKey
 	}
 	return m
 }

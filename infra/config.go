@@ -36,6 +36,12 @@ type Config struct {
 	RegistrarPath   string
 	RegistrarSHA256 string
 	EtcdInitialSize int
+	// EtcdTLS: mutual TLS for etcd across the cluster (default on; off
+	// only by choice, and required off with a discovery URL).
+	EtcdTLS bool
+	// PKIGeneration names the PKI's keys and certificates; raising it
+	// rotates them all (default 1).
+	PKIGeneration int
 }
 
 // Defaults of the optional keys.
@@ -95,6 +101,22 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	}
 	if c.EtcdInitialSize, err = intKey(cfg, "etcdInitialSize", c.NodeCount); err != nil {
 		return nil, err
+	}
+	if c.PKIGeneration, err = intKey(cfg, "pkiGeneration", 1); err != nil {
+		return nil, err
+	}
+	c.EtcdTLS = true
+	if v := cfg.Get("etcdTls"); v != "" {
+		switch v {
+		case "true":
+		case "false":
+			c.EtcdTLS = false
+		default:
+			return nil, cerr("etcdTls", "%q is not true or false", v)
+		}
+	}
+	if c.DiscoveryURL != "" && c.EtcdTLS {
+		return nil, cerr("etcdTls", "must be set to false to use discoveryUrl: with a discovery URL etcd starts at boot, before infra can install each node's server certificate (it names the node's private IP). Without discoveryUrl etcd runs with mutual TLS (pulumi config set deployctl:etcdTls false to accept plaintext etcd)")
 	}
 	if err := cfg.TryObject("sshPublicKeys", &c.SSHPublicKeys); err != nil {
 		return nil, cerr("sshPublicKeys", "is required: a list of OpenSSH public keys for user core (pulumi config set --path 'sshPublicKeys[0]' \"$(cat ~/.ssh/id_ed25519.pub)\")")

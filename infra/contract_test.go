@@ -29,8 +29,8 @@ func loadContracts(t *testing.T) map[string]contract {
 	t.Helper()
 	out := map[string]contract{}
 	files, _ := filepath.Glob("testdata/contracts/*.json")
-	if len(files) != 2 {
-		t.Fatalf("want the digitalocean and command contracts, found %v", files)
+	if len(files) != 3 {
+		t.Fatalf("want the digitalocean, command and tls contracts, found %v", files)
 	}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -113,9 +113,11 @@ func TestBindingsMatchContracts(t *testing.T) {
 	nested := map[string]reflect.Type{
 		"digitalocean:index/FirewallInboundRule:FirewallInboundRule":   reflect.TypeOf(FirewallRule{}),
 		"digitalocean:index/FirewallOutboundRule:FirewallOutboundRule": reflect.TypeOf(OutboundRule{}),
+		"tls:index/CertRequestSubject:CertRequestSubject":              reflect.TypeOf(Subject{}),
+		"tls:index/SelfSignedCertSubject:SelfSignedCertSubject":        reflect.TypeOf(Subject{}),
 	}
 	for tok, typ := range nested {
-		ty, ok := cs["digitalocean"].Types[tok]
+		ty, ok := cs[strings.SplitN(tok, ":", 2)[0]].Types[tok]
 		if !ok {
 			t.Errorf("type %s not in contract", tok)
 			continue
@@ -128,7 +130,7 @@ func TestBindingsMatchContracts(t *testing.T) {
 		}
 	}
 	conn := cs["command"].Types["command:remote:Connection"]
-	m := Connection{Host: pulumi.String("h"), User: pulumi.String("u"), PrivateKey: pulumi.String("k"), Port: pulumi.Float64(22)}.Input().(pulumi.Map)
+	m := Connection{Host: pulumi.String("h"), User: pulumi.String("u"), PrivateKey: pulumi.String("k"), Port: pulumi.Float64(22), HostKey: pulumi.String("ssh-ed25519 AAAA")}.Input().(pulumi.Map)
 	for k := range m {
 		if _, ok := conn.Properties[k]; !ok {
 			t.Errorf("command:remote:Connection: property %q not in contract", k)
@@ -155,7 +157,7 @@ func TestBindingsMatchContracts(t *testing.T) {
 // TestContractCopyIsCurrent keeps testdata/contracts equal to the shared
 // extracts when they are beside the repository.
 func TestContractCopyIsCurrent(t *testing.T) {
-	for _, f := range []string{"do-contract.json", "command-contract.json"} {
+	for _, f := range []string{"do-contract.json", "command-contract.json", "tls-contract.json"} {
 		shared, err := os.ReadFile(filepath.Join("..", "..", "shared", "contracts", f))
 		if err != nil {
 			t.Skipf("SKIP: ../shared/contracts not beside the repository: %v", err)

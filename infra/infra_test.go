@@ -50,8 +50,22 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		out["imageId"] = resource.NewNumberProperty(4242)
 	case infra.TokenSshKey:
 		out["fingerprint"] = resource.NewStringProperty(fmt.Sprintf("fp:%d", m.n))
+	// The tls provider keeps keys and certificates in state: the same
+	// resource name gives the same values on every run.
+	case infra.TokenPrivateKey:
+		out["privateKeyPem"] = resource.MakeSecret(resource.NewStringProperty(pem("EC PRIVATE KEY", args.Name)))
+		out["privateKeyOpenssh"] = resource.MakeSecret(resource.NewStringProperty(pem("OPENSSH PRIVATE KEY", args.Name)))
+		out["publicKeyOpenssh"] = resource.NewStringProperty("ssh-ed25519 AAAA" + args.Name + "\n")
+	case infra.TokenSelfSignedCert, infra.TokenLocallySignedCert:
+		out["certPem"] = resource.NewStringProperty(pem("CERTIFICATE", args.Name))
+	case infra.TokenCertRequest:
+		out["certRequestPem"] = resource.NewStringProperty(pem("CERTIFICATE REQUEST", args.Name))
 	}
 	return args.Name + "_id", out, nil
+}
+
+func pem(kind, name string) string {
+	return fmt.Sprintf("-----BEGIN %s-----\n%s\n-----END %s-----\n", kind, name, kind)
 }
 
 func (m *mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
@@ -113,8 +127,10 @@ func TestResourceGraph(t *testing.T) {
 	want := map[string]int{
 		infra.TokenCustomImage: 1, infra.TokenSshKey: 1, infra.TokenVpc: 1, infra.TokenTag: 2,
 		infra.TokenDroplet: 3, infra.TokenFirewall: 2, infra.TokenProject: 1,
-		infra.TokenRemoteCommand: 3 + 3, infra.TokenCopyToRemote: 3,
-		"deployctl:infra:Cluster": 1, "deployctl:infra:Network": 1, "deployctl:infra:Firewalls": 1, "deployctl:infra:RegistrarShipping": 1,
+		infra.TokenRemoteCommand: 3 + 3 + 3 + 1, infra.TokenCopyToRemote: 3,
+		// host keys 3; CA key 1; 5 client roles and 3 servers: a key, a CSR and a certificate each.
+		infra.TokenPrivateKey: 3 + 1 + 5 + 3, infra.TokenSelfSignedCert: 1, infra.TokenCertRequest: 5 + 3, infra.TokenLocallySignedCert: 5 + 3,
+		"deployctl:infra:Cluster": 1, "deployctl:infra:Network": 1, "deployctl:infra:Firewalls": 1, "deployctl:infra:RegistrarShipping": 1, "deployctl:infra:PKI": 1,
 	}
 	for tok, n := range want {
 		if counts[tok] != n {
@@ -148,7 +164,7 @@ func TestResourceGraph(t *testing.T) {
 		if d.inputs["image"].StringValue() != "4242" || d.inputs["size"].StringValue() != "s-2vcpu-4gb" || d.inputs["region"].StringValue() != "nyc3" {
 			t.Errorf("droplet %s inputs %v", d.name, d.inputs)
 		}
-		ud := d.inputs["userData"].StringValue()
+		ud := plain(d.inputs["userData"])
 		if r := cloudconfig.Validate([]byte(ud)); len(r.Entries) > 0 {
 			t.Errorf("droplet %s user data does not validate:\n%s", d.name, r)
 		}
@@ -271,7 +287,7 @@ func TestBootstrapAndShipping(t *testing.T) {
 	sort.Slice(boots, func(i, j int) bool { return boots[i].name < boots[j].name })
 	for i, b := range boots {
 		script := b.inputs["create"].StringValue()
-		if !strings.Contains(script, "deployctl-test-1=http://10.10.0.") || !strings.Contains(script, "deployctl-test-5=") {
+		if !strings.Contains(script, "deployctl-test-1=https://10.10.0.") || !strings.Contains(script, "deployctl-test-5=") {
 			t.Errorf("bootstrap %s lacks the full initial cluster:\n%s", b.name, script)
 		}
 		state := "'new'"
@@ -306,6 +322,8 @@ func TestConfigErrors(t *testing.T) {
 		"deployctl:flatcarVersion":            {"deployctl:flatcarVersion": "current"},
 		"deployctl:registrarPath":             {"deployctl:registrarPath": "/nonexistent/registrar"},
 		"deployctl:nodeCount must be a whole": {"deployctl:nodeCount": "three"},
+		"deployctl:etcdTls must be set to false to use discoveryUrl": {"deployctl:discoveryUrl": "https://discovery.etcd.io/abc"},
+		"deployctl:etcdTls \"maybe\" is not true or false":      {"deployctl:etcdTls": "maybe"},
 	}
 	for want, o := range cases {
 		_, err := runProgram(t, o)
@@ -316,14 +334,14 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestExistingImageAndDiscovery(t *testing.T) {
-	m, err := runProgram(t, map[string]string{"deployctl:imageId": "987", "deployctl:discoveryUrl": "https://discovery.etcd.io/abc", "deployctl:nodeCount": "1"})
+	m, err := runProgram(t, map[string]string{"deployctl:imageId": "987", "deployctl:discoveryUrl": "https://discovery.etcd.io/abc", "deployctl:nodeCount": "1", "deployctl:etcdTls": "false"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(m.byToken(infra.TokenCustomImage)) != 0 {
 		t.Error("custom image imported although imageId is set")
 	}
-	if d := m.byToken(infra.TokenDroplet)[0]; d.inputs["image"].StringValue() != "987" || !strings.Contains(d.inputs["userData"].StringValue(), "ETCD_DISCOVERY=https://discovery.etcd.io/abc") {
+	if d := m.byToken(infra.TokenDroplet)[0]; d.inputs["image"].StringValue() != "987" || !strings.Contains(plain(d.inputs["userData"]), "ETCD_DISCOVERY=https://discovery.etcd.io/abc") {
 		t.Errorf("droplet inputs %v", d.inputs["image"])
 	}
 	for _, r := range m.byToken(infra.TokenRemoteCommand) {

@@ -1,0 +1,131 @@
+package cloudconfig
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// TLSDir holds every node's etcd TLS files. etcd-member gets it as
+// ETCD_SSL_DIR, which Flatcar's etcd wrapper mounts into etcd's container;
+// Flatcar's flannel wrapper mounts /etc/ssl/etcd into flanneld's.
+const TLSDir = "/etc/ssl/etcd"
+
+// Client roles: each etcd client on a node has a certificate of its own,
+// whose common name is its etcd user when v3 auth is on.
+const (
+	RoleFleet     = "fleet"
+	RoleFlannel   = "flannel"
+	RoleLocksmith = "locksmith"
+	RoleRegistrar = "registrar"
+	// RoleRoot is etcd's root user: the bootstrap scripts on the nodes and
+	// the operator's etcdctl.
+	RoleRoot = "root"
+)
+
+// ClientRoles are the roles whose certificates every node holds.
+var ClientRoles = []string{RoleFleet, RoleFlannel, RoleLocksmith, RoleRegistrar, RoleRoot}
+
+// RegistrarKeyPrefix is the only key prefix the registrar's etcd user may
+// read and write once v3 auth is on.
+const RegistrarKeyPrefix = "/services/"
+
+// TLS turns on mutual TLS for etcd across the cluster: etcd serves its
+// clients and peers over https and requires a client certificate signed by
+// the cluster's CA; fleet, flannel, locksmith, the registrar and the
+// bootstrap scripts each use a certificate of their own role.
+//
+// The files are not in user data: a node's server certificate names its
+// private IP, known only once the droplet exists, and DigitalOcean serves
+// user data to anything on the droplet through its metadata service. infra
+// installs them over SSH (TLSInstallScript) before etcd starts.
+type TLS struct{}
+
+// CAFile is the cluster CA's certificate on a node.
+func CAFile() string { return TLSDir + "/ca.pem" }
+
+// ServerCertFile and ServerKeyFile are the node's etcd server and peer
+// certificate (SANs: its private IP, 127.0.0.1, its name, localhost).
+func ServerCertFile() string { return TLSDir + "/server.pem" }
+
+// ServerKeyFile is the key of ServerCertFile.
+func ServerKeyFile() string { return TLSDir + "/server-key.pem" }
+
+// ClientCertFile is role's client certificate on a node.
+func ClientCertFile(role string) string { return fmt.Sprintf("%s/%s.pem", TLSDir, role) }
+
+// ClientKeyFile is the key of ClientCertFile.
+func ClientKeyFile(role string) string { return fmt.Sprintf("%s/%s-key.pem", TLSDir, role) }
+
+// CurlTLSArgs are curl's options to reach etcd as role (empty without TLS).
+func (c *Cluster) CurlTLSArgs(role string) string {
+	if c.TLS == nil {
+		return ""
+	}
+	return fmt.Sprintf(" --cacert %s --cert %s --key %s", CAFile(), ClientCertFile(role), ClientKeyFile(role))
+}
+
+// NodeTLSFiles are the PEM contents a node needs, by path.
+type NodeTLSFiles map[string]string
+
+// TLSFiles lays out one node's files: the CA, the node's server pair and
+// every role's client pair (pems maps "ca", "server", "server-key", and
+// "<role>", "<role>-key" to PEM text).
+func TLSFiles(pems map[string]string) (NodeTLSFiles, error) {
+	files := NodeTLSFiles{CAFile(): pems["ca"], ServerCertFile(): pems["server"], ServerKeyFile(): pems["server-key"]}
+	for _, r := range ClientRoles {
+		files[ClientCertFile(r)], files[ClientKeyFile(r)] = pems[r], pems[r+"-key"]
+	}
+	for path, pem := range files {
+		if !strings.HasPrefix(pem, "-----BEGIN ") {
+			return nil, fmt.Errorf("TLS file %s: no PEM given", path)
+		}
+	}
+	return files, nil
+}
+
+// TLSInstallScript writes the node's TLS files (keys 0600: the server key
+// owned by etcd, which etcd-member runs as; the others by root) atomically,
+// each through a temp file and a rename. Run before BootstrapScript; it is
+// idempotent.
+func TLSInstallScript(files NodeTLSFiles) string {
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	var b strings.Builder
+	fmt.Fprintf(&b, "set -eu\numask 077\nsudo install -d -m 0755 %s\n", TLSDir)
+	for i, p := range paths {
+		owner, mode := "root:root", "0644"
+		if strings.HasSuffix(p, "-key.pem") {
+			mode = "0600"
+		}
+		if p == ServerKeyFile() {
+			owner = "etcd:etcd"
+		}
+		delim := fmt.Sprintf("DEPLOYCTL_PEM_%d", i)
+		fmt.Fprintf(&b, "sudo tee %s.tmp >/dev/null <<'%s'\n%s\n%s\n", p, delim, strings.TrimRight(files[p], "\n"), delim)
+		fmt.Fprintf(&b, "sudo chown %s %s.tmp && sudo chmod %s %s.tmp && sudo mv %s.tmp %s\n", owner, p, mode, p, p, p)
+	}
+	return b.String()
+}
+
+// AuthSetupScript turns on etcd's v3 auth once the cluster is up (run on
+// one node as the root role): users named after the client certificates'
+// common names, the registrar's role limited to RegistrarKeyPrefix, then
+// auth on. Idempotent.
+func (c *Cluster) AuthSetupScript() string {
+	return fmt.Sprintf(`set -eu
+export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=%s ETCDCTL_CACERT=%s ETCDCTL_CERT=%s ETCDCTL_KEY=%s
+e() { sudo -E /usr/bin/etcdctl "$@"; }
+for i in $(seq 1 60); do e endpoint health >/dev/null 2>&1 && break; sleep 2; done
+e user get root >/dev/null 2>&1 || e user add root --no-password
+e user grant-role root root
+e role get registrar >/dev/null 2>&1 || e role add registrar
+e role grant-permission registrar --prefix=true readwrite %s
+e user get registrar >/dev/null 2>&1 || e user add registrar --no-password
+e user grant-role registrar registrar
+e auth status 2>/dev/null | grep -q 'Authentication Status: true' || e auth enable
+`, c.LocalEndpoint(), CAFile(), ClientCertFile(RoleRoot), ClientKeyFile(RoleRoot), RegistrarKeyPrefix)
+}

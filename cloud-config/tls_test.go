@@ -1,0 +1,104 @@
+package cloudconfig_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	cloudconfig "github.com/deployctl/deployctl/cloud-config"
+	"github.com/deployctl/deployctl/internal/testenv"
+)
+
+func tlsCluster() cloudconfig.Cluster {
+	c := cluster()
+	c.TLS = &cloudconfig.TLS{}
+	return c
+}
+
+// With TLS every etcd client on the node uses a certificate of its own
+// role, and etcd requires one; the golden keeps the whole node in view.
+func TestTLSNodeGolden(t *testing.T) {
+	n := cloudconfig.Node{Name: "core-1", Role: "edge", Region: "nyc3",
+		HostKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\n"}
+	b, err := cloudconfig.RenderNode(tlsCluster(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Golden(t, filepath.Join("testdata", "tls-node-1.yaml"), b, *update)
+	text := string(b)
+	for _, want := range []string{
+		`ETCD_CLIENT_CERT_AUTH=true`, `ETCD_PEER_CLIENT_CERT_AUTH=true`, `ETCD_SSL_DIR=/etc/ssl/etcd`,
+		`ETCD_LISTEN_CLIENT_URLS=https://$private_ipv4:2379,https://127.0.0.1:2379`,
+		`FLEET_ETCD_CERTFILE=/etc/ssl/etcd/fleet.pem`, `FLEET_ETCD_SERVERS=https://127.0.0.1:2379`,
+		`etcd_certfile: /etc/ssl/etcd/flannel.pem`, `etcd_certfile: /etc/ssl/etcd/locksmith.pem`,
+		`--cert /etc/ssl/etcd/flannel.pem --key /etc/ssl/etcd/flannel-key.pem`,
+		`path: /etc/ssh/ssh_host_ed25519_key`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("TLS node lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"BEGIN EC PRIVATE KEY", "BEGIN RSA PRIVATE KEY", "BEGIN PRIVATE KEY", "server-key.pem\n    content"} {
+		if strings.Contains(text, bad) {
+			t.Errorf("user data carries etcd key material (%q): it goes by SSH", bad)
+		}
+	}
+	if _, err := cloudconfig.RenderNode(cloudconfig.Cluster{SSHKeys: cluster().SSHKeys, Fleet: cluster().Fleet, TLS: &cloudconfig.TLS{}, DiscoveryURL: "https://discovery.etcd.io/x"}, n); err == nil {
+		t.Fatal("TLS with a discovery URL accepted: nothing would install the server certificates before etcd starts")
+	}
+}
+
+// The validator rejects a node where etcd requires client certificates and
+// any etcd client comes without one, on that client's line.
+func TestValidatorRejectsClientWithoutTLS(t *testing.T) {
+	b, err := cloudconfig.RenderNode(tlsCluster(), cloudconfig.Node{Name: "core-1", Role: "worker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := string(b)
+	cases := map[string]struct{ from, to, what string }{
+		"fleet":     {`Environment="FLEET_ETCD_CERTFILE=/etc/ssl/etcd/fleet.pem"`, ``, "FLEET_ETCD_SERVERS"},
+		"flannel":   {"    etcd_certfile: /etc/ssl/etcd/flannel.pem\n", "", "coreos.flannel.etcd_endpoints"},
+		"locksmith": {"    etcd_keyfile: /etc/ssl/etcd/locksmith-key.pem\n", "", "coreos.locksmith.endpoint"},
+		"curl":      {" --cert /etc/ssl/etcd/flannel.pem", "", "curl in flanneld.service"},
+	}
+	for name, c := range cases {
+		bad := strings.Replace(good, c.from, c.to, 1)
+		if bad == good {
+			t.Fatalf("%s: %q not in the rendered node", name, c.from)
+		}
+		r := cloudconfig.Validate([]byte(bad))
+		found := false
+		for _, e := range r.Entries {
+			if e.Kind == cloudconfig.KindError && strings.Contains(e.Message, c.what) && strings.Contains(e.Message, "without a client certificate") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s without a certificate passes validation:\n%s", name, r)
+		}
+	}
+}
+
+func TestTLSInstallScript(t *testing.T) {
+	pems := map[string]string{"ca": "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----", "server": "-----BEGIN CERTIFICATE-----\ns\n-----END CERTIFICATE-----",
+		"server-key": "-----BEGIN EC PRIVATE KEY-----\nsk\n-----END EC PRIVATE KEY-----"}
+	for _, r := range cloudconfig.ClientRoles {
+		pems[r], pems[r+"-key"] = "-----BEGIN CERTIFICATE-----\n"+r+"\n-----END CERTIFICATE-----", "-----BEGIN EC PRIVATE KEY-----\n"+r+"\n-----END EC PRIVATE KEY-----"
+	}
+	files, err := cloudconfig.TLSFiles(pems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cloudconfig.TLSInstallScript(files)
+	for _, want := range []string{"umask 077", "sudo chown etcd:etcd /etc/ssl/etcd/server-key.pem.tmp && sudo chmod 0600", "sudo chown root:root /etc/ssl/etcd/registrar-key.pem.tmp && sudo chmod 0600",
+		"sudo chmod 0644 /etc/ssl/etcd/ca.pem.tmp", "sudo mv /etc/ssl/etcd/fleet.pem.tmp /etc/ssl/etcd/fleet.pem"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("install script lacks %q", want)
+		}
+	}
+	delete(pems, "registrar-key")
+	if _, err := cloudconfig.TLSFiles(pems); err == nil || !strings.Contains(err.Error(), "registrar-key.pem") {
+		t.Fatalf("a missing key: %v", err)
+	}
+}

@@ -1,0 +1,137 @@
+package infra
+
+import (
+	"fmt"
+
+	cloudconfig "github.com/deployctl/deployctl/cloud-config"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// PKI is the cluster's certificate authority and the certificates it
+// signs, kept in Pulumi state by the tls provider so they stay the same
+// from one `pulumi up` to the next. Every private key is a secret output.
+// Rotate by raising PKIArgs.Generation (stack config pkiGeneration): every
+// key and certificate is made anew and installed again over SSH.
+type PKI struct {
+	pulumi.ResourceState
+	CAKey  *PrivateKey
+	CACert *SelfSignedCert
+	// Clients are the client certificates by role (cloudconfig.ClientRoles).
+	Clients map[string]*Cert
+
+	name       string
+	generation int
+}
+
+// Cert is a key and a certificate the CA signed for it.
+type Cert struct {
+	Key  *PrivateKey
+	Cert *LocallySignedCert
+}
+
+// PKIArgs configures the PKI.
+type PKIArgs struct {
+	// Generation is part of every resource name: a new one rotates them all.
+	Generation int
+}
+
+// Validity of the certificates: the CA ten years, the others two, renewed
+// (a new certificate at the next `pulumi up`) in their last 30 days.
+const (
+	caValidityHours   = 10 * 365 * 24
+	certValidityHours = 2 * 365 * 24
+	earlyRenewalHours = 30 * 24
+)
+
+// NewPKI creates the CA and the client certificates of every role.
+func NewPKI(ctx *pulumi.Context, name string, args *PKIArgs, opts ...pulumi.ResourceOption) (*PKI, error) {
+	p := &PKI{Clients: map[string]*Cert{}, name: name, generation: args.Generation}
+	if err := ctx.RegisterComponentResource("deployctl:infra:PKI", name, p, opts...); err != nil {
+		return nil, err
+	}
+	parent := pulumi.Parent(p)
+	var err error
+	if p.CAKey, err = NewPrivateKey(ctx, p.res("ca-key"), ecdsaKey(), parent); err != nil {
+		return nil, err
+	}
+	if p.CACert, err = NewSelfSignedCert(ctx, p.res("ca"), &SelfSignedCertArgs{
+		PrivateKeyPem:       p.CAKey.PrivateKeyPem,
+		AllowedUses:         pulumi.ToStringArray([]string{"cert_signing", "crl_signing", "digital_signature"}),
+		ValidityPeriodHours: pulumi.Int(caValidityHours),
+		IsCaCertificate:     pulumi.Bool(true),
+		SetSubjectKeyId:     pulumi.Bool(true),
+		Subject:             Subject{CommonName: pulumi.String(name + " etcd CA"), Organization: pulumi.String("deployctl")}.Input(),
+	}, parent); err != nil {
+		return nil, err
+	}
+	for _, role := range cloudconfig.ClientRoles {
+		c, err := p.sign(ctx, "client-"+role, role, []string{"client_auth", "digital_signature", "key_encipherment"}, nil, nil, parent)
+		if err != nil {
+			return nil, err
+		}
+		p.Clients[role] = c
+	}
+	if err := ctx.RegisterResourceOutputs(p, pulumi.Map{"caCertPem": p.CACert.CertPem}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *PKI) res(what string) string { return fmt.Sprintf("%s-g%d-%s", p.name, p.generation, what) }
+
+func ecdsaKey() *PrivateKeyArgs {
+	return &PrivateKeyArgs{Algorithm: pulumi.String("ECDSA"), EcdsaCurve: pulumi.String("P256")}
+}
+
+// sign makes a key and a certificate for it with common name cn.
+func (p *PKI) sign(ctx *pulumi.Context, what, cn string, uses []string, dns pulumi.StringArrayInput, ips pulumi.StringArrayInput, opts ...pulumi.ResourceOption) (*Cert, error) {
+	key, err := NewPrivateKey(ctx, p.res(what+"-key"), ecdsaKey(), opts...)
+	if err != nil {
+		return nil, err
+	}
+	csr, err := NewCertRequest(ctx, p.res(what+"-csr"), &CertRequestArgs{
+		PrivateKeyPem: key.PrivateKeyPem,
+		Subject:       Subject{CommonName: pulumi.String(cn), Organization: pulumi.String("deployctl")}.Input(),
+		DnsNames:      dns, IpAddresses: ips,
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := NewLocallySignedCert(ctx, p.res(what), &LocallySignedCertArgs{
+		CertRequestPem: csr.CertRequestPem, CaCertPem: p.CACert.CertPem, CaPrivateKeyPem: p.CAKey.PrivateKeyPem,
+		AllowedUses: pulumi.ToStringArray(uses), ValidityPeriodHours: pulumi.Int(certValidityHours),
+		EarlyRenewalHours: pulumi.Int(earlyRenewalHours),
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Cert{Key: key, Cert: cert}, nil
+}
+
+// ServerCert makes node's etcd server and peer certificate: SANs its
+// private IP, 127.0.0.1, its name and localhost.
+func (p *PKI) ServerCert(ctx *pulumi.Context, node string, privateIP pulumi.StringInput) (*Cert, error) {
+	return p.sign(ctx, "server-"+node, node, []string{"server_auth", "client_auth", "digital_signature", "key_encipherment"},
+		pulumi.StringArray{pulumi.String(node), pulumi.String("localhost")},
+		pulumi.StringArray{privateIP, pulumi.String("127.0.0.1")}, pulumi.Parent(p))
+}
+
+// NodeFiles is the install script for one node's TLS files (the CA, its
+// server pair, every role's client pair); secret, as it holds keys.
+func (p *PKI) NodeFiles(server *Cert) pulumi.StringOutput {
+	parts := pulumi.Map{"ca": p.CACert.CertPem, "server": server.Cert.CertPem, "server-key": server.Key.PrivateKeyPem}
+	for role, c := range p.Clients {
+		parts[role], parts[role+"-key"] = c.Cert.CertPem, c.Key.PrivateKeyPem
+	}
+	return pulumi.ToSecret(parts.ToMapOutput().ApplyT(func(m map[string]any) (string, error) {
+		pems := map[string]string{}
+		for k, v := range m {
+			pems[k] = fmt.Sprint(v)
+		}
+		files, err := cloudconfig.TLSFiles(pems)
+		if err != nil {
+			return "", err
+		}
+		return cloudconfig.TLSInstallScript(files), nil
+	})).(pulumi.StringOutput)
+}

@@ -1,0 +1,123 @@
+package infra_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/deployctl/deployctl/infra"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+)
+
+// userData returns each droplet's user data by name, and whether it is
+// secret.
+func userData(t *testing.T, m *mocks) map[string]resource.PropertyValue {
+	t.Helper()
+	out := map[string]resource.PropertyValue{}
+	for _, d := range m.byToken(infra.TokenDroplet) {
+		out[d.name] = d.inputs["userData"]
+	}
+	if len(out) == 0 {
+		t.Fatal("no droplets")
+	}
+	return out
+}
+
+func plain(v resource.PropertyValue) string {
+	for v.IsSecret() {
+		v = v.SecretValue().Element
+	}
+	if v.IsComputed() || v.IsOutput() {
+		return ""
+	}
+	return v.StringValue()
+}
+
+// Keys live in Pulumi state (the tls provider), not in the program: two
+// runs give the same user data, so no droplet is replaced by a key made
+// afresh.
+func TestUserDataStableAcrossRuns(t *testing.T) {
+	m1, err := runProgram(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := runProgram(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u1, u2 := userData(t, m1), userData(t, m2)
+	for name, v := range u1 {
+		a, b := plain(v), plain(u2[name])
+		if a == "" || a != b {
+			t.Errorf("%s: user data differs between two runs (or is unknown)", name)
+		}
+		if !strings.Contains(a, "ssh_host_ed25519_key") {
+			t.Errorf("%s: user data does not install the pinned host key", name)
+		}
+	}
+}
+
+// Every private key is a secret: in the droplets' user data (the host
+// key), in the SSH scripts that install the TLS files, and in the stack's
+// outputs; no input or output that is not secret holds one.
+func TestEveryKeyIsSecret(t *testing.T) {
+	m, err := runProgram(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range userData(t, m) {
+		if !v.ContainsSecrets() {
+			t.Errorf("%s: user data holds the host key but is not secret", name)
+		}
+		if strings.Contains(plain(v), "EC PRIVATE KEY") {
+			t.Errorf("%s: user data carries an etcd key; they go over SSH", name)
+		}
+	}
+	tls := 0
+	for _, r := range m.byToken(infra.TokenRemoteCommand) {
+		if strings.Contains(r.name, "-tls-") {
+			tls++
+			if !r.inputs["create"].ContainsSecrets() || !r.inputs["triggers"].ContainsSecrets() {
+				t.Errorf("%s: the TLS install script holds keys but is not secret", r.name)
+			}
+			if s := plain(r.inputs["create"]); !strings.Contains(s, "/etc/ssl/etcd/server-key.pem") || !strings.Contains(s, "/etc/ssl/etcd/registrar.pem") {
+				t.Errorf("%s: install script lacks the node's files", r.name)
+			}
+		}
+	}
+	if tls != 3 {
+		t.Fatalf("%d TLS installs for 3 nodes", tls)
+	}
+	for _, r := range m.res {
+		for k, v := range r.inputs {
+			if !v.ContainsSecrets() && strings.Contains(v.String(), "PRIVATE KEY") {
+				t.Errorf("%s %s: input %s holds a private key in plain", r.token, r.name, k)
+			}
+		}
+	}
+}
+
+// Every SSH connection pins the node's host key, the public half of the
+// key user data installs on that node.
+func TestEveryConnectionPinsItsHostKey(t *testing.T) {
+	m, err := runProgram(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, tok := range []string{infra.TokenRemoteCommand, infra.TokenCopyToRemote} {
+		for _, r := range m.byToken(tok) {
+			conn := r.inputs["connection"]
+			for conn.IsSecret() {
+				conn = conn.SecretValue().Element
+			}
+			hk, ok := conn.ObjectValue()["hostKey"]
+			if !ok || !strings.HasPrefix(plain(hk), "ssh-ed25519 AAAAdeployctl-test-hostkey-") {
+				t.Errorf("%s %s: connection has no pinned host key (%v)", tok, r.name, hk)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("no SSH connections")
+	}
+}
