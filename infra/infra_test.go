@@ -312,18 +312,18 @@ func TestBootstrapAndShipping(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	cases := map[string]map[string]string{
-		"deployctl:nodeCount must be odd":     {"deployctl:nodeCount": "4"},
-		"deployctl:region":                    {"deployctl:region": "mars1"},
-		"deployctl:sshPublicKeys is required": {"deployctl:sshPublicKeys": ""},
-		"deployctl:sshPrivateKey is required": {"deployctl:sshPrivateKey": ""},
-		"deployctl:allowedSshCidrs":           {"deployctl:allowedSshCidrs": `["everyone"]`},
-		"deployctl:fleetSha256 is required":   {"deployctl:fleetSha256": ""},
-		"deployctl:lbCount":                   {"deployctl:lbCount": "7"},
-		"deployctl:flatcarVersion":            {"deployctl:flatcarVersion": "current"},
-		"deployctl:registrarPath":             {"deployctl:registrarPath": "/nonexistent/registrar"},
-		"deployctl:nodeCount must be a whole": {"deployctl:nodeCount": "three"},
+		"deployctl:nodeCount must be odd":                            {"deployctl:nodeCount": "4"},
+		"deployctl:region":                                           {"deployctl:region": "mars1"},
+		"deployctl:sshPublicKeys is required":                        {"deployctl:sshPublicKeys": ""},
+		"deployctl:sshPrivateKey is required":                        {"deployctl:sshPrivateKey": ""},
+		"deployctl:allowedSshCidrs":                                  {"deployctl:allowedSshCidrs": `["everyone"]`},
+		"deployctl:fleetSha256 is required":                          {"deployctl:fleetSha256": ""},
+		"deployctl:lbCount":                                          {"deployctl:lbCount": "7"},
+		"deployctl:flatcarVersion":                                   {"deployctl:flatcarVersion": "current"},
+		"deployctl:registrarPath":                                    {"deployctl:registrarPath": "/nonexistent/registrar"},
+		"deployctl:nodeCount must be a whole":                        {"deployctl:nodeCount": "three"},
 		"deployctl:etcdTls must be set to false to use discoveryUrl": {"deployctl:discoveryUrl": "https://discovery.etcd.io/abc"},
-		"deployctl:etcdTls \"maybe\" is not true or false":      {"deployctl:etcdTls": "maybe"},
+		"deployctl:etcdTls \"maybe\" is not true or false":           {"deployctl:etcdTls": "maybe"},
 	}
 	for want, o := range cases {
 		_, err := runProgram(t, o)
