@@ -134,6 +134,12 @@ type Endpoints struct {
 	EtcdEndpoints []string `json:"etcdEndpoints"`
 	LBAddresses   []string `json:"lbAddresses"`
 	NodePublicIPs []string `json:"nodePublicIps"`
+	// The operator's etcd client certificate (etcd's root user) and the
+	// cluster CA, when etcd runs with TLS. The key is a secret output:
+	// `pulumi stack output --json --show-secrets` shows it.
+	EtcdCACertPem     string `json:"etcdCaCertPem,omitempty"`
+	EtcdClientCertPem string `json:"etcdClientCertPem,omitempty"`
+	EtcdClientKeyPem  string `json:"etcdClientKeyPem,omitempty"`
 }
 
 // ParseOutputs reads `pulumi stack output --json`.

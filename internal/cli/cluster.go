@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deployctl/deployctl/internal/atomicfile"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -36,7 +38,7 @@ func stackOutputs(ctx context.Context, file, stack string) (*inventory.Endpoints
 		if _, lerr := exec.LookPath("pulumi"); lerr != nil {
 			return nil, exitcode.Usage(errors.New("the pulumi CLI is not on PATH: give --outputs FILE (from `pulumi stack output --json > FILE`) or --tag"))
 		}
-		args := []string{"stack", "output", "--json"}
+		args := []string{"stack", "output", "--json", "--show-secrets"}
 		if stack != "" {
 			args = append(args, "--stack", stack)
 		}
@@ -104,15 +106,21 @@ func newClusterStatusCmd(e *env) *cobra.Command {
 }
 
 func newClusterEndpointsCmd(e *env) *cobra.Command {
-	var outputs, stack string
+	var outputs, stack, tlsDir string
 	var o output
 	cmd := &cobra.Command{
-		Use:   "endpoints [--outputs FILE]",
-		Short: "Print the fleet tunnel, etcd endpoints and load balancer addresses of the stack",
-		Long: `endpoints prints shell exports for deployctl units (and fleetctl):
+		Use:   "endpoints [--outputs FILE] [--tls-dir DIR]",
+		Short: "Print the fleet tunnel, etcd endpoints, client certificate and load balancer addresses of the stack",
+		Long: `endpoints prints shell exports for deployctl units, fleetctl and etcdctl:
 
   eval "$(deployctl cluster endpoints)"
-  deployctl units submit -f deploy.yaml --start`,
+  deployctl units submit -f deploy.yaml --start
+
+When etcd runs with mutual TLS (the default), the operator's client
+certificate (etcd's root user) and the cluster CA are written to --tls-dir
+(default ~/.deployctl/CLUSTER, the key 0600) and ETCDCTL_* and FLEETCTL_*
+point at them. The key comes from the stack's secret output, read with
+pulumi stack output --show-secrets; it is never printed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.check(); err != nil {
@@ -122,18 +130,69 @@ func newClusterEndpointsCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var files *clientFiles
+			if ep.EtcdClientKeyPem != "" {
+				if files, err = writeClientFiles(ep, tlsDir); err != nil {
+					return err
+				}
+			}
 			if o.json() {
-				return writeJSON(e.stdout, ep)
+				safe := *ep
+				safe.EtcdClientKeyPem = ""
+				return writeJSON(e.stdout, struct {
+					inventory.Endpoints
+					TLS *clientFiles `json:"tls,omitempty"`
+				}{safe, files})
 			}
 			fmt.Fprintf(e.stdout, "export FLEETCTL_TUNNEL=%s\n", ep.FleetTunnel)
 			fmt.Fprintf(e.stdout, "export FLEETCTL_ENDPOINT=%s\n", ep.FleetEndpoint)
 			fmt.Fprintf(e.stdout, "export ETCD_ENDPOINTS=%s\n", strings.Join(ep.EtcdEndpoints, ","))
+			fmt.Fprintf(e.stdout, "export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=%s\n", strings.Join(ep.EtcdEndpoints, ","))
+			if files != nil {
+				fmt.Fprintf(e.stdout, "export ETCDCTL_CACERT=%s ETCDCTL_CERT=%s ETCDCTL_KEY=%s\n", files.CA, files.Cert, files.Key)
+				fmt.Fprintf(e.stdout, "export FLEETCTL_CA_FILE=%s FLEETCTL_CERT_FILE=%s FLEETCTL_KEY_FILE=%s\n", files.CA, files.Cert, files.Key)
+				fmt.Fprintf(e.stdout, "# deployctl services: --etcd-cacert %s --etcd-cert %s --etcd-key %s\n", files.CA, files.Cert, files.Key)
+			}
 			fmt.Fprintf(e.stdout, "# load balancers: %s\n", strings.Join(ep.LBAddresses, " "))
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&outputs, "outputs", "", "file with `pulumi stack output --json` (default: run the pulumi CLI)")
+	cmd.Flags().StringVar(&outputs, "outputs", "", "file with `pulumi stack output --json --show-secrets` (default: run the pulumi CLI)")
 	cmd.Flags().StringVar(&stack, "stack", "", "Pulumi stack when running the CLI")
+	cmd.Flags().StringVar(&tlsDir, "tls-dir", "", "where to write the operator's etcd client certificate (default ~/.deployctl/CLUSTER)")
 	o.bind(cmd)
 	return cmd
+}
+
+// clientFiles are the operator's etcd TLS files on this machine.
+type clientFiles struct {
+	CA   string `json:"caFile"`
+	Cert string `json:"certFile"`
+	Key  string `json:"keyFile"`
+}
+
+func writeClientFiles(ep *inventory.Endpoints, dir string) (*clientFiles, error) {
+	if ep.EtcdCACertPem == "" || ep.EtcdClientCertPem == "" {
+		return nil, errors.New("stack outputs hold etcdClientKeyPem but not etcdCaCertPem and etcdClientCertPem")
+	}
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, exitcode.Usage(fmt.Errorf("--tls-dir: no home directory (%w); give one", err))
+		}
+		dir = filepath.Join(home, ".deployctl", ep.ClusterTag)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("--tls-dir: %w", err)
+	}
+	f := &clientFiles{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "root.pem"), Key: filepath.Join(dir, "root-key.pem")}
+	for _, w := range []struct {
+		path, pem string
+		mode      os.FileMode
+	}{{f.CA, ep.EtcdCACertPem, 0o644}, {f.Cert, ep.EtcdClientCertPem, 0o644}, {f.Key, ep.EtcdClientKeyPem, 0o600}} {
+		if err := atomicfile.WriteFile(w.path, []byte(w.pem), w.mode); err != nil {
+			return nil, fmt.Errorf("--tls-dir: %w", err)
+		}
+	}
+	return f, nil
 }

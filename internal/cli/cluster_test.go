@@ -19,3 +19,35 @@ func TestClusterEndpoints(t *testing.T) {
 		t.Fatalf("status without token: %d %q", code, errs)
 	}
 }
+
+// With TLS the operator's certificate goes to --tls-dir (key 0600) and the
+// exports point etcdctl and fleetctl at it; the key is never printed.
+func TestClusterEndpointsWithTLS(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "out.json")
+	os.WriteFile(f, []byte(`{"clusterTag":"deployctl-dev","fleetEndpoint":"unix:///var/run/fleet.sock","fleetTunnel":"core@203.0.113.1",
+"etcdEndpoints":["https://10.10.0.1:2379"],"lbAddresses":["203.0.113.1"],
+"etcdCaCertPem":"-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n","etcdClientCertPem":"-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n",
+"etcdClientKeyPem":"-----BEGIN EC PRIVATE KEY-----\nsecret\n-----END EC PRIVATE KEY-----\n"}`), 0o644)
+	dir := filepath.Join(t.TempDir(), "tls")
+	code, out, errs := run(t, "cluster", "endpoints", "--outputs", f, "--tls-dir", dir)
+	if code != 0 {
+		t.Fatalf("%d %s", code, errs)
+	}
+	for _, want := range []string{"ETCDCTL_ENDPOINTS=https://10.10.0.1:2379", "ETCDCTL_CERT=" + filepath.Join(dir, "root.pem"), "ETCDCTL_KEY=" + filepath.Join(dir, "root-key.pem"),
+		"FLEETCTL_CA_FILE=" + filepath.Join(dir, "ca.pem"), "FLEETCTL_CERT_FILE=", "FLEETCTL_KEY_FILE="} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exports lack %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "secret") {
+		t.Fatal("the private key was printed")
+	}
+	st, err := os.Stat(filepath.Join(dir, "root-key.pem"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", st, err)
+	}
+	code, out, _ = run(t, "cluster", "endpoints", "--outputs", f, "--tls-dir", dir, "-o", "json")
+	if code != 0 || strings.Contains(out, "secret") || !strings.Contains(out, `"keyFile"`) {
+		t.Fatalf("json: %d %s", code, out)
+	}
+}

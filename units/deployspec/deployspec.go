@@ -32,6 +32,9 @@ var Defaults = struct {
 	Registrar      string
 	EtcdEndpoints  string
 	ConfRoot       string
+	// The registrar's etcd client certificate on a node
+	// (cloudconfig.TLSDir), used with https endpoints.
+	EtcdCACert, EtcdCert, EtcdKey string
 }{
 	Instances:      1,
 	HealthInterval: 5 * time.Second,
@@ -42,8 +45,11 @@ var Defaults = struct {
 	LBListen:       80,
 	NginxImage:     "nginx:1.27",
 	Registrar:      "/opt/bin/registrar",
-	EtcdEndpoints:  "http://127.0.0.1:2379",
+	EtcdEndpoints:  "https://127.0.0.1:2379",
 	ConfRoot:       "/etc/deployctl/nginx",
+	EtcdCACert:     "/etc/ssl/etcd/ca.pem",
+	EtcdCert:       "/etc/ssl/etcd/registrar.pem",
+	EtcdKey:        "/etc/ssl/etcd/registrar-key.pem",
 }
 
 // Spec is a parsed deploy.yaml.
@@ -55,6 +61,9 @@ type Spec struct {
 	Prefix        string
 	EtcdEndpoints string
 	Registrar     string
+	// EtcdCACert, EtcdCert and EtcdKey are the registrar's TLS files on the
+	// node (set for https endpoints, empty for http).
+	EtcdCACert, EtcdCert, EtcdKey string
 	// Fields are the registry's scalar values and their positions.
 	Fields []Field
 }
@@ -287,6 +296,7 @@ func Parse(file string, data []byte) (*Spec, error) {
 	spec := &Spec{File: file, Prefix: Defaults.Prefix, EtcdEndpoints: Defaults.EtcdEndpoints, Registrar: Defaults.Registrar}
 	root := doc.Content[0]
 	var servicesNode *yaml.Node
+	var tlsPaths [3]string
 	p.mapping(root, "", map[string]func(k, v *yaml.Node){
 		"services": func(k, v *yaml.Node) { servicesNode = v },
 		"registry": func(k, v *yaml.Node) {
@@ -302,9 +312,17 @@ func Parse(file string, data []byte) (*Spec, error) {
 				},
 				"etcd_endpoints": func(k, v *yaml.Node) {
 					if s, ok := p.str(v, "registry.etcd_endpoints"); ok {
+						for _, ep := range strings.Split(s, ",") {
+							if !strings.HasPrefix(ep, "https://") && !strings.HasPrefix(ep, "http://") {
+								p.errf(v, "registry.etcd_endpoints", "%q is not an http(s):// URL", ep)
+							}
+						}
 						spec.EtcdEndpoints = s
 					}
 				},
+				"etcd_cacert": func(k, v *yaml.Node) { tlsPaths[0] = p.absPath(v, "registry.etcd_cacert") },
+				"etcd_cert":   func(k, v *yaml.Node) { tlsPaths[1] = p.absPath(v, "registry.etcd_cert") },
+				"etcd_key":    func(k, v *yaml.Node) { tlsPaths[2] = p.absPath(v, "registry.etcd_key") },
 				"registrar": func(k, v *yaml.Node) {
 					if s, ok := p.str(v, "registry.registrar"); ok {
 						if !strings.HasPrefix(s, "/") {
@@ -318,6 +336,11 @@ func Parse(file string, data []byte) (*Spec, error) {
 		},
 	})
 	spec.Fields = append([]Field(nil), p.fields...)
+	if strings.HasPrefix(spec.EtcdEndpoints, "https://") {
+		spec.EtcdCACert, spec.EtcdCert, spec.EtcdKey = or(tlsPaths[0], Defaults.EtcdCACert), or(tlsPaths[1], Defaults.EtcdCert), or(tlsPaths[2], Defaults.EtcdKey)
+	} else if tlsPaths != [3]string{} {
+		p.errf(root, "registry.etcd_cert", "TLS files are given but etcd_endpoints are http://; use https://")
+	}
 	if servicesNode == nil {
 		if len(p.errs) == 0 {
 			p.errf(root, "services", "is required: a mapping of service names to their settings")
@@ -500,6 +523,23 @@ func (p *parser) crossCheck(spec *Spec) {
 				Msg: fmt.Sprintf("%q is a load balancer, not an app service", s.LB.Upstream)})
 		}
 	}
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// absPath reads an absolute path.
+func (p *parser) absPath(v *yaml.Node, field string) string {
+	s, ok := p.str(v, field)
+	if ok && !strings.HasPrefix(s, "/") {
+		p.errf(v, field, "%q must be an absolute path on the node", s)
+		return ""
+	}
+	return s
 }
 
 // syntaxError places a YAML syntax error on the line that breaks the

@@ -201,6 +201,11 @@ func addPlacement(u *units.Unit, s *deployspec.Service) {
 
 func etcdFlags(spec *deployspec.Spec) []string {
 	a := []string{"--etcd-endpoints", quote(spec.EtcdEndpoints)}
+	if spec.EtcdCert != "" {
+		// The registrar's own certificate: with etcd's v3 auth on, its
+		// user may read and write only under /services/.
+		a = append(a, "--etcd-cacert", quote(spec.EtcdCACert), "--etcd-cert", quote(spec.EtcdCert), "--etcd-key", quote(spec.EtcdKey))
+	}
 	if spec.Prefix != deployspec.Defaults.Prefix {
 		a = append(a, "--prefix", quote(spec.Prefix))
 	}

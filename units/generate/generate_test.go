@@ -202,3 +202,19 @@ func BenchmarkRender100Services(b *testing.B) {
 		}
 	}
 }
+
+// The registrar's TLS files in deploy.yaml's defaults are where the node
+// profile's PKI puts them.
+func TestRegistrarTLSPathsMatchTheNodes(t *testing.T) {
+	d := deployspec.Defaults
+	if d.EtcdCACert != cloudconfig.CAFile() || d.EtcdCert != cloudconfig.ClientCertFile(cloudconfig.RoleRegistrar) || d.EtcdKey != cloudconfig.ClientKeyFile(cloudconfig.RoleRegistrar) {
+		t.Fatalf("deployspec defaults %s %s %s differ from the node's files", d.EtcdCACert, d.EtcdCert, d.EtcdKey)
+	}
+	p := plan(t, filepath.Join("..", "..", "examples", "deploy.yaml"))
+	for _, name := range []string{"someapp-discovery@.service", "someapp-lb-discovery.service"} {
+		start := p.Unit(name).Get("Service", "ExecStart")[0]
+		if !strings.Contains(start, "--etcd-endpoints https://127.0.0.1:2379 --etcd-cacert /etc/ssl/etcd/ca.pem --etcd-cert /etc/ssl/etcd/registrar.pem --etcd-key /etc/ssl/etcd/registrar-key.pem") {
+			t.Errorf("%s does not reach etcd with the registrar's certificate: %s", name, start)
+		}
+	}
+}
