@@ -12,18 +12,28 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 	"github.com/deployctl/deployctl/internal/etcdconn"
 	"github.com/deployctl/deployctl/internal/etcdserver"
 	"github.com/deployctl/deployctl/internal/testenv"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // pki writes a CA, a server certificate for 127.0.0.1 and a client
 // certificate, all signed by the CA, and returns their paths.
 func pki(t *testing.T) (ca, srvCert, srvKey, cliCert, cliKey string) {
+	ca, srvCert, srvKey, clients := pkiFor(t, "client")
+	return ca, srvCert, srvKey, clients["client"][0], clients["client"][1]
+}
+
+// pkiFor is pki with one client certificate per common name given (the
+// etcd user name under client-certificate auth): cn -> {cert, key}.
+func pkiFor(t *testing.T, cns ...string) (ca, srvCert, srvKey string, clients map[string][2]string) {
 	dir := t.TempDir()
 	write := func(name, typ string, der []byte) string {
 		p := filepath.Join(dir, name)
@@ -50,7 +60,11 @@ func pki(t *testing.T) (ca, srvCert, srvKey, cliCert, cliKey string) {
 		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "EC PRIVATE KEY", kb)
 	}
 	srvCert, srvKey = leaf("server", 2, x509.ExtKeyUsageServerAuth)
-	cliCert, cliKey = leaf("client", 3, x509.ExtKeyUsageClientAuth)
+	clients = map[string][2]string{}
+	for i, cn := range cns {
+		c, k := leaf(cn, int64(3+i), x509.ExtKeyUsageClientAuth)
+		clients[cn] = [2]string{c, k}
+	}
 	return
 }
 
@@ -109,5 +123,92 @@ func TestAnnounceOverTLSWithAuth(t *testing.T) {
 	bad := etcdconn.Config{Endpoints: []string{"http://127.0.0.1:2379"}, CACert: ca, DialTimeout: time.Second}
 	if err := bad.Validate(); err == nil {
 		t.Fatal("http endpoint with TLS settings accepted")
+	}
+}
+
+// TestRegistrarRoleOnTLSEtcd sets etcd up as the cluster's auth setup does
+// (cloudconfig.AuthSetupScript: client-certificate auth, users named after
+// the certificates' common names, the registrar's role limited to
+// /services/, auth on) on a real etcd 3.7 with TLS, then checks: a client
+// without a certificate is refused; one with the registrar's certificate
+// writes under /services/ and nowhere else; the registrar binary announces
+// with it.
+func TestRegistrarRoleOnTLSEtcd(t *testing.T) {
+	ca, sc, sk, certs := pkiFor(t, cloudconfig.RoleRoot, cloudconfig.RoleRegistrar)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := etcdserver.Start(ctx, t.TempDir(), etcdserver.Options{TLS: &etcdserver.TLS{CertFile: sc, KeyFile: sk, TrustedCAFile: ca}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	client := func(role string) *clientv3.Client {
+		cfg := etcdconn.Config{Endpoints: []string{srv.Endpoint()}, CACert: ca, Cert: certs[role][0], Key: certs[role][1], DialTimeout: 5 * time.Second}
+		c, err := cfg.Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	root := client(cloudconfig.RoleRoot)
+	steps := []func() error{
+		func() error { _, err := root.UserAddWithOptions(ctx, "root", "", &clientv3.UserAddOptions{NoPassword: true}); return err },
+		func() error { _, err := root.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := root.RoleAdd(ctx, "registrar"); return err },
+		func() error {
+			_, err := root.RoleGrantPermission(ctx, "registrar", cloudconfig.RegistrarKeyPrefix, clientv3.GetPrefixRangeEnd(cloudconfig.RegistrarKeyPrefix), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := root.UserAddWithOptions(ctx, "registrar", "", &clientv3.UserAddOptions{NoPassword: true}); return err },
+		func() error { _, err := root.UserGrantRole(ctx, "registrar", "registrar"); return err },
+		func() error { _, err := root.AuthEnable(ctx); return err },
+	}
+	for i, s := range steps {
+		if err := s(); err != nil {
+			t.Fatalf("auth setup step %d: %v", i, err)
+		}
+	}
+	if !strings.Contains((&cloudconfig.Cluster{}).AuthSetupScript(), "grant-permission registrar --prefix=true readwrite "+cloudconfig.RegistrarKeyPrefix) {
+		t.Fatal("the nodes' auth setup no longer grants what this test sets up")
+	}
+
+	// No certificate: the TLS handshake is refused.
+	nocert := etcdconn.Config{Endpoints: []string{srv.Endpoint()}, CACert: ca, DialTimeout: 2 * time.Second}
+	if c, err := nocert.Client(); err == nil {
+		nctx, ncancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err = c.Put(nctx, "/services/x/upstream/x@1", "10.0.0.1:80")
+		ncancel()
+		c.Close()
+		if err == nil {
+			t.Fatal("a client without a certificate wrote to etcd")
+		}
+	}
+	reg := client(cloudconfig.RoleRegistrar)
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+
+	if _, err := reg.Put(wctx, "/services/web/upstream/web@9", "10.0.0.9:3000"); err != nil {
+		t.Fatalf("the registrar cannot write under /services/: %v", err)
+	}
+	for _, k := range []string{"/coreos.com/network/config", "/other", "/servicesX/web"} {
+		if _, err := reg.Put(wctx, k, "x"); err == nil {
+			t.Errorf("the registrar wrote %s outside /services/", k)
+		}
+	}
+	if _, err := reg.Delete(wctx, "/", clientv3.WithPrefix()); err == nil {
+		t.Error("the registrar deleted every key")
+	}
+
+	key := "/services/web/upstream/web@1"
+	cmd, logs := startRegistrar(t, "announce", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000", "--ttl", "5s",
+		"--etcd-endpoints", srv.Endpoint(), "--etcd-cacert", ca, "--etcd-cert", certs[cloudconfig.RoleRegistrar][0], "--etcd-key", certs[cloudconfig.RoleRegistrar][1])
+	testenv.WaitFor(t, 15*time.Second, "registered with the registrar's certificate", func() bool {
+		v, ok := testenv.Get(t, root, key)
+		return ok && v == "127.0.0.1:3000"
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit %v: %s", err, logs)
 	}
 }
