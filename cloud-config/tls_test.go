@@ -102,3 +102,10 @@ func TestTLSInstallScript(t *testing.T) {
 		t.Fatalf("a missing key: %v", err)
 	}
 }
+
+// TestMemberAddTLSGolden keeps testdata/member-add-tls.sh equal to what
+// infra runs on a TLS cluster; compat/etcd35 runs it against etcd 3.5.
+func TestMemberAddTLSGolden(t *testing.T) {
+	c := tlsCluster()
+	testenv.Golden(t, filepath.Join("testdata", "member-add-tls.sh"), []byte(c.MemberAddScript("core-4", "10.0.0.4")), *update)
+}

@@ -1,0 +1,122 @@
+package etcd35_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// nodeTLSDir is where the nodes keep their etcd TLS files
+// (cloudconfig.TLSDir); the tests point it at their own directory.
+const nodeTLSDir = "/etc/ssl/etcd/"
+
+// writePKI writes, in the node's file names, a CA, an etcd server
+// certificate for 127.0.0.1 and client certificates for roles.
+func writePKI(t *testing.T, roles ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name, typ string, der []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test etcd CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTpl, caTpl, &caKey.PublicKey, caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	write("ca.pem", "CERTIFICATE", caDER)
+	leaf := func(name string, serial int64, usage ...x509.ExtKeyUsage) {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+		der, _ := x509.CreateCertificate(rand.Reader, tpl, ca, &k.PublicKey, caKey)
+		kb, _ := x509.MarshalECPrivateKey(k)
+		write(name+".pem", "CERTIFICATE", der)
+		write(name+"-key.pem", "EC PRIVATE KEY", kb)
+	}
+	leaf("server", 2, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	for i, r := range roles {
+		leaf(r, int64(3+i), x509.ExtKeyUsageClientAuth)
+	}
+	return dir + "/"
+}
+
+// newTLSServer is newServer with the TLS etcd-member gets on a TLS node:
+// https, client certificates required (ETCD_CLIENT_CERT_AUTH).
+func newTLSServer(t *testing.T, dir string) *server {
+	s := newServer(t)
+	s.cfg.ClientTLSInfo.CertFile, s.cfg.ClientTLSInfo.KeyFile = dir+"server.pem", dir+"server-key.pem"
+	s.cfg.ClientTLSInfo.TrustedCAFile, s.cfg.ClientTLSInfo.ClientCertAuth = dir+"ca.pem", true
+	cu, _ := url.Parse(strings.Replace(s.endpoint, "http://", "https://", 1))
+	s.cfg.ListenClientUrls, s.cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
+	s.endpoint = cu.String()
+	return s
+}
+
+// onNode rewrites a node command for this test: its TLS directory, its
+// endpoint (https), and no sudo (the files are this user's).
+func onNode(command, dir string) string {
+	command = strings.ReplaceAll(command, nodeTLSDir, dir)
+	command = strings.ReplaceAll(command, "sudo ", "")
+	return strings.ReplaceAll(command, "https://127.0.0.1:2379", nodeEndpoint)
+}
+
+var curlCert = regexp.MustCompile(` --cacert \S+ --cert \S+ --key \S+`)
+
+// TestTLSNodeCallsEtcd35 runs the v2 calls a TLS node makes, as rendered,
+// with the real curl and the rendered certificate paths, against etcd 3.5
+// requiring client certificates: flannel's config put (with flannel's
+// certificate) and the member add (with root's); the same put without a
+// certificate is refused.
+func TestTLSNodeCallsEtcd35(t *testing.T) {
+	curlOrSkip(t)
+	dir := writePKI(t, "flannel", "root")
+	srv := newTLSServer(t, dir)
+	srv.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	line := golden(t, "tls-node-1.yaml", "ExecStartPre=", "/v2/keys/coreos.com/network/config")
+	put := onNode(strings.TrimPrefix(line, "ExecStartPre="), dir)
+	if !strings.Contains(put, "--cert "+dir+"flannel.pem") {
+		t.Fatalf("flannel's put does not use flannel's certificate: %s", put)
+	}
+	// Without a certificate etcd refuses (curl fails the handshake).
+	bare := strings.Replace(curlCert.ReplaceAllString(put, " --cacert "+dir+"ca.pem"), "--retry 30", "--retry 0", 1)
+	bare = strings.Replace(bare, "--silent", "--fail --silent", 1)
+	if out, err := run(ctx, bare, srv.endpoint); err == nil {
+		t.Fatalf("flannel config put without a client certificate succeeded:\n%s", out)
+	}
+	if out, err := run(ctx, put, srv.endpoint); err != nil {
+		t.Fatalf("flannel config put with its certificate: %v\n%s", err, out)
+	}
+
+	b, err := os.ReadFile(filepath.Join(goldenDir, "member-add-tls.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := onNode(string(b), dir)
+	out, err := run(ctx, script, srv.endpoint)
+	if err != nil || !strings.Contains(out, "member core-4 (https://10.0.0.4:2380) added") {
+		t.Fatalf("member add over TLS: %v\n%s", err, out)
+	}
+	if out, err := run(ctx, script, srv.endpoint); err != nil || !strings.Contains(out, "already added") {
+		t.Fatalf("second member add: %v\n%s", err, out)
+	}
+}
