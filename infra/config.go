@@ -99,8 +99,11 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	if c.LBCount, err = intKey(cfg, "lbCount", Defaults.LBCount); err != nil {
 		return nil, err
 	}
-	if c.EtcdInitialSize, err = intKey(cfg, "etcdInitialSize", c.NodeCount); err != nil {
+	if c.EtcdInitialSize, err = intKey(cfg, "etcdInitialSize", 0); err != nil {
 		return nil, err
+	}
+	if c.EtcdInitialSize == 0 {
+		c.EtcdInitialSize = c.NodeCount
 	}
 	if c.PKIGeneration, err = intKey(cfg, "pkiGeneration", 1); err != nil {
 		return nil, err
@@ -118,10 +121,10 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	if c.DiscoveryURL != "" && c.EtcdTLS {
 		return nil, cerr("etcdTls", "must be set to false to use discoveryUrl: with a discovery URL etcd starts at boot, before infra can install each node's server certificate (it names the node's private IP). Without discoveryUrl etcd runs with mutual TLS (pulumi config set deployctl:etcdTls false to accept plaintext etcd)")
 	}
-	if err := cfg.TryObject("sshPublicKeys", &c.SSHPublicKeys); err != nil {
+	if err := cfg.TryObject("sshPublicKeys", &c.SSHPublicKeys); err != nil || len(c.SSHPublicKeys) == 0 {
 		return nil, cerr("sshPublicKeys", "is required: a list of OpenSSH public keys for user core (pulumi config set --path 'sshPublicKeys[0]' \"$(cat ~/.ssh/id_ed25519.pub)\")")
 	}
-	if err := cfg.TryObject("allowedSshCidrs", &c.AllowedSSHCIDRs); err != nil {
+	if err := cfg.TryObject("allowedSshCidrs", &c.AllowedSSHCIDRs); err != nil || len(c.AllowedSSHCIDRs) == 0 {
 		return nil, cerr("allowedSshCidrs", "is required: the CIDRs allowed to SSH to the nodes, e.g. [\"203.0.113.7/32\"]")
 	}
 	if cfg.Get("sshPrivateKey") == "" {
