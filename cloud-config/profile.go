@@ -328,12 +328,17 @@ WantedBy=multi-user.target
 // prevExist=false makes every write after the first a no-op 412.
 func (c *Cluster) FlannelDropIn() string {
 	tlsArgs := c.CurlTLSArgs(RoleFlannel)
+	copyTLS := ""
+	if c.TLS != nil {
+		// flanneld runs in Docker with only /run from the host.
+		copyTLS = fmt.Sprintf("ExecStartPre=/usr/bin/install -D -m 0600 -t %s %s %s %s\n", FlannelTLSDir, CAFile(), ClientCertFile(RoleFlannel), ClientKeyFile(RoleFlannel))
+	}
 	return fmt.Sprintf(`[Unit]
 Wants=etcd-member.service
 After=etcd-member.service
 
 [Service]
-ExecStartPre=/usr/bin/curl --silent --show-error --retry 30 --retry-delay 2 --retry-connrefused%s -o /dev/null -X PUT %s/v2/keys/coreos.com/network/config?prevExist=false --data-urlencode 'value=%s'
+`+copyTLS+`ExecStartPre=/usr/bin/curl --silent --show-error --retry 30 --retry-delay 2 --retry-connrefused%s -o /dev/null -X PUT %s/v2/keys/coreos.com/network/config?prevExist=false --data-urlencode 'value=%s'
 `, tlsArgs, c.LocalEndpoint(), c.FlannelConfig())
 }
 
@@ -405,7 +410,7 @@ func NodeConfig(c Cluster, n Node) (*Config, error) {
 		},
 	}
 	if c.TLS != nil {
-		cfg.CoreOS.Flannel.EtcdCAFile, cfg.CoreOS.Flannel.EtcdCertFile, cfg.CoreOS.Flannel.EtcdKeyFile = CAFile(), ClientCertFile(RoleFlannel), ClientKeyFile(RoleFlannel)
+		cfg.CoreOS.Flannel.EtcdCAFile, cfg.CoreOS.Flannel.EtcdCertFile, cfg.CoreOS.Flannel.EtcdKeyFile = FlannelTLSDir+"/ca.pem", FlannelTLSDir+"/"+RoleFlannel+".pem", FlannelTLSDir+"/"+RoleFlannel+"-key.pem"
 		cfg.CoreOS.Locksmith.EtcdCAFile, cfg.CoreOS.Locksmith.EtcdCertFile, cfg.CoreOS.Locksmith.EtcdKeyFile = CAFile(), ClientCertFile(RoleLocksmith), ClientKeyFile(RoleLocksmith)
 	}
 	if n.HostKey != "" {

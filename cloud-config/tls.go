@@ -11,6 +11,12 @@ import (
 // Flatcar's flannel wrapper mounts /etc/ssl/etcd into flanneld's.
 const TLSDir = "/etc/ssl/etcd"
 
+// FlannelTLSDir is where flanneld reads its certificate: Flatcar's
+// flannel wrapper runs flanneld in Docker with only /run mounted from the
+// host, so the flanneld drop-in copies flannel's files there (tmpfs, 0600)
+// before each start.
+const FlannelTLSDir = "/run/flannel/etcd"
+
 // Client roles: each etcd client on a node has a certificate of its own,
 // whose common name is its etcd user when v3 auth is on.
 const (

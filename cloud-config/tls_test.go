@@ -30,7 +30,8 @@ func TestTLSNodeGolden(t *testing.T) {
 		`ETCD_CLIENT_CERT_AUTH=true`, `ETCD_PEER_CLIENT_CERT_AUTH=true`, `ETCD_SSL_DIR=/etc/ssl/etcd`,
 		`ETCD_LISTEN_CLIENT_URLS=https://$private_ipv4:2379,https://127.0.0.1:2379`,
 		`FLEET_ETCD_CERTFILE=/etc/ssl/etcd/fleet.pem`, `FLEET_ETCD_SERVERS=https://127.0.0.1:2379`,
-		`etcd_certfile: /etc/ssl/etcd/flannel.pem`, `etcd_certfile: /etc/ssl/etcd/locksmith.pem`,
+		`etcd_certfile: /run/flannel/etcd/flannel.pem`, `etcd_certfile: /etc/ssl/etcd/locksmith.pem`,
+		`ExecStartPre=/usr/bin/install -D -m 0600 -t /run/flannel/etcd /etc/ssl/etcd/ca.pem /etc/ssl/etcd/flannel.pem /etc/ssl/etcd/flannel-key.pem`,
 		`--cert /etc/ssl/etcd/flannel.pem --key /etc/ssl/etcd/flannel-key.pem`,
 		`path: /etc/ssh/ssh_host_ed25519_key`,
 	} {
@@ -58,7 +59,7 @@ func TestValidatorRejectsClientWithoutTLS(t *testing.T) {
 	good := string(b)
 	cases := map[string]struct{ from, to, what string }{
 		"fleet":     {`Environment="FLEET_ETCD_CERTFILE=/etc/ssl/etcd/fleet.pem"`, ``, "FLEET_ETCD_SERVERS"},
-		"flannel":   {"    etcd_certfile: /etc/ssl/etcd/flannel.pem\n", "", "coreos.flannel.etcd_endpoints"},
+		"flannel":   {"    etcd_certfile: /run/flannel/etcd/flannel.pem\n", "", "coreos.flannel.etcd_endpoints"},
 		"locksmith": {"    etcd_keyfile: /etc/ssl/etcd/locksmith-key.pem\n", "", "coreos.locksmith.endpoint"},
 		"curl":      {" --cert /etc/ssl/etcd/flannel.pem", "", "curl in flanneld.service"},
 	}
