@@ -105,7 +105,7 @@ announce exits 0. If announce itself is killed, the key expires with the TTL.`,
 	f.DurationVar(&o.ttl, "ttl", 15*time.Second, "lease TTL: how long the key outlives a killed registrar (min 2s)")
 	f.StringVar(&o.healthPath, "health-http", "", "HTTP path to check, e.g. /healthz; the key exists only while it answers 2xx/3xx")
 	f.DurationVar(&o.healthInt, "health-interval", 5*time.Second, "time between health checks")
-	f.DurationVar(&o.healthTO, "health-timeout", 2*time.Second, "timeout of one health check")
+	f.DurationVar(&o.healthTO, "health-timeout", 2*time.Second, "timeout of one health check, shorter than the interval (default 2s, or half an interval shorter than that)")
 	f.IntVar(&o.healthFail, "health-failures", 3, "consecutive failed checks that withdraw the key")
 	f.StringVar(&o.metrics, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9101")
 	f.StringVar(&o.dockerHost, "docker-host", "", "Docker engine address (default $DOCKER_HOST, then unix:///var/run/docker.sock)")
@@ -154,6 +154,9 @@ func (o *announceOpts) validate(cmd *cobra.Command) error {
 	if o.healthPath != "" {
 		if o.healthPath[0] != '/' {
 			return fmt.Errorf("--health-http: %q must be a path starting with /", o.healthPath)
+		}
+		if !cmd.Flags().Changed("health-timeout") && o.healthTO >= o.healthInt {
+			o.healthTO = o.healthInt / 2 // the default timeout fits a short interval
 		}
 		if err := registrar.CheckHealth(o.healthInt, o.healthTO); err != nil {
 			return fmt.Errorf("--health-interval/--health-timeout: %w", err)

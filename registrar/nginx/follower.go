@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/deployctl/deployctl/internal/atomicfile"
@@ -39,6 +40,10 @@ type Config struct {
 	// RetryMin and RetryMax bound the backoff between attempts after a
 	// failed step (default 200ms and 5s).
 	RetryMin, RetryMax time.Duration
+	// Dynamic, when set, runs zero-reload mode: File holds the rendered
+	// dynamic upstream (it changes only with the settings) and instance
+	// changes are pushed to nginx's control socket.
+	Dynamic *Dynamic
 	// NginxStarted, when set, receives a value each time nginx (re)starts
 	// (see ContainerStarts): the follower applies at once.
 	NginxStarted <-chan struct{}
@@ -83,6 +88,8 @@ type Follower struct {
 	rejected    *files // the last desired set nginx -t refused (not retried until it changes)
 	seenInvalid map[string]string
 	lastReload  time.Time
+	push        *pusher // dynamic mode
+	dynText     []byte  // dynamic mode's upstream file
 }
 
 // New checks cfg and returns a Follower.
@@ -119,6 +126,18 @@ func New(cfg Config) (*Follower, error) {
 	}
 	f := &Follower{cfg: cfg, log: cfg.Logger.With("file", cfg.File), seenInvalid: map[string]string{}}
 	f.baseline = f.onDisk()
+	if d := cfg.Dynamic; d != nil {
+		dir := filepath.Dir(cfg.File)
+		ud := upstream.Dynamic{ConfDir: d.NginxConfDir}
+		if ud.ConfDir == "" {
+			ud.ConfDir = dir
+		}
+		if err := ud.Check(); err != nil {
+			return nil, err
+		}
+		f.push = newPusher(dir, cfg.Upstream.Name)
+		f.dynText = upstream.RenderDynamic(cfg.Upstream, ud)
+	}
 	return f, nil
 }
 
@@ -154,9 +173,13 @@ func (f *Follower) Backends(s catalog.Snapshot) []upstream.Backend {
 	return bs
 }
 
-// Render renders the upstream file for a snapshot.
+// Render renders the upstream file for a snapshot (in dynamic mode the
+// file does not depend on it).
 func (f *Follower) Render(s catalog.Snapshot) ([]upstream.Backend, []byte) {
 	bs := f.Backends(s)
+	if f.push != nil {
+		return bs, f.dynText
+	}
 	return bs, upstream.Render(f.cfg.Upstream, bs)
 }
 
@@ -174,7 +197,40 @@ const (
 	// Retry: a step could not be done (nginx not running yet, engine busy,
 	// a write or reload failed); the files stay and the step is retried.
 	Retry
+	// Pushed: dynamic mode sent nginx a new instance list and nginx
+	// confirmed it, without a reload.
+	Pushed
 )
+
+// reconcile applies one snapshot: the files (validated, reloaded when they
+// changed) and, in dynamic mode, the instance list.
+func (f *Follower) reconcile(ctx context.Context, s catalog.Snapshot) ([]upstream.Backend, []byte, Outcome, error) {
+	bs, text := f.Render(s)
+	if f.push != nil {
+		if err := f.push.writeScript(); err != nil {
+			f.cfg.Metrics.Retries.WithLabelValues("write").Inc()
+			return bs, text, Retry, fmt.Errorf("write the Lua balancer: %w", err)
+		}
+	}
+	out, err := f.Apply(ctx, text)
+	if f.push == nil || (out != InSync && out != Reloaded) {
+		return bs, text, out, err
+	}
+	pushed, err := f.push.push(ctx, bs)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return bs, text, Retry, ctx.Err()
+	case err != nil:
+		f.cfg.Metrics.Retries.WithLabelValues("push").Inc()
+		return bs, text, Retry, err
+	case pushed && out == InSync:
+		f.cfg.Metrics.Pushes.Inc()
+		return bs, text, Pushed, nil
+	case pushed:
+		f.cfg.Metrics.Pushes.Inc()
+	}
+	return bs, text, out, nil
+}
 
 // Apply makes nginx run the upstream text (and the site, when
 // configured): it writes the files that differ from it on disk, validates

@@ -15,6 +15,7 @@ type Metrics struct {
 	InSync             prometheus.Gauge
 	AppliedRevision    prometheus.Gauge
 	Retries            *prometheus.CounterVec
+	Pushes             prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them on reg (when non-nil).
@@ -36,14 +37,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		AppliedRevision: prometheus.NewGauge(prometheus.GaugeOpts{Name: "registrar_nginx_applied_revision",
 			Help: "etcd revision of the snapshot nginx last confirmed (reloaded with, or found in sync)."}),
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "registrar_nginx_retries_total",
-			Help: "Steps retried, by cause: write, nginx-t-unavailable (nginx -t could not run: no container yet, engine busy), reload, etcd."}, []string{"cause"}),
+			Help: "Steps retried, by cause: write, nginx-t-unavailable (nginx -t could not run: no container yet, engine busy), reload, etcd, push (dynamic mode)."}, []string{"cause"}),
 	}
-	for _, c := range []string{"write", "nginx-t-unavailable", "reload", "etcd"} {
+	m.Pushes = prometheus.NewCounter(prometheus.CounterOpts{Name: "registrar_nginx_pushes_total",
+		Help: "Instance lists nginx confirmed in dynamic mode (applied without a reload)."})
+	for _, c := range []string{"write", "nginx-t-unavailable", "reload", "etcd", "push"} {
 		m.Retries.WithLabelValues(c)
 	}
 	if reg != nil {
 		reg.MustRegister(m.Reloads, m.ReloadFailures, m.ValidationFailures, m.WriteFailures, m.InvalidValues, m.UpstreamSize, m.LastReload, m.EventToReload,
-			m.InSync, m.AppliedRevision, m.Retries)
+			m.InSync, m.AppliedRevision, m.Retries, m.Pushes)
 	}
 	return m
 }

@@ -21,8 +21,7 @@ func (f *Follower) Once(ctx context.Context) ([]upstream.Backend, Outcome, error
 		if err != nil {
 			return nil, Retry, err
 		}
-		bs, text := f.Render(s)
-		out, err := f.Apply(ctx, text)
+		bs, text, out, err := f.reconcile(ctx, s)
 		f.note(out, s, bs, text, err)
 		if out != Retry {
 			return bs, out, err
@@ -40,13 +39,17 @@ func (f *Follower) note(out Outcome, s catalog.Snapshot, bs []upstream.Backend, 
 	case InSync:
 		m.InSync.Set(1)
 		m.AppliedRevision.Set(float64(s.Rev))
-	case Reloaded:
+	case Reloaded, Pushed:
 		now := time.Now()
 		m.InSync.Set(1)
 		m.AppliedRevision.Set(float64(s.Rev))
 		m.UpstreamSize.Set(float64(len(bs)))
 		m.EventToReload.Observe(now.Sub(s.At).Seconds())
-		f.log.Info("nginx reloaded", "instances", len(bs), "rev", s.Rev, "latency", now.Sub(s.At).Round(time.Microsecond))
+		what := "nginx reloaded"
+		if out == Pushed {
+			what = "instances pushed to nginx"
+		}
+		f.log.Info(what, "instances", len(bs), "rev", s.Rev, "latency", now.Sub(s.At).Round(time.Microsecond))
 		if f.cfg.OnApplied != nil {
 			f.cfg.OnApplied(Applied{Backends: bs, Text: text, Rev: s.Rev, EventAt: s.At, ReloadedAt: now})
 		}
@@ -111,6 +114,9 @@ func (f *Follower) Run(ctx context.Context) error {
 			dirty, notBefore = true, time.Time{}
 			f.applied = nil // a new nginx: validate and reload again
 			f.rejected = nil
+			if f.push != nil {
+				f.push.pushed = nil
+			}
 			retry.Reset()
 		case <-resync.C:
 			lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
@@ -122,6 +128,11 @@ func (f *Follower) Run(ctx context.Context) error {
 			} else if !have || s.Rev >= latest.Rev {
 				latest, have = s, true
 			}
+			if f.push != nil {
+				if err := f.push.probe(ctx); err != nil {
+					f.log.Warn("resync: nginx's instance list is not the one pushed; pushing again", "err", err)
+				}
+			}
 			dirty = dirty || have
 		case <-timer.C:
 		}
@@ -132,8 +143,7 @@ func (f *Follower) Run(ctx context.Context) error {
 			timer.Reset(wait)
 			continue
 		}
-		bs, text := f.Render(latest)
-		out, err := f.Apply(ctx, text)
+		bs, text, out, err := f.reconcile(ctx, latest)
 		if ctx.Err() != nil {
 			continue // stopping; the next select returns
 		}
@@ -145,7 +155,9 @@ func (f *Follower) Run(ctx context.Context) error {
 		case Reloaded:
 			dirty = false
 			retry.Reset()
-			notBefore = f.lastReload.Add(f.cfg.MinReloadInterval)
+			if f.push == nil { // pushes are not rate-limited
+				notBefore = f.lastReload.Add(f.cfg.MinReloadInterval)
+			}
 		default:
 			dirty = false
 			retry.Reset()

@@ -120,6 +120,8 @@ func Render(o Options, backends []Backend) []byte {
 	return b.Bytes()
 }
 
+var dictSize = regexp.MustCompile(`^[1-9][0-9]{0,5}[km]$`)
+
 // CheckListen validates the address of the site's listen directive: a
 // port (80), IPv4:port (127.0.0.1:8080), [IPv6]:port or *:port, port
 // 1-65535. Nothing else reaches the config file.
@@ -146,6 +148,18 @@ type Site struct {
 	Listen     string // e.g. "80" or "127.0.0.1:8080"
 	ServerName string // default "_"
 	Upstream   string // upstream name
+	// Dynamic, when set, makes the site for --mode dynamic: the Lua
+	// balancer answers 503 while no instance is registered.
+	Dynamic *Dynamic
+}
+
+// gate is the site's answer while no instance is registered: 503 at once.
+func gate(s Site) string {
+	if d := s.Dynamic; d != nil {
+		return fmt.Sprintf("        set $deployctl_upstream %s;\n        set $deployctl_state_file %s;\n        access_by_lua_file %s;\n",
+			s.Upstream, d.ConfDir+"/"+StateName(s.Upstream), d.Script())
+	}
+	return fmt.Sprintf("        if (%s = 0) {\n            return 503;\n        }\n", ReadyVar(s.Upstream))
 }
 
 // RenderSite renders the nginx server block used by the LB unit: it proxies
@@ -165,10 +179,7 @@ server {
     server_name %[3]s;
 
     location / {
-        if (%[4]s = 0) {
-            return 503;
-        }
-        proxy_pass http://%[1]s;
+%[5]s        proxy_pass http://%[1]s;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_set_header Host $host;
@@ -182,6 +193,6 @@ server {
         proxy_read_timeout 30s;
     }
 }
-`, s.Upstream, s.Listen, name, ReadyVar(s.Upstream))
+`, s.Upstream, s.Listen, name, ReadyVar(s.Upstream), gate(s))
 	return b.Bytes()
 }

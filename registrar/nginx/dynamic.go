@@ -1,0 +1,135 @@
+package nginx
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/deployctl/deployctl/internal/atomicfile"
+	"github.com/deployctl/deployctl/registrar/upstream"
+)
+
+// BalancerLua is the Lua balancer of dynamic mode (lua/deployctl_balancer.lua).
+//
+//go:embed lua/deployctl_balancer.lua
+var BalancerLua []byte
+
+// Dynamic configures zero-reload mode: the upstream file is rendered once
+// (upstream.RenderDynamic) and instance changes are pushed to nginx's
+// control socket instead of reloading.
+type Dynamic struct {
+	// NginxConfDir is the conf dir as nginx sees it (inside the container
+	// on a node); default the upstream file's directory.
+	NginxConfDir string
+}
+
+// pusher talks to nginx's control socket and keeps the state file.
+type pusher struct {
+	socket, state, script string
+	http                  *http.Client
+	// pushed is the list text nginx confirmed (nil: none yet, or nginx
+	// restarted since).
+	pushed []byte
+}
+
+func newPusher(hostDir, name string) *pusher {
+	sock := filepath.Join(hostDir, upstream.SocketName(name))
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}, MaxIdleConns: 2, IdleConnTimeout: 30 * time.Second}
+	return &pusher{socket: sock, state: filepath.Join(hostDir, upstream.StateName(name)), script: filepath.Join(hostDir, upstream.ScriptName),
+		http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+}
+
+// listText is the pushed form: a version line, then one address a line.
+func listText(version int64, bs []upstream.Backend) []byte {
+	var b bytes.Buffer
+	b.Grow(16 + 24*len(bs))
+	b.WriteString(strconv.FormatInt(version, 10))
+	b.WriteByte('\n')
+	for _, be := range bs {
+		b.WriteString(be.Addr)
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+// body strips the version line: what identifies a list.
+func body(text []byte) []byte {
+	if i := bytes.IndexByte(text, '\n'); i >= 0 {
+		return text[i+1:]
+	}
+	return nil
+}
+
+// writeScript puts the Lua balancer in the conf dir when it differs.
+func (p *pusher) writeScript() error {
+	if old, err := os.ReadFile(p.script); err == nil && bytes.Equal(old, BalancerLua) {
+		return nil
+	}
+	return atomicfile.WriteFile(p.script, BalancerLua, 0o644)
+}
+
+// push makes nginx serve bs: the state file first (a restarted nginx
+// starts from it), then the list to the control socket, confirmed by
+// nginx's answer. A list nginx already has is not sent again.
+func (p *pusher) push(ctx context.Context, bs []upstream.Backend) (bool, error) {
+	want := listText(time.Now().UnixNano(), bs)
+	if p.pushed != nil && bytes.Equal(body(p.pushed), body(want)) {
+		return false, nil
+	}
+	if err := atomicfile.WriteFile(p.state, want, 0o644); err != nil {
+		return false, fmt.Errorf("write %s: %w", p.state, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://nginx/backends", bytes.NewReader(want))
+	if err != nil {
+		return false, err
+	}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("%w: push to %s: %v", ErrNotRunning, p.socket, err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("nginx refused the instance list: %s: %s", resp.Status, strings.TrimSpace(string(answer)))
+	}
+	version := strings.SplitN(string(want), "\n", 2)[0]
+	if got := strings.Fields(string(answer)); len(got) != 2 || got[0] != version || got[1] != strconv.Itoa(len(bs)) {
+		return false, fmt.Errorf("nginx answered %q to a list of %d at version %s", strings.TrimSpace(string(answer)), len(bs), version)
+	}
+	p.pushed = want
+	return true, nil
+}
+
+// probe asks nginx which list version it serves; a different one than
+// pushed (a restarted nginx) means the list is pushed again.
+func (p *pusher) probe(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://nginx/backends", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		p.pushed = nil
+		return fmt.Errorf("%w: probe %s: %v", ErrNotRunning, p.socket, err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if p.pushed != nil && strings.TrimSpace(string(answer)) != strings.SplitN(string(p.pushed), "\n", 2)[0] {
+		p.pushed = nil
+		return errors.New("nginx serves another list version than pushed (restarted?)")
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+-- deployctl's zero-reload upstream for nginx with Lua (Debian's
+-- libnginx-mod-http-lua, OpenResty). registrar nginx --mode dynamic writes
+-- this file into the conf dir and refers to it from three phases, with
+-- $deployctl_upstream set to the upstream's name:
+--   content  (the control socket) POST /backends replaces the instance list,
+--            GET /backends answers the version nginx serves
+--   access   (the site) 503 at once while no instance is registered
+--   balancer (the upstream) round robin over the list; a refused
+--            connection moves to the next instance (proxy_next_upstream)
+-- The list is one value in the shared dict deployctl_<name>, "VERSION\n"
+-- then one "IP:PORT" per line, replaced whole, so a worker never sees a
+-- partial list. registrar writes the same text to <name>.backends beside
+-- this file; after a restart the first request loads it from there.
+local name = ngx.var.deployctl_upstream
+local dict = ngx.shared["deployctl_" .. name]
+if not dict then
+  ngx.log(ngx.ERR, "deployctl: no lua_shared_dict deployctl_", name)
+  return ngx.exit(500)
+end
+-- Per-worker state survives requests in package.loaded.
+local state = package.loaded.deployctl_state
+if not state then
+  state = {}
+  package.loaded.deployctl_state = state
+end
+local s = state[name]
+if not s then
+  s = { text = nil, peers = {}, rr = 0 }
+  state[name] = s
+end
+
+-- parse checks a list: a version line, then IPv4:port or [IPv6]:port
+-- lines, port 1-65535. It returns the peers or nil and what is wrong.
+local function parse(text)
+  local version, rest = text:match("^(%d+)\n(.*)$")
+  if not version then
+    return nil, "first line must be the version"
+  end
+  local peers = {}
+  for line in rest:gmatch("[^\n]+") do
+    local host, port = line:match("^(%d+%.%d+%.%d+%.%d+):(%d+)$")
+    if not host then
+      host, port = line:match("^(%[[%x:%.]+%]):(%d+)$")
+    end
+    port = tonumber(port)
+    if not host or not port or port < 1 or port > 65535 then
+      return nil, "bad instance line: " .. line
+    end
+    peers[#peers + 1] = { host, port }
+  end
+  return peers, nil, tonumber(version)
+end
+
+local function statefile()
+  local conf = ngx.var.deployctl_state_file
+  return conf
+end
+
+-- current returns this worker's peers, re-parsed when the list changed.
+local function current()
+  local text = dict:get("list")
+  if text == nil then
+    -- A new nginx: start from the last list the registrar wrote.
+    local path = statefile()
+    local f = path and io.open(path, "r")
+    if f then
+      local t = f:read("*a")
+      f:close()
+      if parse(t) then
+        dict:add("list", t)
+        text = dict:get("list")
+      end
+    end
+  end
+  if text ~= s.text then
+    s.peers = parse(text or "0\n") or {}
+    s.text = text
+  end
+  return s.peers
+end
+
+local phase = ngx.get_phase()
+if phase == "balancer" then
+  local balancer = require "ngx.balancer"
+  local peers = current()
+  if #peers == 0 then
+    return ngx.exit(503)
+  end
+  if not balancer.get_last_failure() then
+    local tries = math.min(#peers, 3) - 1
+    if tries > 0 then
+      balancer.set_more_tries(tries)
+    end
+  end
+  s.rr = s.rr % #peers + 1
+  local peer = peers[s.rr]
+  local host = peer[1]:gsub("^%[(.*)%]$", "%1")
+  local ok, err = balancer.set_current_peer(host, peer[2])
+  if not ok then
+    ngx.log(ngx.ERR, "deployctl: set_current_peer ", peer[1], ": ", err)
+    return ngx.exit(502)
+  end
+elseif phase == "access" then
+  if #current() == 0 then
+    return ngx.exit(503)
+  end
+elseif phase == "content" then
+  if ngx.req.get_method() == "GET" then
+    local text = dict:get("list") or "0\n"
+    ngx.say(text:match("^(%d+)"))
+    return
+  end
+  if ngx.req.get_method() ~= "POST" then
+    return ngx.exit(405)
+  end
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if not body then
+    ngx.status = 400
+    ngx.say("empty body, or larger than client_body_buffer_size")
+    return ngx.exit(400)
+  end
+  local peers, err, version = parse(body)
+  if not peers then
+    ngx.status = 400
+    ngx.say(err)
+    return ngx.exit(400)
+  end
+  local ok, serr = dict:set("list", body)
+  if not ok then
+    ngx.status = 507
+    ngx.say("shared dict: ", serr)
+    return ngx.exit(507)
+  end
+  ngx.say(version, " ", #peers)
+end
