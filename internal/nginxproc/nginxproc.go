@@ -30,6 +30,23 @@ type Options struct {
 	Workers int
 	// AccessLog enables DIR/logs/access.log.
 	AccessLog bool
+	// Lua loads Debian's Lua module (libnginx-mod-http-lua) for the
+	// registrar's dynamic mode; see LuaModules.
+	Lua bool
+}
+
+// Debian's dynamic modules for Lua, in the order they must be loaded.
+var luaModules = []string{"/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so"}
+
+// LuaModules returns the Lua module files when they are installed
+// (apt-get install libnginx-mod-http-lua), else an error saying so.
+func LuaModules() ([]string, error) {
+	for _, m := range luaModules {
+		if _, err := os.Stat(m); err != nil {
+			return nil, fmt.Errorf("nginx Lua module %s: %w (apt-get install libnginx-mod-http-lua; make check installs it)", m, err)
+		}
+	}
+	return luaModules, nil
 }
 
 // Instance is a running private nginx.
@@ -69,6 +86,11 @@ func MainConf(dir string, o Options) []byte {
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Private nginx instance managed by deployctl.\n")
+	if o.Lua {
+		for _, m := range luaModules {
+			fmt.Fprintf(&b, "load_module %s;\n", m)
+		}
+	}
 	if os.Geteuid() == 0 {
 		// Workers keep the caller's user, as with a non-root nginx; the
 		// private temp paths are not readable by nobody.
@@ -111,6 +133,11 @@ func Prepare(o Options) (*Instance, error) {
 	bin := o.Binary
 	if bin == "" {
 		bin = "/usr/sbin/nginx"
+	}
+	if o.Lua {
+		if _, err := LuaModules(); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := os.Stat(bin); err != nil {
 		if p, lerr := exec.LookPath("nginx"); lerr == nil {

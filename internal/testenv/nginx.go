@@ -27,10 +27,22 @@ type LB struct {
 
 // Nginx starts a private nginx with the deployctl site for upstream name
 // listening on a free loopback port and an empty upstream file (503).
-func Nginx(t testing.TB, name string) *LB {
+func Nginx(t testing.TB, name string) *LB { return startNginx(t, name, false) }
+
+// NginxLua is Nginx with Debian's Lua module loaded and the site and
+// upstream of the registrar's dynamic mode (no instance yet: 503). It
+// skips (fails under .ci/run) without libnginx-mod-http-lua.
+func NginxLua(t testing.TB, name string) *LB { return startNginx(t, name, true) }
+
+func startNginx(t testing.TB, name string, lua bool) *LB {
 	t.Helper()
 	bin := NginxBinary(t)
-	inst, err := nginxproc.Prepare(nginxproc.Options{Dir: filepath.Join(t.TempDir(), "nginx"), Binary: bin, Workers: 2})
+	if lua {
+		if _, err := nginxproc.LuaModules(); err != nil {
+			Missing(t, "%v", err)
+		}
+	}
+	inst, err := nginxproc.Prepare(nginxproc.Options{Dir: filepath.Join(t.TempDir(), "nginx"), Binary: bin, Workers: 2, Lua: lua})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,18 +50,30 @@ func Nginx(t testing.TB, name string) *LB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	site := upstream.RenderSite(upstream.Site{Listen: fmt.Sprintf("127.0.0.1:%d", port), Upstream: name})
-	if err := os.WriteFile(filepath.Join(inst.ConfDir(), name+".site.conf"), site, 0o644); err != nil {
+	site := upstream.Site{Listen: fmt.Sprintf("127.0.0.1:%d", port), Upstream: name}
+	up := upstream.Render(upstream.Options{Name: name}, nil)
+	if lua {
+		d := upstream.Dynamic{ConfDir: inst.ConfDir()}
+		site.Dynamic = &d
+		up = upstream.RenderDynamic(upstream.Options{Name: name, Keepalive: 8}, d)
+		if err := os.WriteFile(d.Script(), nginx.BalancerLua, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(inst.ConfDir(), upstream.ControlDir), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(inst.ConfDir(), name+".site.conf"), upstream.RenderSite(site), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	upFile := filepath.Join(inst.ConfDir(), name+".upstream.conf")
-	if err := os.WriteFile(upFile, upstream.Render(upstream.Options{Name: name}, nil), 0o644); err != nil {
+	if err := os.WriteFile(upFile, up, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := inst.Start(ctx); err != nil {
-		t.Fatalf("start private nginx: %v", err)
+		t.Fatalf("start private nginx: %v\n%s", err, inst.ErrorLog())
 	}
 	t.Cleanup(func() {
 		if t.Failed() {

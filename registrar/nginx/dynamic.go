@@ -73,8 +73,16 @@ func body(text []byte) []byte {
 	return nil
 }
 
-// writeScript puts the Lua balancer in the conf dir when it differs.
+// writeScript puts the Lua balancer in the conf dir when it differs, and
+// makes the control sockets' directory (0700: root only).
 func (p *pusher) writeScript() error {
+	dir := filepath.Dir(p.socket)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
 	if old, err := os.ReadFile(p.script); err == nil && bytes.Equal(old, BalancerLua) {
 		return nil
 	}

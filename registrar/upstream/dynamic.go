@@ -23,8 +23,15 @@ const ScriptName = "deployctl_balancer.lua"
 // Script is the Lua balancer's path.
 func (d Dynamic) Script() string { return d.ConfDir + "/" + ScriptName }
 
-// SocketName is the control socket's file name for upstream name.
-func SocketName(name string) string { return "deployctl-" + name + ".sock" }
+// ControlDir is the directory, inside the conf dir, that holds the control
+// sockets: mode 0700, so only root (the registrar) can reach them. nginx
+// makes unix sockets 0666, so the directory is what keeps other users and
+// containers sharing the host out.
+const ControlDir = "deployctl-control"
+
+// SocketName is the control socket's path for upstream name, relative to
+// the conf dir.
+func SocketName(name string) string { return ControlDir + "/" + name + ".sock" }
 
 // StateName is the file name of the instance list nginx starts from.
 func StateName(name string) string { return name + ".backends" }

@@ -39,7 +39,13 @@ local function parse(text)
   local peers = {}
   for line in rest:gmatch("[^\n]+") do
     local host, port = line:match("^(%d+%.%d+%.%d+%.%d+):(%d+)$")
-    if not host then
+    if host then
+      for octet in host:gmatch("%d+") do
+        if #octet > 3 or tonumber(octet) > 255 then
+          host = nil
+        end
+      end
+    else
       host, port = line:match("^(%[[%x:%.]+%]):(%d+)$")
     end
     port = tonumber(port)
@@ -48,7 +54,8 @@ local function parse(text)
     end
     peers[#peers + 1] = { host, port }
   end
-  return peers, nil, tonumber(version)
+  -- The version stays a string: it may not fit a Lua number exactly.
+  return peers, nil, version
 end
 
 local function statefile()

@@ -1,0 +1,227 @@
+package nginx_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/deployctl/deployctl/internal/testenv"
+	"github.com/deployctl/deployctl/registrar"
+	"github.com/deployctl/deployctl/registrar/nginx"
+	"github.com/deployctl/deployctl/registrar/upstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+type dynRig struct {
+	lb      *testenv.LB
+	etcd    *clientv3.Client
+	prefix  string
+	metrics *nginx.Metrics
+	stop    func() error
+}
+
+// newDynRig runs a follower in dynamic mode against a private nginx with
+// the Lua module.
+func newDynRig(t *testing.T, resync time.Duration) *dynRig {
+	t.Helper()
+	lb := testenv.NginxLua(t, "web")
+	_, etcd := testenv.Etcd(t)
+	r := &dynRig{lb: lb, etcd: etcd, prefix: registrar.UpstreamPrefix("/services", "web"), metrics: nginx.NewMetrics(nil)}
+	r.stop = follow(t, nginx.Config{Client: etcd, Prefix: r.prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
+		File: lb.UpstreamFile, Controller: lb.Host(), Metrics: r.metrics, Dynamic: &nginx.Dynamic{}, Resync: resync})
+	return r
+}
+
+func (r *dynRig) socket() string {
+	return filepath.Join(filepath.Dir(r.lb.UpstreamFile), upstream.SocketName("web"))
+}
+
+// answers reads n answers on new connections: body (or "[status]") counts.
+func answers(url string, n int) map[string]int {
+	c := testenv.NewConnClient()
+	out := map[string]int{}
+	for i := 0; i < n; i++ {
+		code, body, err := testenv.Fetch(c, url)
+		switch {
+		case err != nil:
+			out["error"]++
+		case code != 200:
+			out[fmt.Sprintf("[%d]", code)]++
+		default:
+			out[body]++
+		}
+	}
+	return out
+}
+
+// Instance changes are served without a reload; no instances answers 503
+// at once; a dead instance's refused connection moves to another.
+func TestDynamicPushServedWithoutReload(t *testing.T) {
+	r := newDynRig(t, 30*time.Second)
+	ctx := context.Background()
+	testenv.WaitFor(t, 10*time.Second, "empty upstream answers 503", func() bool { return answers(r.lb.URL, 4)["[503]"] == 4 })
+	a1, _ := testenv.Backend(t, "web@1")
+	a2, _ := testenv.Backend(t, "web@2")
+	r.etcd.Put(ctx, r.prefix+"web@1", a1)
+	r.etcd.Put(ctx, r.prefix+"web@2", a2)
+	testenv.WaitFor(t, 10*time.Second, "both instances served round robin", func() bool {
+		a := answers(r.lb.URL, 8)
+		return a["web@1"] == 4 && a["web@2"] == 4
+	})
+	reloads := testutil.ToFloat64(r.metrics.Reloads)
+	// A dead instance still registered: its refused connections move on.
+	dead := deadAddr(t)
+	r.etcd.Put(ctx, r.prefix+"web@3", dead)
+	time.Sleep(200 * time.Millisecond)
+	if a := answers(r.lb.URL, 30); a["web@1"]+a["web@2"] != 30 {
+		t.Fatalf("with a dead instance registered: %v", a)
+	}
+	r.etcd.Delete(ctx, r.prefix, clientv3.WithPrefix())
+	testenv.WaitFor(t, 10*time.Second, "503 at once when every instance is gone", func() bool { return answers(r.lb.URL, 4)["[503]"] == 4 })
+	if got := testutil.ToFloat64(r.metrics.Reloads); got != reloads {
+		t.Fatalf("instance changes reloaded nginx %v times", got-reloads)
+	}
+	if testutil.ToFloat64(r.metrics.Pushes) < 3 {
+		t.Fatalf("pushes = %v", testutil.ToFloat64(r.metrics.Pushes))
+	}
+}
+
+func deadAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := l.Addr().String()
+	l.Close()
+	return a
+}
+
+// 10,000 instances are pushed in one list and served.
+func TestDynamicTenThousand(t *testing.T) {
+	r := newDynRig(t, 30*time.Second)
+	ctx := context.Background()
+	a1, _ := testenv.Backend(t, "shared")
+	var ops []clientv3.Op
+	for i := 0; i < 10000; i++ {
+		ops = append(ops, clientv3.OpPut(fmt.Sprintf("%sweb@%d", r.prefix, i), a1))
+		if len(ops) == 100 {
+			if _, err := r.etcd.Txn(ctx).Then(ops...).Commit(); err != nil {
+				t.Fatal(err)
+			}
+			ops = nil
+		}
+	}
+	testenv.WaitFor(t, 20*time.Second, "10,000 instances in nginx", func() bool {
+		return testutil.ToFloat64(r.metrics.UpstreamSize) == 10000 && statefileCount(t, r) == 10000 && answers(r.lb.URL, 4)["shared"] == 4
+	})
+}
+
+func statefileCount(t *testing.T, r *dynRig) int {
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(r.lb.UpstreamFile), upstream.StateName("web")))
+	if err != nil {
+		return -1
+	}
+	return strings.Count(string(b), "\n") - 1
+}
+
+// control sends a request to nginx's control socket and returns
+// "STATUS body".
+func control(t *testing.T, sock, method, body string) string {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	req, _ := http.NewRequest(method, "http://nginx/backends", strings.NewReader(body))
+	resp, err := c.Do(req)
+	if err != nil {
+		return "error " + err.Error()
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(b.String()))
+}
+
+// A malformed list is refused whole; what nginx serves does not change.
+func TestDynamicMalformedPushRefused(t *testing.T) {
+	r := newDynRig(t, 30*time.Second)
+	a1, _ := testenv.Backend(t, "web@1")
+	r.etcd.Put(context.Background(), r.prefix+"web@1", a1)
+	testenv.WaitFor(t, 10*time.Second, "web@1 served", func() bool { return answers(r.lb.URL, 4)["web@1"] == 4 })
+	for _, bad := range []string{"", "x\n127.0.0.1:80\n", "7\nexample.com:80\n", "7\n127.0.0.1:0\n", "7\n127.0.0.1:80; drop\n", "7\n999999.0.0.1:80\n"} {
+		if got := control(t, r.socket(), http.MethodPost, bad); !strings.HasPrefix(got, "400") {
+			t.Errorf("malformed list %q: %s", bad, got)
+		}
+	}
+	if a := answers(r.lb.URL, 4); a["web@1"] != 4 {
+		t.Fatalf("after refused lists: %v", a)
+	}
+}
+
+// A restarted nginx serves the last list at once (from the state file) and
+// the registrar pushes it again.
+func TestDynamicNginxRestart(t *testing.T) {
+	r := newDynRig(t, 200*time.Millisecond)
+	a1, _ := testenv.Backend(t, "web@1")
+	r.etcd.Put(context.Background(), r.prefix+"web@1", a1)
+	testenv.WaitFor(t, 10*time.Second, "web@1 served", func() bool { return answers(r.lb.URL, 4)["web@1"] == 4 })
+	pushes := testutil.ToFloat64(r.metrics.Pushes)
+	r.stop() // the registrar is not there to push while nginx restarts
+	r.lb.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := r.lb.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a := answers(r.lb.URL, 4); a["web@1"] != 4 {
+		t.Fatalf("restarted nginx, before any push: %v", a)
+	}
+	r.stop = follow(t, nginx.Config{Client: r.etcd, Prefix: r.prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
+		File: r.lb.UpstreamFile, Controller: r.lb.Host(), Metrics: r.metrics, Dynamic: &nginx.Dynamic{}, Resync: 200 * time.Millisecond})
+	testenv.WaitFor(t, 10*time.Second, "list pushed again", func() bool { return testutil.ToFloat64(r.metrics.Pushes) > pushes })
+}
+
+// The control socket is reachable only by its owner: another user's
+// process is refused.
+func TestDynamicSocketRefusesOtherUsers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: needs root to run a process as another user")
+	}
+	r := newDynRig(t, 30*time.Second)
+	testenv.WaitFor(t, 10*time.Second, "socket up", func() bool { return strings.HasPrefix(control(t, r.socket(), http.MethodGet, ""), "200") })
+	// Open the conf dir to everyone, as /etc/deployctl/nginx/NAME is on a
+	// node: the control directory alone must keep others out.
+	for d := filepath.Dir(r.lb.UpstreamFile); strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		testenv.Missing(t, "needs curl")
+	}
+	cmd := exec.Command(curl, "-sS", "--unix-socket", r.socket(), "-X", "POST", "--data-binary", "1\n127.0.0.1:9\n", "http://nginx/backends")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Couldn't connect") {
+		t.Fatalf("another user reached the control socket: err %v, %s", err, out)
+	}
+	// The same command as the socket's owner gets through: the refusal
+	// above is the socket's permission, not a broken command.
+	own := exec.Command(curl, "-sS", "--unix-socket", r.socket(), "http://nginx/backends")
+	if out, err := own.CombinedOutput(); err != nil {
+		t.Fatalf("the owner cannot reach the socket: %v %s", err, out)
+	}
+	st, err := os.Stat(filepath.Dir(r.socket()))
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("control directory mode %v (%v), want 0700", st.Mode(), err)
+	}
+}
