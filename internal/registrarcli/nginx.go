@@ -41,6 +41,8 @@ type nginxOpts struct {
 	siteFile     string
 	listen       string
 	resync       time.Duration
+	mode         string
+	nginxConfDir string
 }
 
 // run is the command: validate, then follow (or apply once, or print).
@@ -65,8 +67,13 @@ func (o *nginxOpts) run(ctx context.Context, g *globals, stdout io.Writer) error
 	if o.dryRun {
 		return o.printUpstream(ctx, cfg, stdout)
 	}
+	site := upstream.Site{Listen: o.listen, Upstream: o.upstreamName}
+	if o.mode == "dynamic" {
+		cfg.Dynamic = &nginx.Dynamic{NginxConfDir: o.nginxConfDir}
+		site.Dynamic = &upstream.Dynamic{ConfDir: o.confDirSeenByNginx()}
+	}
 	if o.siteFile != "" {
-		cfg.SiteFile, cfg.Site = o.siteFile, upstream.RenderSite(upstream.Site{Listen: o.listen, Upstream: o.upstreamName})
+		cfg.SiteFile, cfg.Site = o.siteFile, upstream.RenderSite(site)
 	}
 	if o.container != "" {
 		dc, err := docker.New(o.dockerHost)
@@ -192,7 +199,18 @@ the main process of a Docker container (--container), as on Flatcar.`,
 	f.StringVar(&o.siteFile, "site-file", "", "also write the load balancer's site (server block) to this file at start")
 	f.StringVar(&o.listen, "listen", "80", "address the site written by --site-file listens on: PORT, IP:PORT or [IPv6]:PORT")
 	f.DurationVar(&o.resync, "resync", 30*time.Second, "how often to list etcd again and compare the files with what nginx was reloaded with")
+	f.StringVar(&o.mode, "mode", "reload", "reload: write the upstream and reload nginx on changes (plain nginx); dynamic: push changes to nginx's Lua balancer without reloading (nginx with the Lua module, e.g. OpenResty)")
+	f.StringVar(&o.nginxConfDir, "nginx-conf-dir", "", "dynamic mode: the upstream file's directory as nginx sees it (inside its container), e.g. /etc/nginx/conf.d (default: the same path)")
 	return cmd
+}
+
+// confDirSeenByNginx is the upstream file's directory as nginx sees it.
+func (o *nginxOpts) confDirSeenByNginx() string {
+	if o.nginxConfDir != "" {
+		return o.nginxConfDir
+	}
+	dir, _ := filepath.Abs(filepath.Dir(o.upstreamFile))
+	return dir
 }
 
 var containerName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
@@ -240,6 +258,18 @@ func (o *nginxOpts) validate() error {
 		if filepath.Base(o.siteFile)[0] == '.' || o.siteFile == o.upstreamFile {
 			return fmt.Errorf("--site-file: %q must be a file of its own that nginx's include *.conf reads (not dot-prefixed)", o.siteFile)
 		}
+	}
+	switch o.mode {
+	case "reload":
+		if o.nginxConfDir != "" {
+			return errors.New("--nginx-conf-dir goes with --mode dynamic")
+		}
+	case "dynamic":
+		if err := (upstream.Dynamic{ConfDir: o.confDirSeenByNginx()}).Check(); err != nil {
+			return fmt.Errorf("--nginx-conf-dir: %w", err)
+		}
+	default:
+		return fmt.Errorf("--mode: %q is not reload or dynamic", o.mode)
 	}
 	if o.container != "" && !containerName.MatchString(o.container) {
 		return fmt.Errorf("--container: %q is not a Docker container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)", o.container)

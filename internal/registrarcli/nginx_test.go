@@ -80,6 +80,10 @@ func TestNginxBadFlags(t *testing.T) {
 		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--upstream-name", "web;x"}, "--upstream-name"},
 		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--container", "lb;rm"}, "--container"},
 		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--site-file", filepath.Join(dir, ".s.conf")}, "--site-file"},
+		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--mode", "fast"}, "--mode"},
+		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--mode", "dynamic", "--nginx-conf-dir", "etc/nginx"}, "--nginx-conf-dir"},
+		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--mode", "dynamic", "--nginx-conf-dir", "/etc/ng;inx"}, "--nginx-conf-dir"},
+		{[]string{"--service", "web", "--upstream-file", filepath.Join(dir, "x.conf"), "--nginx-conf-dir", "/etc/nginx"}, "--nginx-conf-dir"},
 	}
 	for _, c := range cases {
 		code, _, errs := run(t, append([]string{"nginx"}, c.args...)...)

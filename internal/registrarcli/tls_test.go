@@ -153,14 +153,20 @@ func TestRegistrarRoleOnTLSEtcd(t *testing.T) {
 	}
 	root := client(cloudconfig.RoleRoot)
 	steps := []func() error{
-		func() error { _, err := root.UserAddWithOptions(ctx, "root", "", &clientv3.UserAddOptions{NoPassword: true}); return err },
+		func() error {
+			_, err := root.UserAddWithOptions(ctx, "root", "", &clientv3.UserAddOptions{NoPassword: true})
+			return err
+		},
 		func() error { _, err := root.UserGrantRole(ctx, "root", "root"); return err },
 		func() error { _, err := root.RoleAdd(ctx, "registrar"); return err },
 		func() error {
 			_, err := root.RoleGrantPermission(ctx, "registrar", cloudconfig.RegistrarKeyPrefix, clientv3.GetPrefixRangeEnd(cloudconfig.RegistrarKeyPrefix), clientv3.PermissionType(clientv3.PermReadWrite))
 			return err
 		},
-		func() error { _, err := root.UserAddWithOptions(ctx, "registrar", "", &clientv3.UserAddOptions{NoPassword: true}); return err },
+		func() error {
+			_, err := root.UserAddWithOptions(ctx, "registrar", "", &clientv3.UserAddOptions{NoPassword: true})
+			return err
+		},
 		func() error { _, err := root.UserGrantRole(ctx, "registrar", "registrar"); return err },
 		func() error { _, err := root.AuthEnable(ctx); return err },
 	}

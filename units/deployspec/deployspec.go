@@ -29,6 +29,10 @@ var Defaults = struct {
 	Network        string
 	LBListen       int
 	NginxImage     string
+	// NginxLuaImage is the LB image in dynamic mode: nginx with the Lua
+	// module (OpenResty), pinned by tag.
+	NginxLuaImage string
+	NginxMode     string
 	Registrar      string
 	EtcdEndpoints  string
 	ConfRoot       string
@@ -44,6 +48,10 @@ var Defaults = struct {
 	Network:        "bridge",
 	LBListen:       80,
 	NginxImage:     "nginx:1.27",
+	NginxLuaImage:  "openresty/openresty:1.25.3.2-bookworm",
+	// Dynamic: instance changes reach nginx without a reload (see the
+	// README's comparison); reload mode serves plain nginx.
+	NginxMode: "dynamic",
 	Registrar:      "/opt/bin/registrar",
 	EtcdEndpoints:  "https://127.0.0.1:2379",
 	ConfRoot:       "/etc/deployctl/nginx",
@@ -114,6 +122,9 @@ type LB struct {
 	Listen   int
 	Upstream string
 	Image    string
+	// Mode is "dynamic" (pushes to nginx's Lua balancer, no reloads) or
+	// "reload" (rewrite and reload; plain nginx).
+	Mode string
 }
 
 // Service returns the named service or nil.
@@ -460,7 +471,7 @@ func (p *parser) service(name string, k, v *yaml.Node, field string) *Service {
 			})
 		},
 		"nginx": func(_, v *yaml.Node) {
-			lb := &LB{Listen: Defaults.LBListen, Image: Defaults.NginxImage}
+			lb := &LB{Listen: Defaults.LBListen, Mode: Defaults.NginxMode}
 			p.mapping(v, field+".nginx", map[string]func(k, v *yaml.Node){
 				"listen": func(_, v *yaml.Node) {
 					if n, ok := p.integer(v, field+".nginx.listen", 1, 65535); ok {
@@ -474,10 +485,27 @@ func (p *parser) service(name string, k, v *yaml.Node, field string) *Service {
 				},
 				"image": func(_, v *yaml.Node) {
 					if img, ok := p.str(v, field+".nginx.image"); ok {
+						if !imageRef.MatchString(img) {
+							p.errf(v, field+".nginx.image", "%q is not an image reference like nginx:1.27", img)
+						}
 						lb.Image = img
 					}
 				},
+				"mode": func(_, v *yaml.Node) {
+					if m, ok := p.str(v, field+".nginx.mode"); ok {
+						if m != "dynamic" && m != "reload" {
+							p.errf(v, field+".nginx.mode", "%q is not dynamic (instance changes pushed to nginx's Lua balancer, no reloads; needs nginx with Lua, e.g. OpenResty) or reload (plain nginx, reloaded on changes)", m)
+						}
+						lb.Mode = m
+					}
+				},
 			})
+			if lb.Image == "" {
+				lb.Image = Defaults.NginxImage
+				if lb.Mode == "dynamic" {
+					lb.Image = Defaults.NginxLuaImage
+				}
+			}
 			if lb.Upstream == "" {
 				p.errf(v, field+".nginx.upstream", "is required: the app service this load balancer fronts")
 			}

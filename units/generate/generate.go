@@ -283,6 +283,9 @@ func LoadBalancer(spec *deployspec.Spec, s *deployspec.Service) (lb, companion *
 		"--upstream-file", conf + "/" + s.LB.Upstream + ".upstream.conf",
 		"--site-file", conf + "/" + s.LB.Upstream + ".site.conf",
 		"--listen", fmt.Sprint(s.LB.Listen), "--container", name}
+	if s.LB.Mode == "dynamic" {
+		args = append(args, "--mode", "dynamic", "--nginx-conf-dir", "/etc/nginx/conf.d")
+	}
 	args = append(args, etcdFlags(spec)...)
 	companion.Add("Service", "ExecStart", join(args...))
 	companion.Add("Service", "Restart", "always")

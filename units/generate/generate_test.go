@@ -218,3 +218,25 @@ func TestRegistrarTLSPathsMatchTheNodes(t *testing.T) {
 		}
 	}
 }
+
+// The LB's mode picks its image: dynamic runs OpenResty (nginx with Lua)
+// and the registrar in dynamic mode; reload runs plain nginx.
+func TestLoadBalancerModes(t *testing.T) {
+	for mode, want := range map[string][2]string{"dynamic": {"openresty/openresty:1.25.3.2-bookworm", "--mode dynamic --nginx-conf-dir /etc/nginx/conf.d"}, "reload": {"nginx:1.27", ""}} {
+		spec, err := deployspec.Parse("m.yaml", []byte("services:\n  web: {image: a/b:1, port: 80}\n  lb:\n    nginx: {upstream: web, mode: "+mode+"}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lb, companion := generate.LoadBalancer(spec, spec.Service("lb"))
+		if start := lb.Get("Service", "ExecStart")[0]; !strings.HasSuffix(start, " "+want[0]) {
+			t.Errorf("%s: LB runs %s", mode, start)
+		}
+		start := companion.Get("Service", "ExecStart")[0]
+		if want[1] != "" && !strings.Contains(start, want[1]) || want[1] == "" && strings.Contains(start, "--mode") {
+			t.Errorf("%s: companion %s", mode, start)
+		}
+	}
+	if _, err := deployspec.Parse("m.yaml", []byte("services:\n  web: {image: a/b:1, port: 80}\n  lb:\n    nginx: {upstream: web, mode: fast}\n")); err == nil || !strings.Contains(err.Error(), "m.yaml:4: services.lb.nginx.mode") {
+		t.Fatalf("bad mode: %v", err)
+	}
+}
