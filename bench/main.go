@@ -80,6 +80,7 @@ func main() {
 	runs := []run{
 		{"./internal/registrarcli/", "^(BenchmarkDockerStopToWithdraw|BenchmarkDockerKillToWithdraw|BenchmarkKillToExpire)$", "", nil},
 		{"./registrar/nginx/", "^(BenchmarkEventToServing|BenchmarkRenderValidate10000|BenchmarkBurstReloads|BenchmarkSeedBurstReloads|BenchmarkSustainedChurn)$", "", nil},
+		{"./registrar/nginx/", "^(BenchmarkDynamicVsReload|BenchmarkDynamicBurst|BenchmarkDynamicTenThousand)$", "", nil},
 		{"./units/rollout/", "^BenchmarkSubmit100$", "5x", nil},
 		{"./units/generate/", "^BenchmarkRender100Services$", "5x", nil},
 		{"./units/rollout/", "^(BenchmarkRollingReplace|BenchmarkFirstSubmitStart)$", "", nil},
@@ -87,6 +88,7 @@ func main() {
 	if !*quick {
 		runs = append(runs,
 			run{"./registrar/nginx/", "^BenchmarkChurn$", "", []string{"-churn.duration=" + churn.String()}},
+			run{"./registrar/nginx/", "^BenchmarkChurnDynamic$", "", []string{"-churn.duration=" + churn.String()}},
 			run{"./internal/registrarcli/", "^BenchmarkKillToExpireDefaults$", "", nil},
 		)
 	}
@@ -193,6 +195,43 @@ func rows(raw map[string]float64) []Row {
 		c, _ := get("BenchmarkChurn/changes")
 		add(fmt.Sprintf("failed requests during churn (%.0f requests, %.0f changes)", r, c), "0", "failed", f, true, func(x float64) bool { return x == 0 })
 		add("  answers from instances not in nginx's upstream then", "0", "answers", w, true, func(x float64) bool { return x == 0 })
+	}
+	dfloor, dfok := get("BenchmarkDynamicVsReload/floor-p50-ms")
+	add("dynamic mode, same nginx: reload floor (p50)", "reference", "ms", dfloor, dfok, nil)
+	v, ok = get("BenchmarkDynamicVsReload/reload-p50-ms")
+	add("  reload mode, put → serving, changes 1.3 s apart (p50)", "info", "ms", v, ok, nil)
+	v, ok = get("BenchmarkDynamicVsReload/dyn-p50-ms")
+	add("  dynamic mode, put → serving, changes 1.3 s apart (p50)", "info", "ms", v, ok, nil)
+	v, ok = get("BenchmarkDynamicVsReload/dyn-x-floor")
+	add("  … as a multiple of the reload floor", "≤ 0.3×", "×", v, ok, func(x float64) bool { return x <= 0.3 })
+	v, ok = get("BenchmarkDynamicVsReload/dyn-p99-ms")
+	add("  dynamic mode, changes 1.3 s apart (p99)", "< 20 ms", "ms", v, ok, func(x float64) bool { return x < 20 })
+	v, ok = get("BenchmarkDynamicVsReload/dyn-250-p50-ms")
+	add("  dynamic mode, a change every 250 ms (p50)", "≤ 0.3× floor", "ms", v, ok, func(x float64) bool { return dfok && x <= 0.3*dfloor })
+	v, ok = get("BenchmarkDynamicVsReload/dyn-250-p99-ms")
+	add("  dynamic mode, a change every 250 ms (p99)", "< 20 ms", "ms", v, ok, func(x float64) bool { return x < 20 })
+	v, ok = get("BenchmarkDynamicVsReload/dyn-reloads")
+	add("  reloads in dynamic mode during those changes", "0", "reloads", v, ok, func(x float64) bool { return x == 0 })
+	v, ok = get("BenchmarkDynamicBurst/reloads")
+	add("dynamic mode: 100 changes in 1 s → reloads (final set served exactly)", "0", "reloads", v, ok, func(x float64) bool { return x == 0 })
+	v, ok = get("BenchmarkDynamicTenThousand/push-10000-served-ms")
+	add("dynamic mode: 10,000 instances pushed → served", "< 50 ms", "ms", v, ok, func(x float64) bool { return x < 50 })
+	v, ok = get("BenchmarkDynamicTenThousand/list-10000-ms")
+	add("  listing those 10,000 keys from etcd (apart)", "info", "ms", v, ok, nil)
+	p0, _ := get("BenchmarkDynamicTenThousand/procs-before")
+	v, ok = get("BenchmarkDynamicTenThousand/procs-after")
+	add(fmt.Sprintf("dynamic mode: nginx workers after 1,000 changes (before: %.0f)", p0), "unchanged", "processes", v, ok, func(x float64) bool { return x == p0 })
+	r0, _ := get("BenchmarkDynamicTenThousand/worker-rss-before-MiB")
+	v, ok = get("BenchmarkDynamicTenThousand/worker-rss-after-MiB")
+	add(fmt.Sprintf("  workers' RSS after 1,000 changes of a 10,000 list (before: %.1f MiB)", r0), "unchanged (±10%)", "MiB", v, ok, func(x float64) bool { return x <= r0*1.1 })
+	v, ok = get("BenchmarkDynamicTenThousand/reloads-1000-changes")
+	add("  reloads during those 1,000 changes", "0", "reloads", v, ok, func(x float64) bool { return x == 0 })
+	if r, ok := get("BenchmarkChurnDynamic/requests"); ok {
+		f, _ := get("BenchmarkChurnDynamic/failed")
+		w, _ := get("BenchmarkChurnDynamic/wrong-instance")
+		c, _ := get("BenchmarkChurnDynamic/changes")
+		add(fmt.Sprintf("dynamic mode: failed requests during churn (%.0f requests, %.0f changes)", r, c), "0", "failed", f, true, func(x float64) bool { return x == 0 })
+		add("  answers from an address not in the set then", "0", "answers", w, true, func(x float64) bool { return x == 0 })
 	}
 	v, ok = get("BenchmarkSubmit100/ns/op")
 	add("units submit of 100 units to the fleet API (loopback)", "< 2 s", "ms", v/1e6, ok, func(x float64) bool { return x < 2000 })

@@ -39,8 +39,12 @@ type churnResult struct {
 // an upstream nginx was serving at that moment. A deregistered instance
 // keeps running for a drain period, as a stopping container does while its
 // sidekick has already withdrawn it.
-func churn(tb testing.TB, d time.Duration, maxRequests int) churnResult {
+func churn(tb testing.TB, d time.Duration, maxRequests int, dynamic bool) churnResult {
 	lb := testenv.Nginx(tb, "web")
+	var dyn *nginx.Dynamic
+	if dynamic {
+		lb, dyn = testenv.NginxLua(tb, "web"), &nginx.Dynamic{}
+	}
 	_, etcd := testenv.Etcd(tb)
 	prefix := registrar.UpstreamPrefix("/services", "web")
 	var mu sync.Mutex
@@ -48,7 +52,7 @@ func churn(tb testing.TB, d time.Duration, maxRequests int) churnResult {
 	m := nginx.NewMetrics(nil)
 	f, err := nginx.New(nginx.Config{
 		Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8}, File: lb.UpstreamFile,
-		Controller: lb.Host(),
+		Controller: lb.Host(), Dynamic: dyn,
 		Metrics:    m, Logger: quiet(), // default 1s min reload interval
 		OnApplied: func(a nginx.Applied) { mu.Lock(); applied = append(applied, a); mu.Unlock() },
 	})
@@ -228,7 +232,7 @@ func TestChurnUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("churn takes a few seconds")
 	}
-	res := churn(t, 4*time.Second, 20000)
+	res := churn(t, 4*time.Second, 20000, false)
 	t.Logf("churn: %d requests, %d failed, %d from unregistered instances, %d changes, %v reloads",
 		res.requests, res.failed, res.wrong, res.changes, res.reloads)
 	if res.requests < 100 {
@@ -248,7 +252,35 @@ func TestChurnUnderLoad(t *testing.T) {
 // BenchmarkChurn is the long churn run for make bench (-benchtime=1x).
 func BenchmarkChurn(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		res := churn(b, *churnDuration, 200000)
+		res := churn(b, *churnDuration, 200000, false)
+		b.ReportMetric(float64(res.requests), "requests")
+		b.ReportMetric(float64(res.failed), "failed")
+		b.ReportMetric(float64(res.wrong), "wrong-instance")
+		b.ReportMetric(float64(res.changes), "changes")
+		b.ReportMetric(res.reloads, "reloads")
+	}
+}
+
+// TestChurnUnderLoadDynamic is the churn test in dynamic mode.
+func TestChurnUnderLoadDynamic(t *testing.T) {
+	res := churn(t, 4*time.Second, 20000, true)
+	t.Logf("dynamic churn: %d requests, %d failed, %d from unregistered instances, %d changes, %v reloads",
+		res.requests, res.failed, res.wrong, res.changes, res.reloads)
+	if res.requests < 100 || res.changes < 8 {
+		t.Fatalf("%d requests, %d changes: the load did not run", res.requests, res.changes)
+	}
+	if res.failed > 0 || res.wrong > 0 {
+		t.Fatalf("%d failed (first: %s), %d from instances not in the set", res.failed, res.firstFailure, res.wrong)
+	}
+	if res.reloads > 1 {
+		t.Fatalf("dynamic mode reloaded nginx %v times under churn", res.reloads)
+	}
+}
+
+// BenchmarkChurnDynamic is the long churn run in dynamic mode.
+func BenchmarkChurnDynamic(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		res := churn(b, *churnDuration, 200000, true)
 		b.ReportMetric(float64(res.requests), "requests")
 		b.ReportMetric(float64(res.failed), "failed")
 		b.ReportMetric(float64(res.wrong), "wrong-instance")

@@ -66,7 +66,7 @@ func (s *scripted) Reload(ctx context.Context) error {
 	return s.real.Reload(ctx)
 }
 
-func follow(t *testing.T, cfg nginx.Config) (stop func() error) {
+func follow(t testing.TB, cfg nginx.Config) (stop func() error) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quiet()

@@ -21,8 +21,7 @@ func (f *Follower) Once(ctx context.Context) ([]upstream.Backend, Outcome, error
 		if err != nil {
 			return nil, Retry, err
 		}
-		bs, text, out, err := f.reconcile(ctx, s)
-		f.note(out, s, bs, text, err)
+		bs, out, err := f.ApplySnapshot(ctx, s)
 		if out != Retry {
 			return bs, out, err
 		}
@@ -30,6 +29,15 @@ func (f *Follower) Once(ctx context.Context) ([]upstream.Backend, Outcome, error
 			return bs, Retry, err
 		}
 	}
+}
+
+// ApplySnapshot makes nginx serve one snapshot once (files, and in dynamic
+// mode the instance list), records the outcome in metrics and logs, and
+// returns the backends applied.
+func (f *Follower) ApplySnapshot(ctx context.Context, s catalog.Snapshot) ([]upstream.Backend, Outcome, error) {
+	bs, text, out, err := f.reconcile(ctx, s)
+	f.note(out, s, bs, text, err)
+	return bs, out, err
 }
 
 // note records an outcome in metrics and logs, and reports a reload.

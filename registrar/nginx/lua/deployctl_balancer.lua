@@ -25,18 +25,21 @@ if not state then
 end
 local s = state[name]
 if not s then
-  s = { text = nil, peers = {}, rr = 0 }
+  -- hosts and ports are reused from list to list, so a change makes
+  -- little garbage in a worker however long the list.
+  s = { text = nil, hosts = {}, ports = {}, n = 0, rr = 0 }
   state[name] = s
 end
 
 -- parse checks a list: a version line, then IPv4:port or [IPv6]:port
--- lines, port 1-65535. It returns the peers or nil and what is wrong.
-local function parse(text)
+-- lines, port 1-65535. It fills hosts and ports (when given) and returns
+-- the number of instances, or nil and what is wrong, and the version.
+local function parse(text, hosts, ports)
   local version, rest = text:match("^(%d+)\n(.*)$")
   if not version then
     return nil, "first line must be the version"
   end
-  local peers = {}
+  local n = 0
   for line in rest:gmatch("[^\n]+") do
     local host, port = line:match("^(%d+%.%d+%.%d+%.%d+):(%d+)$")
     if host then
@@ -52,10 +55,13 @@ local function parse(text)
     if not host or not port or port < 1 or port > 65535 then
       return nil, "bad instance line: " .. line
     end
-    peers[#peers + 1] = { host, port }
+    n = n + 1
+    if hosts then
+      hosts[n], ports[n] = host:gsub("^%[(.*)%]$", "%1"), port
+    end
   end
   -- The version stays a string: it may not fit a Lua number exactly.
-  return peers, nil, version
+  return n, nil, version
 end
 
 local function statefile()
@@ -63,7 +69,8 @@ local function statefile()
   return conf
 end
 
--- current returns this worker's peers, re-parsed when the list changed.
+-- current returns how many instances this worker balances over,
+-- re-parsing its list when it changed.
 local function current()
   local text = dict:get("list")
   if text == nil then
@@ -80,35 +87,36 @@ local function current()
     end
   end
   if text ~= s.text then
-    s.peers = parse(text or "0\n") or {}
-    s.text = text
+    local n = parse(text or "0\n", s.hosts, s.ports) or 0
+    for i = n + 1, s.n do
+      s.hosts[i], s.ports[i] = nil, nil
+    end
+    s.n, s.text = n, text
   end
-  return s.peers
+  return s.n
 end
 
 local phase = ngx.get_phase()
 if phase == "balancer" then
   local balancer = require "ngx.balancer"
-  local peers = current()
-  if #peers == 0 then
+  local n = current()
+  if n == 0 then
     return ngx.exit(503)
   end
   if not balancer.get_last_failure() then
-    local tries = math.min(#peers, 3) - 1
+    local tries = math.min(n, 3) - 1
     if tries > 0 then
       balancer.set_more_tries(tries)
     end
   end
-  s.rr = s.rr % #peers + 1
-  local peer = peers[s.rr]
-  local host = peer[1]:gsub("^%[(.*)%]$", "%1")
-  local ok, err = balancer.set_current_peer(host, peer[2])
+  s.rr = s.rr % n + 1
+  local ok, err = balancer.set_current_peer(s.hosts[s.rr], s.ports[s.rr])
   if not ok then
-    ngx.log(ngx.ERR, "deployctl: set_current_peer ", peer[1], ": ", err)
+    ngx.log(ngx.ERR, "deployctl: set_current_peer ", s.hosts[s.rr], ": ", err)
     return ngx.exit(502)
   end
 elseif phase == "access" then
-  if #current() == 0 then
+  if current() == 0 then
     return ngx.exit(503)
   end
 elseif phase == "content" then
@@ -127,8 +135,8 @@ elseif phase == "content" then
     ngx.say("empty body, or larger than client_body_buffer_size")
     return ngx.exit(400)
   end
-  local peers, err, version = parse(body)
-  if not peers then
+  local n, err, version = parse(body)
+  if not n then
     ngx.status = 400
     ngx.say(err)
     return ngx.exit(400)
@@ -139,5 +147,5 @@ elseif phase == "content" then
     ngx.say("shared dict: ", serr)
     return ngx.exit(507)
   end
-  ngx.say(version, " ", #peers)
+  ngx.say(version, " ", n)
 end

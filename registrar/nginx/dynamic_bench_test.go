@@ -1,0 +1,359 @@
+package nginx_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deployctl/deployctl/internal/atomicfile"
+	"github.com/deployctl/deployctl/internal/testenv"
+	"github.com/deployctl/deployctl/registrar"
+	"github.com/deployctl/deployctl/registrar/catalog"
+	"github.com/deployctl/deployctl/registrar/nginx"
+	"github.com/deployctl/deployctl/registrar/upstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// isolatedBackends serve the isolated changes; the sustained run has
+// backends of its own.
+const isolatedBackends = 8
+
+// sideBySide is one nginx with the Lua module serving two sites: "web"
+// followed in dynamic mode and "rl" followed in reload mode, so the reload
+// floor, reload mode and dynamic mode are measured in the same run on the
+// same nginx.
+type sideBySide struct {
+	lb            *testenv.LB
+	etcd          *clientv3.Client
+	rlFile, rlURL string
+	dynM, rlM     *nginx.Metrics
+	backends      []string // addresses; backend i answers "b<i>"
+}
+
+func newSideBySide(b *testing.B, backends int) *sideBySide {
+	lb := testenv.NginxLua(b, "web")
+	_, etcd := testenv.Etcd(b)
+	s := &sideBySide{lb: lb, etcd: etcd, dynM: nginx.NewMetrics(nil), rlM: nginx.NewMetrics(nil)}
+	for i := 0; i < backends; i++ {
+		a, _ := testenv.Backend(b, fmt.Sprintf("b%d", i))
+		s.backends = append(s.backends, a)
+	}
+	port, err := freeLoopbackPort()
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := filepath.Dir(lb.UpstreamFile)
+	s.rlFile, s.rlURL = filepath.Join(dir, "rl.upstream.conf"), fmt.Sprintf("http://127.0.0.1:%d/", port)
+	os.WriteFile(s.rlFile, upstream.Render(upstream.Options{Name: "rl", Keepalive: 8}, nil), 0o644)
+	os.WriteFile(filepath.Join(dir, "rl.site.conf"), upstream.RenderSite(upstream.Site{Listen: fmt.Sprintf("127.0.0.1:%d", port), Upstream: "rl"}), 0o644)
+	ctx := context.Background()
+	if err := lb.Host().Test(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := lb.Host().Reload(ctx); err != nil {
+		b.Fatal(err)
+	}
+	follow(b, nginx.Config{Client: etcd, Prefix: registrar.UpstreamPrefix("/services", "web"), Upstream: upstream.Options{Name: "web", Keepalive: 8},
+		File: lb.UpstreamFile, Controller: lb.Host(), Metrics: s.dynM, Dynamic: &nginx.Dynamic{}, Logger: benchLogger()})
+	follow(b, nginx.Config{Client: etcd, Prefix: registrar.UpstreamPrefix("/services", "rl"), Upstream: upstream.Options{Name: "rl", Keepalive: 8},
+		File: s.rlFile, Controller: lb.Host(), Metrics: s.rlM, Logger: benchLogger()})
+	time.Sleep(1500 * time.Millisecond) // first applies and their reloads settle
+	return s
+}
+
+func freeLoopbackPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	_, p, _ := strings.Cut(l.Addr().String(), ":")
+	return strconv.Atoi(p)
+}
+
+// isolated measures n changes spaced by gap: from issuing the change to
+// nginx serving the new backend, for the floor (rl by hand), reload mode
+// (rl through etcd) and dynamic mode (web through etcd), interleaved.
+func (s *sideBySide) isolated(b *testing.B, n int, gap time.Duration) (floor, reload, dyn []time.Duration) {
+	ctx := context.Background()
+	host := s.lb.Host()
+	k := 0
+	next := func() (int, string) { k++; return k % isolatedBackends, s.backends[k%isolatedBackends] }
+	for i := 0; i < n; i++ {
+		j, addr := next()
+		text := upstream.Render(upstream.Options{Name: "rl", Keepalive: 8}, []upstream.Backend{{Instance: "rl@1", Addr: addr}})
+		floor = append(floor, measure(b, s.rlURL, fmt.Sprintf("b%d", j), func() error {
+			if err := atomicfile.WriteFile(s.rlFile, text, 0o644); err != nil {
+				return err
+			}
+			if err := host.Test(ctx); err != nil {
+				return err
+			}
+			return host.Reload(ctx)
+		}))
+		time.Sleep(gap)
+		j, addr = next()
+		reload = append(reload, measure(b, s.rlURL, fmt.Sprintf("b%d", j), func() error {
+			_, err := s.etcd.Put(ctx, "/services/rl/upstream/rl@1", addr)
+			return err
+		}))
+		time.Sleep(gap)
+		j, addr = next()
+		dyn = append(dyn, measure(b, s.lb.URL, fmt.Sprintf("b%d", j), func() error {
+			_, err := s.etcd.Put(ctx, "/services/web/upstream/web@1", addr)
+			return err
+		}))
+		time.Sleep(gap)
+	}
+	return floor, reload, dyn
+}
+
+// BenchmarkDynamicVsReload: changes spaced 1.3 s, from the put to nginx
+// serving them, beside the reload floor and reload mode; then changes
+// every 250 ms in dynamic mode. The floor and reload mode first answer
+// after their reload, so the clock runs from the action in all three.
+func BenchmarkDynamicVsReload(b *testing.B) {
+	s := newSideBySide(b, isolatedBackends+40)
+	for i := 0; i < b.N; i++ {
+		reloads := testutil.ToFloat64(s.dynM.Reloads)
+		floor, reload, dyn := s.isolated(b, 20, 1300*time.Millisecond/3)
+		fp50 := percentile(floor, .5)
+		b.ReportMetric(ms(fp50), "floor-p50-ms")
+		b.ReportMetric(ms(percentile(reload, .5)), "reload-p50-ms")
+		b.ReportMetric(ms(percentile(dyn, .5)), "dyn-p50-ms")
+		b.ReportMetric(ms(percentile(dyn, .99)), "dyn-p99-ms")
+		b.ReportMetric(float64(percentile(dyn, .5))/float64(fp50), "dyn-x-floor")
+		p50, p99 := s.sustained(b, 40, 250*time.Millisecond)
+		b.ReportMetric(ms(p50), "dyn-250-p50-ms")
+		b.ReportMetric(ms(p99), "dyn-250-p99-ms")
+		b.ReportMetric(testutil.ToFloat64(s.dynM.Reloads)-reloads, "dyn-reloads")
+	}
+}
+
+// sustained changes web's instance every gap, each to a backend of its
+// own, and returns the put → serving (that change or a later one)
+// percentiles.
+func (s *sideBySide) sustained(b *testing.B, n int, gap time.Duration) (p50, p99 time.Duration) {
+	ctx := context.Background()
+	index := map[string]int{}
+	for i := range s.backends {
+		index[fmt.Sprintf("b%d", i)] = i
+	}
+	// Backends of their own, none of them serving when the run starts.
+	pool := s.backends[isolatedBackends:]
+	if n > len(pool) {
+		n = len(pool)
+	}
+	served := make([]time.Time, n)
+	issued := make([]time.Time, n)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		c := testenv.NewConnClient()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if code, body, err := testenv.Fetch(c, s.lb.URL); err == nil && code == 200 {
+				if k, ok := index[body]; ok && k >= isolatedBackends && k-isolatedBackends < n && served[k-isolatedBackends].IsZero() {
+					served[k-isolatedBackends] = time.Now()
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	for k := 0; k < n; k++ {
+		time.Sleep(time.Until(start.Add(time.Duration(k) * gap)))
+		issued[k] = time.Now()
+		if _, err := s.etcd.Put(ctx, "/services/web/upstream/web@1", pool[k]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	<-done
+	var lat []time.Duration
+	for k := 0; k < n; k++ {
+		var first time.Time
+		for j := k; j < n; j++ {
+			if !served[j].IsZero() && served[j].After(issued[k]) && (first.IsZero() || served[j].Before(first)) {
+				first = served[j]
+			}
+		}
+		if first.IsZero() {
+			b.Fatalf("change %d never served", k)
+		}
+		lat = append(lat, first.Sub(issued[k]))
+	}
+	return percentile(lat, .5), percentile(lat, .99)
+}
+
+
+// BenchmarkDynamicBurst: 100 changes of the instance set in one second in
+// dynamic mode: reloads (target 0) and the exact final set served.
+func BenchmarkDynamicBurst(b *testing.B) {
+	lb := testenv.NginxLua(b, "web")
+	_, etcd := testenv.Etcd(b)
+	prefix := registrar.UpstreamPrefix("/services", "web")
+	addrs := make([]string, 10)
+	for i := range addrs {
+		addrs[i], _ = testenv.Backend(b, fmt.Sprintf("web@%d", i))
+	}
+	m := nginx.NewMetrics(nil)
+	follow(b, nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
+		Controller: lb.Host(), Metrics: m, Dynamic: &nginx.Dynamic{}, Logger: quiet()})
+	time.Sleep(1500 * time.Millisecond)
+	for i := 0; i < b.N; i++ {
+		before := testutil.ToFloat64(m.Reloads)
+		want := burst(b, etcd, prefix, addrs)
+		time.Sleep(500 * time.Millisecond)
+		got := map[string]bool{}
+		c := testenv.NewConnClient()
+		for j := 0; j < 200 && len(want) > 0; j++ {
+			if code, body, err := testenv.Fetch(c, lb.URL); err == nil && code == 200 {
+				got[body] = true
+			}
+		}
+		served := 0
+		for k, a := range addrs {
+			in := false
+			for _, w := range want {
+				in = in || w == a
+			}
+			if got[fmt.Sprintf("web@%d", k)] != in {
+				b.Fatalf("after the burst web@%d served=%v, registered=%v", k, got[fmt.Sprintf("web@%d", k)], in)
+			}
+			if in {
+				served++
+			}
+		}
+		b.ReportMetric(testutil.ToFloat64(m.Reloads)-before, "reloads")
+		b.ReportMetric(float64(served), "final-instances")
+		etcd.Delete(context.Background(), prefix, clientv3.WithPrefix())
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// BenchmarkDynamicTenThousand: a snapshot of 10,000 instances (one real
+// backend behind every name) from the registrar's push to nginx serving
+// it; and nginx's processes and workers' memory before and after 1,000
+// changes.
+func BenchmarkDynamicTenThousand(b *testing.B) {
+	lb := testenv.NginxLua(b, "web")
+	_, etcd := testenv.Etcd(b)
+	prefix := registrar.UpstreamPrefix("/services", "web")
+	ctx := context.Background()
+	old, _ := testenv.Backend(b, "old")
+	etcd.Put(ctx, prefix+"old@1", old)
+	m := nginx.NewMetrics(nil)
+	f, err := nginx.New(nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8}, File: lb.UpstreamFile,
+		Controller: lb.Host(), Metrics: m, Dynamic: &nginx.Dynamic{}, Logger: quiet()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := f.Once(ctx); err != nil {
+		b.Fatal(err)
+	}
+	shared, _ := testenv.Backend(b, "shared")
+	var ops []clientv3.Op
+	ops = append(ops, clientv3.OpDelete(prefix+"old@1"))
+	snap := catalog.Snapshot{Entries: map[string]string{}, Rev: 2, At: time.Now()}
+	for i := 0; i < 10000; i++ {
+		ops = append(ops, clientv3.OpPut(fmt.Sprintf("%sweb@%d", prefix, i), shared))
+		snap.Entries[fmt.Sprintf("web@%d", i)] = shared
+		if len(ops) >= 100 {
+			if _, err := etcd.Txn(ctx).Then(ops...).Commit(); err != nil {
+				b.Fatal(err)
+			}
+			ops = nil
+		}
+	}
+	for i := 0; i < b.N; i++ {
+		// The clock starts at the push: the snapshot as the watch hands
+		// it over (listing 10,000 keys from etcd is reported apart).
+		took := measure(b, lb.URL, "shared", func() error {
+			_, out, err := f.ApplySnapshot(ctx, snap)
+			if err == nil && out != nginx.Pushed {
+				err = fmt.Errorf("outcome %v, want a push", out)
+			}
+			return err
+		})
+		b.ReportMetric(ms(took), "push-10000-served-ms")
+	}
+	t0 := time.Now()
+	if _, err := catalog.List(ctx, etcd, prefix); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(ms(time.Since(t0)), "list-10000-ms")
+	// Processes and worker memory across 1,000 changes, after 100 to warm
+	// up (each worker parses the list once per change).
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(rctx) }()
+	reloads := testutil.ToFloat64(m.Reloads)
+	change := func(i int) {
+		if _, err := etcd.Put(ctx, fmt.Sprintf("%sweb@%d", prefix, i%10000), fmt.Sprintf("127.0.0.%d:%d", 1+i%200, 20000+i)); err != nil {
+			b.Fatal(err)
+		}
+		if i%10 == 0 {
+			c := testenv.NewConnClient()
+			for k := 0; k < 4; k++ {
+				testenv.Fetch(c, lb.URL)
+			}
+		}
+	}
+	for i := 0; i < 100; i++ {
+		change(i)
+	}
+	time.Sleep(500 * time.Millisecond)
+	procs0, rss0 := nginxProcs(b, lb.Pid())
+	for i := 100; i < 1100; i++ {
+		change(i)
+	}
+	time.Sleep(time.Second)
+	cancel()
+	<-done
+	procs1, rss1 := nginxProcs(b, lb.Pid())
+	b.ReportMetric(float64(procs0), "procs-before")
+	b.ReportMetric(float64(procs1), "procs-after")
+	b.ReportMetric(rss0, "worker-rss-before-MiB")
+	b.ReportMetric(rss1, "worker-rss-after-MiB")
+	b.ReportMetric(testutil.ToFloat64(m.Reloads)-reloads, "reloads-1000-changes")
+	b.ReportMetric(testutil.ToFloat64(m.Pushes), "pushes")
+}
+
+// nginxProcs counts the master's worker processes and sums their RSS.
+func nginxProcs(b *testing.B, master int) (int, float64) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, rss := 0, 0.0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+		if len(f) < 22 || f[1] != strconv.Itoa(master) {
+			continue
+		}
+		n++
+		pages, _ := strconv.Atoi(f[21])
+		rss += float64(pages*os.Getpagesize()) / (1 << 20)
+	}
+	return n, rss
+}
