@@ -53,7 +53,7 @@ func churn(tb testing.TB, d time.Duration, maxRequests int, dynamic bool) churnR
 	f, err := nginx.New(nginx.Config{
 		Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8}, File: lb.UpstreamFile,
 		Controller: lb.Host(), Dynamic: dyn,
-		Metrics:    m, Logger: quiet(), // default 1s min reload interval
+		Metrics: m, Logger: quiet(), // default 1s min reload interval
 		OnApplied: func(a nginx.Applied) { mu.Lock(); applied = append(applied, a); mu.Unlock() },
 	})
 	if err != nil {

@@ -197,7 +197,6 @@ func (s *sideBySide) sustained(b *testing.B, n int, gap time.Duration) (p50, p99
 	return percentile(lat, .5), percentile(lat, .99)
 }
 
-
 // BenchmarkDynamicBurst: 100 changes of the instance set in one second in
 // dynamic mode: reloads (target 0) and the exact final set served.
 func BenchmarkDynamicBurst(b *testing.B) {
