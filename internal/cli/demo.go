@@ -38,6 +38,11 @@ also after a failure.`,
 			default:
 				return exitcode.Usage(fmt.Errorf("--mode: %q is not auto, docker or process", o.Mode))
 			}
+			switch o.LBMode {
+			case "auto", "dynamic", "reload":
+			default:
+				return exitcode.Usage(fmt.Errorf("--lb-mode: %q is not auto, dynamic or reload", o.LBMode))
+			}
 			if o.Port < 1 || o.Port > 65535 || o.EtcdPort < 1 || o.EtcdPort > 65535 {
 				return exitcode.Usage(fmt.Errorf("--port and --etcd-port must be in 1-65535"))
 			}
@@ -70,6 +75,7 @@ also after a failure.`,
 	f.IntVar(&o.EtcdPort, "etcd-port", 2379, "the embedded etcd listens on 127.0.0.1:PORT (deployctl services' default)")
 	f.DurationVar(&o.Duration, "duration", 0, "stop this long after the story (0: run until Ctrl-C)")
 	f.StringVar(&o.Mode, "mode", demo.ModeAuto, "app instances as Docker containers (docker), local processes (process), or docker when available (auto)")
+	f.StringVar(&o.LBMode, "lb-mode", "auto", "registrar nginx mode: dynamic (changes pushed to nginx's Lua balancer, no reloads), reload, or auto (dynamic when libnginx-mod-http-lua is installed)")
 	f.StringVar(&o.Nginx, "nginx", "", "nginx binary (default /usr/sbin/nginx)")
 	f.DurationVar(&o.Refresh, "refresh", time.Second, "status line interval")
 	out.bind(cmd)

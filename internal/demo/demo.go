@@ -27,6 +27,7 @@ import (
 	"github.com/deployctl/deployctl/internal/nginxproc"
 	"github.com/deployctl/deployctl/registrar"
 	"github.com/deployctl/deployctl/registrar/catalog"
+	"github.com/deployctl/deployctl/registrar/nginx"
 	"github.com/deployctl/deployctl/registrar/upstream"
 	"github.com/deployctl/deployctl/units/deployspec"
 	"github.com/deployctl/deployctl/units/generate"
@@ -54,7 +55,11 @@ type Options struct {
 	Duration time.Duration // how long to keep running after the story; 0 = until ctx ends
 	Mode     string        // auto, docker or process
 	Nginx    string        // nginx binary (default /usr/sbin/nginx)
-	Out      io.Writer
+	// LBMode is how registrar nginx follows the instances: dynamic (pushed
+	// to nginx's Lua balancer, no reloads), reload, or auto (dynamic where
+	// Debian's Lua module for nginx is installed).
+	LBMode string
+	Out    io.Writer
 	// Refresh is the status line's refresh interval (default 1s).
 	Refresh time.Duration
 	// InPlace redraws the status line in place (for a terminal) instead of
@@ -65,6 +70,7 @@ type Options struct {
 // Result is what the run measured.
 type Result struct {
 	Mode      string         `json:"mode"`
+	LBMode    string         `json:"lbMode"`
 	Instances []string       `json:"instances"`
 	Served    map[string]int `json:"served"`
 	Killed    string         `json:"killed"`
@@ -183,7 +189,13 @@ func (r *run) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	if r.nginx, err = nginxproc.Prepare(nginxproc.Options{Dir: filepath.Join(r.dir, "nginx"), Binary: o.Nginx, Workers: 2}); err != nil {
+	r.res.LBMode = o.LBMode
+	if _, lerr := nginxproc.LuaModules(); r.res.LBMode == "" || r.res.LBMode == "auto" {
+		r.res.LBMode = map[bool]string{true: "dynamic", false: "reload"}[lerr == nil]
+	} else if r.res.LBMode == "dynamic" && lerr != nil {
+		return fmt.Errorf("--lb-mode dynamic: %w", lerr)
+	}
+	if r.nginx, err = nginxproc.Prepare(nginxproc.Options{Dir: filepath.Join(r.dir, "nginx"), Binary: o.Nginx, Workers: 2, Lua: r.res.LBMode == "dynamic"}); err != nil {
 		return fmt.Errorf("nginx is needed for the demo: %w (`make demo` installs it with apt-get when run as root)", err)
 	}
 
@@ -265,12 +277,24 @@ func (r *run) setup(ctx context.Context) error {
 	r.say("==> Started %d instances of %s (%s) with a registrar announce sidekick each", len(r.apps), r.svc.Name, mode)
 
 	// 5. nginx and its follower.
-	site := upstream.RenderSite(upstream.Site{Listen: fmt.Sprintf("127.0.0.1:%d", o.Port), Upstream: r.svc.Name})
-	if err := os.WriteFile(filepath.Join(r.nginx.ConfDir(), r.svc.Name+".site.conf"), site, 0o644); err != nil {
+	siteCfg := upstream.Site{Listen: fmt.Sprintf("127.0.0.1:%d", o.Port), Upstream: r.svc.Name}
+	up := upstream.Render(upstream.Options{Name: r.svc.Name}, nil)
+	if r.res.LBMode == "dynamic" {
+		d := upstream.Dynamic{ConfDir: r.nginx.ConfDir()}
+		siteCfg.Dynamic = &d
+		up = upstream.RenderDynamic(upstream.Options{Name: r.svc.Name}, d)
+		if err := os.WriteFile(d.Script(), nginx.BalancerLua, 0o644); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(d.ConfDir, upstream.ControlDir), 0o700); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(r.nginx.ConfDir(), r.svc.Name+".site.conf"), upstream.RenderSite(siteCfg), 0o644); err != nil {
 		return err
 	}
 	upFile := filepath.Join(r.nginx.ConfDir(), r.svc.Name+".upstream.conf")
-	if err := os.WriteFile(upFile, upstream.Render(upstream.Options{Name: r.svc.Name}, nil), 0o644); err != nil {
+	if err := os.WriteFile(upFile, up, 0o644); err != nil {
 		return err
 	}
 	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -282,11 +306,15 @@ func (r *run) setup(ctx context.Context) error {
 		"--service", r.svc.Name, "--upstream-file", upFile, "--etcd-endpoints", r.etcd.Endpoint(),
 		"--nginx", r.nginx.Binary, "--nginx-prefix", r.nginx.Dir+"/", "--nginx-conf", r.nginx.ConfFile(),
 		"--nginx-global", r.nginx.Globals(), "--pid-file", r.nginx.PidFile(),
-		"--min-reload-interval", reloadInterval.String())
+		"--min-reload-interval", reloadInterval.String(), "--mode", r.res.LBMode)
 	if err != nil {
 		return err
 	}
-	r.say("==> nginx on %s, kept current by registrar nginx", r.url)
+	how := "reloaded on every change (reload mode)"
+	if r.res.LBMode == "dynamic" {
+		how = "changes pushed to its Lua balancer without reloads (dynamic mode)"
+	}
+	r.say("==> nginx on %s, kept current by registrar nginx: %s", r.url, how)
 	return nil
 }
 

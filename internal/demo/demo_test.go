@@ -11,6 +11,7 @@ import (
 
 	"github.com/deployctl/deployctl/internal/demo"
 	"github.com/deployctl/deployctl/internal/etcdserver"
+	"github.com/deployctl/deployctl/internal/nginxproc"
 	"github.com/deployctl/deployctl/internal/testenv"
 )
 
@@ -28,9 +29,14 @@ func leftovers(t *testing.T) []string {
 	return out
 }
 
-func runDemo(t *testing.T, mode string) *demo.Result {
+func runDemo(t *testing.T, mode, lbMode string) *demo.Result {
 	t.Helper()
 	testenv.NginxBinary(t)
+	if lbMode == "dynamic" {
+		if _, err := nginxproc.LuaModules(); err != nil {
+			testenv.Missing(t, "%v", err)
+		}
+	}
 	port, _ := etcdserver.FreePort()
 	etcdPort, _ := etcdserver.FreePort()
 	var out bytes.Buffer
@@ -39,11 +45,14 @@ func runDemo(t *testing.T, mode string) *demo.Result {
 	res, err := demo.Run(ctx, demo.Options{
 		Spec: filepath.Join("..", "..", "examples", "deploy.yaml"), UnitsDir: t.TempDir(),
 		Port: port, EtcdPort: etcdPort, Duration: 1500 * time.Millisecond, Refresh: 500 * time.Millisecond,
-		Mode: mode, Out: &out,
+		Mode: mode, LBMode: lbMode, Out: &out,
 	})
 	t.Logf("demo output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("demo: %v", err)
+	}
+	if res.LBMode != lbMode || !strings.Contains(out.String(), "("+lbMode+" mode)") {
+		t.Fatalf("demo ran LB mode %q, want %q, and must say so", res.LBMode, lbMode)
 	}
 	if len(res.Instances) != 4 || len(res.Served) != 4 {
 		t.Fatalf("instances %v, served through nginx %v; want all four", res.Instances, res.Served)
@@ -69,7 +78,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Skip("the demo takes ~15s")
 	}
 	dc := testenv.Docker(t)
-	res := runDemo(t, demo.ModeDocker)
+	res := runDemo(t, demo.ModeDocker, "dynamic")
 	if res.Mode != demo.ModeDocker {
 		t.Fatalf("mode %s", res.Mode)
 	}
@@ -87,7 +96,7 @@ func TestDemoProcessMode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo takes ~15s")
 	}
-	res := runDemo(t, demo.ModeProcess)
+	res := runDemo(t, demo.ModeProcess, "reload")
 	if res.Mode != demo.ModeProcess {
 		t.Fatalf("mode %s", res.Mode)
 	}
