@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -29,13 +30,19 @@ var ErrNotFound = errors.New("not found")
 type Client struct {
 	http *http.Client
 	base string // scheme://host, no trailing slash
+
+	verOnce sync.Once
+	version string // negotiated API version, e.g. "1.44"
+	verErr  error
 }
 
 // DefaultHost is used when DOCKER_HOST is not set.
 const DefaultHost = "unix:///var/run/docker.sock"
 
 // New returns a client for host ("unix:///path" or "tcp://host:port"); an
-// empty host means $DOCKER_HOST, then DefaultHost.
+// empty host means $DOCKER_HOST, then DefaultHost. For tcp:// hosts,
+// DOCKER_TLS_VERIFY and DOCKER_CERT_PATH work as for the Docker CLI: TLS,
+// the engine verified against ca.pem, and cert.pem/key.pem presented.
 func New(host string) (*Client, error) {
 	if host == "" {
 		host = os.Getenv("DOCKER_HOST")
@@ -57,8 +64,19 @@ func New(host string) (*Client, error) {
 			return d.DialContext(ctx, "unix", path)
 		}
 		c.base = "http://docker"
-	case "tcp", "http":
+	case "tcp", "http", "https":
+		if u.Host == "" {
+			return nil, fmt.Errorf("docker host %q has no host:port", host)
+		}
 		c.base = "http://" + u.Host
+		if v := os.Getenv("DOCKER_TLS_VERIFY"); (v != "" && v != "0") || u.Scheme == "https" {
+			cfg, err := tlsConfig(os.Getenv("DOCKER_CERT_PATH"))
+			if err != nil {
+				return nil, fmt.Errorf("docker host %q: %w", host, err)
+			}
+			tr.TLSClientConfig = cfg
+			c.base = "https://" + u.Host
+		}
 	default:
 		return nil, fmt.Errorf("docker host %q: scheme must be unix or tcp", host)
 	}
@@ -82,7 +100,11 @@ func (e *APIError) Is(target error) bool {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, ctype string) (*http.Response, error) {
-	u := c.base + path
+	v, err := c.apiVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u := c.base + "/v" + v + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
@@ -137,9 +159,10 @@ func (c *Client) doJSON(ctx context.Context, method, path string, q url.Values, 
 	return nil
 }
 
-// Ping checks that the engine answers.
+// Ping checks that the engine answers (and settles the API version).
 func (c *Client) Ping(ctx context.Context) error {
-	return c.doJSON(ctx, http.MethodGet, "/_ping", nil, nil, nil)
+	_, err := c.apiVersion(ctx)
+	return err
 }
 
 // Container is the part of a container inspect answer deployctl reads.

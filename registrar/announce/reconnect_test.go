@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,7 +60,16 @@ func (e *engine) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"message":"engine restarting"}`, http.StatusServiceUnavailable)
 		return
 	}
-	switch r.URL.Path {
+	if r.URL.Path == "/_ping" {
+		w.Header().Set("Api-Version", "1.41") // as Docker 20.10
+		return
+	}
+	path, ok := strings.CutPrefix(r.URL.Path, "/v1.41")
+	if !ok {
+		http.Error(w, `{"message":"not the negotiated API version"}`, http.StatusBadRequest)
+		return
+	}
+	switch path {
 	case "/containers/app-1/json":
 		e.mu.Lock()
 		var c docker.Container
