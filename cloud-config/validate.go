@@ -220,7 +220,11 @@ func (v *validator) walk(n *yaml.Node, t reflect.Type, path string) {
 			if msg := f.Tag.Get("deprecated"); msg != "" {
 				v.add(k.Line, KindWarning, "deprecated key %q (%s)", key, msg)
 			}
-			if !compatible(val, f.Type) {
+			if b, ok := yaml11Bool(val, f.Type); ok {
+				// coreos-cloudinit parses YAML 1.1, where yes/no/on/off are
+				// booleans: Flatcar reads the value as intended.
+				v.add(val.Line, KindWarning, "%q for %q is read as %v by Flatcar (YAML 1.1); write %v", val.Value, key, b, b)
+			} else if !compatible(val, f.Type) {
 				v.add(k.Line, KindError, "incorrect type for %q (want %s)", key, typeName(f.Type))
 				continue
 			}
@@ -253,6 +257,25 @@ func (v *validator) walk(n *yaml.Node, t reflect.Type, path string) {
 			v.walk(c, t.Elem(), path)
 		}
 	}
+}
+
+// yaml11Bool reports whether n is a YAML 1.1 boolean word (yes, no, on,
+// off, y, n) for a bool field: yaml.v3 reads it as a string, Flatcar's
+// coreos-cloudinit as a boolean.
+func yaml11Bool(n *yaml.Node, t reflect.Type) (bool, bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Bool || n.Kind != yaml.ScalarNode || n.Tag != "!!str" || n.Style != 0 {
+		return false, false
+	}
+	switch strings.ToLower(n.Value) {
+	case "yes", "on", "y":
+		return true, true
+	case "no", "off", "n":
+		return false, true
+	}
+	return false, false
 }
 
 // value returns the scalar value and node of key in mapping n.
@@ -308,10 +331,14 @@ func (v *validator) structRules(n *yaml.Node, t reflect.Type, path string) {
 			}
 		}
 		enc, en := value(n, "encoding")
-		content, _ := value(n, "content")
+		content, cn := value(n, "content")
 		if en != nil && enc != "" {
 			if _, err := decodeContent(content, enc); err != nil {
-				v.add(en.Line, KindError, "content cannot be decoded as %q", enc)
+				line := en.Line
+				if cn != nil {
+					line = cn.Line // the bad value is there
+				}
+				v.add(line, KindError, "content cannot be decoded as %q (encoding on line %d)", enc, en.Line)
 			}
 		}
 	case reflect.TypeOf(Etcd{}), reflect.TypeOf(Etcd2{}):

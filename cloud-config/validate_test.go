@@ -39,7 +39,7 @@ func TestValidateBrokenInputs(t *testing.T) {
 		{"unit command", "#cloud-config\ncoreos:\n  units:\n    - name: docker.service\n      command: begin\n", "line 5: error: invalid value begin"},
 		{"bool type", "#cloud-config\ncoreos:\n  units:\n    - name: docker.service\n      enable: 4\n", `line 5: error: incorrect type for "enable" (want bool)`},
 		{"permissions", "#cloud-config\nwrite_files:\n  - path: /etc/x\n    permissions: '0999'\n", "line 4: error: invalid value 0999"},
-		{"encoding", "#cloud-config\nwrite_files:\n  - path: /etc/x\n    encoding: b64\n    content: '!!!'\n", `line 4: error: content cannot be decoded as "b64"`},
+		{"encoding", "#cloud-config\nwrite_files:\n  - path: /etc/x\n    encoding: b64\n    content: '!!!'\n", `line 5: error: content cannot be decoded as "b64"`},
 		{"bad encoding name", "#cloud-config\nwrite_files:\n  - path: /etc/x\n    encoding: rot13\n", "line 4: error: invalid value rot13"},
 		{"usr", "#cloud-config\nwrite_files:\n  - path: /usr/bin/x\n", "line 3: error: file cannot be written to a read-only filesystem"},
 		{"relative path", "#cloud-config\nwrite_files:\n  - path: etc/x\n", "line 3: error: path \"etc/x\" must be absolute"},
@@ -86,4 +86,31 @@ func FuzzValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Where Flatcar accepts a value and reads it as intended, the validator
+// warns instead of failing; errors point at the line with the bad value.
+func TestValidatorMatchesFlatcarLeniency(t *testing.T) {
+	doc := "#cloud-config\ncoreos:\n  units:\n    - name: a.service\n      enable: yes\n      command: start\n      content: |\n        [Service]\n        ExecStart=/bin/true\nwrite_files:\n  - path: /etc/x\n    encoding: b64\n    content: \"not base64!!\"\n"
+	r := cloudconfig.Validate([]byte(doc))
+	var warnEnable, errB64 bool
+	for _, e := range r.Entries {
+		if e.Line == 5 && e.Kind == cloudconfig.KindWarning && strings.Contains(e.Message, "read as true") {
+			warnEnable = true
+		}
+		if e.Kind == cloudconfig.KindError && strings.Contains(e.Message, "cannot be decoded") {
+			errB64 = e.Line == 13
+		}
+		if e.Kind == cloudconfig.KindError && strings.Contains(e.Message, "enable") {
+			t.Errorf("enable: yes is an error: %s", e)
+		}
+	}
+	if !warnEnable || !errB64 {
+		t.Fatalf("want a warning on line 5 and the base64 error on line 13 (content):\n%s", r)
+	}
+	// A quoted "yes" is a string to Flatcar too: still an error.
+	r = cloudconfig.Validate([]byte(strings.Replace(doc, "enable: yes", `enable: "yes"`, 1)))
+	if !r.HasErrors() {
+		t.Fatal(`enable: "yes" accepted`)
+	}
 }
