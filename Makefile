@@ -4,16 +4,34 @@ SHELL   := /bin/bash
 GO      ?= go
 BIN     ?= bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/deployctl/deployctl/internal/registrarcli.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/deployctl/deployctl/internal/registrarcli.Version=$(VERSION) -X github.com/deployctl/deployctl/internal/cli.Version=$(VERSION)
+# Static binaries (CGO_ENABLED=0): the demo runs deployctl itself in
+# FROM scratch images, and releases run anywhere.
+STATIC  := CGO_ENABLED=0
 
-.PHONY: all build deps check vet test demo bench clean
+.PHONY: all build deps check vet test demo bench release clean
 
 all: build
 
-## build: the registrar for linux/amd64 (what infra ships) and deployctl
+## build: the registrar for linux/amd64 (DigitalOcean's droplets; what
+## infra ships) and deployctl for this machine, static
 build:
-	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/registrar ./cmd/registrar
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deployctl ./cmd/deployctl
+	$(STATIC) GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/registrar ./cmd/registrar
+	$(STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deployctl ./cmd/deployctl
+
+## release: static deployctl and registrar for linux/amd64 and linux/arm64,
+## deployctl for darwin, version stamped, with SHA256SUMS, in bin/release
+RELEASE := linux/amd64 linux/arm64
+release:
+	rm -rf $(BIN)/release && mkdir -p $(BIN)/release
+	@set -e; for p in $(RELEASE); do os=$${p%/*}; arch=$${p#*/}; \
+	  echo "release: $$os/$$arch"; \
+	  $(STATIC) GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/release/registrar-$$os-$$arch ./cmd/registrar; \
+	  $(STATIC) GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/release/deployctl-$$os-$$arch ./cmd/deployctl; \
+	done
+	@set -e; for arch in amd64 arm64; do echo "release: darwin/$$arch"; \
+	  $(STATIC) GOOS=darwin GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/release/deployctl-darwin-$$arch ./cmd/deployctl; done
+	cd $(BIN)/release && sha256sum * > SHA256SUMS && cat SHA256SUMS
 
 ## deps: install nginx, systemd-analyze, iproute2 when missing; start Docker
 deps:
@@ -34,7 +52,7 @@ test: check
 
 ## demo: the whole story on this machine, no cloud account needed
 demo: deps
-	$(GO) run ./cmd/deployctl demo $(DEMO_FLAGS)
+	$(STATIC) $(GO) run -ldflags '$(LDFLAGS)' ./cmd/deployctl demo $(DEMO_FLAGS)
 
 ## bench: every benchmark, one table, bench/results.json
 bench: deps

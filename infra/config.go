@@ -2,6 +2,7 @@ package infra
 
 import (
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -194,6 +195,20 @@ func (c *Config) validate() error {
 		return cerr("registrarPath", "%s: %v; run `make build` first (it writes bin/registrar)", c.RegistrarPath, err)
 	}
 	c.RegistrarSHA256 = sum
+	return checkNodeBinary(c.RegistrarPath)
+}
+
+// checkNodeBinary refuses a registrar the nodes cannot run: DigitalOcean's
+// droplets and the Flatcar image are linux/amd64.
+func checkNodeBinary(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return cerr("registrarPath", "%s is not a Linux binary (%v); run `make build` (bin/registrar) or use bin/release/registrar-linux-amd64 from `make release`", path, err)
+	}
+	defer f.Close()
+	if f.Machine != elf.EM_X86_64 {
+		return cerr("registrarPath", "%s is built for %v; the nodes are linux/amd64: run `make build` (bin/registrar) or use bin/release/registrar-linux-amd64", path, f.Machine)
+	}
 	return nil
 }
 

@@ -1,6 +1,9 @@
 package infra_test
 
 import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -87,7 +90,7 @@ const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyOnlyForDocumenta
 func setConfig(t *testing.T, overrides map[string]string) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "registrar")
-	os.WriteFile(bin, []byte("registrar binary"), 0o755)
+	os.WriteFile(bin, elfHeader(elf.EM_X86_64), 0o755)
 	cfg := map[string]string{
 		"deployctl:sshPublicKeys":   `["` + testKey + `"]`,
 		"deployctl:allowedSshCidrs": `["198.51.100.7/32"]`,
@@ -105,6 +108,17 @@ func setConfig(t *testing.T, overrides map[string]string) {
 	b, _ := json.Marshal(cfg)
 	t.Setenv(pulumi.EnvConfig, string(b))
 	t.Setenv(pulumi.EnvConfigSecretKeys, `["deployctl:sshPrivateKey"]`)
+}
+
+// elfHeader is the smallest ELF file debug/elf reads: a 64-bit header for
+// machine, with no sections or segments.
+func elfHeader(machine elf.Machine) []byte {
+	var b bytes.Buffer
+	h := elf.Header64{Type: uint16(elf.ET_EXEC), Machine: uint16(machine), Version: uint32(elf.EV_CURRENT), Ehsize: 64}
+	copy(h.Ident[:], elf.ELFMAG)
+	h.Ident[elf.EI_CLASS], h.Ident[elf.EI_DATA], h.Ident[elf.EI_VERSION] = byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)
+	binary.Write(&b, binary.LittleEndian, h)
+	return b.Bytes()
 }
 
 func runProgram(t *testing.T, overrides map[string]string) (*mocks, error) {
@@ -308,6 +322,18 @@ func TestBootstrapAndShipping(t *testing.T) {
 			t.Errorf("install %s: %v", in.name, in.inputs["create"])
 		}
 	}
+}
+
+func textFile(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "registrar.txt")
+	os.WriteFile(p, []byte("not a binary"), 0o755)
+	return p
+}
+
+func armBinary(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "registrar-arm64")
+	os.WriteFile(p, elfHeader(elf.EM_AARCH64), 0o755)
+	return p
 }
 
 func TestConfigErrors(t *testing.T) {

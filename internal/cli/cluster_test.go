@@ -51,3 +51,14 @@ func TestClusterEndpointsWithTLS(t *testing.T) {
 		t.Fatalf("json: %d %s", code, out)
 	}
 }
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "deployctl ") || !strings.Contains(out, "go1.") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+	code, out, _ = run(t, "version", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"platform"`) {
+		t.Fatalf("version json: %d %q", code, out)
+	}
+}

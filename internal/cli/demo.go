@@ -8,9 +8,24 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/demo"
+	"github.com/deployctl/deployctl/internal/demo/app"
 	"github.com/deployctl/deployctl/internal/exitcode"
 	"github.com/spf13/cobra"
 )
+
+// newDemoAppCmd is the demo's web app, hidden: the demo runs this very
+// binary as its app instances, as processes or in a FROM scratch image.
+func newDemoAppCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:                app.Subcommand + " [-listen ADDR] [-instance NAME]",
+		Short:              "The demo's web app (answers with its instance name)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return app.Main(cmd.Context(), args, e.stderr)
+		},
+	}
+}
 
 func newDemoCmd(e *env) *cobra.Command {
 	var o demo.Options

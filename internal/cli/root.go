@@ -47,7 +47,7 @@ func New(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return exitcode.Usage(fmt.Errorf("%w (see %s --help)", err, c.CommandPath()))
 	})
-	root.AddCommand(newUnitsCmd(e), newCloudConfigCmd(e), newClusterCmd(e), newServicesCmd(e), newDemoCmd(e))
+	root.AddCommand(newUnitsCmd(e), newCloudConfigCmd(e), newClusterCmd(e), newServicesCmd(e), newDemoCmd(e), newDemoAppCmd(e), newVersionCmd(e))
 	return root
 }
 

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/atomicfile"
+	demoapp "github.com/deployctl/deployctl/internal/demo/app"
 	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/etcdserver"
 	"github.com/deployctl/deployctl/internal/imagebuild"
@@ -55,6 +56,10 @@ type Options struct {
 	Duration time.Duration // how long to keep running after the story; 0 = until ctx ends
 	Mode     string        // auto, docker or process
 	Nginx    string        // nginx binary (default /usr/sbin/nginx)
+	// AppBinary runs the app instances (default this binary, which
+	// answers to `demo-app`); in Docker mode it must be static, as it goes
+	// into a FROM scratch image.
+	AppBinary string
 	// LBMode is how registrar nginx follows the instances: dynamic (pushed
 	// to nginx's Lua balancer, no reloads), reload, or auto (dynamic where
 	// Debian's Lua module for nginx is installed).
@@ -88,7 +93,7 @@ type app struct {
 	name, instance string // someapp-1, someapp@1
 	addr           string // process mode
 	proc           *proc  // process mode
-	sidekick       *proc
+	sidekick       runner
 }
 
 type run struct {
@@ -102,11 +107,10 @@ type run struct {
 	docker   *docker.Client
 	network  string
 	image    string
-	regBin   string
 	appBin   string
 	apps     []*app
 	nginx    *nginxproc.Instance
-	follower *proc
+	follower runner
 	http     *http.Client
 	url      string
 	res      Result
@@ -248,12 +252,14 @@ func (r *run) setup(ctx context.Context) error {
 	r.say("==> Embedded etcd at %s", r.etcd.Endpoint())
 
 	// 3. Binaries and image.
-	r.say("==> Building the registrar and the demo app")
-	if r.regBin, err = imagebuild.GoBinary(ctx, "github.com/deployctl/deployctl/cmd/registrar", filepath.Join(r.dir, "bin")); err != nil {
-		return err
+	if r.appBin = o.AppBinary; r.appBin == "" {
+		if r.appBin, err = os.Executable(); err != nil {
+			return fmt.Errorf("find this binary to run the demo app: %w", err)
+		}
 	}
 	if mode == ModeDocker {
-		if r.image, err = imagebuild.DemoApp(ctx, r.docker); err != nil {
+		r.say("==> Building the demo app's image (FROM scratch, this binary)")
+		if r.image, err = imagebuild.AppImage(ctx, r.docker, r.appBin); err != nil {
 			return err
 		}
 		r.removeLeftovers(ctx)
@@ -261,8 +267,6 @@ func (r *run) setup(ctx context.Context) error {
 		if _, err := r.docker.CreateNetwork(ctx, r.network, map[string]string{Label: "1"}); err != nil {
 			return fmt.Errorf("create Docker network %s: %w", r.network, err)
 		}
-	} else if r.appBin, err = imagebuild.GoBinary(ctx, imagebuild.DemoAppPackage, filepath.Join(r.dir, "bin")); err != nil {
-		return err
 	}
 
 	// 4. App instances and their sidekicks.
@@ -302,7 +306,7 @@ func (r *run) setup(ctx context.Context) error {
 	if err := r.nginx.Start(sctx); err != nil {
 		return err
 	}
-	r.follower, err = start(filepath.Join(r.dir, "logs"), "registrar-nginx", r.regBin, "nginx",
+	r.follower, err = startTask(filepath.Join(r.dir, "logs"), "registrar-nginx", "nginx",
 		"--service", r.svc.Name, "--upstream-file", upFile, "--etcd-endpoints", r.etcd.Endpoint(),
 		"--nginx", r.nginx.Binary, "--nginx-prefix", r.nginx.Dir+"/", "--nginx-conf", r.nginx.ConfFile(),
 		"--nginx-global", r.nginx.Globals(), "--pid-file", r.nginx.PidFile(),
@@ -332,7 +336,7 @@ func (r *run) startApp(ctx context.Context, a *app) error {
 		if err := r.docker.Start(ctx, a.name); err != nil {
 			return fmt.Errorf("start container %s: %w", a.name, err)
 		}
-		a.sidekick, err = start(logs, "announce-"+a.name, r.regBin, "announce", "--service", r.svc.Name, "--instance", a.instance,
+		a.sidekick, err = startTask(logs, "announce-"+a.name, "announce", "--service", r.svc.Name, "--instance", a.instance,
 			"--container", a.name, "--network", r.network, "--port", strconv.Itoa(r.svc.Port), "--ttl", ttl,
 			"--etcd-endpoints", r.etcd.Endpoint(), "--health-http", healthPath(r.svc), "--health-interval", "1s")
 		return err
@@ -342,10 +346,10 @@ func (r *run) startApp(ctx context.Context, a *app) error {
 		return err
 	}
 	a.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	if a.proc, err = start(logs, a.name, r.appBin, "-listen", a.addr, "-instance", a.instance); err != nil {
+	if a.proc, err = start(logs, a.name, r.appBin, demoapp.Subcommand, "-listen", a.addr, "-instance", a.instance); err != nil {
 		return err
 	}
-	a.sidekick, err = start(logs, "announce-"+a.name, r.regBin, "announce", "--service", r.svc.Name, "--instance", a.instance,
+	a.sidekick, err = startTask(logs, "announce-"+a.name, "announce", "--service", r.svc.Name, "--instance", a.instance,
 		"--addr", a.addr, "--ttl", ttl, "--etcd-endpoints", r.etcd.Endpoint(), "--health-http", healthPath(r.svc), "--health-interval", "1s")
 	return err
 }
@@ -365,8 +369,15 @@ func (r *run) stopApp(ctx context.Context, a *app) error {
 		return r.docker.Kill(ctx, a.name, "KILL")
 	}
 	a.proc.kill()
-	a.sidekick.stop()
+	stopRunner(a.sidekick)
 	return nil
+}
+
+// stopRunner stops r when it was started.
+func stopRunner(r runner) {
+	if r != nil {
+		r.stop()
+	}
 }
 
 func (r *run) restartApp(ctx context.Context, a *app) error {
@@ -390,9 +401,9 @@ func (r *run) removeLeftovers(ctx context.Context) {
 func (r *run) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	r.follower.stop()
+	stopRunner(r.follower)
 	for _, a := range r.apps {
-		a.sidekick.stop()
+		stopRunner(a.sidekick)
 		a.proc.stop()
 	}
 	if r.nginx != nil {

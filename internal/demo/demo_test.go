@@ -3,7 +3,9 @@ package demo_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/deployctl/deployctl/internal/demo"
 	"github.com/deployctl/deployctl/internal/etcdserver"
+	"github.com/deployctl/deployctl/internal/imagebuild"
 	"github.com/deployctl/deployctl/internal/nginxproc"
 	"github.com/deployctl/deployctl/internal/testenv"
 )
@@ -46,6 +49,9 @@ func runDemo(t *testing.T, mode, lbMode string) *demo.Result {
 		Spec: filepath.Join("..", "..", "examples", "deploy.yaml"), UnitsDir: t.TempDir(),
 		Port: port, EtcdPort: etcdPort, Duration: 1500 * time.Millisecond, Refresh: 500 * time.Millisecond,
 		Mode: mode, LBMode: lbMode, Out: &out,
+		// The test binary is not deployctl: the app is cmd/demoapp, the
+		// same app, built static.
+		AppBinary: testenv.Binary(t, imagebuild.DemoAppPackage),
 	})
 	t.Logf("demo output:\n%s", out.String())
 	if err != nil {
@@ -113,5 +119,34 @@ func TestDemoFailsEarlyOnTakenPort(t *testing.T) {
 	_, err = demo.Run(context.Background(), demo.Options{Spec: filepath.Join("..", "..", "examples", "deploy.yaml"), UnitsDir: t.TempDir(), Port: port, Mode: demo.ModeProcess})
 	if err == nil || !strings.Contains(err.Error(), "--port") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// The released deployctl binary plays the whole demo alone: no Go
+// toolchain on PATH, no registrar binary, the app run from deployctl itself.
+func TestDemoBinaryNeedsNoToolchain(t *testing.T) {
+	testenv.NginxBinary(t)
+	bin := testenv.Binary(t, "github.com/deployctl/deployctl/cmd/deployctl")
+	dir := t.TempDir()
+	// Only the deployctl binary and the system's directories: no go, no registrar.
+	if err := os.Link(bin, filepath.Join(dir, "deployctl")); err != nil {
+		if b, rerr := os.ReadFile(bin); rerr != nil || os.WriteFile(filepath.Join(dir, "deployctl"), b, 0o755) != nil {
+			t.Fatal(err)
+		}
+	}
+	port, _ := etcdserver.FreePort()
+	etcdPort, _ := etcdserver.FreePort()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, "deployctl"), "demo", "--mode", "process", "--lb-mode", "reload",
+		"--port", fmt.Sprint(port), "--etcd-port", fmt.Sprint(etcdPort), "--duration", "1s", "--file", filepath.Join("..", "..", "examples", "deploy.yaml"),
+		"--units-dir", filepath.Join(dir, "units"))
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + dir, "TMPDIR=" + os.TempDir()}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("deployctl demo without a Go toolchain: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "==> Killing someapp@2") || !strings.Contains(string(out), "served by nginx after") {
+		t.Fatalf("the demo did not play the story:\n%s", out)
 	}
 }

@@ -10,12 +10,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 
 	"github.com/deployctl/deployctl/internal/docker"
@@ -102,21 +104,21 @@ func build(ctx context.Context, cli *docker.Client, repo string, fs rootfs, dock
 	return tag, nil
 }
 
-// GoBinary compiles a main package statically for linux/amd64 into dir and
+// GoBinary compiles a main package statically for linux on this machine's
+// architecture into dir and
 // returns the binary's path.
 func GoBinary(ctx context.Context, pkg, dir string) (string, error) {
 	out := filepath.Join(dir, filepath.Base(pkg))
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return out, nil
 }
 
-// DemoApp builds the demo app and a scratch image holding it, and returns
-// the image tag (repo "deployctl/demoapp"). The image is reused when its
-// content has not changed.
+// DemoApp builds the demo app (cmd/demoapp) with the Go toolchain and a
+// scratch image holding it, for the tests; see AppImage.
 func DemoApp(ctx context.Context, cli *docker.Client) (string, error) {
 	dir, err := os.MkdirTemp("", "deployctl-demoapp-")
 	if err != nil {
@@ -127,12 +129,39 @@ func DemoApp(ctx context.Context, cli *docker.Client) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return AppImage(ctx, cli, bin)
+}
+
+// AppImage builds a FROM scratch image around bin, a static binary that
+// runs the demo app when given "demo-app" first (deployctl itself, or
+// cmd/demoapp), and returns its tag (repo "deployctl/demoapp"). The image
+// is reused when its content has not changed.
+func AppImage(ctx context.Context, cli *docker.Client, bin string) (string, error) {
+	if err := static(bin); err != nil {
+		return "", err
+	}
 	data, err := os.ReadFile(bin)
 	if err != nil {
 		return "", err
 	}
-	fs := rootfs{"/demoapp": {mode: 0o755, data: data}}
-	return build(ctx, cli, "deployctl/demoapp", fs, "FROM scratch\nCOPY rootfs/ /\nEXPOSE 3000\nENTRYPOINT [\"/demoapp\"]\n")
+	fs := rootfs{"/app": {mode: 0o755, data: data}}
+	return build(ctx, cli, "deployctl/demoapp", fs, "FROM scratch\nCOPY rootfs/ /\nEXPOSE 3000\nENTRYPOINT [\"/app\", \"demo-app\"]\n")
+}
+
+// static refuses a dynamically linked binary, which cannot run in a
+// FROM scratch image.
+func static(bin string) error {
+	f, err := elf.Open(bin)
+	if err != nil {
+		return fmt.Errorf("%s: not a Linux binary: %w", bin, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked and cannot run in a FROM scratch image: build it with CGO_ENABLED=0 (make build and make demo do)", bin)
+		}
+	}
+	return nil
 }
 
 var lddLine = regexp.MustCompile(`(?:=>\s*)?(/\S+)\s+\(0x`)
