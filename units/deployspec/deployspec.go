@@ -33,9 +33,9 @@ var Defaults = struct {
 	// module (OpenResty), pinned by tag.
 	NginxLuaImage string
 	NginxMode     string
-	Registrar      string
-	EtcdEndpoints  string
-	ConfRoot       string
+	Registrar     string
+	EtcdEndpoints string
+	ConfRoot      string
 	// The registrar's etcd client certificate on a node
 	// (cloudconfig.TLSDir), used with https endpoints.
 	EtcdCACert, EtcdCert, EtcdKey string
@@ -51,13 +51,13 @@ var Defaults = struct {
 	NginxLuaImage:  "openresty/openresty:1.25.3.2-bookworm",
 	// Dynamic: instance changes reach nginx without a reload (see the
 	// README's comparison); reload mode serves plain nginx.
-	NginxMode: "dynamic",
-	Registrar:      "/opt/bin/registrar",
-	EtcdEndpoints:  "https://127.0.0.1:2379",
-	ConfRoot:       "/etc/deployctl/nginx",
-	EtcdCACert:     "/etc/ssl/etcd/ca.pem",
-	EtcdCert:       "/etc/ssl/etcd/registrar.pem",
-	EtcdKey:        "/etc/ssl/etcd/registrar-key.pem",
+	NginxMode:     "dynamic",
+	Registrar:     "/opt/bin/registrar",
+	EtcdEndpoints: "https://127.0.0.1:2379",
+	ConfRoot:      "/etc/deployctl/nginx",
+	EtcdCACert:    "/etc/ssl/etcd/ca.pem",
+	EtcdCert:      "/etc/ssl/etcd/registrar.pem",
+	EtcdKey:       "/etc/ssl/etcd/registrar-key.pem",
 }
 
 // Spec is a parsed deploy.yaml.
