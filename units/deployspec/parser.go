@@ -1,0 +1,179 @@
+package deployspec
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+var serviceName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var imageRef = regexp.MustCompile(`^[a-z0-9]+([._/:@-][A-Za-z0-9_.-]+)*$`)
+
+type parser struct {
+	file   string
+	errs   Errors
+	fields []Field
+}
+
+func (p *parser) record(n *yaml.Node, field string) {
+	p.fields = append(p.fields, Field{Path: field, Line: n.Line, Value: n.Value})
+}
+
+func (p *parser) errf(n *yaml.Node, field, format string, a ...any) {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	p.errs = append(p.errs, &Error{File: p.file, Line: line, Field: field, Msg: fmt.Sprintf(format, a...)})
+}
+
+// mapping walks a mapping node's pairs, reporting unknown keys.
+func (p *parser) mapping(n *yaml.Node, field string, known map[string]func(k, v *yaml.Node)) {
+	if n.Kind != yaml.MappingNode {
+		p.errf(n, field, "must be a mapping")
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if seen[k.Value] {
+			p.errf(k, field+"."+k.Value, "appears twice")
+			continue
+		}
+		seen[k.Value] = true
+		f, ok := known[k.Value]
+		if !ok {
+			keys := make([]string, 0, len(known))
+			for kk := range known {
+				keys = append(keys, kk)
+			}
+			sort.Strings(keys)
+			p.errf(k, field+"."+k.Value, "unknown key; known keys are %s", strings.Join(keys, ", "))
+			continue
+		}
+		f(k, v)
+	}
+}
+
+func (p *parser) str(n *yaml.Node, field string) (string, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.errf(n, field, "must be a string")
+		return "", false
+	}
+	p.record(n, field)
+	return n.Value, true
+}
+
+func (p *parser) integer(n *yaml.Node, field string, lo, hi int) (int, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+		p.errf(n, field, "must be a whole number")
+		return 0, false
+	}
+	v, err := strconv.Atoi(n.Value)
+	if err != nil || v < lo || v > hi {
+		p.errf(n, field, "%s is out of range %d-%d", n.Value, lo, hi)
+		return 0, false
+	}
+	return v, true
+}
+
+func (p *parser) boolean(n *yaml.Node, field string) (bool, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		p.errf(n, field, "must be true or false")
+		return false, false
+	}
+	return n.Value == "true", true
+}
+
+func (p *parser) duration(n *yaml.Node, field string) (time.Duration, bool) {
+	s, ok := p.str(n, field)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		p.errf(n, field, "%q is not a positive duration like 5s", s)
+		return 0, false
+	}
+	return d, true
+}
+
+func (p *parser) pairs(n *yaml.Node, field string, keyRe *regexp.Regexp, what string) [][2]string {
+	var out [][2]string
+	if n.Kind != yaml.MappingNode {
+		p.errf(n, field, "must be a mapping of %s", what)
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !keyRe.MatchString(k.Value) {
+			p.errf(k, field+"."+k.Value, "%q is not a valid %s name", k.Value, what)
+			continue
+		}
+		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+			p.errf(v, field+"."+k.Value, "must be a string")
+			continue
+		}
+		if strings.ContainsAny(v.Value, "\n\r") {
+			p.errf(v, field+"."+k.Value, "must be one line")
+			continue
+		}
+		p.record(v, field+"."+k.Value)
+		out = append(out, [2]string{k.Value, v.Value})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
+	return out
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// absPath reads an absolute path.
+func (p *parser) absPath(v *yaml.Node, field string) string {
+	s, ok := p.str(v, field)
+	if ok && !strings.HasPrefix(s, "/") {
+		p.errf(v, field, "%q must be an absolute path on the node", s)
+		return ""
+	}
+	return s
+}
+
+// syntaxError places a YAML syntax error on the line that breaks the
+// document. yaml.v3 reports some errors at the line where the enclosing
+// block starts, 0-based (a bad indent on line 4 comes back as "line 1"), so
+// the line is found as the first one from which every longer prefix of the
+// file fails to parse.
+func syntaxError(file string, data []byte, err error) error {
+	msg := yamlLineRE.ReplaceAllString(err.Error(), "")
+	lines := strings.SplitAfter(string(data), "\n")
+	line := 0
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+	}
+	if len(lines) <= 2000 {
+		var n yaml.Node
+		for l := len(lines); l >= 1; l-- {
+			if yaml.Unmarshal([]byte(strings.Join(lines[:l], "")), &n) != nil {
+				line = l
+				continue
+			}
+			break
+		}
+	}
+	if line < 1 {
+		line = 1
+	}
+	return Errors{&Error{File: file, Line: line, Field: "yaml", Msg: msg + " (check the indentation and quoting on this line)"}}
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)

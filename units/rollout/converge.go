@@ -1,0 +1,261 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/deployctl/deployctl/internal/backoff"
+	"github.com/deployctl/deployctl/units"
+	"github.com/deployctl/deployctl/units/fleet"
+	"github.com/deployctl/deployctl/units/generate"
+)
+
+// status is one unit's standing in fleet's report.
+type status int
+
+const (
+	missing  status = iota // fleet has no such unit
+	outdated               // fleet holds other options
+	stopped                // right options, not launched
+	pending                // right options, launched, not yet active with them
+	updated                // right options, every state active with them
+)
+
+// unitStatus classifies name against want; active says whether it serves
+// now, with whatever hash.
+func unitStatus(v *view, want *units.Unit) (s status, active bool, report string) {
+	cur, ok := v.units[want.Name]
+	states := v.states[want.Name]
+	active = len(states) > 0
+	newActive := len(states) > 0
+	var parts []string
+	for _, st := range states {
+		if st.SystemdActiveState != "active" {
+			active = false
+		}
+		if st.Hash != want.Hash() || st.SystemdActiveState != "active" {
+			newActive = false
+		}
+		h := st.Hash
+		if len(h) > 7 {
+			h = h[:7]
+		}
+		parts = append(parts, fmt.Sprintf("%s/%s hash %s on %.8s", st.SystemdActiveState, st.SystemdSubState, h, st.MachineID))
+	}
+	report = strings.Join(parts, ", ")
+	if report == "" {
+		report = "no state (not scheduled: does a machine satisfy its [X-Fleet] constraints?)"
+	}
+	switch {
+	case !ok:
+		return missing, active, report
+	case cur.File().Hash() != want.Hash():
+		return outdated, active, report
+	case cur.DesiredState != fleet.StateLaunched:
+		return stopped, active, report
+	case !newActive:
+		return pending, active, report
+	}
+	return updated, active, report
+}
+
+// converge brings every group's plain units and instances 1..N to the
+// plan, level-triggered: every pass reads fleet once, then, per service,
+// creates or starts what is missing or stopped and replaces what serves
+// nothing (in parallel: capacity is not at stake), and replaces serving
+// instances only while fewer than MaxUnavailable of that service's
+// instances are down or still on their way up. An instance counts as
+// updated only when every state fleet reports for its app and sidekick
+// shows the new hash active; a unit that takes longer than
+// ProgressDeadline from its put stops everything with a StuckError.
+func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
+	// since is when each unit set began to come up: when it was put, or
+	// first seen on its way up; one waiting its turn has no clock.
+	since := map[string]time.Time{}
+	reported := map[string]int{}
+	b := backoff.New(r.o.Poll, 500*time.Millisecond)
+	for {
+		v, err := observe(ctx, r.c)
+		if err != nil {
+			r.progress("%v; retrying", err)
+			if !b.Wait(ctx) {
+				return ctx.Err()
+			}
+			continue
+		}
+		var act []instance
+		todo := 0
+		for _, g := range groups {
+			gp, err := r.pass(v, g, since, reported)
+			if err != nil {
+				return err
+			}
+			todo += gp.todo
+			act = append(act, gp.act...)
+		}
+		if todo == 0 {
+			return nil
+		}
+		if len(act) > 0 {
+			if err := r.putInstances(ctx, v, act); err != nil {
+				return err
+			}
+			now := time.Now()
+			for _, in := range act {
+				if _, ok := since[in.key]; !ok {
+					since[in.key] = now
+				}
+			}
+			b.Reset()
+		}
+		if !b.Wait(ctx) {
+			return ctx.Err()
+		}
+	}
+}
+
+// groupPass is what one pass found for a group: how many unit sets are
+// not yet updated, and which to put now.
+type groupPass struct {
+	todo int
+	act  []instance
+}
+
+// sets are the unit sets of g that converge as one: each instance (app and
+// sidekick), and each plain unit on its own.
+func sets(g *generate.Group) []instance {
+	ins := instancesOf(g)
+	for _, u := range g.Units {
+		ins = append(ins, instance{key: u.Name, names: []string{u.Name}, want: []*units.Unit{u}, plain: true})
+	}
+	return ins
+}
+
+func (r *roller) pass(v *view, g *generate.Group, since map[string]time.Time, reported map[string]int) (groupPass, error) {
+	var gp groupPass
+	var serving []instance
+	unavailable, nUpdated := 0, 0
+	for _, in := range sets(g) {
+		worst, allActive, exists := updated, true, false
+		var stuck, stuckReport string
+		for k, want := range in.want {
+			s, active, report := unitStatus(v, want)
+			if s != missing {
+				exists = true
+			}
+			if !r.o.Start && (s == stopped || (s == missing && !in.plain)) {
+				s = updated // not asked to start: the right options are enough
+			}
+			worst = min(worst, s)
+			if s != updated && stuck == "" {
+				stuck, stuckReport = in.names[k], report
+			}
+			allActive = allActive && active
+		}
+		if !exists && !r.o.Start && !in.plain {
+			continue
+		}
+		if worst == updated {
+			if !in.plain {
+				nUpdated++
+			}
+			delete(since, in.key)
+			continue
+		}
+		gp.todo++
+		if _, ok := since[in.key]; !ok && worst == pending {
+			since[in.key] = time.Now()
+		}
+		if t, ok := since[in.key]; ok && time.Since(t) > r.o.ProgressDeadline {
+			return gp, &StuckError{Service: g.Service, Unit: stuck, State: stuckReport, Deadline: r.o.ProgressDeadline, Updated: nUpdated, Desired: g.Instances}
+		}
+		switch {
+		case worst == outdated && allActive && !in.plain:
+			serving = append(serving, in)
+		case worst == outdated || worst == missing || worst == stopped:
+			if !in.plain {
+				unavailable++
+			}
+			gp.act = append(gp.act, in)
+		default: // pending: on its way up, or the old version still reported
+			if !in.plain {
+				unavailable++
+			}
+		}
+	}
+	budget := r.o.MaxUnavailable - unavailable
+	for _, in := range serving {
+		if budget <= 0 {
+			break
+		}
+		gp.act = append(gp.act, in)
+		budget--
+	}
+	if g.Instances > 0 && reported[g.Service] != nUpdated+1 {
+		r.progress("%s: %d of %d instances updated", g.Service, nUpdated, g.Instances)
+		reported[g.Service] = nUpdated + 1
+	}
+	return gp, nil
+}
+
+// putInstances creates, starts or replaces each instance's units, up to
+// Parallel instances at once; an instance's app goes before its sidekick.
+func (r *roller) putInstances(ctx context.Context, v *view, ins []instance) error {
+	sort.SliceStable(ins, func(i, j int) bool { return ins[i].key < ins[j].key })
+	sem := make(chan struct{}, r.o.Parallel)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for _, in := range ins {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			for _, want := range in.want {
+				if err := r.putInstance(ctx, v, want); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+func (r *roller) putInstance(ctx context.Context, v *view, want *units.Unit) error {
+	cur, ok := v.units[want.Name]
+	state := fleet.StateInactive
+	if r.o.Start || (ok && cur.DesiredState == fleet.StateLaunched) {
+		// Start is asked, or the unit already runs.
+		state = fleet.StateLaunched
+	}
+	switch {
+	case !ok:
+		if !r.o.Start && isInstance(want.Name) {
+			return nil
+		}
+		r.progress("%s %s", map[bool]string{true: "scale-up", false: "create"}[isInstance(want.Name)], want.Name)
+	case cur.File().Hash() != want.Hash():
+		r.progress("replace %s", want.Name)
+	case state == fleet.StateLaunched && cur.DesiredState != fleet.StateLaunched:
+		r.progress("start %s", want.Name)
+		return r.retry(ctx, "start "+want.Name, func(ctx context.Context) error {
+			return r.c.SetState(ctx, want.Name, fleet.StateLaunched)
+		})
+	default:
+		return nil
+	}
+	return r.retry(ctx, "put "+want.Name, func(ctx context.Context) error {
+		return r.c.Create(ctx, want, state)
+	})
+}
