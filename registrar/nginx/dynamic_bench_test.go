@@ -138,62 +138,17 @@ func BenchmarkDynamicVsReload(b *testing.B) {
 }
 
 // sustained changes web's instance every gap, each to a backend of its
-// own, and returns the put → serving (that change or a later one)
-// percentiles.
+// own that is not serving when the run starts.
 func (s *sideBySide) sustained(b *testing.B, n int, gap time.Duration) (p50, p99 time.Duration) {
-	ctx := context.Background()
-	index := map[string]int{}
-	for i := range s.backends {
-		index[fmt.Sprintf("b%d", i)] = i
-	}
-	// Backends of their own, none of them serving when the run starts.
 	pool := s.backends[isolatedBackends:]
-	if n > len(pool) {
-		n = len(pool)
+	index := map[string]int{}
+	for k := 0; k < n && k < len(pool); k++ {
+		index[fmt.Sprintf("b%d", isolatedBackends+k)] = k
 	}
-	served := make([]time.Time, n)
-	issued := make([]time.Time, n)
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		c := testenv.NewConnClient()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if code, body, err := testenv.Fetch(c, s.lb.URL); err == nil && code == 200 {
-				if k, ok := index[body]; ok && k >= isolatedBackends && k-isolatedBackends < n && served[k-isolatedBackends].IsZero() {
-					served[k-isolatedBackends] = time.Now()
-				}
-			}
-		}
-	}()
-	start := time.Now()
-	for k := 0; k < n; k++ {
-		time.Sleep(time.Until(start.Add(time.Duration(k) * gap)))
-		issued[k] = time.Now()
-		if _, err := s.etcd.Put(ctx, "/services/web/upstream/web@1", pool[k]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	time.Sleep(time.Second)
-	close(stop)
-	<-done
-	var lat []time.Duration
-	for k := 0; k < n; k++ {
-		var first time.Time
-		for j := k; j < n; j++ {
-			if !served[j].IsZero() && served[j].After(issued[k]) && (first.IsZero() || served[j].Before(first)) {
-				first = served[j]
-			}
-		}
-		if first.IsZero() {
-			b.Fatalf("change %d never served", k)
-		}
-		lat = append(lat, first.Sub(issued[k]))
-	}
+	lat := sustained(b, s.lb.URL, index, gap, func(k int) error {
+		_, err := s.etcd.Put(context.Background(), "/services/web/upstream/web@1", pool[k])
+		return err
+	})
 	return percentile(lat, .5), percentile(lat, .99)
 }
 

@@ -180,6 +180,58 @@ func benchLogger() *slog.Logger {
 	return quiet()
 }
 
+// sustained makes len(index) changes, one every gap (change k makes the
+// backend answering with the body index maps to k serve), while one poller
+// on new connections records when each backend first answers; it returns,
+// per change, the time from issuing it until it or a later change was
+// served.
+func sustained(b *testing.B, url string, index map[string]int, gap time.Duration, change func(k int) error) []time.Duration {
+	n := len(index)
+	issued, served := make([]time.Time, n), make([]time.Time, n)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		c := testenv.NewConnClient()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if code, body, err := testenv.Fetch(c, url); err == nil && code == 200 {
+				if k, ok := index[body]; ok && served[k].IsZero() {
+					served[k] = time.Now()
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	for k := 0; k < n; k++ {
+		time.Sleep(time.Until(start.Add(time.Duration(k) * gap)))
+		issued[k] = time.Now()
+		if err := change(k); err != nil {
+			b.Fatal(err)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	close(stop)
+	<-done
+	var lat []time.Duration
+	for k := 0; k < n; k++ {
+		var first time.Time
+		for j := k; j < n; j++ {
+			if !served[j].IsZero() && served[j].After(issued[k]) && (first.IsZero() || served[j].Before(first)) {
+				first = served[j]
+			}
+		}
+		if first.IsZero() {
+			b.Fatalf("change %d never served", k)
+		}
+		lat = append(lat, first.Sub(issued[k]))
+	}
+	return lat
+}
+
 // BenchmarkSustainedChurn: the instance set changes every 250 ms (each
 // change moves the service to a backend of its own) with the default 1 s
 // minimum reload interval; for each change, the time from issuing its put
@@ -209,52 +261,10 @@ func BenchmarkSustainedChurn(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		etcd.Delete(ctx, prefix, clientv3.WithPrefix())
 		time.Sleep(1500 * time.Millisecond)
-		issued := make([]time.Time, changes)
-		served := make([]time.Time, changes)
-		pollDone := make(chan struct{})
-		stopPoll := make(chan struct{})
-		go func() { // one poller, on new connections, records the first answer of each backend
-			defer close(pollDone)
-			c := testenv.NewConnClient()
-			for {
-				select {
-				case <-stopPoll:
-					return
-				default:
-				}
-				if code, body, err := testenv.Fetch(c, lb.URL); err == nil && code == 200 {
-					if k, ok := index[body]; ok && served[k].IsZero() {
-						served[k] = time.Now()
-					}
-				}
-			}
-		}()
-		start := time.Now()
-		for k := 0; k < changes; k++ {
-			time.Sleep(time.Until(start.Add(time.Duration(k) * 250 * time.Millisecond)))
-			issued[k] = time.Now()
-			ops := []clientv3.Op{clientv3.OpPut(prefix+"web@1", addrs[k])}
-			if _, err := etcd.Txn(ctx).Then(ops...).Commit(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		time.Sleep(2 * time.Second)
-		close(stopPoll)
-		<-pollDone
-		var lat []time.Duration
-		for k := 0; k < changes; k++ {
-			// Served when it, or a change after it, first answered.
-			var first time.Time
-			for j := k; j < changes; j++ {
-				if !served[j].IsZero() && served[j].After(issued[k]) && (first.IsZero() || served[j].Before(first)) {
-					first = served[j]
-				}
-			}
-			if first.IsZero() {
-				b.Fatalf("change %d never served", k)
-			}
-			lat = append(lat, first.Sub(issued[k]))
-		}
+		lat := sustained(b, lb.URL, index, 250*time.Millisecond, func(k int) error {
+			_, err := etcd.Put(ctx, prefix+"web@1", addrs[k])
+			return err
+		})
 		b.ReportMetric(ms(percentile(lat, .5)), "p50-ms")
 		b.ReportMetric(ms(percentile(lat, .99)), "p99-ms")
 	}
