@@ -96,7 +96,7 @@ func main() {
 	if b, err := exec.Command("uname", "-srm").Output(); err == nil {
 		res.Machine = strings.TrimSpace(string(b))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	for i, r := range runs {
 		if i > 0 {
