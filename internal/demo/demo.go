@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/deployctl/deployctl/internal/containers"
 	demoapp "github.com/deployctl/deployctl/internal/demo/app"
 	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/etcdserver"
@@ -156,13 +157,13 @@ func (r *run) startApp(ctx context.Context, a *app) error {
 	ttl := "5s"
 	var err error
 	if r.docker != nil {
-		_ = r.docker.Remove(ctx, a.name, true)
-		if _, err := r.docker.Create(ctx, a.name, docker.CreateSpec{
+		_ = containers.Remove(ctx, r.docker, a.name, true)
+		if _, err := containers.Create(ctx, r.docker, a.name, containers.CreateSpec{
 			Image: r.image, Env: []string{"INSTANCE=" + a.instance}, Network: r.network, Labels: map[string]string{Label: "1"},
 		}); err != nil {
 			return fmt.Errorf("create container %s: %w", a.name, err)
 		}
-		if err := r.docker.Start(ctx, a.name); err != nil {
+		if err := containers.Start(ctx, r.docker, a.name); err != nil {
 			return fmt.Errorf("start container %s: %w", a.name, err)
 		}
 		a.sidekick, err = startTask(logs, "announce-"+a.name, "announce", "--service", r.svc.Name, "--instance", a.instance,
@@ -211,20 +212,20 @@ func stopRunner(r runner) {
 
 func (r *run) restartApp(ctx context.Context, a *app) error {
 	if r.docker != nil {
-		return r.docker.Start(ctx, a.name)
+		return containers.Start(ctx, r.docker, a.name)
 	}
 	return r.startApp(ctx, a)
 }
 
 func (r *run) removeLeftovers(ctx context.Context) {
-	ids, err := r.docker.List(ctx, Label)
+	ids, err := containers.List(ctx, r.docker, Label)
 	if err != nil {
 		return
 	}
 	for _, id := range ids {
-		_ = r.docker.Remove(ctx, id, true)
+		_ = containers.Remove(ctx, r.docker, id, true)
 	}
-	_ = r.docker.RemoveNetwork(ctx, "deployctl-demo")
+	_ = containers.RemoveNetwork(ctx, r.docker, "deployctl-demo")
 }
 
 func (r *run) cleanup() {
@@ -240,10 +241,10 @@ func (r *run) cleanup() {
 	}
 	if r.docker != nil {
 		for _, a := range r.apps {
-			_ = r.docker.Remove(ctx, a.name, true)
+			_ = containers.Remove(ctx, r.docker, a.name, true)
 		}
 		if r.network != "" {
-			_ = r.docker.RemoveNetwork(ctx, r.network)
+			_ = containers.RemoveNetwork(ctx, r.docker, r.network)
 		}
 		r.docker.Close()
 	}

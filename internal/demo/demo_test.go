@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deployctl/deployctl/internal/containers"
 	"github.com/deployctl/deployctl/internal/demo"
 	"github.com/deployctl/deployctl/internal/etcdserver"
 	"github.com/deployctl/deployctl/internal/imagebuild"
@@ -88,11 +89,11 @@ func TestDemoEndToEnd(t *testing.T) {
 	if res.Mode != demo.ModeDocker {
 		t.Fatalf("mode %s", res.Mode)
 	}
-	ids, err := dc.List(context.Background(), demo.Label)
+	ids, err := containers.List(context.Background(), dc, demo.Label)
 	if err != nil || len(ids) != 0 {
 		t.Fatalf("containers left behind: %v %v", ids, err)
 	}
-	nets, _ := dc.ListNetworks(context.Background(), demo.Label)
+	nets, _ := containers.ListNetworks(context.Background(), dc, demo.Label)
 	if len(nets) != 0 {
 		t.Fatalf("networks left behind: %v", nets)
 	}

@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/deployctl/deployctl/internal/atomicfile"
+	"github.com/deployctl/deployctl/internal/containers"
 	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/etcdserver"
 	"github.com/deployctl/deployctl/internal/imagebuild"
@@ -158,7 +159,7 @@ func (r *run) prepareApp(ctx context.Context) error {
 		}
 		r.removeLeftovers(ctx)
 		r.network = "deployctl-demo"
-		if _, err := r.docker.CreateNetwork(ctx, r.network, map[string]string{Label: "1"}); err != nil {
+		if _, err := containers.CreateNetwork(ctx, r.docker, r.network, map[string]string{Label: "1"}); err != nil {
 			return fmt.Errorf("create Docker network %s: %w", r.network, err)
 		}
 	}

@@ -1,7 +1,8 @@
-// Package docker is a small client for the Docker Engine HTTP API, covering
-// what deployctl and the registrar use: inspect, events, exec, signals, and
-// the create/start/stop/build calls the test harness and demo need. It keeps
-// the registrar binary free of the large official client.
+// Package docker is the registrar's small client for the Docker Engine HTTP
+// API: inspect, events, exec and signals, over a unix socket or tcp:// with
+// the Docker CLI's TLS settings, at a pinned (negotiated down) API version.
+// It keeps the registrar binary free of the large official client; what the
+// demo and the test harness do besides lives in package containers.
 package docker
 
 import (
@@ -99,7 +100,9 @@ func (e *APIError) Is(target error) bool {
 	return target == ErrNotFound && e.Status == http.StatusNotFound
 }
 
-func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, ctype string) (*http.Response, error) {
+// Do sends one request to the engine's API (path without the version
+// prefix) and returns the answer; a non-2xx answer is an *APIError.
+func (c *Client) Do(ctx context.Context, method, path string, q url.Values, body io.Reader, ctype string) (*http.Response, error) {
 	v, err := c.apiVersion(ctx)
 	if err != nil {
 		return nil, err
@@ -134,7 +137,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	return resp, nil
 }
 
-func (c *Client) doJSON(ctx context.Context, method, path string, q url.Values, in, out any) error {
+// DoJSON sends in (when not nil) as JSON and decodes the answer into out
+// (when not nil).
+func (c *Client) DoJSON(ctx context.Context, method, path string, q url.Values, in, out any) error {
 	var body io.Reader
 	ctype := ""
 	if in != nil {
@@ -144,7 +149,7 @@ func (c *Client) doJSON(ctx context.Context, method, path string, q url.Values, 
 		}
 		body, ctype = bytes.NewReader(b), "application/json"
 	}
-	resp, err := c.do(ctx, method, path, q, body, ctype)
+	resp, err := c.Do(ctx, method, path, q, body, ctype)
 	if err != nil {
 		return err
 	}
@@ -200,7 +205,7 @@ func (c Container) IP(network string) string {
 // it does not exist.
 func (c *Client) Inspect(ctx context.Context, name string) (Container, error) {
 	var out Container
-	err := c.doJSON(ctx, http.MethodGet, "/containers/"+url.PathEscape(name)+"/json", nil, nil, &out)
+	err := c.DoJSON(ctx, http.MethodGet, "/containers/"+url.PathEscape(name)+"/json", nil, nil, &out)
 	return out, err
 }
 
@@ -228,7 +233,7 @@ func (c *Client) Events(ctx context.Context, containers ...string) (<-chan Event
 	}
 	fb, _ := json.Marshal(f)
 	q := url.Values{"filters": {string(fb)}}
-	resp, err := c.do(ctx, http.MethodGet, "/events", q, nil, "")
+	resp, err := c.Do(ctx, http.MethodGet, "/events", q, nil, "")
 	if err != nil {
 		close(out)
 		errc <- err
@@ -261,7 +266,7 @@ func (c *Client) Events(ctx context.Context, containers ...string) (<-chan Event
 
 // Kill sends signal (e.g. "HUP", "KILL") to the container's main process.
 func (c *Client) Kill(ctx context.Context, name, signal string) error {
-	return c.doJSON(ctx, http.MethodPost, "/containers/"+url.PathEscape(name)+"/kill", url.Values{"signal": {signal}}, nil, nil)
+	return c.DoJSON(ctx, http.MethodPost, "/containers/"+url.PathEscape(name)+"/kill", url.Values{"signal": {signal}}, nil, nil)
 }
 
 // Exec runs cmd inside the running container and returns its exit code and
@@ -271,11 +276,11 @@ func (c *Client) Exec(ctx context.Context, name string, cmd []string) (int, []by
 		ID string `json:"Id"`
 	}
 	body := map[string]any{"Cmd": cmd, "AttachStdout": true, "AttachStderr": true}
-	if err := c.doJSON(ctx, http.MethodPost, "/containers/"+url.PathEscape(name)+"/exec", nil, body, &created); err != nil {
+	if err := c.DoJSON(ctx, http.MethodPost, "/containers/"+url.PathEscape(name)+"/exec", nil, body, &created); err != nil {
 		return -1, nil, err
 	}
 	b, _ := json.Marshal(map[string]any{"Detach": false, "Tty": false})
-	resp, err := c.do(ctx, http.MethodPost, "/exec/"+created.ID+"/start", nil, bytes.NewReader(b), "application/json")
+	resp, err := c.Do(ctx, http.MethodPost, "/exec/"+created.ID+"/start", nil, bytes.NewReader(b), "application/json")
 	if err != nil {
 		return -1, nil, err
 	}
@@ -288,7 +293,7 @@ func (c *Client) Exec(ctx context.Context, name string, cmd []string) (int, []by
 		ExitCode int  `json:"ExitCode"`
 		Running  bool `json:"Running"`
 	}
-	if err := c.doJSON(ctx, http.MethodGet, "/exec/"+created.ID+"/json", nil, nil, &insp); err != nil {
+	if err := c.DoJSON(ctx, http.MethodGet, "/exec/"+created.ID+"/json", nil, nil, &insp); err != nil {
 		return -1, output, err
 	}
 	return insp.ExitCode, output, nil

@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"sort"
 
+	"github.com/deployctl/deployctl/internal/containers"
 	"github.com/deployctl/deployctl/internal/docker"
 )
 
@@ -87,7 +88,7 @@ func (fs rootfs) digest(dockerfile string) string {
 
 func build(ctx context.Context, cli *docker.Client, repo string, fs rootfs, dockerfile string) (string, error) {
 	tag := repo + ":" + fs.digest(dockerfile)
-	ok, err := cli.ImageExists(ctx, tag)
+	ok, err := containers.ImageExists(ctx, cli, tag)
 	if err != nil {
 		return "", fmt.Errorf("check image %s: %w", tag, err)
 	}
@@ -98,7 +99,7 @@ func build(ctx context.Context, cli *docker.Client, repo string, fs rootfs, dock
 	if err != nil {
 		return "", fmt.Errorf("build context for %s: %w", tag, err)
 	}
-	if out, err := cli.Build(ctx, tag, tc); err != nil {
+	if out, err := containers.Build(ctx, cli, tag, tc); err != nil {
 		return "", fmt.Errorf("build image %s: %w\n%s", tag, err, out)
 	}
 	return tag, nil

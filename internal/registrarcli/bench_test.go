@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deployctl/deployctl/internal/containers"
 	"github.com/deployctl/deployctl/internal/testenv"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -88,7 +89,7 @@ func benchWithdraw(b *testing.B, action string) {
 			if action == "kill" {
 				err = dc.Kill(ctx, name, "KILL")
 			} else {
-				err = dc.Stop(ctx, name, 10*time.Second)
+				err = containers.Stop(ctx, dc, name, 10*time.Second)
 			}
 			if err != nil {
 				b.Fatal(err)
@@ -100,7 +101,7 @@ func benchWithdraw(b *testing.B, action string) {
 				b.Fatal("key not withdrawn within 20s of docker stop")
 			}
 			cancel()
-			if err := dc.Start(ctx, name); err != nil {
+			if err := containers.Start(ctx, dc, name); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deployctl/deployctl/internal/containers"
 	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/etcdserver"
 	"github.com/deployctl/deployctl/internal/imagebuild"
@@ -122,19 +123,19 @@ func Network(t testing.TB, cli *docker.Client) string {
 	name := Unique("deployctl-test")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := cli.CreateNetwork(ctx, name, map[string]string{Label: "1"}); err != nil {
+	if _, err := containers.CreateNetwork(ctx, cli, name, map[string]string{Label: "1"}); err != nil {
 		t.Fatalf("create network: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = cli.RemoveNetwork(ctx, name)
+		_ = containers.RemoveNetwork(ctx, cli, name)
 	})
 	return name
 }
 
 // RunContainer creates and starts a container, force-removed at cleanup.
-func RunContainer(t testing.TB, cli *docker.Client, name string, spec docker.CreateSpec) {
+func RunContainer(t testing.TB, cli *docker.Client, name string, spec containers.CreateSpec) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -145,12 +146,12 @@ func RunContainer(t testing.TB, cli *docker.Client, name string, spec docker.Cre
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = cli.Remove(ctx, name, true)
+		_ = containers.Remove(ctx, cli, name, true)
 	})
-	if _, err := cli.Create(ctx, name, spec); err != nil {
+	if _, err := containers.Create(ctx, cli, name, spec); err != nil {
 		t.Fatalf("create container %s: %v", name, err)
 	}
-	if err := cli.Start(ctx, name); err != nil {
+	if err := containers.Start(ctx, cli, name); err != nil {
 		t.Fatalf("start container %s: %v", name, err)
 	}
 }
@@ -158,7 +159,7 @@ func RunContainer(t testing.TB, cli *docker.Client, name string, spec docker.Cre
 // RunApp starts the demo app as container name answering with instance.
 func RunApp(t testing.TB, cli *docker.Client, name, instance, network string) {
 	t.Helper()
-	RunContainer(t, cli, name, docker.CreateSpec{
+	RunContainer(t, cli, name, containers.CreateSpec{
 		Image: DemoImage(t, cli), Env: []string{"INSTANCE=" + instance}, Network: network,
 	})
 }

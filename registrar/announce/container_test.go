@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deployctl/deployctl/internal/containers"
 	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/registrar/announce"
 )
@@ -85,7 +86,7 @@ func TestContainerLifecycle(t *testing.T) {
 	}
 
 	// docker stop: withdrawn well before the 5s TTL could expire.
-	if err := dc.Stop(ctx, name, 10*time.Second); err != nil {
+	if err := containers.Stop(ctx, dc, name, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 3*time.Second, "key withdrawn after docker stop", func() bool {
@@ -94,7 +95,7 @@ func TestContainerLifecycle(t *testing.T) {
 	})
 
 	// Started again: back, with whatever IP it now has.
-	if err := dc.Start(ctx, name); err != nil {
+	if err := containers.Start(ctx, dc, name); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 10*time.Second, "key back after docker start", func() bool {
@@ -116,7 +117,7 @@ func TestContainerLifecycle(t *testing.T) {
 	})
 
 	// A reload signal is not a stop.
-	if err := dc.Start(ctx, name); err != nil {
+	if err := containers.Start(ctx, dc, name); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(t, 10*time.Second, "key back", func() bool { _, ok := testenv.Get(t, etcd, key); return ok })

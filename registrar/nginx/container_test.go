@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/docker"
+	"github.com/deployctl/deployctl/internal/containers"
 	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/registrar"
 	"github.com/deployctl/deployctl/registrar/nginx"
@@ -48,9 +48,9 @@ http {
 	os.WriteFile(filepath.Join(confDir, "conf.d", "web.site.conf"), upstream.RenderSite(upstream.Site{Listen: "80", Upstream: "web"}), 0o644)
 
 	lbName := testenv.Unique("web-lb")
-	testenv.RunContainer(t, dc, lbName, docker.CreateSpec{
+	testenv.RunContainer(t, dc, lbName, containers.CreateSpec{
 		Image: img, Network: network,
-		Mounts: []docker.Mount{{Source: confDir, Target: "/etc/nginx"}},
+		Mounts: []containers.Mount{{Source: confDir, Target: "/etc/nginx"}},
 	})
 	app1, app2 := testenv.Unique("web-1"), testenv.Unique("web-2")
 	testenv.RunApp(t, dc, app1, "web@1", network)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deployctl/deployctl/internal/containers"
 	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/registrar"
@@ -320,8 +321,8 @@ http {
 		t.Fatal("the upstream file was removed because nginx was not running")
 	}
 
-	testenv.RunContainer(t, dc, lbName, docker.CreateSpec{Image: img, Network: network,
-		Mounts: []docker.Mount{{Source: confDir, Target: "/etc/nginx"}}})
+	testenv.RunContainer(t, dc, lbName, containers.CreateSpec{Image: img, Network: network,
+		Mounts: []containers.Mount{{Source: confDir, Target: "/etc/nginx"}}})
 	lbct, err := dc.Inspect(ctx, lbName)
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,8 @@
-package docker
-
-// This file: the calls that manage containers, images and networks for the demo and
-// the test harness; the registrar itself uses only Inspect, Events, Exec
-// (nginx -t) and Kill (reload), in docker.go.
+// Package containers manages the containers, images and networks the demo
+// and the test harness run, through the registrar's small Docker client
+// (package docker keeps to the calls the registrar makes: inspect, events,
+// exec and signals).
+package containers
 
 import (
 	"context"
@@ -14,13 +14,15 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/deployctl/deployctl/internal/docker"
 )
 
 // Stop stops the container, killing it after timeout.
-func (c *Client) Stop(ctx context.Context, name string, timeout time.Duration) error {
+func Stop(ctx context.Context, c *docker.Client, name string, timeout time.Duration) error {
 	q := url.Values{"t": {fmt.Sprint(int(timeout.Seconds()))}}
-	err := c.doJSON(ctx, http.MethodPost, "/containers/"+url.PathEscape(name)+"/stop", q, nil, nil)
-	var ae *APIError
+	err := c.DoJSON(ctx, http.MethodPost, "/containers/"+url.PathEscape(name)+"/stop", q, nil, nil)
+	var ae *docker.APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusNotModified {
 		return nil
 	}
@@ -28,9 +30,9 @@ func (c *Client) Stop(ctx context.Context, name string, timeout time.Duration) e
 }
 
 // Start starts a created or stopped container.
-func (c *Client) Start(ctx context.Context, name string) error {
-	err := c.doJSON(ctx, http.MethodPost, "/containers/"+url.PathEscape(name)+"/start", nil, nil, nil)
-	var ae *APIError
+func Start(ctx context.Context, c *docker.Client, name string) error {
+	err := c.DoJSON(ctx, http.MethodPost, "/containers/"+url.PathEscape(name)+"/start", nil, nil, nil)
+	var ae *docker.APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusNotModified {
 		return nil
 	}
@@ -38,10 +40,10 @@ func (c *Client) Start(ctx context.Context, name string) error {
 }
 
 // Remove deletes the container; force kills it first if it runs.
-func (c *Client) Remove(ctx context.Context, name string, force bool) error {
+func Remove(ctx context.Context, c *docker.Client, name string, force bool) error {
 	q := url.Values{"force": {fmt.Sprint(force)}, "v": {"true"}}
-	err := c.doJSON(ctx, http.MethodDelete, "/containers/"+url.PathEscape(name), q, nil, nil)
-	if errors.Is(err, ErrNotFound) {
+	err := c.DoJSON(ctx, http.MethodDelete, "/containers/"+url.PathEscape(name), q, nil, nil)
+	if errors.Is(err, docker.ErrNotFound) {
 		return nil
 	}
 	return err
@@ -64,7 +66,7 @@ type CreateSpec struct {
 }
 
 // Create creates (but does not start) a container and returns its id.
-func (c *Client) Create(ctx context.Context, name string, spec CreateSpec) (string, error) {
+func Create(ctx context.Context, c *docker.Client, name string, spec CreateSpec) (string, error) {
 	type mount struct {
 		Type     string `json:"Type"`
 		Source   string `json:"Source"`
@@ -88,18 +90,18 @@ func (c *Client) Create(ctx context.Context, name string, spec CreateSpec) (stri
 	var out struct {
 		ID string `json:"Id"`
 	}
-	err := c.doJSON(ctx, http.MethodPost, "/containers/create", url.Values{"name": {name}}, body, &out)
+	err := c.DoJSON(ctx, http.MethodPost, "/containers/create", url.Values{"name": {name}}, body, &out)
 	return out.ID, err
 }
 
 // List returns the ids of containers (running or not) carrying label
 // ("key" or "key=value").
-func (c *Client) List(ctx context.Context, label string) ([]string, error) {
+func List(ctx context.Context, c *docker.Client, label string) ([]string, error) {
 	fb, _ := json.Marshal(map[string][]string{"label": {label}})
 	var out []struct {
 		ID string `json:"Id"`
 	}
-	if err := c.doJSON(ctx, http.MethodGet, "/containers/json", url.Values{"all": {"true"}, "filters": {string(fb)}}, nil, &out); err != nil {
+	if err := c.DoJSON(ctx, http.MethodGet, "/containers/json", url.Values{"all": {"true"}, "filters": {string(fb)}}, nil, &out); err != nil {
 		return nil, err
 	}
 	ids := make([]string, 0, len(out))
@@ -111,9 +113,9 @@ func (c *Client) List(ctx context.Context, label string) ([]string, error) {
 
 // Build builds an image tagged tag from a tar build context holding a
 // Dockerfile, and returns the build log.
-func (c *Client) Build(ctx context.Context, tag string, tarContext io.Reader) (string, error) {
+func Build(ctx context.Context, c *docker.Client, tag string, tarContext io.Reader) (string, error) {
 	q := url.Values{"t": {tag}, "rm": {"true"}, "forcerm": {"true"}}
-	resp, err := c.do(ctx, http.MethodPost, "/build", q, tarContext, "application/x-tar")
+	resp, err := c.Do(ctx, http.MethodPost, "/build", q, tarContext, "application/x-tar")
 	if err != nil {
 		return "", err
 	}
@@ -139,40 +141,40 @@ func (c *Client) Build(ctx context.Context, tag string, tarContext io.Reader) (s
 }
 
 // ImageExists reports whether an image with that reference exists.
-func (c *Client) ImageExists(ctx context.Context, ref string) (bool, error) {
-	err := c.doJSON(ctx, http.MethodGet, "/images/"+ref+"/json", nil, nil, nil)
-	if errors.Is(err, ErrNotFound) {
+func ImageExists(ctx context.Context, c *docker.Client, ref string) (bool, error) {
+	err := c.DoJSON(ctx, http.MethodGet, "/images/"+ref+"/json", nil, nil, nil)
+	if errors.Is(err, docker.ErrNotFound) {
 		return false, nil
 	}
 	return err == nil, err
 }
 
 // CreateNetwork creates a bridge network with labels and returns its id.
-func (c *Client) CreateNetwork(ctx context.Context, name string, labels map[string]string) (string, error) {
+func CreateNetwork(ctx context.Context, c *docker.Client, name string, labels map[string]string) (string, error) {
 	var out struct {
 		ID string `json:"Id"`
 	}
 	body := map[string]any{"Name": name, "Driver": "bridge", "Labels": labels, "CheckDuplicate": true}
-	err := c.doJSON(ctx, http.MethodPost, "/networks/create", nil, body, &out)
+	err := c.DoJSON(ctx, http.MethodPost, "/networks/create", nil, body, &out)
 	return out.ID, err
 }
 
 // RemoveNetwork deletes a network; a missing one is not an error.
-func (c *Client) RemoveNetwork(ctx context.Context, name string) error {
-	err := c.doJSON(ctx, http.MethodDelete, "/networks/"+url.PathEscape(name), nil, nil, nil)
-	if errors.Is(err, ErrNotFound) {
+func RemoveNetwork(ctx context.Context, c *docker.Client, name string) error {
+	err := c.DoJSON(ctx, http.MethodDelete, "/networks/"+url.PathEscape(name), nil, nil, nil)
+	if errors.Is(err, docker.ErrNotFound) {
 		return nil
 	}
 	return err
 }
 
 // ListNetworks returns the names of networks carrying label.
-func (c *Client) ListNetworks(ctx context.Context, label string) ([]string, error) {
+func ListNetworks(ctx context.Context, c *docker.Client, label string) ([]string, error) {
 	fb, _ := json.Marshal(map[string][]string{"label": {label}})
 	var out []struct {
 		Name string `json:"Name"`
 	}
-	if err := c.doJSON(ctx, http.MethodGet, "/networks", url.Values{"filters": {string(fb)}}, nil, &out); err != nil {
+	if err := c.DoJSON(ctx, http.MethodGet, "/networks", url.Values{"filters": {string(fb)}}, nil, &out); err != nil {
 		return nil, err
 	}
 	names := make([]string, 0, len(out))
