@@ -119,7 +119,7 @@ func (c *Cluster) Check() error {
 		}
 	}
 	if c.TLS != nil && c.DiscoveryURL != "" {
-		return errors.New("TLS needs the SSH bootstrap (it installs each node's server certificate, which names the node's private IP); it cannot be combined with a discovery URL")
+		return errors.New("etcd TLS needs the SSH bootstrap (it installs each node's server certificate, which names the node's private IP), not a discovery URL: turn TLS off (--etcd-tls=false, or etcdTls: false in the stack) to use one")
 	}
 	return nil
 }

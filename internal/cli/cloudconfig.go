@@ -22,6 +22,18 @@ func newCloudConfigCmd(e *env) *cobra.Command {
 	return cmd
 }
 
+// renderHelp is cloud-config render's --help.
+const renderHelp = `render writes the #cloud-config for every node of an N-node cluster: etcd 3.5
+through Flatcar's etcd-member.service with the v2 API on (fleet and Flatcar's
+flannel need it), fleet 1.0.0 installed from its pinned release after its
+SHA-256 is checked, flannel's network config written once for the cluster,
+Docker on the flannel subnet, and /opt/bin ready for the registrar. Nodes
+are named PREFIX-1..N; the first --edge nodes get role=edge, the rest --role.
+With --etcd-tls (the default) etcd requires client certificates and every
+client on the node has its own under /etc/ssl/etcd; those files are not in
+the user data (pulumi up installs them over SSH before starting etcd).
+Every rendered file is validated before it is written.`
+
 func newCloudConfigRenderCmd(e *env) *cobra.Command {
 	var (
 		nodes                int
@@ -32,17 +44,12 @@ func newCloudConfigRenderCmd(e *env) *cobra.Command {
 		fleetSHA, fleetURL   string
 		cidr, discovery, tok string
 		out                  string
+		etcdTLS              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "render --nodes N --ssh-key FILE --fleet-sha256 SUM [--out DIR | --node NAME]",
 		Short: "Render each node's user data (Flatcar: etcd-member, fleet 1.0.0, flannel, Docker)",
-		Long: `render writes the #cloud-config for every node of an N-node cluster: etcd 3.5
-through Flatcar's etcd-member.service with the v2 API on (fleet and Flatcar's
-flannel need it), fleet 1.0.0 installed from its pinned release after its
-SHA-256 is checked, flannel's network config written once for the cluster,
-Docker on the flannel subnet, and /opt/bin ready for the registrar. Nodes
-are named PREFIX-1..N; the first --edge nodes get role=edge, the rest --role.
-Every rendered file is validated before it is written.`,
+		Long:  renderHelp,
 		Example: `  deployctl cloud-config render --nodes 3 --ssh-key ~/.ssh/id_ed25519.pub \
       --fleet-sha256 <sha256 of fleet-v1.0.0-linux-amd64.tar.gz> --out user-data/`,
 		Args: cobra.NoArgs,
@@ -60,16 +67,12 @@ Every rendered file is validated before it is written.`,
 				return exitcode.Usage(errors.New("give --out DIR (all nodes) or --node NAME (one node to stdout)"))
 			}
 			c := cloudconfig.Cluster{Token: tok, DiscoveryURL: discovery, FlannelCIDR: cidr, Fleet: cloudconfig.FleetRelease{URL: fleetURL, SHA256: fleetSHA}}
-			for _, f := range keyFiles {
-				b, err := os.ReadFile(f)
-				if err != nil {
-					return exitcode.Usage(fmt.Errorf("--ssh-key: %w", err))
-				}
-				for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-					if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-						c.SSHKeys = append(c.SSHKeys, l)
-					}
-				}
+			if etcdTLS {
+				c.TLS = &cloudconfig.TLS{}
+			}
+			var err error
+			if c.SSHKeys, err = readKeyFiles(keyFiles); err != nil {
+				return err
 			}
 			if err := c.Check(); err != nil {
 				return exitcode.Usage(err)
@@ -122,7 +125,25 @@ Every rendered file is validated before it is written.`,
 	f.StringVar(&discovery, "discovery-url", "", "etcd discovery URL (default: infra bootstraps etcd over SSH)")
 	f.StringVar(&tok, "token", "deployctl", "etcd initial cluster token")
 	f.StringVarP(&out, "out", "o", "", "directory for NAME.yaml files")
+	f.BoolVar(&etcdTLS, "etcd-tls", true, "etcd with mutual TLS; the certificates go to "+cloudconfig.TLSDir+" by SSH before etcd starts (pulumi up does it); false for plaintext etcd (needed with --discovery-url)")
 	return cmd
+}
+
+// readKeyFiles reads OpenSSH public key lines from files.
+func readKeyFiles(files []string) ([]string, error) {
+	var keys []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, exitcode.Usage(fmt.Errorf("--ssh-key: %w", err))
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				keys = append(keys, l)
+			}
+		}
+	}
+	return keys, nil
 }
 
 func newCloudConfigValidateCmd(e *env) *cobra.Command {

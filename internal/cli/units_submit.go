@@ -106,17 +106,8 @@ stops it), 1 on any error, bad flags included.`,
 	return cmd
 }
 
-func newUnitsSubmitCmd(e *env) *cobra.Command {
-	var rf rollFlags
-	var ff fleetFlags
-	var o output
-	var dry bool
-	var maxUnavailable, parallel int
-	var deadline time.Duration
-	cmd := &cobra.Command{
-		Use:   "submit -f deploy.yaml [--start] [--prune] [--dry-run]",
-		Short: "Make fleet hold deploy.yaml: plan, then create, roll, scale and prune",
-		Long: `submit is a reconciler: it reads fleet's units and states, prints the plan for
+// submitHelp is units submit's --help.
+const submitHelp = `submit is a reconciler: it reads fleet's units and states, prints the plan for
 every unit the spec owns, then applies it and re-reads fleet until fleet
 reports what the spec asks for. Running it twice changes nothing.
 
@@ -140,8 +131,20 @@ unless --adopt. Templates are always submitted inactive.
 
 Every unit is checked with fleet's own rules before fleet is asked (a unit
 line of 2048 bytes or more is refused by fleet); a spec value that breaks
-one is reported as deploy.yaml:LINE: FIELD.`,
-		Args: cobra.NoArgs,
+one is reported as deploy.yaml:LINE: FIELD.`
+
+func newUnitsSubmitCmd(e *env) *cobra.Command {
+	var rf rollFlags
+	var ff fleetFlags
+	var o output
+	var dry bool
+	var maxUnavailable, parallel int
+	var deadline time.Duration
+	cmd := &cobra.Command{
+		Use:   "submit -f deploy.yaml [--start] [--prune] [--dry-run]",
+		Short: "Make fleet hold deploy.yaml: plan, then create, roll, scale and prune",
+		Long:  submitHelp,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.check(); err != nil {
 				return err
