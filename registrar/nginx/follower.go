@@ -313,10 +313,3 @@ func (f *Follower) write(want, have files) error {
 	}
 	return nil
 }
-
-// InSyncWith reports whether nginx was reloaded with exactly text (and
-// the site) and the files on disk still hold it.
-func (f *Follower) InSyncWith(text []byte) bool {
-	want := files{upstream: text, site: f.cfg.Site}
-	return f.applied != nil && f.applied.equal(want) && f.onDisk().equal(want)
-}

@@ -243,6 +243,10 @@ func compute(v *view, p *generate.Plan, o Options) Plan {
 			plan = append(plan, Step{Unit: name, Service: g.Service, Action: ScaleDown, Reason: fmt.Sprintf("spec has %d instances", g.Instances)})
 		}
 	}
+	started := fleet.StateInactive // what --start asks of an instance
+	if o.Start {
+		started = fleet.StateLaunched
+	}
 	for _, g := range p.Groups {
 		for _, in := range instancesOf(g) {
 			for k, name := range in.names {
@@ -258,14 +262,11 @@ func compute(v *view, p *generate.Plan, o Options) Plan {
 				case generate.OwnerOf(cur.File()) != "" && generate.OwnerOf(cur.File()) != g.Service:
 					st.Action, st.Reason = Conflict, fmt.Sprintf("belongs to service %q", generate.OwnerOf(cur.File()))
 				case cur.File().Hash() != in.want[k].Hash():
-					st.Action, st.Reason, st.State = Replace, "template changed; rolling", keep(cur.DesiredState, fleet.StateLaunched, true)
+					st.Action, st.Reason, st.State = Replace, "template changed; rolling", keep(cur.DesiredState, started, true)
 				case o.Start && cur.DesiredState != fleet.StateLaunched:
 					st.Action, st.Reason, st.State = Start, "desired "+cur.DesiredState, fleet.StateLaunched
 				default:
 					st.Action, st.State = Unchanged, cur.DesiredState
-				}
-				if st.Action == Replace && !o.Start && cur.DesiredState != fleet.StateLaunched {
-					st.State = cur.DesiredState
 				}
 				plan = append(plan, st)
 			}
