@@ -110,3 +110,10 @@ func TestMemberAddTLSGolden(t *testing.T) {
 	c := tlsCluster()
 	testenv.Golden(t, filepath.Join("testdata", "member-add-tls.sh"), []byte(c.MemberAddScript("core-4", "10.0.0.4")), *update)
 }
+
+// TestAuthSetupGolden keeps testdata/auth-setup.sh equal to the script
+// infra runs once the cluster is up; compat/etcd35 runs it with etcdctl.
+func TestAuthSetupGolden(t *testing.T) {
+	c := tlsCluster()
+	testenv.Golden(t, filepath.Join("testdata", "auth-setup.sh"), []byte(c.AuthSetupScript()), *update)
+}
