@@ -13,6 +13,7 @@ import (
 
 	"github.com/deployctl/deployctl/internal/containers"
 	"github.com/deployctl/deployctl/internal/demo"
+	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/etcdserver"
 	"github.com/deployctl/deployctl/internal/imagebuild"
 	"github.com/deployctl/deployctl/internal/nginxproc"
@@ -124,30 +125,43 @@ func TestDemoFailsEarlyOnTakenPort(t *testing.T) {
 }
 
 // The released deployctl binary plays the whole demo alone: no Go
-// toolchain on PATH, no registrar binary, the app run from deployctl itself.
+// toolchain on PATH, no registrar binary, the app run from deployctl itself
+// as processes and, where a Docker engine runs, in a FROM scratch image.
 func TestDemoBinaryNeedsNoToolchain(t *testing.T) {
 	testenv.NginxBinary(t)
 	bin := testenv.Binary(t, "github.com/deployctl/deployctl/cmd/deployctl")
 	dir := t.TempDir()
 	// Only the deployctl binary and the system's directories: no go, no registrar.
-	if err := os.Link(bin, filepath.Join(dir, "deployctl")); err != nil {
-		if b, rerr := os.ReadFile(bin); rerr != nil || os.WriteFile(filepath.Join(dir, "deployctl"), b, 0o755) != nil {
-			t.Fatal(err)
+	if b, err := os.ReadFile(bin); err != nil || os.WriteFile(filepath.Join(dir, "deployctl"), b, 0o755) != nil {
+		t.Fatalf("copy deployctl: %v", err)
+	}
+	modes := []string{"process"}
+	pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if dc, err := docker.New(""); err == nil && dc.Ping(pctx) == nil {
+		modes = append(modes, "docker")
+	} else if os.Getenv(testenv.RequireEnv) != "" {
+		t.Fatalf("no Docker engine answers and %s is set", testenv.RequireEnv)
+	}
+	pcancel()
+	for _, mode := range modes {
+		port, _ := etcdserver.FreePort()
+		etcdPort, _ := etcdserver.FreePort()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		cmd := exec.CommandContext(ctx, filepath.Join(dir, "deployctl"), "demo", "--mode", mode, "--lb-mode", "reload",
+			"--port", fmt.Sprint(port), "--etcd-port", fmt.Sprint(etcdPort), "--duration", "1s", "--file", filepath.Join("..", "..", "examples", "deploy.yaml"),
+			"--units-dir", filepath.Join(dir, "units"))
+		env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + dir, "TMPDIR=" + os.TempDir()}
+		if h := os.Getenv("DOCKER_HOST"); h != "" {
+			env = append(env, "DOCKER_HOST="+h)
 		}
-	}
-	port, _ := etcdserver.FreePort()
-	etcdPort, _ := etcdserver.FreePort()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(dir, "deployctl"), "demo", "--mode", "process", "--lb-mode", "reload",
-		"--port", fmt.Sprint(port), "--etcd-port", fmt.Sprint(etcdPort), "--duration", "1s", "--file", filepath.Join("..", "..", "examples", "deploy.yaml"),
-		"--units-dir", filepath.Join(dir, "units"))
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + dir, "TMPDIR=" + os.TempDir()}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("deployctl demo without a Go toolchain: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "==> Killing someapp@2") || !strings.Contains(string(out), "served by nginx after") {
-		t.Fatalf("the demo did not play the story:\n%s", out)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("deployctl demo --mode %s without a Go toolchain: %v\n%s", mode, err, out)
+		}
+		if !strings.Contains(string(out), "==> Killing someapp@2") || !strings.Contains(string(out), "served by nginx after") {
+			t.Fatalf("--mode %s: the demo did not play the story:\n%s", mode, out)
+		}
 	}
 }
