@@ -185,51 +185,12 @@ func Parse(file string, data []byte) (*Spec, error) {
 	spec := &Spec{File: file, Prefix: Defaults.Prefix, EtcdEndpoints: Defaults.EtcdEndpoints, Registrar: Defaults.Registrar}
 	root := doc.Content[0]
 	var servicesNode *yaml.Node
-	var tlsPaths [3]string
 	p.mapping(root, "", map[string]func(k, v *yaml.Node){
 		"services": func(k, v *yaml.Node) { servicesNode = v },
-		"registry": func(k, v *yaml.Node) {
-			p.mapping(v, "registry", map[string]func(k, v *yaml.Node){
-				"prefix": func(k, v *yaml.Node) {
-					if s, ok := p.str(v, "registry.prefix"); ok {
-						if !strings.HasPrefix(s, "/") || (len(s) > 1 && strings.HasSuffix(s, "/")) {
-							p.errf(v, "registry.prefix", "%q must start with / and not end with one", s)
-						} else {
-							spec.Prefix = s
-						}
-					}
-				},
-				"etcd_endpoints": func(k, v *yaml.Node) {
-					if s, ok := p.str(v, "registry.etcd_endpoints"); ok {
-						for _, ep := range strings.Split(s, ",") {
-							if !strings.HasPrefix(ep, "https://") && !strings.HasPrefix(ep, "http://") {
-								p.errf(v, "registry.etcd_endpoints", "%q is not an http(s):// URL", ep)
-							}
-						}
-						spec.EtcdEndpoints = s
-					}
-				},
-				"etcd_cacert": func(k, v *yaml.Node) { tlsPaths[0] = p.absPath(v, "registry.etcd_cacert") },
-				"etcd_cert":   func(k, v *yaml.Node) { tlsPaths[1] = p.absPath(v, "registry.etcd_cert") },
-				"etcd_key":    func(k, v *yaml.Node) { tlsPaths[2] = p.absPath(v, "registry.etcd_key") },
-				"registrar": func(k, v *yaml.Node) {
-					if s, ok := p.str(v, "registry.registrar"); ok {
-						if !strings.HasPrefix(s, "/") {
-							p.errf(v, "registry.registrar", "%q must be an absolute path", s)
-						} else {
-							spec.Registrar = s
-						}
-					}
-				},
-			})
-		},
+		"registry": func(k, v *yaml.Node) { p.registry(v, spec) },
 	})
+	p.registryTLS(spec, root)
 	spec.Fields = append([]Field(nil), p.fields...)
-	if strings.HasPrefix(spec.EtcdEndpoints, "https://") {
-		spec.EtcdCACert, spec.EtcdCert, spec.EtcdKey = or(tlsPaths[0], Defaults.EtcdCACert), or(tlsPaths[1], Defaults.EtcdCert), or(tlsPaths[2], Defaults.EtcdKey)
-	} else if tlsPaths != [3]string{} {
-		p.errf(root, "registry.etcd_cert", "TLS files are given but etcd_endpoints are http://; use https://")
-	}
 	if servicesNode == nil {
 		if len(p.errs) == 0 {
 			p.errf(root, "services", "is required: a mapping of service names to their settings")

@@ -19,6 +19,8 @@ type parser struct {
 	file   string
 	errs   Errors
 	fields []Field
+	// tlsPaths are registry.etcd_cacert, etcd_cert and etcd_key as given.
+	tlsPaths [3]string
 }
 
 func (p *parser) record(n *yaml.Node, field string) {
@@ -177,3 +179,54 @@ func syntaxError(file string, data []byte, err error) error {
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// registry parses the registry settings shared by every unit: the etcd
+// prefix and endpoints, the registrar's path and its TLS files (see
+// registryTLS).
+func (p *parser) registry(v *yaml.Node, spec *Spec) {
+	tlsPaths := &p.tlsPaths
+	p.mapping(v, "registry", map[string]func(k, v *yaml.Node){
+		"prefix": func(k, v *yaml.Node) {
+			if s, ok := p.str(v, "registry.prefix"); ok {
+				if !strings.HasPrefix(s, "/") || (len(s) > 1 && strings.HasSuffix(s, "/")) {
+					p.errf(v, "registry.prefix", "%q must start with / and not end with one", s)
+				} else {
+					spec.Prefix = s
+				}
+			}
+		},
+		"etcd_endpoints": func(k, v *yaml.Node) {
+			if s, ok := p.str(v, "registry.etcd_endpoints"); ok {
+				for _, ep := range strings.Split(s, ",") {
+					if !strings.HasPrefix(ep, "https://") && !strings.HasPrefix(ep, "http://") {
+						p.errf(v, "registry.etcd_endpoints", "%q is not an http(s):// URL", ep)
+					}
+				}
+				spec.EtcdEndpoints = s
+			}
+		},
+		"etcd_cacert": func(k, v *yaml.Node) { tlsPaths[0] = p.absPath(v, "registry.etcd_cacert") },
+		"etcd_cert":   func(k, v *yaml.Node) { tlsPaths[1] = p.absPath(v, "registry.etcd_cert") },
+		"etcd_key":    func(k, v *yaml.Node) { tlsPaths[2] = p.absPath(v, "registry.etcd_key") },
+		"registrar": func(k, v *yaml.Node) {
+			if s, ok := p.str(v, "registry.registrar"); ok {
+				if !strings.HasPrefix(s, "/") {
+					p.errf(v, "registry.registrar", "%q must be an absolute path", s)
+				} else {
+					spec.Registrar = s
+				}
+			}
+		},
+	})
+}
+
+// registryTLS sets the registrar's TLS files: those given, else the node
+// PKI's, for https endpoints (the default); none for http.
+func (p *parser) registryTLS(spec *Spec, root *yaml.Node) {
+	switch {
+	case strings.HasPrefix(spec.EtcdEndpoints, "https://"):
+		spec.EtcdCACert, spec.EtcdCert, spec.EtcdKey = or(p.tlsPaths[0], Defaults.EtcdCACert), or(p.tlsPaths[1], Defaults.EtcdCert), or(p.tlsPaths[2], Defaults.EtcdKey)
+	case p.tlsPaths != [3]string{}:
+		p.errf(root, "registry.etcd_cert", "TLS files are given but etcd_endpoints are http://; use https://")
+	}
+}
