@@ -135,115 +135,144 @@ func main() {
 	}
 }
 
-func rows(raw map[string]float64) []Row {
-	var rs []Row
-	get := func(k string) (float64, bool) { v, ok := raw[k]; return v, ok }
-	add := func(fig, target, unit string, v float64, ok bool, pass func(float64) bool) {
-		r := Row{Figure: fig, Target: target, Unit: unit, Value: v, Pass: "info"}
-		if !ok {
-			r.Measured, r.Pass = "not measured", "fail"
-		} else {
-			r.Measured = fmt.Sprintf("%.4g %s", v, unit)
-			if pass != nil {
-				r.Pass = map[bool]string{true: "pass", false: "fail"}[pass(v)]
-			}
+// table collects the rows of the results table.
+type table struct {
+	raw map[string]float64
+	rs  []Row
+}
+
+func (t *table) get(k string) (float64, bool) { v, ok := t.raw[k]; return v, ok }
+
+// add appends a row; pass decides it, or nil for an informational row.
+func (t *table) add(fig, target, unit string, v float64, ok bool, pass func(float64) bool) {
+	r := Row{Figure: fig, Target: target, Unit: unit, Value: v, Pass: "info"}
+	if !ok {
+		r.Measured, r.Pass = "not measured", "fail"
+	} else {
+		r.Measured = fmt.Sprintf("%.4g %s", v, unit)
+		if pass != nil {
+			r.Pass = map[bool]string{true: "pass", false: "fail"}[pass(v)]
 		}
-		rs = append(rs, r)
 	}
-	v, ok := get("BenchmarkDockerStopToWithdraw/p50-ms")
-	add("docker stop → key gone (p50, 20 runs)", "< 1 s", "ms", v, ok, func(x float64) bool { return x < 1000 })
-	v, ok = get("BenchmarkDockerStopToWithdraw/p99-ms")
-	add("docker stop → key gone (p99)", "< 1 s", "ms", v, ok, func(x float64) bool { return x < 1000 })
-	v, ok = get("BenchmarkDockerKillToWithdraw/p50-ms")
-	add("docker kill → key gone (p50, 20 runs)", "< 1 s", "ms", v, ok, func(x float64) bool { return x < 1000 })
-	v, ok = get("BenchmarkDockerKillToWithdraw/p99-ms")
-	add("docker kill → key gone (p99)", "< 1 s", "ms", v, ok, func(x float64) bool { return x < 1000 })
-	v, ok = get("BenchmarkKillToExpire/max-ms")
-	add("registrar SIGKILL → key gone (TTL 2s, max of 3)", "≤ TTL (+1s expiry tick)", "ms", v, ok, func(x float64) bool { return x <= 3000 })
-	if v, ok := get("BenchmarkKillToExpireDefaults/registrar-s"); ok {
-		add("registrar SIGKILL → key gone (default TTL 15s)", "≤ 15 s (+1s)", "s", v, ok, func(x float64) bool { return x <= 16 })
-		s, sok := get("BenchmarkKillToExpireDefaults/seed-s")
-		add("  seed loop killed → key gone (TTL 60s/45s refresh, worst case)", "comparison", "s", s, sok, nil)
+	t.rs = append(t.rs, r)
+}
+
+func rows(raw map[string]float64) []Row {
+	t := &table{raw: raw}
+	t.registrarRows()
+	t.reloadRows()
+	t.dynamicRows()
+	t.unitsRows()
+	return t.rs
+}
+
+// registrarRows: the sidekick's figures: Docker events, lease expiry, memory.
+func (t *table) registrarRows() {
+	v, ok := t.get("BenchmarkDockerStopToWithdraw/p50-ms")
+	t.add("docker stop → key gone (p50, 20 runs)", "< 1 s", "ms", v, ok, func(x float64) bool { return x < 1000 })
+	v, ok = t.get("BenchmarkDockerStopToWithdraw/p99-ms")
+	t.add("docker stop → key gone (p99)", "< 1 s", "ms", v, ok, func(x float64) bool { return x < 1000 })
+	v, ok = t.get("BenchmarkDockerKillToWithdraw/p50-ms")
+	t.add("docker kill → key gone (p50, 20 runs)", "< 1 s", "ms", v, ok, func(x float64) bool { return x < 1000 })
+	v, ok = t.get("BenchmarkDockerKillToWithdraw/p99-ms")
+	t.add("docker kill → key gone (p99)", "< 1 s", "ms", v, ok, func(x float64) bool { return x < 1000 })
+	v, ok = t.get("BenchmarkKillToExpire/max-ms")
+	t.add("registrar SIGKILL → key gone (TTL 2s, max of 3)", "≤ TTL (+1s expiry tick)", "ms", v, ok, func(x float64) bool { return x <= 3000 })
+	if v, ok := t.get("BenchmarkKillToExpireDefaults/registrar-s"); ok {
+		t.add("registrar SIGKILL → key gone (default TTL 15s)", "≤ 15 s (+1s)", "s", v, ok, func(x float64) bool { return x <= 16 })
+		s, sok := t.get("BenchmarkKillToExpireDefaults/seed-s")
+		t.add("  seed loop killed → key gone (TTL 60s/45s refresh, worst case)", "comparison", "s", s, sok, nil)
 	}
-	v, ok = get("BenchmarkDockerStopToWithdraw/rss-MiB")
-	add("registrar RSS while announcing (container mode)", "< 20 MiB", "MiB", v, ok, func(x float64) bool { return x < 20 })
-	floor, fok := get("BenchmarkEventToServing/floor-p50-ms")
-	add("nginx floor: write+fsync+rename, nginx -t, reload, first new response (p50)", "reference", "ms", floor, fok, nil)
-	v, ok = get("BenchmarkEventToServing/p50-ms")
-	add("put issued → nginx serving it, isolated changes (p50)", "info", "ms", v, ok, nil)
-	v, ok = get("BenchmarkEventToServing/x-floor")
-	add("  … as a multiple of the floor", "≤ 1.2×", "×", v, ok, func(x float64) bool { return x <= 1.2 })
-	v, ok = get("BenchmarkEventToServing/p99-ms")
-	add("put issued → nginx serving it (p99)", "< 100 ms", "ms", v, ok, func(x float64) bool { return x < 100 })
-	v, ok = get("BenchmarkEventToServing/p50-from-commit-ms")
-	add("  from etcd's commit instead, p50", "info", "ms", v, ok, nil)
-	v, ok = get("BenchmarkSustainedChurn/p50-ms")
-	add("reload mode, a change every 250 ms: put → serving (p50)", "info (the reload interval's trade-off)", "ms", v, ok, nil)
-	v, ok = get("BenchmarkSustainedChurn/p99-ms")
-	add("  same, p99", "info", "ms", v, ok, nil)
-	v, ok = get("BenchmarkBurstReloads/reloads")
-	add("100 changes of the rendered upstream in 1 s → reloads (final set exact)", "≤ 3", "reloads", v, ok, func(x float64) bool { return x <= 3 })
-	v, ok = get("BenchmarkSeedBurstReloads/reloads")
-	add("  seed: a reload on every change, same burst", "comparison", "reloads", v, ok, nil)
-	v, ok = get("BenchmarkRenderValidate10000/ns/op")
-	add("render 10,000 instances (parse, sort, render)", "< 50 ms", "ms", v/1e6, ok, func(x float64) bool { return x < 50 })
-	v, ok = get("BenchmarkRenderValidate10000/nginx-t-ms")
-	add("  one nginx -t of the 10,000-server upstream", "one run", "ms", v, ok, nil)
-	if r, ok := get("BenchmarkChurn/requests"); ok {
-		f, _ := get("BenchmarkChurn/failed")
-		w, _ := get("BenchmarkChurn/wrong-instance")
-		c, _ := get("BenchmarkChurn/changes")
-		add(fmt.Sprintf("failed requests during churn (%.0f requests, %.0f changes)", r, c), "0", "failed", f, true, func(x float64) bool { return x == 0 })
-		add("  answers from instances not in nginx's upstream then", "0", "answers", w, true, func(x float64) bool { return x == 0 })
+	v, ok = t.get("BenchmarkDockerStopToWithdraw/rss-MiB")
+	t.add("registrar RSS while announcing (container mode)", "< 20 MiB", "MiB", v, ok, func(x float64) bool { return x < 20 })
+}
+
+// reloadRows: registrar nginx in reload mode.
+func (t *table) reloadRows() {
+	floor, fok := t.get("BenchmarkEventToServing/floor-p50-ms")
+	t.add("nginx floor: write+fsync+rename, nginx -t, reload, first new response (p50)", "reference", "ms", floor, fok, nil)
+	v, ok := t.get("BenchmarkEventToServing/p50-ms")
+	t.add("put issued → nginx serving it, isolated changes (p50)", "info", "ms", v, ok, nil)
+	v, ok = t.get("BenchmarkEventToServing/x-floor")
+	t.add("  … as a multiple of the floor", "≤ 1.2×", "×", v, ok, func(x float64) bool { return x <= 1.2 })
+	v, ok = t.get("BenchmarkEventToServing/p99-ms")
+	t.add("put issued → nginx serving it (p99)", "< 100 ms", "ms", v, ok, func(x float64) bool { return x < 100 })
+	v, ok = t.get("BenchmarkEventToServing/p50-from-commit-ms")
+	t.add("  from etcd's commit instead, p50", "info", "ms", v, ok, nil)
+	v, ok = t.get("BenchmarkSustainedChurn/p50-ms")
+	t.add("reload mode, a change every 250 ms: put → serving (p50)", "info (the reload interval's trade-off)", "ms", v, ok, nil)
+	v, ok = t.get("BenchmarkSustainedChurn/p99-ms")
+	t.add("  same, p99", "info", "ms", v, ok, nil)
+	v, ok = t.get("BenchmarkBurstReloads/reloads")
+	t.add("100 changes of the rendered upstream in 1 s → reloads (final set exact)", "≤ 3", "reloads", v, ok, func(x float64) bool { return x <= 3 })
+	v, ok = t.get("BenchmarkSeedBurstReloads/reloads")
+	t.add("  seed: a reload on every change, same burst", "comparison", "reloads", v, ok, nil)
+	v, ok = t.get("BenchmarkRenderValidate10000/ns/op")
+	t.add("render 10,000 instances (parse, sort, render)", "< 50 ms", "ms", v/1e6, ok, func(x float64) bool { return x < 50 })
+	v, ok = t.get("BenchmarkRenderValidate10000/nginx-t-ms")
+	t.add("  one nginx -t of the 10,000-server upstream", "one run", "ms", v, ok, nil)
+	if r, ok := t.get("BenchmarkChurn/requests"); ok {
+		f, _ := t.get("BenchmarkChurn/failed")
+		w, _ := t.get("BenchmarkChurn/wrong-instance")
+		c, _ := t.get("BenchmarkChurn/changes")
+		t.add(fmt.Sprintf("failed requests during churn (%.0f requests, %.0f changes)", r, c), "0", "failed", f, true, func(x float64) bool { return x == 0 })
+		t.add("  answers from instances not in nginx's upstream then", "0", "answers", w, true, func(x float64) bool { return x == 0 })
 	}
-	dfloor, dfok := get("BenchmarkDynamicVsReload/floor-p50-ms")
-	add("dynamic mode, same nginx: reload floor (p50)", "reference", "ms", dfloor, dfok, nil)
-	v, ok = get("BenchmarkDynamicVsReload/reload-p50-ms")
-	add("  reload mode, put → serving, changes 1.3 s apart (p50)", "info", "ms", v, ok, nil)
-	v, ok = get("BenchmarkDynamicVsReload/dyn-p50-ms")
-	add("  dynamic mode, put → serving, changes 1.3 s apart (p50)", "info", "ms", v, ok, nil)
-	v, ok = get("BenchmarkDynamicVsReload/dyn-x-floor")
-	add("  … as a multiple of the reload floor", "≤ 0.3×", "×", v, ok, func(x float64) bool { return x <= 0.3 })
-	v, ok = get("BenchmarkDynamicVsReload/dyn-p99-ms")
-	add("  dynamic mode, changes 1.3 s apart (p99)", "< 20 ms", "ms", v, ok, func(x float64) bool { return x < 20 })
-	v, ok = get("BenchmarkDynamicVsReload/dyn-250-p50-ms")
-	add("  dynamic mode, a change every 250 ms (p50)", "≤ 0.3× floor", "ms", v, ok, func(x float64) bool { return dfok && x <= 0.3*dfloor })
-	v, ok = get("BenchmarkDynamicVsReload/dyn-250-p99-ms")
-	add("  dynamic mode, a change every 250 ms (p99)", "< 20 ms", "ms", v, ok, func(x float64) bool { return x < 20 })
-	v, ok = get("BenchmarkDynamicVsReload/dyn-reloads")
-	add("  reloads in dynamic mode during those changes", "0", "reloads", v, ok, func(x float64) bool { return x == 0 })
-	v, ok = get("BenchmarkDynamicBurst/reloads")
-	add("dynamic mode: 100 changes in 1 s → reloads (final set served exactly)", "0", "reloads", v, ok, func(x float64) bool { return x == 0 })
-	v, ok = get("BenchmarkDynamicTenThousand/push-10000-served-ms")
-	add("dynamic mode: 10,000 instances pushed → served", "< 50 ms", "ms", v, ok, func(x float64) bool { return x < 50 })
-	v, ok = get("BenchmarkDynamicTenThousand/list-10000-ms")
-	add("  listing those 10,000 keys from etcd (apart)", "info", "ms", v, ok, nil)
-	p0, _ := get("BenchmarkDynamicTenThousand/procs-before")
-	v, ok = get("BenchmarkDynamicTenThousand/procs-after")
-	add(fmt.Sprintf("dynamic mode: nginx workers after 1,000 changes (before: %.0f)", p0), "unchanged", "processes", v, ok, func(x float64) bool { return x == p0 })
-	r0, _ := get("BenchmarkDynamicTenThousand/worker-rss-before-MiB")
-	v, ok = get("BenchmarkDynamicTenThousand/worker-rss-after-MiB")
-	add(fmt.Sprintf("  workers' RSS after 1,000 changes of a 10,000 list (before: %.1f MiB)", r0), "unchanged (±10%)", "MiB", v, ok, func(x float64) bool { return x <= r0*1.1 })
-	v, ok = get("BenchmarkDynamicTenThousand/reloads-1000-changes")
-	add("  reloads during those 1,000 changes", "0", "reloads", v, ok, func(x float64) bool { return x == 0 })
-	if r, ok := get("BenchmarkChurnDynamic/requests"); ok {
-		f, _ := get("BenchmarkChurnDynamic/failed")
-		w, _ := get("BenchmarkChurnDynamic/wrong-instance")
-		c, _ := get("BenchmarkChurnDynamic/changes")
-		add(fmt.Sprintf("dynamic mode: failed requests during churn (%.0f requests, %.0f changes)", r, c), "0", "failed", f, true, func(x float64) bool { return x == 0 })
-		add("  answers from an address not in the set then", "0", "answers", w, true, func(x float64) bool { return x == 0 })
+}
+
+// dynamicRows: registrar nginx in dynamic mode, beside the reload floor on the same nginx.
+func (t *table) dynamicRows() {
+	dfloor, dfok := t.get("BenchmarkDynamicVsReload/floor-p50-ms")
+	t.add("dynamic mode, same nginx: reload floor (p50)", "reference", "ms", dfloor, dfok, nil)
+	v, ok := t.get("BenchmarkDynamicVsReload/reload-p50-ms")
+	t.add("  reload mode, put → serving, changes 1.3 s apart (p50)", "info", "ms", v, ok, nil)
+	v, ok = t.get("BenchmarkDynamicVsReload/dyn-p50-ms")
+	t.add("  dynamic mode, put → serving, changes 1.3 s apart (p50)", "info", "ms", v, ok, nil)
+	v, ok = t.get("BenchmarkDynamicVsReload/dyn-x-floor")
+	t.add("  … as a multiple of the reload floor", "≤ 0.3×", "×", v, ok, func(x float64) bool { return x <= 0.3 })
+	v, ok = t.get("BenchmarkDynamicVsReload/dyn-p99-ms")
+	t.add("  dynamic mode, changes 1.3 s apart (p99)", "< 20 ms", "ms", v, ok, func(x float64) bool { return x < 20 })
+	v, ok = t.get("BenchmarkDynamicVsReload/dyn-250-p50-ms")
+	t.add("  dynamic mode, a change every 250 ms (p50)", "≤ 0.3× floor", "ms", v, ok, func(x float64) bool { return dfok && x <= 0.3*dfloor })
+	v, ok = t.get("BenchmarkDynamicVsReload/dyn-250-p99-ms")
+	t.add("  dynamic mode, a change every 250 ms (p99)", "< 20 ms", "ms", v, ok, func(x float64) bool { return x < 20 })
+	v, ok = t.get("BenchmarkDynamicVsReload/dyn-reloads")
+	t.add("  reloads in dynamic mode during those changes", "0", "reloads", v, ok, func(x float64) bool { return x == 0 })
+	v, ok = t.get("BenchmarkDynamicBurst/reloads")
+	t.add("dynamic mode: 100 changes in 1 s → reloads (final set served exactly)", "0", "reloads", v, ok, func(x float64) bool { return x == 0 })
+	v, ok = t.get("BenchmarkDynamicTenThousand/push-10000-served-ms")
+	t.add("dynamic mode: 10,000 instances pushed → served", "< 50 ms", "ms", v, ok, func(x float64) bool { return x < 50 })
+	v, ok = t.get("BenchmarkDynamicTenThousand/list-10000-ms")
+	t.add("  listing those 10,000 keys from etcd (apart)", "info", "ms", v, ok, nil)
+	p0, _ := t.get("BenchmarkDynamicTenThousand/procs-before")
+	v, ok = t.get("BenchmarkDynamicTenThousand/procs-after")
+	t.add(fmt.Sprintf("dynamic mode: nginx workers after 1,000 changes (before: %.0f)", p0), "unchanged", "processes", v, ok, func(x float64) bool { return x == p0 })
+	r0, _ := t.get("BenchmarkDynamicTenThousand/worker-rss-before-MiB")
+	v, ok = t.get("BenchmarkDynamicTenThousand/worker-rss-after-MiB")
+	t.add(fmt.Sprintf("  workers' RSS after 1,000 changes of a 10,000 list (before: %.1f MiB)", r0), "unchanged (±10%)", "MiB", v, ok, func(x float64) bool { return x <= r0*1.1 })
+	v, ok = t.get("BenchmarkDynamicTenThousand/reloads-1000-changes")
+	t.add("  reloads during those 1,000 changes", "0", "reloads", v, ok, func(x float64) bool { return x == 0 })
+	if r, ok := t.get("BenchmarkChurnDynamic/requests"); ok {
+		f, _ := t.get("BenchmarkChurnDynamic/failed")
+		w, _ := t.get("BenchmarkChurnDynamic/wrong-instance")
+		c, _ := t.get("BenchmarkChurnDynamic/changes")
+		t.add(fmt.Sprintf("dynamic mode: failed requests during churn (%.0f requests, %.0f changes)", r, c), "0", "failed", f, true, func(x float64) bool { return x == 0 })
+		t.add("  answers from an address not in the set then", "0", "answers", w, true, func(x float64) bool { return x == 0 })
 	}
-	v, ok = get("BenchmarkSubmit100/ns/op")
-	add("units submit of 100 units to the fleet API (loopback)", "< 2 s", "ms", v/1e6, ok, func(x float64) bool { return x < 2000 })
-	v, ok = get("BenchmarkRender100Services/ns/op")
-	add("render the units of 100 services", "info", "ms", v/1e6, ok, nil)
-	v, ok = get("BenchmarkRollingReplace/min-active")
-	add("rolling replace of 4 (3 s stale, 500 ms activation): fewest active at any poll", "≥ 3 (4 − max-unavailable)", "instances", v, ok, func(x float64) bool { return x >= 3 })
-	v, ok = get("BenchmarkRollingReplace/converge-s")
-	add("  time to converge (every instance on the new hash, active)", "converges", "s", v, ok, nil)
-	v, ok = get("BenchmarkFirstSubmitStart/submit-s")
-	add("first submit --start of the example, 1 s activation per unit", "< 5 s", "s", v, ok, func(x float64) bool { return x < 5 })
-	return rs
+}
+
+// unitsRows: units submit and rendering.
+func (t *table) unitsRows() {
+	v, ok := t.get("BenchmarkSubmit100/ns/op")
+	t.add("units submit of 100 units to the fleet API (loopback)", "< 2 s", "ms", v/1e6, ok, func(x float64) bool { return x < 2000 })
+	v, ok = t.get("BenchmarkRender100Services/ns/op")
+	t.add("render the units of 100 services", "info", "ms", v/1e6, ok, nil)
+	v, ok = t.get("BenchmarkRollingReplace/min-active")
+	t.add("rolling replace of 4 (3 s stale, 500 ms activation): fewest active at any poll", "≥ 3 (4 − max-unavailable)", "instances", v, ok, func(x float64) bool { return x >= 3 })
+	v, ok = t.get("BenchmarkRollingReplace/converge-s")
+	t.add("  time to converge (every instance on the new hash, active)", "converges", "s", v, ok, nil)
+	v, ok = t.get("BenchmarkFirstSubmitStart/submit-s")
+	t.add("first submit --start of the example, 1 s activation per unit", "< 5 s", "s", v, ok, func(x float64) bool { return x < 5 })
 }
 
 func print(res Results) {

@@ -158,32 +158,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	case strings.HasPrefix(p, "/units/"):
 		s.Requests[r.Method+" unit"]++
-		name, err := url.PathUnescape(strings.TrimPrefix(p, "/units/"))
-		if err != nil || name == "" {
-			writeErr(w, http.StatusBadRequest, "bad unit name in path")
-			return
-		}
-		switch r.Method {
-		case http.MethodGet:
-			u, ok := s.units[name]
-			if !ok {
-				writeErr(w, http.StatusNotFound, "unit does not exist")
-				return
-			}
-			writeJSON(w, s.view(u))
-		case http.MethodPut:
-			s.put(w, r, name)
-		case http.MethodDelete:
-			if _, ok := s.units[name]; !ok {
-				writeErr(w, http.StatusNotFound, "unit does not exist")
-				return
-			}
-			s.unload(name)
-			delete(s.units, name)
-			w.WriteHeader(http.StatusNoContent)
-		default:
-			allow(http.MethodGet, http.MethodPut, http.MethodDelete)
-		}
+		s.unit(w, r, strings.TrimPrefix(p, "/units/"), allow)
 	case p == "/state":
 		s.Requests[r.Method+" state"]++
 		if allow(http.MethodGet) {
@@ -202,19 +177,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.Requests[r.Method+" machines"]++
 		switch r.Method {
 		case http.MethodGet:
-			page, next := paginate(r, len(s.machines), s.TokenLimit)
-			if page == nil {
-				writeErr(w, http.StatusBadRequest, "invalid nextPageToken")
-				return
-			}
-			out := map[string]any{}
-			if page[1] > page[0] {
-				out["machines"] = s.machines[page[0]:page[1]]
-			}
-			if next != "" {
-				out["nextPageToken"] = next
-			}
-			writeJSON(w, out)
+			s.listMachines(w, r)
 		case http.MethodPatch:
 			s.patchMachines(w, r)
 		default:
@@ -227,6 +190,52 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeErr(w, http.StatusNotFound, "not found")
 	}
+}
+
+// unit answers /units/{name}: GET, PUT (see put) and DELETE.
+func (s *Server) unit(w http.ResponseWriter, r *http.Request, escaped string, allow func(...string) bool) {
+	name, err := url.PathUnescape(escaped)
+	if err != nil || name == "" {
+		writeErr(w, http.StatusBadRequest, "bad unit name in path")
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		u, ok := s.units[name]
+		if !ok {
+			writeErr(w, http.StatusNotFound, "unit does not exist")
+			return
+		}
+		writeJSON(w, s.view(u))
+	case http.MethodPut:
+		s.put(w, r, name)
+	case http.MethodDelete:
+		if _, ok := s.units[name]; !ok {
+			writeErr(w, http.StatusNotFound, "unit does not exist")
+			return
+		}
+		s.unload(name) // the agent still reports it for a while
+		delete(s.units, name)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		allow(http.MethodGet, http.MethodPut, http.MethodDelete)
+	}
+}
+
+func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
+	page, next := paginate(r, len(s.machines), s.TokenLimit)
+	if page == nil {
+		writeErr(w, http.StatusBadRequest, "invalid nextPageToken")
+		return
+	}
+	out := map[string]any{}
+	if page[1] > page[0] {
+		out["machines"] = s.machines[page[0]:page[1]]
+	}
+	if next != "" {
+		out["nextPageToken"] = next
+	}
+	writeJSON(w, out)
 }
 
 // paginate returns [start,end) and the next token for total items, or nil
