@@ -31,6 +31,35 @@ func (f *Follower) Once(ctx context.Context) ([]upstream.Backend, Outcome, error
 	}
 }
 
+// forget drops what nginx was known to run: a new nginx is validated,
+// reloaded and pushed to again.
+func (f *Follower) forget() {
+	f.applied, f.rejected = nil, nil
+	if f.push != nil {
+		f.push.pushed = nil
+	}
+}
+
+// resync lists the prefix again (a newer snapshot replaces latest) and, in
+// dynamic mode, asks nginx which list it serves.
+func (f *Follower) resync(ctx context.Context, latest catalog.Snapshot, have bool) (catalog.Snapshot, bool) {
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	s, err := catalog.List(lctx, f.cfg.Client, f.cfg.Prefix)
+	cancel()
+	if err != nil {
+		f.cfg.Metrics.Retries.WithLabelValues("etcd").Inc()
+		f.log.Warn("resync: list failed; keeping the last config", "err", err)
+	} else if !have || s.Rev >= latest.Rev {
+		latest, have = s, true
+	}
+	if f.push != nil {
+		if err := f.push.probe(ctx); err != nil {
+			f.log.Warn("resync: nginx's instance list is not the one pushed; pushing again", "err", err)
+		}
+	}
+	return latest, have
+}
+
 // ApplySnapshot makes nginx serve one snapshot once (files, and in dynamic
 // mode the instance list), records the outcome in metrics and logs, and
 // returns the backends applied.
@@ -119,28 +148,11 @@ func (f *Follower) Run(ctx context.Context) error {
 			latest, have, dirty = s, true, true
 		case <-f.cfg.NginxStarted:
 			f.log.Info("nginx started; applying at once")
+			f.forget()
 			dirty, notBefore = true, time.Time{}
-			f.applied = nil // a new nginx: validate and reload again
-			f.rejected = nil
-			if f.push != nil {
-				f.push.pushed = nil
-			}
 			retry.Reset()
 		case <-resync.C:
-			lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
-			s, err := catalog.List(lctx, f.cfg.Client, f.cfg.Prefix)
-			lcancel()
-			if err != nil {
-				f.cfg.Metrics.Retries.WithLabelValues("etcd").Inc()
-				f.log.Warn("resync: list failed; keeping the last config", "err", err)
-			} else if !have || s.Rev >= latest.Rev {
-				latest, have = s, true
-			}
-			if f.push != nil {
-				if err := f.push.probe(ctx); err != nil {
-					f.log.Warn("resync: nginx's instance list is not the one pushed; pushing again", "err", err)
-				}
-			}
+			latest, have = f.resync(ctx, latest, have)
 			dirty = dirty || have
 		case <-timer.C:
 		}
