@@ -78,11 +78,10 @@ func (e *ConflictError) Error() string {
 // hash. The plan is returned even when Apply fails.
 func Apply(ctx context.Context, c *fleet.Client, p *generate.Plan, o Options) (Plan, error) {
 	o.defaults()
-	v, err := observe(ctx, c)
+	plan, err := Compute(ctx, c, p, o)
 	if err != nil {
 		return nil, err
 	}
-	plan := compute(v, p, o)
 	if cs := plan.Conflicts(); len(cs) > 0 {
 		return plan, &ConflictError{Steps: cs}
 	}
@@ -165,27 +164,13 @@ func (r *roller) retry(ctx context.Context, what string, op func(context.Context
 	}
 }
 
-// putFile creates or replaces a template or plain unit, or starts it. A
-// replace is one PUT with the new options: fleet replaces the unit or
-// refuses and keeps the old one.
+// putFile creates or replaces a template: one PUT with the new options,
+// which fleet applies or refuses (the old template stays then).
 func (r *roller) putFile(ctx context.Context, p *generate.Plan, st Step) error {
-	u := unitOf(p, st.Unit)
 	r.progress("%s %s", st.Action, st.Unit)
 	return r.retry(ctx, fmt.Sprintf("%s %s", st.Action, st.Unit), func(ctx context.Context) error {
-		if st.Action == Start {
-			return r.c.SetState(ctx, st.Unit, fleet.StateLaunched)
-		}
-		return r.c.Create(ctx, u, st.State)
+		return r.c.Create(ctx, p.Unit(st.Unit), st.State)
 	})
-}
-
-func unitOf(p *generate.Plan, name string) *units.Unit {
-	for _, u := range p.Units {
-		if u.Name == name {
-			return u
-		}
-	}
-	return nil
 }
 
 func (r *roller) destroy(ctx context.Context, st Step) error {

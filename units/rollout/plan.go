@@ -216,10 +216,8 @@ func compute(v *view, p *generate.Plan, o Options) Plan {
 		switch {
 		case !ok:
 			st.Action, st.State = Create, want
-		case generate.OwnerOf(cur.File()) == "" && !o.Adopt:
-			st.Action, st.Reason = Conflict, "exists in fleet without deployctl's owner record; destroy it or pass --adopt"
-		case generate.OwnerOf(cur.File()) != "" && generate.OwnerOf(cur.File()) != service:
-			st.Action, st.Reason = Conflict, fmt.Sprintf("belongs to service %q", generate.OwnerOf(cur.File()))
+		case conflict(cur, service, o) != "":
+			st.Action, st.Reason = Conflict, conflict(cur, service, o)
 		case cur.File().Hash() != u.Hash():
 			st.Action, st.Reason, st.State = Replace, "options changed", keep(cur.DesiredState, want, launch)
 		case launch && o.Start && cur.DesiredState != fleet.StateLaunched:
@@ -257,10 +255,8 @@ func compute(v *view, p *generate.Plan, o Options) Plan {
 					st.Action, st.State, st.Reason = ScaleUp, fleet.StateLaunched, "new instance"
 				case !ok:
 					continue // not started and not asked to
-				case generate.OwnerOf(cur.File()) == "" && !o.Adopt:
-					st.Action, st.Reason = Conflict, "exists in fleet without deployctl's owner record; destroy it or pass --adopt"
-				case generate.OwnerOf(cur.File()) != "" && generate.OwnerOf(cur.File()) != g.Service:
-					st.Action, st.Reason = Conflict, fmt.Sprintf("belongs to service %q", generate.OwnerOf(cur.File()))
+				case conflict(cur, g.Service, o) != "":
+					st.Action, st.Reason = Conflict, conflict(cur, g.Service, o)
 				case cur.File().Hash() != in.want[k].Hash():
 					st.Action, st.Reason, st.State = Replace, "template changed; rolling", keep(cur.DesiredState, started, true)
 				case o.Start && cur.DesiredState != fleet.StateLaunched:
@@ -274,6 +270,18 @@ func compute(v *view, p *generate.Plan, o Options) Plan {
 	}
 	plan = append(plan, orphans(v, spec, o)...)
 	return plan
+}
+
+// conflict says why service may not change cur (written by hand or an
+// older deployctl, unless adopted; owned by another service), or "".
+func conflict(cur *fleet.Unit, service string, o Options) string {
+	switch owner := generate.OwnerOf(cur.File()); {
+	case owner == "" && !o.Adopt:
+		return "exists in fleet without deployctl's owner record; destroy it or pass --adopt"
+	case owner != "" && owner != service:
+		return fmt.Sprintf("belongs to service %q", owner)
+	}
+	return ""
 }
 
 // keep is the desired state after a replace: launched when asked to start
