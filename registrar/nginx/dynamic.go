@@ -40,6 +40,9 @@ type pusher struct {
 	// pushed is the list text nginx confirmed (nil: none yet, or nginx
 	// restarted since).
 	pushed []byte
+	// scriptOK: the Lua balancer and the control directory were checked
+	// since the last resync or nginx start (not on every push).
+	scriptOK bool
 }
 
 func newPusher(hostDir, name string) *pusher {
@@ -65,6 +68,12 @@ func listText(version int64, bs []upstream.Backend) []byte {
 	return b.Bytes()
 }
 
+// version is a list's version line.
+func version(text []byte) string {
+	v, _, _ := strings.Cut(string(text), "\n")
+	return v
+}
+
 // body strips the version line: what identifies a list.
 func body(text []byte) []byte {
 	if i := bytes.IndexByte(text, '\n'); i >= 0 {
@@ -74,8 +83,12 @@ func body(text []byte) []byte {
 }
 
 // writeScript puts the Lua balancer in the conf dir when it differs, and
-// makes the control sockets' directory (0700: root only).
+// makes the control sockets' directory (0700: root only); once, until the
+// next resync or nginx start.
 func (p *pusher) writeScript() error {
+	if p.scriptOK {
+		return nil
+	}
 	dir := filepath.Dir(p.socket)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -83,10 +96,13 @@ func (p *pusher) writeScript() error {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return err
 	}
-	if old, err := os.ReadFile(p.script); err == nil && bytes.Equal(old, BalancerLua) {
-		return nil
+	if old, err := os.ReadFile(p.script); err != nil || !bytes.Equal(old, BalancerLua) {
+		if err := atomicfile.WriteFile(p.script, BalancerLua, 0o644); err != nil {
+			return err
+		}
 	}
-	return atomicfile.WriteFile(p.script, BalancerLua, 0o644)
+	p.scriptOK = true
+	return nil
 }
 
 // push makes nginx serve bs: the state file first (a restarted nginx
@@ -113,9 +129,8 @@ func (p *pusher) push(ctx context.Context, bs []upstream.Backend) (bool, error) 
 	if resp.StatusCode != http.StatusOK {
 		return false, fmt.Errorf("nginx refused the instance list: %s: %s", resp.Status, strings.TrimSpace(string(answer)))
 	}
-	version := strings.SplitN(string(want), "\n", 2)[0]
-	if got := strings.Fields(string(answer)); len(got) != 2 || got[0] != version || got[1] != strconv.Itoa(len(bs)) {
-		return false, fmt.Errorf("nginx answered %q to a list of %d at version %s", strings.TrimSpace(string(answer)), len(bs), version)
+	if got := strings.Fields(string(answer)); len(got) != 2 || got[0] != version(want) || got[1] != strconv.Itoa(len(bs)) {
+		return false, fmt.Errorf("nginx answered %q to a list of %d at version %s", strings.TrimSpace(string(answer)), len(bs), version(want))
 	}
 	p.pushed = want
 	return true, nil
@@ -135,7 +150,7 @@ func (p *pusher) probe(ctx context.Context) error {
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if p.pushed != nil && strings.TrimSpace(string(answer)) != strings.SplitN(string(p.pushed), "\n", 2)[0] {
+	if p.pushed != nil && strings.TrimSpace(string(answer)) != version(p.pushed) {
 		p.pushed = nil
 		return errors.New("nginx serves another list version than pushed (restarted?)")
 	}

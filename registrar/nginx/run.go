@@ -36,7 +36,7 @@ func (f *Follower) Once(ctx context.Context) ([]upstream.Backend, Outcome, error
 func (f *Follower) forget() {
 	f.applied, f.rejected = nil, nil
 	if f.push != nil {
-		f.push.pushed = nil
+		f.push.pushed, f.push.scriptOK = nil, false
 	}
 }
 
@@ -53,6 +53,7 @@ func (f *Follower) resync(ctx context.Context, latest catalog.Snapshot, have boo
 		latest, have = s, true
 	}
 	if f.push != nil {
+		f.push.scriptOK = false // checked again at the next reconcile
 		if err := f.push.probe(ctx); err != nil {
 			f.log.Warn("resync: nginx's instance list is not the one pushed; pushing again", "err", err)
 		}
