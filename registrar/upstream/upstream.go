@@ -7,12 +7,11 @@ package upstream
 import (
 	"bytes"
 	"fmt"
-	"github.com/deployctl/deployctl/registrar"
-	"net"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/deployctl/deployctl/registrar"
 )
 
 // Backend is one registered instance.
@@ -126,19 +125,14 @@ var dictSize = regexp.MustCompile(`^[1-9][0-9]{0,5}[km]$`)
 // port (80), IPv4:port (127.0.0.1:8080), [IPv6]:port or *:port, port
 // 1-65535. Nothing else reaches the config file.
 func CheckListen(listen string) error {
-	host, port := "", listen
-	if strings.Contains(listen, ":") {
-		var err error
-		if host, port, err = net.SplitHostPort(listen); err != nil {
-			return fmt.Errorf("listen %q: use PORT, IP:PORT or [IPv6]:PORT: %w", listen, err)
-		}
-		if host != "*" && net.ParseIP(host) == nil {
-			return fmt.Errorf("listen %q: %q is not an IP address (or *)", listen, host)
-		}
+	addr := listen // IP:PORT and [IPv6]:PORT follow the registration contract
+	if !strings.Contains(listen, ":") {
+		addr = "0.0.0.0:" + listen
+	} else if p, ok := strings.CutPrefix(listen, "*:"); ok {
+		addr = "0.0.0.0:" + p
 	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
-		return fmt.Errorf("listen %q: port must be a number 1-65535, e.g. 80 or 127.0.0.1:8080", listen)
+	if _, err := registrar.CheckAddr(addr); err != nil {
+		return fmt.Errorf("listen %q: use PORT, IP:PORT, [IPv6]:PORT or *:PORT with a port 1-65535, e.g. 80 or 127.0.0.1:8080 (%w)", listen, err)
 	}
 	return nil
 }

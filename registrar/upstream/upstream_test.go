@@ -65,3 +65,16 @@ func BenchmarkRender10000(b *testing.B) {
 		Render(Options{Name: "web", Keepalive: 32}, bs)
 	}
 }
+
+func TestCheckListen(t *testing.T) {
+	for _, ok := range []string{"80", "65535", "127.0.0.1:8080", "[::1]:80", "*:443"} {
+		if err := CheckListen(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"0", "70000", "08", "80; include /etc/passwd", "example.com:80", "*:x", "[fe80::1%eth0]:80", "", ":80"} {
+		if err := CheckListen(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
