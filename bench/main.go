@@ -211,13 +211,7 @@ func (t *table) reloadRows() {
 	t.add("render 10,000 instances (parse, sort, render)", "< 50 ms", "ms", v/1e6, ok, func(x float64) bool { return x < 50 })
 	v, ok = t.get("BenchmarkRenderValidate10000/nginx-t-ms")
 	t.add("  one nginx -t of the 10,000-server upstream", "one run", "ms", v, ok, nil)
-	if r, ok := t.get("BenchmarkChurn/requests"); ok {
-		f, _ := t.get("BenchmarkChurn/failed")
-		w, _ := t.get("BenchmarkChurn/wrong-instance")
-		c, _ := t.get("BenchmarkChurn/changes")
-		t.add(fmt.Sprintf("failed requests during churn (%.0f requests, %.0f changes)", r, c), "0", "failed", f, true, func(x float64) bool { return x == 0 })
-		t.add("  answers from instances not in nginx's upstream then", "0", "answers", w, true, func(x float64) bool { return x == 0 })
-	}
+	t.churnRows("BenchmarkChurn", "failed requests during churn", "  answers from instances not in nginx's upstream then")
 }
 
 // dynamicRows: registrar nginx in dynamic mode, beside the reload floor on the same nginx.
@@ -252,13 +246,22 @@ func (t *table) dynamicRows() {
 	t.add(fmt.Sprintf("  workers' RSS after 1,000 changes of a 10,000 list (before: %.1f MiB)", r0), "unchanged (±10%)", "MiB", v, ok, func(x float64) bool { return x <= r0*1.1 })
 	v, ok = t.get("BenchmarkDynamicTenThousand/reloads-1000-changes")
 	t.add("  reloads during those 1,000 changes", "0", "reloads", v, ok, func(x float64) bool { return x == 0 })
-	if r, ok := t.get("BenchmarkChurnDynamic/requests"); ok {
-		f, _ := t.get("BenchmarkChurnDynamic/failed")
-		w, _ := t.get("BenchmarkChurnDynamic/wrong-instance")
-		c, _ := t.get("BenchmarkChurnDynamic/changes")
-		t.add(fmt.Sprintf("dynamic mode: failed requests during churn (%.0f requests, %.0f changes)", r, c), "0", "failed", f, true, func(x float64) bool { return x == 0 })
-		t.add("  answers from an address not in the set then", "0", "answers", w, true, func(x float64) bool { return x == 0 })
+	t.churnRows("BenchmarkChurnDynamic", "dynamic mode: failed requests during churn", "  answers from an address not in the set then")
+}
+
+// churnRows: a churn run's failed requests and wrong answers (both 0),
+// when the long runs ran.
+func (t *table) churnRows(bench, failed, wrong string) {
+	r, ok := t.get(bench + "/requests")
+	if !ok {
+		return
 	}
+	f, _ := t.get(bench + "/failed")
+	w, _ := t.get(bench + "/wrong-instance")
+	c, _ := t.get(bench + "/changes")
+	zero := func(x float64) bool { return x == 0 }
+	t.add(fmt.Sprintf("%s (%.0f requests, %.0f changes)", failed, r, c), "0", "failed", f, true, zero)
+	t.add(wrong, "0", "answers", w, true, zero)
 }
 
 // unitsRows: units submit and rendering.
