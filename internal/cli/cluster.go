@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/deployctl/deployctl/internal/atomicfile"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/deployctl/deployctl/internal/atomicfile"
 
 	"github.com/deployctl/deployctl/infra/inventory"
 	"github.com/deployctl/deployctl/internal/exitcode"

@@ -208,10 +208,8 @@ func newUnitsStatusCmd(e *env) *cobra.Command {
 			if err := o.check(); err != nil {
 				return err
 			}
-			for _, a := range args {
-				if err := units.ValidateName(a); err != nil {
-					return exitcode.Usage(err)
-				}
+			if err := checkUnitNames(args); err != nil {
+				return err
 			}
 			ctx, c, done, err := ff.connect(cmd.Context())
 			if err != nil {
@@ -258,4 +256,14 @@ func newUnitsStatusCmd(e *env) *cobra.Command {
 	ff.bind(cmd)
 	o.bind(cmd)
 	return cmd
+}
+
+// checkUnitNames refuses a unit name fleet would refuse (exit 2).
+func checkUnitNames(names []string) error {
+	for _, n := range names {
+		if err := units.ValidateName(n); err != nil {
+			return exitcode.Usage(err)
+		}
+	}
+	return nil
 }

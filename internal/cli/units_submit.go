@@ -234,10 +234,8 @@ destroys exactly those.`,
 					return err
 				}
 			}
-			for _, a := range args {
-				if err := units.ValidateName(a); err != nil {
-					return exitcode.Usage(err)
-				}
+			if err := checkUnitNames(args); err != nil {
+				return err
 			}
 			ctx, c, done, err := ff.connect(cmd.Context())
 			if err != nil {
