@@ -32,7 +32,7 @@ func (c *Cluster) bootstrap(ctx *pulumi.Context, name string, cfg *Config) error
 			}
 			script := c.PKI.NodeFiles(server)
 			cmd, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-tls-%d", name, i+1), &RemoteCommandArgs{
-				Connection: c.conns[i].Input(), Create: script, Triggers: pulumi.Array{script}, Logging: pulumi.String("none"),
+				Connection: c.conns[i].Input(), Create: script, Triggers: pulumi.Array{TriggerHash(script)}, Logging: pulumi.String("none"),
 			}, parent)
 			if err != nil {
 				return err

@@ -67,8 +67,8 @@ func NewCluster(ctx *pulumi.Context, name string, args *ClusterArgs, opts ...pul
 		return nil, err
 	}
 	if c.Firewalls, err = NewFirewalls(ctx, name+"-firewalls", &FirewallsArgs{
-		Name: args.Name, Tag: args.Name, EdgeTag: args.Name + "-edge", AllowedSSHCIDRs: cfg.AllowedSSHCIDRs,
-	}, parent, pulumi.DependsOn([]pulumi.Resource{c.Network})); err != nil {
+		Name: args.Name, Tag: c.Network.Tag, EdgeTag: c.Network.EdgeTag, TagName: args.Name, AllowedSSHCIDRs: cfg.AllowedSSHCIDRs,
+	}, parent); err != nil {
 		return nil, err
 	}
 	c.cc = cloudconfig.Cluster{

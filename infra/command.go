@@ -1,6 +1,11 @@
 package infra
 
-import "github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
 
 // command provider tokens (1.2.1).
 const (
@@ -38,8 +43,21 @@ func (c Connection) Input() pulumi.MapInput {
 	return m
 }
 
+// TriggerHash is the SHA-256 (hex) of s, not secret, for a command's
+// triggers. The engine diffs triggers as a whole and rejects a secret in
+// them whose value is still unknown at preview ("triggers[0]: malformed
+// secret: missing value"), as every script holding a key and a droplet's
+// IP is; its hash changes exactly when the script does and reveals nothing.
+// No secret goes into triggers: put its hash there.
+func TriggerHash(s pulumi.StringInput) pulumi.StringOutput {
+	return pulumi.Unsecret(s.ToStringOutput().ApplyT(func(v string) string {
+		sum := sha256.Sum256([]byte(v))
+		return hex.EncodeToString(sum[:])
+	}).(pulumi.StringOutput)).(pulumi.StringOutput)
+}
+
 // RemoteCommandArgs runs a command over SSH; a change of triggers replaces
-// (re-runs) it.
+// (re-runs) it. Triggers must not hold secrets (see TriggerHash).
 type RemoteCommandArgs struct {
 	Connection  pulumi.MapInput       `pulumi:"connection" required:"true"`
 	Create      pulumi.StringInput    `pulumi:"create"`

@@ -70,7 +70,7 @@ var Regions = []string{"nyc1", "nyc2", "nyc3", "sgp1", "lon1", "ams2", "ams3", "
 var versionRe = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
 var sizeRe = regexp.MustCompile(`^[a-z0-9-]+$`)
 
-// ConfigError names the key at fault.
+// ConfigError names the key at fault and says how to set it.
 type ConfigError struct{ Key, Msg string }
 
 func (e *ConfigError) Error() string { return fmt.Sprintf("%s:%s %s", Namespace, e.Key, e.Msg) }
@@ -79,7 +79,52 @@ func cerr(key, format string, a ...any) error {
 	return &ConfigError{Key: key, Msg: fmt.Sprintf(format, a...)}
 }
 
-// LoadConfig reads and validates the stack configuration.
+// ConfigErrors is every problem of a stack's configuration, so that a new
+// stack learns all it lacks in one `pulumi preview`, not one key a run.
+type ConfigErrors []error
+
+func (e ConfigErrors) Error() string {
+	lines := make([]string, len(e))
+	for i, err := range e {
+		lines[i] = err.Error()
+	}
+	if len(lines) == 1 {
+		return lines[0]
+	}
+	return fmt.Sprintf("%d problems in the stack configuration:\n  %s", len(lines), strings.Join(lines, "\n  "))
+}
+
+// Unwrap lets errors.As find each ConfigError.
+func (e ConfigErrors) Unwrap() []error { return e }
+
+// problems collects configuration errors.
+type problems struct{ errs ConfigErrors }
+
+func (p *problems) add(err error) {
+	if err != nil {
+		p.errs = append(p.errs, err)
+	}
+}
+
+func (p *problems) addf(key, format string, a ...any) { p.add(cerr(key, format, a...)) }
+
+func (p *problems) err() error {
+	if len(p.errs) == 0 {
+		return nil
+	}
+	return p.errs
+}
+
+// How to set each required key, quoted in its error.
+const (
+	setSSHPublicKeys   = "pulumi config set --path 'sshPublicKeys[0]' \"$(cat ~/.ssh/id_ed25519.pub)\""
+	setAllowedSSHCIDRs = "pulumi config set --path 'allowedSshCidrs[0]' 203.0.113.7/32 (your address, as a /32)"
+	setSSHPrivateKey   = "pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519"
+	setFleetSHA256     = "pulumi config set fleetSha256 <64 hex characters: sha256sum of fleet-v1.0.0-linux-amd64.tar.gz from a release you verified>"
+)
+
+// LoadConfig reads and validates the stack configuration. It reports every
+// missing or bad key at once, each with the command that sets it.
 func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	cfg := config.New(ctx, Namespace)
 	c := &Config{
@@ -89,101 +134,100 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		FlatcarVersion: or(cfg.Get("flatcarVersion"), Defaults.FlatcarVersion),
 		ImageID:        cfg.Get("imageId"),
 		FlannelCIDR:    or(cfg.Get("flannelCidr"), Defaults.FlannelCIDR),
-		FleetSHA256:    strings.ToLower(cfg.Get("fleetSha256")),
+		FleetSHA256:    cfg.Get("fleetSha256"),
 		DiscoveryURL:   cfg.Get("discoveryUrl"),
 		RegistrarPath:  or(cfg.Get("registrarPath"), Defaults.RegistrarPath),
 	}
-	var err error
-	if c.NodeCount, err = intKey(cfg, "nodeCount", Defaults.NodeCount); err != nil {
-		return nil, err
-	}
-	if c.LBCount, err = intKey(cfg, "lbCount", Defaults.LBCount); err != nil {
-		return nil, err
-	}
-	if c.EtcdInitialSize, err = intKey(cfg, "etcdInitialSize", 0); err != nil {
-		return nil, err
-	}
-	if c.EtcdInitialSize == 0 {
-		c.EtcdInitialSize = c.NodeCount
-	}
-	if c.PKIGeneration, err = intKey(cfg, "pkiGeneration", 1); err != nil {
-		return nil, err
-	}
+	var p problems
+	c.NodeCount = intKey(&p, cfg, "nodeCount", Defaults.NodeCount)
+	c.LBCount = intKey(&p, cfg, "lbCount", Defaults.LBCount)
+	c.EtcdInitialSize = intKey(&p, cfg, "etcdInitialSize", 0)
+	c.PKIGeneration = intKey(&p, cfg, "pkiGeneration", 1)
 	c.EtcdTLS = true
-	if v := cfg.Get("etcdTls"); v != "" {
-		switch v {
-		case "true":
-		case "false":
-			c.EtcdTLS = false
-		default:
-			return nil, cerr("etcdTls", "%q is not true or false", v)
-		}
+	switch v := cfg.Get("etcdTls"); v {
+	case "", "true":
+	case "false":
+		c.EtcdTLS = false
+	default:
+		p.addf("etcdTls", "%q is not true or false (pulumi config set etcdTls true)", v)
 	}
 	if c.DiscoveryURL != "" && c.EtcdTLS {
-		return nil, cerr("etcdTls", "must be set to false to use discoveryUrl: with a discovery URL etcd starts at boot, before infra can install each node's server certificate (it names the node's private IP). Without discoveryUrl etcd runs with mutual TLS (pulumi config set deployctl:etcdTls false to accept plaintext etcd)")
+		p.addf("etcdTls", "must be set to false to use discoveryUrl: with a discovery URL etcd starts at boot, before infra can install each node's server certificate (it names the node's private IP). Without discoveryUrl etcd runs with mutual TLS (pulumi config set deployctl:etcdTls false to accept plaintext etcd)")
 	}
-	if err := cfg.TryObject("sshPublicKeys", &c.SSHPublicKeys); err != nil || len(c.SSHPublicKeys) == 0 {
-		return nil, cerr("sshPublicKeys", "is required: a list of OpenSSH public keys for user core (pulumi config set --path 'sshPublicKeys[0]' \"$(cat ~/.ssh/id_ed25519.pub)\")")
+	if err := cfg.TryObject("sshPublicKeys", &c.SSHPublicKeys); err != nil && cfg.Get("sshPublicKeys") != "" {
+		p.addf("sshPublicKeys", "is not a list of strings (%v): %s", err, setSSHPublicKeys)
 	}
-	if err := cfg.TryObject("allowedSshCidrs", &c.AllowedSSHCIDRs); err != nil || len(c.AllowedSSHCIDRs) == 0 {
-		return nil, cerr("allowedSshCidrs", "is required: the CIDRs allowed to SSH to the nodes, e.g. [\"203.0.113.7/32\"]")
+	if err := cfg.TryObject("allowedSshCidrs", &c.AllowedSSHCIDRs); err != nil && cfg.Get("allowedSshCidrs") != "" {
+		p.addf("allowedSshCidrs", "is not a list of strings (%v): %s", err, setAllowedSSHCIDRs)
 	}
-	if cfg.Get("sshPrivateKey") == "" {
-		return nil, cerr("sshPrivateKey", "is required (as a secret): the private key matching one of sshPublicKeys, used to bootstrap etcd and ship the registrar (pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519)")
+	switch key := Namespace + ":sshPrivateKey"; {
+	case cfg.Get("sshPrivateKey") == "":
+		p.addf("sshPrivateKey", "is required (as a secret): the private key matching one of sshPublicKeys, used to bootstrap etcd and ship the registrar: %s", setSSHPrivateKey)
+	case !ctx.IsConfigSecret(key):
+		p.addf("sshPrivateKey", "is stored in plain text in the stack file; set it again as a secret: %s", setSSHPrivateKey)
+	default:
+		c.SSHPrivateKey = cfg.RequireSecret("sshPrivateKey")
 	}
-	c.SSHPrivateKey = cfg.RequireSecret("sshPrivateKey")
-	return c, c.validate()
+	c.validate(&p)
+	return c, p.err()
 }
 
-func (c *Config) validate() error {
+func (c *Config) validate(p *problems) {
 	ok := false
 	for _, r := range Regions {
 		ok = ok || r == c.Region
 	}
 	if !ok {
-		return cerr("region", "%q is not a DigitalOcean region (%s)", c.Region, strings.Join(Regions, ", "))
+		p.addf("region", "%q is not a DigitalOcean region (%s): pulumi config set region nyc3", c.Region, strings.Join(Regions, ", "))
 	}
 	if c.NodeCount < 1 || c.NodeCount%2 == 0 {
-		return cerr("nodeCount", "must be odd and at least 1 (etcd needs a majority), got %d", c.NodeCount)
+		p.addf("nodeCount", "must be odd and at least 1 (etcd needs a majority), got %d: pulumi config set nodeCount 3", c.NodeCount)
 	}
 	if c.LBCount < 1 || c.LBCount > c.NodeCount {
-		return cerr("lbCount", "must be between 1 and nodeCount (%d), got %d", c.NodeCount, c.LBCount)
+		p.addf("lbCount", "must be between 1 and nodeCount (%d), got %d: pulumi config set lbCount 1", c.NodeCount, c.LBCount)
 	}
-	if c.EtcdInitialSize < 1 || c.EtcdInitialSize > c.NodeCount || c.EtcdInitialSize%2 == 0 {
-		return cerr("etcdInitialSize", "must be odd and between 1 and nodeCount (%d), got %d; it is the number of members the cluster was first created with", c.NodeCount, c.EtcdInitialSize)
+	if c.EtcdInitialSize == 0 {
+		c.EtcdInitialSize = c.NodeCount // unset: checked as nodeCount
+	} else if c.EtcdInitialSize < 1 || c.EtcdInitialSize > c.NodeCount || c.EtcdInitialSize%2 == 0 {
+		p.addf("etcdInitialSize", "must be odd and between 1 and nodeCount (%d), got %d; it is the number of members the cluster was first created with (pulumi config rm etcdInitialSize for nodeCount)", c.NodeCount, c.EtcdInitialSize)
 	}
 	if !sizeRe.MatchString(c.DropletSize) {
-		return cerr("dropletSize", "%q is not a droplet size slug like s-2vcpu-4gb", c.DropletSize)
+		p.addf("dropletSize", "%q is not a droplet size slug: pulumi config set dropletSize s-2vcpu-4gb", c.DropletSize)
 	}
 	switch c.FlatcarChannel {
 	case "stable", "beta", "alpha":
 	default:
-		return cerr("flatcarChannel", "%q is not stable, beta or alpha", c.FlatcarChannel)
+		p.addf("flatcarChannel", "%q is not stable, beta or alpha: pulumi config set flatcarChannel stable", c.FlatcarChannel)
 	}
 	if c.ImageID == "" && !versionRe.MatchString(c.FlatcarVersion) {
-		return cerr("flatcarVersion", "%q must be a pinned version like 4081.2.0 (not \"current\": a moving URL would replace every droplet)", c.FlatcarVersion)
+		p.addf("flatcarVersion", "%q must be a pinned version like 4081.2.0 (not \"current\": a moving URL would replace every droplet): pulumi config set flatcarVersion %s", c.FlatcarVersion, Defaults.FlatcarVersion)
 	}
 	if len(c.SSHPublicKeys) == 0 {
-		return cerr("sshPublicKeys", "needs at least one key")
+		p.addf("sshPublicKeys", "is required: OpenSSH public keys for user core: %s", setSSHPublicKeys)
 	}
 	for i, k := range c.SSHPublicKeys {
 		if f := strings.Fields(k); len(f) < 2 || !(strings.HasPrefix(f[0], "ssh-") || strings.HasPrefix(f[0], "ecdsa-")) {
-			return cerr("sshPublicKeys", "[%d] is not an OpenSSH public key line", i)
+			p.addf("sshPublicKeys", "[%d] is not an OpenSSH public key line (\"ssh-ed25519 AAAA... comment\"): %s", i, strings.Replace(setSSHPublicKeys, "[0]", fmt.Sprintf("[%d]", i), 1))
 		}
 	}
 	if len(c.AllowedSSHCIDRs) == 0 {
-		return cerr("allowedSshCidrs", "needs at least one CIDR")
+		p.addf("allowedSshCidrs", "is required: the CIDRs allowed to SSH to the nodes: %s", setAllowedSSHCIDRs)
 	}
-	for _, s := range c.AllowedSSHCIDRs {
+	for i, s := range c.AllowedSSHCIDRs {
 		if _, _, err := net.ParseCIDR(s); err != nil {
-			return cerr("allowedSshCidrs", "%q is not a CIDR like 203.0.113.7/32", s)
+			p.addf("allowedSshCidrs", "[%d] %q is not a CIDR: %s", i, s, strings.Replace(setAllowedSSHCIDRs, "[0]", fmt.Sprintf("[%d]", i), 1))
 		}
 	}
 	if _, _, err := net.ParseCIDR(c.FlannelCIDR); err != nil {
-		return cerr("flannelCidr", "%q is not a CIDR like 10.1.0.0/16", c.FlannelCIDR)
+		p.addf("flannelCidr", "%q is not a CIDR: pulumi config set flannelCidr %s", c.FlannelCIDR, Defaults.FlannelCIDR)
 	}
-	if c.FleetSHA256 == "" {
-		return cerr("fleetSha256", "is required: the SHA-256 of fleet-v1.0.0-linux-amd64.tar.gz from a release you verified; nodes refuse a download that does not match")
+	switch {
+	case c.FleetSHA256 == "":
+		p.addf("fleetSha256", "is required: nodes refuse a fleet download that does not match it: %s", setFleetSHA256)
+	case !fleetSumRe.MatchString(c.FleetSHA256):
+		p.addf("fleetSha256", "%q is not a SHA-256 (64 hex characters): %s", c.FleetSHA256, setFleetSHA256)
+	default:
+		c.FleetSHA256 = strings.ToLower(c.FleetSHA256)
 	}
 	// The program runs in cmd/pulumi: make the path absolute so the asset
 	// does not depend on where the CLI resolves it.
@@ -192,11 +236,14 @@ func (c *Config) validate() error {
 	}
 	sum, err := fileSHA256(c.RegistrarPath)
 	if err != nil {
-		return cerr("registrarPath", "%s: %v; run `make build` first (it writes bin/registrar)", c.RegistrarPath, err)
+		p.addf("registrarPath", "%s: %v; run `make build` first (it writes bin/registrar), or pulumi config set registrarPath PATH", c.RegistrarPath, err)
+		return
 	}
 	c.RegistrarSHA256 = sum
-	return checkNodeBinary(c.RegistrarPath)
+	p.add(checkNodeBinary(c.RegistrarPath))
 }
+
+var fleetSumRe = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
 // checkNodeBinary refuses a registrar the nodes cannot run: DigitalOcean's
 // droplets and the Flatcar image are linux/amd64.
@@ -237,13 +284,14 @@ func or(v, def string) string {
 	return v
 }
 
-func intKey(cfg *config.Config, key string, def int) (int, error) {
+func intKey(p *problems, cfg *config.Config, key string, def int) int {
 	if cfg.Get(key) == "" {
-		return def, nil
+		return def
 	}
 	v, err := cfg.TryInt(key)
 	if err != nil {
-		return 0, cerr(key, "must be a whole number, got %q", cfg.Get(key))
+		p.addf(key, "must be a whole number, got %q: pulumi config set %s %d", cfg.Get(key), key, def)
+		return def
 	}
-	return v, nil
+	return v
 }

@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ type registered struct {
 	inputs      resource.PropertyMap
 	parent      string
 	custom      bool
+	deps        []string // URNs this resource depends on
 }
 
 // mocks records every resource and answers with the outputs the providers
@@ -39,10 +41,12 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	defer m.mu.Unlock()
 	m.n++
 	parent := ""
+	var deps []string
 	if args.RegisterRPC != nil {
 		parent = args.RegisterRPC.GetParent()
+		deps = args.RegisterRPC.GetDependencies()
 	}
-	m.res = append(m.res, registered{args.TypeToken, args.Name, args.Inputs, parent, args.Custom})
+	m.res = append(m.res, registered{args.TypeToken, args.Name, args.Inputs, parent, args.Custom, deps})
 	out := args.Inputs.Copy()
 	switch args.TypeToken {
 	case infra.TokenDroplet:
@@ -221,6 +225,31 @@ func rules(v resource.PropertyValue) []string {
 	return out
 }
 
+// Each firewall depends on the tag resource it applies to and names, not
+// just on the network component: the engine then deletes a firewall before
+// its tag, and creates it after.
+func TestFirewallsDependOnTheirTags(t *testing.T) {
+	m, err := runProgram(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"deployctl-test-firewalls-cluster": "deployctl-test-network-tag", "deployctl-test-firewalls-edge": "deployctl-test-network-edge-tag"}
+	for _, f := range m.byToken(infra.TokenFirewall) {
+		tag, ok := want[f.name]
+		if !ok {
+			t.Errorf("unexpected firewall %s", f.name)
+			continue
+		}
+		found := false
+		for _, d := range f.deps {
+			found = found || strings.HasSuffix(d, "::"+tag)
+		}
+		if !found {
+			t.Errorf("firewall %s does not depend on tag %s (deps %v)", f.name, tag, f.deps)
+		}
+	}
+}
+
 func TestFirewallRulesExactly(t *testing.T) {
 	m, err := runProgram(t, nil)
 	if err != nil {
@@ -350,11 +379,41 @@ func TestConfigErrors(t *testing.T) {
 		"deployctl:nodeCount must be a whole":                        {"deployctl:nodeCount": "three"},
 		"deployctl:etcdTls must be set to false to use discoveryUrl": {"deployctl:discoveryUrl": "https://discovery.etcd.io/abc"},
 		"deployctl:etcdTls \"maybe\" is not true or false":           {"deployctl:etcdTls": "maybe"},
+		"deployctl:fleetSha256 \"abc\" is not a SHA-256":             {"deployctl:fleetSha256": "abc"},
+		"deployctl:allowedSshCidrs [0] \"everyone\" is not a CIDR: pulumi config set --path 'allowedSshCidrs[0]'": {"deployctl:allowedSshCidrs": `["everyone"]`},
 	}
 	for want, o := range cases {
 		_, err := runProgram(t, o)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v: err %v, want %q", o, err, want)
+		}
+	}
+}
+
+// A private key stored in plain text is refused: the program reads it as a
+// secret and says how to store it as one.
+func TestSSHPrivateKeyMustBeSecret(t *testing.T) {
+	setConfig(t, nil)
+	t.Setenv(pulumi.EnvConfigSecretKeys, `[]`)
+	err := pulumi.RunErr(infra.Program, pulumi.WithMocks("deployctl", "test", &mocks{}))
+	if err == nil || !strings.Contains(err.Error(), "deployctl:sshPrivateKey is stored in plain text") || !strings.Contains(err.Error(), "pulumi config set --secret sshPrivateKey") {
+		t.Fatalf("plain-text private key: %v", err)
+	}
+}
+
+// Every bad key is reported in one run, each named.
+func TestConfigErrorsAllAtOnce(t *testing.T) {
+	_, err := runProgram(t, map[string]string{"deployctl:nodeCount": "4", "deployctl:region": "mars1", "deployctl:fleetSha256": "", "deployctl:allowedSshCidrs": ""})
+	if err == nil {
+		t.Fatal("bad configuration accepted")
+	}
+	var errs infra.ConfigErrors
+	if !errors.As(err, &errs) || len(errs) != 4 {
+		t.Fatalf("want 4 problems (nodeCount, region, fleetSha256, allowedSshCidrs), got %v", err)
+	}
+	for _, key := range []string{"nodeCount", "region", "fleetSha256", "allowedSshCidrs"} {
+		if !strings.Contains(err.Error(), "deployctl:"+key+" ") {
+			t.Errorf("%s not named in %v", key, err)
 		}
 	}
 }

@@ -57,12 +57,15 @@ type Firewalls struct {
 	Edge    *Firewall
 }
 
-// FirewallsArgs configures Firewalls. Tag names are plain strings (they
-// are the Tag resources' inputs); pass the tags as DependsOn so they exist
-// before the firewalls refer to them.
+// FirewallsArgs configures Firewalls. Each firewall takes its tag's name
+// from the Tag resource and depends on it, so the engine creates the tag
+// first and deletes the firewall before the tag.
 type FirewallsArgs struct {
-	Name            string
-	Tag, EdgeTag    string
+	Name         string
+	Tag, EdgeTag *Tag
+	// TagName is Tag's name, known to the program: the cluster rules'
+	// sources name it inside nested rule objects.
+	TagName         string
 	AllowedSSHCIDRs []string
 }
 
@@ -109,18 +112,18 @@ func NewFirewalls(ctx *pulumi.Context, name string, args *FirewallsArgs, opts ..
 	var err error
 	if f.Cluster, err = NewFirewall(ctx, name+"-cluster", &FirewallArgs{
 		Name:          pulumi.String(args.Name),
-		Tags:          pulumi.StringArray{pulumi.String(args.Tag)},
-		InboundRules:  InboundRules(ClusterInboundRules(args.Tag, args.AllowedSSHCIDRs)...),
+		Tags:          pulumi.StringArray{args.Tag.Name},
+		InboundRules:  InboundRules(ClusterInboundRules(args.TagName, args.AllowedSSHCIDRs)...),
 		OutboundRules: OutboundRules(ClusterOutboundRules()...),
-	}, parent); err != nil {
+	}, parent, pulumi.DependsOn([]pulumi.Resource{args.Tag})); err != nil {
 		return nil, err
 	}
 	if f.Edge, err = NewFirewall(ctx, name+"-edge", &FirewallArgs{
 		Name:          pulumi.String(args.Name + "-edge"),
-		Tags:          pulumi.StringArray{pulumi.String(args.EdgeTag)},
+		Tags:          pulumi.StringArray{args.EdgeTag.Name},
 		InboundRules:  InboundRules(EdgeInboundRules()...),
 		OutboundRules: OutboundRules(ClusterOutboundRules()...),
-	}, parent); err != nil {
+	}, parent, pulumi.DependsOn([]pulumi.Resource{args.EdgeTag, args.Tag})); err != nil {
 		return nil, err
 	}
 	if err := ctx.RegisterResourceOutputs(f, pulumi.Map{"clusterFirewall": f.Cluster.ID(), "edgeFirewall": f.Edge.ID()}); err != nil {

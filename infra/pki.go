@@ -65,7 +65,7 @@ func NewPKI(ctx *pulumi.Context, name string, args *PKIArgs, opts ...pulumi.Reso
 		return nil, err
 	}
 	for _, role := range cloudconfig.ClientRoles {
-		c, err := p.sign(ctx, "client-"+role, role, []string{"client_auth", "digital_signature", "key_encipherment"}, nil, nil, parent)
+		c, err := p.sign(ctx, "client-"+role, role, clientUses, nil, nil, parent)
 		if err != nil {
 			return nil, err
 		}
@@ -76,6 +76,15 @@ func NewPKI(ctx *pulumi.Context, name string, args *PKIArgs, opts ...pulumi.Reso
 	}
 	return p, nil
 }
+
+// Key usages. The keys are ECDSA: keyEncipherment does not apply to them
+// (RFC 5480 section 3), so only digitalSignature is asked for. A role's
+// certificate authenticates a client only; a node's serves etcd's clients
+// and peers and is a client of its peers.
+var (
+	clientUses = []string{"client_auth", "digital_signature"}
+	serverUses = []string{"server_auth", "client_auth", "digital_signature"}
+)
 
 func (p *PKI) res(what string) string { return fmt.Sprintf("%s-g%d-%s", p.name, p.generation, what) }
 
@@ -111,7 +120,7 @@ func (p *PKI) sign(ctx *pulumi.Context, what, cn string, uses []string, dns pulu
 // ServerCert makes node's etcd server and peer certificate: SANs its
 // private IP, 127.0.0.1, its name and localhost.
 func (p *PKI) ServerCert(ctx *pulumi.Context, node string, privateIP pulumi.StringInput) (*Cert, error) {
-	return p.sign(ctx, "server-"+node, node, []string{"server_auth", "client_auth", "digital_signature", "key_encipherment"},
+	return p.sign(ctx, "server-"+node, node, serverUses,
 		pulumi.StringArray{pulumi.String(node), pulumi.String("localhost")},
 		pulumi.StringArray{privateIP, pulumi.String("127.0.0.1")}, pulumi.Parent(p))
 }

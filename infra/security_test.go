@@ -1,6 +1,8 @@
 package infra_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -76,7 +78,7 @@ func TestEveryKeyIsSecret(t *testing.T) {
 	for _, r := range m.byToken(infra.TokenRemoteCommand) {
 		if strings.Contains(r.name, "-tls-") {
 			tls++
-			if !r.inputs["create"].ContainsSecrets() || !r.inputs["triggers"].ContainsSecrets() {
+			if !r.inputs["create"].ContainsSecrets() {
 				t.Errorf("%s: the TLS install script holds keys but is not secret", r.name)
 			}
 			if s := plain(r.inputs["create"]); !strings.Contains(s, "/etc/ssl/etcd/server-key.pem") || !strings.Contains(s, "/etc/ssl/etcd/registrar.pem") {
@@ -93,6 +95,39 @@ func TestEveryKeyIsSecret(t *testing.T) {
 				t.Errorf("%s %s: input %s holds a private key in plain", r.token, r.name, k)
 			}
 		}
+	}
+}
+
+// No command's triggers hold a secret: the engine diffs triggers whole and
+// refuses a secret whose value is unknown at preview (design §11), which
+// breaks `pulumi preview` and `pulumi up` of a new stack. The TLS install
+// script triggers on its hash, which must follow the script.
+func TestTriggersHoldNoSecrets(t *testing.T) {
+	m, err := runProgram(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, tok := range []string{infra.TokenRemoteCommand, infra.TokenCopyToRemote} {
+		for _, r := range m.byToken(tok) {
+			tr, ok := r.inputs["triggers"]
+			if !ok {
+				continue
+			}
+			n++
+			if tr.ContainsSecrets() {
+				t.Errorf("%s %s: triggers hold a secret; trigger on infra.TriggerHash of it", tok, r.name)
+			}
+			if strings.Contains(r.name, "-tls-") {
+				want := sha256Hex(plain(r.inputs["create"]))
+				if got := plain(tr.ArrayValue()[0]); got != want {
+					t.Errorf("%s: trigger %q is not the SHA-256 of its script (%s)", r.name, got, want)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no command has triggers")
 	}
 }
 
@@ -120,4 +155,9 @@ func TestEveryConnectionPinsItsHostKey(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no SSH connections")
 	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
