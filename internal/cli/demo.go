@@ -84,7 +84,7 @@ also after a failure.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.Spec, "file", "f", "examples/deploy.yaml", "deploy spec to play")
+	f.StringVarP(&o.Spec, "file", "f", "", "deploy spec to play (default: examples/deploy.yaml in this folder when there is one, else the example built into deployctl)")
 	f.StringVar(&o.UnitsDir, "units-dir", "demo-units", "where to write the rendered units")
 	f.IntVar(&o.Port, "port", 8080, "nginx listens on 127.0.0.1:PORT")
 	f.IntVar(&o.EtcdPort, "etcd-port", 2379, "the embedded etcd listens on 127.0.0.1:PORT (deployctl services' default)")

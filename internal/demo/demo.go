@@ -39,7 +39,9 @@ const Label = "io.deployctl.demo"
 
 // Options configure a run.
 type Options struct {
-	Spec     string        // deploy.yaml (default examples/deploy.yaml)
+	// Spec is the deploy.yaml to play; empty plays examples/deploy.yaml
+	// from this folder when it has one, else the example built in.
+	Spec     string
 	UnitsDir string        // where the rendered units go (default demo-units)
 	Port     int           // nginx on 127.0.0.1:Port (default 8080)
 	EtcdPort int           // embedded etcd on 127.0.0.1:EtcdPort (default 2379)
@@ -110,9 +112,6 @@ func (r *run) say(format string, a ...any) { fmt.Fprintf(r.out, format+"\n", a..
 
 // Run plays the story and cleans up, also on failure or when ctx ends.
 func Run(ctx context.Context, o Options) (res *Result, err error) {
-	if o.Spec == "" {
-		o.Spec = filepath.Join("examples", "deploy.yaml")
-	}
 	if o.UnitsDir == "" {
 		o.UnitsDir = "demo-units"
 	}

@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/deployctl/deployctl/examples"
 	"github.com/deployctl/deployctl/internal/atomicfile"
 	"github.com/deployctl/deployctl/internal/containers"
 	"github.com/deployctl/deployctl/internal/docker"
@@ -32,16 +33,34 @@ func (r *run) setup(ctx context.Context) error {
 	return nil
 }
 
+// loadSpec reads the spec to play: path when given; else
+// examples/deploy.yaml when this folder has one (the repository); else the
+// example built into the binary. It returns what it read, for the user.
+func loadSpec(path string) (*deployspec.Spec, string, error) {
+	if path != "" {
+		spec, err := deployspec.Load(path)
+		return spec, path, err
+	}
+	if _, err := os.Stat(examples.DeploySpecName); err == nil {
+		spec, err := deployspec.Load(examples.DeploySpecName)
+		return spec, examples.DeploySpecName, err
+	}
+	spec, err := deployspec.Parse(examples.DeploySpecName, examples.DeploySpec)
+	return spec, examples.DeploySpecName + " (built into deployctl)", err
+}
+
 // check fails early, before anything is started: the spec, the ports, the
 // LB mode and nginx.
 func (r *run) check(ctx context.Context) error {
 	o := r.opts
 	// Fail early, before anything is started.
-	spec, err := deployspec.Load(o.Spec)
+	spec, source, err := loadSpec(o.Spec)
 	if err != nil {
-		return fmt.Errorf("--spec: %w", err)
+		return fmt.Errorf("--file: %w", err)
 	}
 	r.spec = spec
+	r.opts.Spec = source
+	r.say("==> Playing %s", source)
 	for _, s := range spec.Services {
 		if s.LB != nil {
 			r.svc = spec.Service(s.LB.Upstream)
@@ -49,7 +68,7 @@ func (r *run) check(ctx context.Context) error {
 		}
 	}
 	if r.svc == nil {
-		return fmt.Errorf("--spec %s: the demo needs a load balancer (nginx:) in front of an app service", o.Spec)
+		return fmt.Errorf("--file %s: the demo needs a load balancer (nginx:) in front of an app service", r.opts.Spec)
 	}
 	if err := portFree("--port", o.Port); err != nil {
 		return err
@@ -123,7 +142,7 @@ func (r *run) renderUnits(ctx context.Context) error {
 		names = append(names, u.Name)
 	}
 	r.say("==> Rendered the fleet units for %s into %s/: %s", o.Spec, o.UnitsDir, strings.Join(names, ", "))
-	r.say("    On a cluster: deployctl units submit -f %s --start. Here the demo plays them locally.", o.Spec)
+	r.say("    On a cluster: deployctl units submit -f %s --start. Here the demo plays them locally.", r.spec.File)
 
 	return nil
 }
