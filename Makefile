@@ -46,6 +46,7 @@ vet:
 ## N skipped"; under .ci/run (DEPLOYCTL_REQUIRE_ALL=1) a missing Docker,
 ## nginx, systemd-analyze or curl fails its tests instead of skipping them.
 check: deps vet
+	./scripts/no-binaries.sh
 	GO=$(GO) ./scripts/check.sh
 
 test: check
