@@ -32,9 +32,11 @@ type Client struct {
 	http *http.Client
 	base string // scheme://host, no trailing slash
 
-	verOnce sync.Once
+	// verMu guards version: negotiated once it succeeds, asked again on
+	// every call until then (the engine may come up). Calls that find no
+	// version negotiate one at a time; none waits on another's reset.
+	verMu   sync.Mutex
 	version string // negotiated API version, e.g. "1.44"
-	verErr  error
 }
 
 // DefaultHost is used when DOCKER_HOST is not set.

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
+	"time"
 )
 
 // APIVersion is the Engine API version this client is written against.
@@ -26,18 +26,30 @@ const MinAPIVersion = "1.41"
 
 // apiVersion negotiates once: the engine's /_ping names its highest API
 // version; the client uses the lower of that and APIVersion. A failed
-// negotiation is retried on the next call.
+// negotiation is kept by no one: the next call asks again. Concurrent
+// callers negotiate one at a time under verMu, each bounded by its own ctx
+// (and the client's timeouts), so no caller can wait forever on another.
 func (c *Client) apiVersion(ctx context.Context) (string, error) {
-	c.verOnce.Do(func() { c.version, c.verErr = c.negotiate(ctx) })
-	if c.verErr != nil {
-		err := c.verErr
-		c.verOnce = sync.Once{} // try again next time: the engine may come up
+	c.verMu.Lock()
+	defer c.verMu.Unlock()
+	if c.version != "" {
+		return c.version, nil
+	}
+	v, err := c.negotiate(ctx)
+	if err != nil {
 		return "", err
 	}
-	return c.version, nil
+	c.version = v
+	return v, nil
 }
 
+// pingTimeout bounds one negotiation, so that callers queued behind it on
+// verMu wait at most that long for their turn.
+const pingTimeout = 10 * time.Second
+
 func (c *Client) negotiate(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/_ping", nil)
 	if err != nil {
 		return "", err

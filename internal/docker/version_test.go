@@ -110,3 +110,54 @@ func TestTLSFromDockerEnvironment(t *testing.T) {
 		t.Fatalf("missing certificates: %v", err)
 	}
 }
+
+// Goroutines sharing one client while the engine is down (the follower and
+// the events watcher do) each get an error and can call again: none parks
+// forever on another's failed negotiation. The old sync.Once, reset while
+// others were inside it, deadlocked here (and -race reported the reset).
+func TestConcurrentCallsWhileEngineIsDown(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "missing.sock")
+	c, err := New("unix://" + sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			var last error
+			for i := 0; i < 200; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				last = c.Ping(ctx)
+				cancel()
+				if last == nil {
+					break
+				}
+			}
+			done <- last
+		}()
+	}
+	timeout := time.After(60 * time.Second)
+	for g := 0; g < 4; g++ {
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Error("ping of a missing socket succeeded")
+			}
+		case <-timeout:
+			t.Fatal("goroutines calling Ping on a missing engine never returned (deadlock)")
+		}
+	}
+	// The engine comes up at that path: the next call negotiates.
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Header().Set("Api-Version", "1.44") })}
+	go srv.Serve(l)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("engine up, ping: %v", err)
+	}
+}
