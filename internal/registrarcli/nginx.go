@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"time"
@@ -278,9 +279,12 @@ func (o *nginxOpts) validate() error {
 		return fmt.Errorf("--resync must be positive, got %s", o.resync)
 	}
 	if o.container == "" && o.nginxBin != "" {
-		if _, err := os.Stat(o.nginxBin); err != nil {
-			return fmt.Errorf("--nginx: %w", err)
+		// A bare name is looked up on PATH, as a shell would.
+		path, err := exec.LookPath(o.nginxBin)
+		if err != nil {
+			return fmt.Errorf("--nginx: %w (give a path, or a name on PATH)", err)
 		}
+		o.nginxBin = path
 	}
 	return o.etcd.Validate()
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -57,6 +58,25 @@ func TestNginxDryRunAndOnce(t *testing.T) {
 		code, body, err := testenv.Fetch(c, lb.URL)
 		return err == nil && code == 200 && body == "web@1"
 	})
+}
+
+// --nginx takes a bare name and looks it up on PATH, as a shell would; a
+// name found nowhere is refused naming the flag.
+func TestNginxBinaryOnPath(t *testing.T) {
+	if _, err := exec.LookPath("nginx"); err != nil {
+		t.Setenv("PATH", os.Getenv("PATH")+":/usr/sbin")
+	}
+	testenv.NginxBinary(t)
+	srv, _ := testenv.Etcd(t)
+	up := filepath.Join(t.TempDir(), "up.conf")
+	code, _, errs := run(t, "nginx", "--service", "web", "--upstream-file", up, "--etcd-endpoints", srv.Endpoint(), "--nginx", "nginx", "--dry-run")
+	if code != 0 {
+		t.Fatalf("--nginx nginx (on PATH): exit %d: %s", code, errs)
+	}
+	code, _, errs = run(t, "nginx", "--service", "web", "--upstream-file", up, "--etcd-endpoints", srv.Endpoint(), "--nginx", "no-such-nginx-here", "--dry-run")
+	if code != 2 || !strings.Contains(errs, "--nginx") {
+		t.Fatalf("--nginx no-such-nginx-here: exit %d, stderr %q; want exit 2 naming --nginx", code, errs)
+	}
 }
 
 func TestNginxBadFlags(t *testing.T) {

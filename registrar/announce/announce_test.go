@@ -132,6 +132,27 @@ func TestHealthGating(t *testing.T) {
 	testenv.WaitFor(t, 3*time.Second, "restored after one success", func() bool { _, ok := testenv.Get(t, etcd, key); return ok })
 }
 
+// A redirect is the instance's answer (3xx passes, as --health-http says):
+// the check must not follow it to another URL or host, here one that fails.
+func TestHealthRedirectIsAnAnswer(t *testing.T) {
+	_, etcd := testenv.Etcd(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz":
+			http.Redirect(w, r, "/broken", http.StatusFound)
+		default:
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	defer app.Close()
+	key := "/services/web/upstream/web@4"
+	startAnnouncer(t, announce.Config{
+		Client: etcd, Key: key, TTL: 5 * time.Second, Source: announce.Static{Addr: strings.TrimPrefix(app.URL, "http://")}, Logger: quiet(),
+		Health: &announce.Health{Path: "/healthz", Interval: 50 * time.Millisecond, Timeout: time.Second, Failures: 2},
+	})
+	testenv.WaitFor(t, 3*time.Second, "registered: a 302 passes the health check", func() bool { _, ok := testenv.Get(t, etcd, key); return ok })
+}
+
 // TestStopIsCleanEveryTime stops the announcer at varying moments around its
 // registration: Run must return nil every time (a source that ends because
 // the announcer is stopping is not an error; this was a race on SIGTERM) and

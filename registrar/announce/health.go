@@ -60,7 +60,12 @@ func (h *Health) check(ctx context.Context, client *http.Client, addr string) er
 // loop checks the address it is given on addrs every Interval, at once when
 // the address changes, and reports results until ctx ends.
 func (h *Health) loop(ctx context.Context, addrs <-chan string, results chan<- healthResult) {
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	client := &http.Client{
+		Transport: &http.Transport{DisableKeepAlives: true},
+		// A redirect is the instance's answer, 3xx, which passes; following
+		// it would check another URL (maybe another host) instead.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	defer client.CloseIdleConnections()
 	addr := ""
 	passed := false // has the current address passed a check yet?
