@@ -291,14 +291,25 @@ func (c *Client) Exec(ctx context.Context, name string, cmd []string) (int, []by
 	if err != nil {
 		return -1, output, fmt.Errorf("docker exec output: %w", err)
 	}
-	var insp struct {
-		ExitCode int  `json:"ExitCode"`
-		Running  bool `json:"Running"`
+	// The stream can end a moment before the engine records the exit: an
+	// exec still Running reports ExitCode 0. Ask until it is done.
+	for {
+		var insp struct {
+			ExitCode int  `json:"ExitCode"`
+			Running  bool `json:"Running"`
+		}
+		if err := c.DoJSON(ctx, http.MethodGet, "/exec/"+created.ID+"/json", nil, nil, &insp); err != nil {
+			return -1, output, err
+		}
+		if !insp.Running {
+			return insp.ExitCode, output, nil
+		}
+		select {
+		case <-ctx.Done():
+			return -1, output, fmt.Errorf("docker exec %s: still running: %w", cmd[0], ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	if err := c.DoJSON(ctx, http.MethodGet, "/exec/"+created.ID+"/json", nil, nil, &insp); err != nil {
-		return -1, output, err
-	}
-	return insp.ExitCode, output, nil
 }
 
 // demux reads the engine's multiplexed stdout/stderr stream (8-byte frame

@@ -161,3 +161,41 @@ func TestConcurrentCallsWhileEngineIsDown(t *testing.T) {
 		t.Fatalf("engine up, ping: %v", err)
 	}
 }
+
+// The exec's output stream can end before the engine records its exit; an
+// exec still Running reports ExitCode 0. Exec asks until it is done, so a
+// failing nginx -t is not read as a pass.
+func TestExecWaitsForTheExitCode(t *testing.T) {
+	polls := 0
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/_ping":
+			w.Header().Set("Api-Version", "1.44")
+		case strings.HasSuffix(r.URL.Path, "/containers/lb/exec"):
+			w.Write([]byte(`{"Id":"e1"}`))
+		case strings.HasSuffix(r.URL.Path, "/exec/e1/start"):
+			// stdout frame "bad\n", then the stream ends
+			w.Write([]byte{1, 0, 0, 0, 0, 0, 0, 4, 'b', 'a', 'd', '\n'})
+		case strings.HasSuffix(r.URL.Path, "/exec/e1/json"):
+			polls++
+			if polls < 3 {
+				w.Write([]byte(`{"Running":true,"ExitCode":0}`))
+				return
+			}
+			w.Write([]byte(`{"Running":false,"ExitCode":1}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer ts.Close()
+	c, err := New("tcp://" + strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	code, out, err := c.Exec(ctx, "lb", []string{"nginx", "-t"})
+	if err != nil || code != 1 || string(out) != "bad\n" {
+		t.Fatalf("exec: code %d, out %q, err %v; want 1, \"bad\\n\", nil (after %d polls)", code, out, err, polls)
+	}
+}

@@ -205,6 +205,18 @@ func (i *Instance) Stop() {
 	i.cmd = nil
 }
 
+// Kill ends nginx uncleanly, as an OOM kill, a power loss or systemd's
+// control-group kill after a SIGKILLed master does: SIGKILL to the master
+// and its workers at once. nginx removes nothing (its unix sockets stay).
+func (i *Instance) Kill() {
+	if i.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-i.cmd.Process.Pid, syscall.SIGKILL)
+	<-i.done
+	i.cmd = nil
+}
+
 // ErrorLog returns the instance's error log (for test failure messages).
 func (i *Instance) ErrorLog() string {
 	b, _ := os.ReadFile(filepath.Join(i.Dir, "logs", "error.log"))

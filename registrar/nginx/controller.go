@@ -125,6 +125,48 @@ func restorePid(path string, data []byte) error {
 // configuration when it starts.
 var ErrNotRunning = errors.New("nginx is not running")
 
+// Prober is a Controller that can tell whether its nginx is alive, cheaply
+// enough to be asked every few seconds: the follower then notices a dead
+// nginx (in_sync drops) well before its next resync, and applies again
+// when it is back.
+type Prober interface {
+	// Alive returns nil when nginx's master runs, an error wrapping
+	// ErrNotRunning when it does not, another error when it cannot tell.
+	Alive(ctx context.Context) error
+}
+
+// Alive checks the master named by the pid file (without a pid file it
+// cannot tell and says alive).
+func (h *Host) Alive(ctx context.Context) error {
+	if h.PidFile == "" {
+		return nil
+	}
+	pid, err := h.pid()
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("%w (pid %d from %s is gone)", ErrNotRunning, pid, h.PidFile)
+	}
+	return nil
+}
+
+// pid reads the master's pid from the pid file.
+func (h *Host) pid() (int, error) {
+	b, err := os.ReadFile(h.PidFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("%w (no pid file %s)", ErrNotRunning, h.PidFile)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return 0, fmt.Errorf("%w (pid file %s holds %q)", ErrNotRunning, h.PidFile, b)
+	}
+	return pid, nil
+}
+
 // Reload sends SIGHUP to the master (or runs nginx -s reload).
 func (h *Host) Reload(ctx context.Context) error {
 	if h.PidFile == "" {
@@ -134,16 +176,9 @@ func (h *Host) Reload(ctx context.Context) error {
 		}
 		return nil
 	}
-	b, err := os.ReadFile(h.PidFile)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w (no pid file %s)", ErrNotRunning, h.PidFile)
-	}
+	pid, err := h.pid()
 	if err != nil {
-		return fmt.Errorf("read pid file: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return fmt.Errorf("%w (pid file %s holds %q)", ErrNotRunning, h.PidFile, b)
+		return err
 	}
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		if errors.Is(err, syscall.ESRCH) {
@@ -190,6 +225,20 @@ func (c *Container) Test(ctx context.Context) error {
 	case code != 0:
 		// 126/127: no nginx in the image; 137: killed. Not a verdict.
 		return fmt.Errorf("could not run nginx -t in %s: exit %d: %s", c.Name, code, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Alive checks that the container runs.
+func (c *Container) Alive(ctx context.Context) error {
+	ct, err := c.Docker.Inspect(ctx, c.Name)
+	switch {
+	case errors.Is(err, docker.ErrNotFound):
+		return fmt.Errorf("%w (container %s does not exist)", ErrNotRunning, c.Name)
+	case err != nil:
+		return fmt.Errorf("inspect %s: %w", c.Name, err)
+	case !ct.State.Running:
+		return fmt.Errorf("%w (container %s is %s)", ErrNotRunning, c.Name, ct.State.Status)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/deployctl/deployctl/internal/atomicfile"
@@ -155,4 +156,34 @@ func (p *pusher) probe(ctx context.Context) error {
 		return errors.New("nginx serves another list version than pushed (restarted?)")
 	}
 	return nil
+}
+
+// removeStale removes the control socket when nothing listens on it: nginx
+// removes a unix socket only on a clean exit, so after SIGKILL, OOM or a
+// stop timeout the file stays (in the conf dir, bind-mounted from the host)
+// and every later start fails with "bind() ... Address already in use"
+// (design §12). Called only while the controller says nginx is not
+// running; a refused connection is asked twice, 100 ms apart, so a starting
+// nginx between its bind() and listen() is not mistaken for a dead one.
+// It reports whether it removed the file.
+func (p *pusher) removeStale() (bool, error) {
+	refused := func() bool {
+		c, err := net.DialTimeout("unix", p.socket, time.Second)
+		if err == nil {
+			c.Close()
+			return false
+		}
+		return errors.Is(err, syscall.ECONNREFUSED)
+	}
+	if !refused() {
+		return false, nil
+	}
+	time.Sleep(100 * time.Millisecond)
+	if !refused() {
+		return false, nil
+	}
+	if err := os.Remove(p.socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("remove stale control socket %s: %w", p.socket, err)
+	}
+	return true, nil
 }

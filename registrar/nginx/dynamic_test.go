@@ -191,6 +191,53 @@ func TestDynamicNginxRestart(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "list pushed again", func() bool { return testutil.ToFloat64(r.metrics.Pushes) > pushes })
 }
 
+// After an unclean exit (SIGKILL of master and workers) nginx leaves its
+// control socket behind and could never bind it again (design §12). The
+// registrar notices within its probe interval (in_sync drops, long before
+// a resync), removes the stale socket, and once nginx is started again (as
+// systemd's Restart= does, attempt after attempt) makes it serve the right
+// set, including a change made while it was down.
+func TestDynamicNginxKilledComesBack(t *testing.T) {
+	lb := testenv.NginxLua(t, "web")
+	_, etcd := testenv.Etcd(t)
+	prefix := registrar.UpstreamPrefix("/services", "web")
+	m := nginx.NewMetrics(nil)
+	follow(t, nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
+		File: lb.UpstreamFile, Controller: lb.Host(), Metrics: m, Dynamic: &nginx.Dynamic{},
+		Resync: time.Hour, Probe: 200 * time.Millisecond, RetryMax: 500 * time.Millisecond})
+	a1, _ := testenv.Backend(t, "web@1")
+	a2, _ := testenv.Backend(t, "web@2")
+	ctx := context.Background()
+	etcd.Put(ctx, prefix+"web@1", a1)
+	testenv.WaitFor(t, 10*time.Second, "web@1 served", func() bool { return answers(lb.URL, 4)["web@1"] == 4 })
+	testenv.WaitFor(t, 5*time.Second, "in sync", func() bool { return testutil.ToFloat64(m.InSync) == 1 })
+
+	lb.Kill()
+	sock := filepath.Join(filepath.Dir(lb.UpstreamFile), upstream.SocketName("web"))
+	testenv.WaitFor(t, 3*time.Second, "in_sync drops while nginx is down", func() bool { return testutil.ToFloat64(m.InSync) == 0 })
+	etcd.Put(ctx, prefix+"web@2", a2)
+
+	// systemd's Restart=: start again until it starts.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := lb.Start(sctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx never started again after SIGKILL (control socket %s): %v", sock, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	testenv.WaitFor(t, 10*time.Second, "both instances served by the new nginx", func() bool {
+		a := answers(lb.URL, 8)
+		return a["web@1"] == 4 && a["web@2"] == 4
+	})
+	testenv.WaitFor(t, 5*time.Second, "in sync again", func() bool { return testutil.ToFloat64(m.InSync) == 1 })
+}
+
 // The control socket is reachable only by its owner: another user's
 // process is refused.
 func TestDynamicSocketRefusesOtherUsers(t *testing.T) {

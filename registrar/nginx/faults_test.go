@@ -35,6 +35,9 @@ type scripted struct {
 	// block makes Test wait for its context (a stop during nginx -t).
 	block   bool
 	entered chan struct{}
+	// hangs is how many Test calls hang until their context ends (a docker
+	// exec that never returns).
+	hangs int
 }
 
 func (s *scripted) Test(ctx context.Context) error {
@@ -44,6 +47,12 @@ func (s *scripted) Test(ctx context.Context) error {
 		close(s.entered)
 		<-ctx.Done()
 		return fmt.Errorf("nginx -t: %w", ctx.Err())
+	}
+	if s.hangs > 0 {
+		s.hangs--
+		s.mu.Unlock()
+		<-ctx.Done()
+		return fmt.Errorf("docker exec nginx -t: %w", ctx.Err())
 	}
 	if len(s.testErrs) > 0 {
 		err := s.testErrs[0]
@@ -142,6 +151,29 @@ func TestNginxTUnavailableIsRetriedNotRejected(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(m.Retries.WithLabelValues("nginx-t-unavailable")); n < 2 {
 		t.Fatalf("retries = %v, want ≥ 2", n)
+	}
+}
+
+// A step that hangs (an exec the engine never finishes) ends at its own
+// deadline, counts as "could not run" (not a verdict on the config), and
+// is retried: the loop goes on and nginx ends up serving.
+func TestHungStepTimesOutAndIsRetried(t *testing.T) {
+	lb := testenv.Nginx(t, "web")
+	_, etcd := testenv.Etcd(t)
+	prefix := registrar.UpstreamPrefix("/services", "web")
+	addr, _ := testenv.Backend(t, "web@1")
+	ctl := &scripted{real: lb.Host(), hangs: 2}
+	m := nginx.NewMetrics(nil)
+	follow(t, nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
+		Controller: ctl, MinReloadInterval: 10 * time.Millisecond, Metrics: m, StepTimeout: 200 * time.Millisecond})
+	etcd.Put(context.Background(), prefix+"web@1", addr)
+	client := testenv.NewConnClient()
+	testenv.WaitFor(t, 10*time.Second, "nginx serves web@1 after two hung nginx -t", func() bool { return serves(client, lb.URL, "web@1") })
+	if n := testutil.ToFloat64(m.Retries.WithLabelValues("timeout")); n < 2 {
+		t.Fatalf("timeouts counted %v, want ≥ 2", n)
+	}
+	if v := testutil.ToFloat64(m.ValidationFailures); v != 0 {
+		t.Fatalf("a timed-out nginx -t was counted as %v validation failure(s)", v)
 	}
 }
 

@@ -40,6 +40,14 @@ type Config struct {
 	// RetryMin and RetryMax bound the backoff between attempts after a
 	// failed step (default 200ms and 5s).
 	RetryMin, RetryMax time.Duration
+	// Probe is how often a Controller that is a Prober is asked whether
+	// nginx is alive (default 2s): a dead nginx drops in_sync within it,
+	// and is applied to again (files, reload, list) once it is back.
+	Probe time.Duration
+	// StepTimeout bounds each step that talks to nginx or the engine
+	// (nginx -t, reload, a push, a probe; default 30s). A step that times
+	// out could not run: it is retried, never taken as a verdict.
+	StepTimeout time.Duration
 	// Dynamic, when set, runs zero-reload mode: File holds the rendered
 	// dynamic upstream (it changes only with the settings) and instance
 	// changes are pushed to nginx's control socket.
@@ -114,6 +122,12 @@ func New(cfg Config) (*Follower, error) {
 	}
 	if cfg.RetryMax < cfg.RetryMin {
 		cfg.RetryMax = max(5*time.Second, cfg.RetryMin)
+	}
+	if cfg.Probe <= 0 {
+		cfg.Probe = 2 * time.Second
+	}
+	if cfg.StepTimeout <= 0 {
+		cfg.StepTimeout = 30 * time.Second
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
@@ -216,7 +230,11 @@ func (f *Follower) reconcile(ctx context.Context, s catalog.Snapshot) ([]upstrea
 	if f.push == nil || (out != InSync && out != Reloaded) {
 		return bs, text, out, err
 	}
-	pushed, err := f.push.push(ctx, bs)
+	var pushed bool
+	err = f.step(ctx, func(ctx context.Context) (err error) {
+		pushed, err = f.push.push(ctx, bs)
+		return err
+	})
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return bs, text, Retry, ctx.Err()
@@ -251,7 +269,7 @@ func (f *Follower) Apply(ctx context.Context, text []byte) (Outcome, error) {
 		f.cfg.Metrics.Retries.WithLabelValues("write").Inc()
 		return Retry, err
 	}
-	if err := f.cfg.Controller.Test(ctx); err != nil {
+	if err := f.step(ctx, f.cfg.Controller.Test); err != nil {
 		if ctx.Err() != nil {
 			return Retry, ctx.Err() // stopping: nothing was decided
 		}
@@ -274,7 +292,7 @@ func (f *Follower) Apply(ctx context.Context, text []byte) (Outcome, error) {
 		return Rejected, fmt.Errorf("%w (the last good files are back)", err)
 	}
 	f.rejected = nil
-	if err := f.cfg.Controller.Reload(ctx); err != nil {
+	if err := f.step(ctx, f.cfg.Controller.Reload); err != nil {
 		if ctx.Err() != nil {
 			return Retry, ctx.Err()
 		}
@@ -287,6 +305,20 @@ func (f *Follower) Apply(ctx context.Context, text []byte) (Outcome, error) {
 	f.cfg.Metrics.Reloads.Inc()
 	f.cfg.Metrics.LastReload.Set(float64(f.lastReload.UnixNano()) / 1e9)
 	return Reloaded, nil
+}
+
+// step runs one call to nginx or the engine under its own deadline
+// (StepTimeout): a hung exec or socket holds up the loop, its resync and
+// its metrics no longer than that.
+func (f *Follower) step(ctx context.Context, call func(context.Context) error) error {
+	sctx, cancel := context.WithTimeout(ctx, f.cfg.StepTimeout)
+	defer cancel()
+	err := call(sctx)
+	if err != nil && ctx.Err() == nil && sctx.Err() != nil {
+		f.cfg.Metrics.Retries.WithLabelValues("timeout").Inc()
+		return fmt.Errorf("could not run within %s: %w", f.cfg.StepTimeout, err)
+	}
+	return err
 }
 
 // write puts want's files where they differ from have; a missing want

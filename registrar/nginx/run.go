@@ -40,6 +40,30 @@ func (f *Follower) forget() {
 	}
 }
 
+// probeAlive asks a Prober controller whether nginx runs, and reports
+// true when it does not: in_sync drops at once, and in dynamic mode a
+// control socket left by an unclean exit is removed so that nginx can
+// start again.
+func (f *Follower) probeAlive(ctx context.Context) (down bool) {
+	p, ok := f.cfg.Controller.(Prober)
+	if !ok {
+		return false
+	}
+	err := f.step(ctx, p.Alive)
+	if err == nil || !errors.Is(err, ErrNotRunning) {
+		return false // alive, or cannot tell: the resync and retries cover it
+	}
+	f.cfg.Metrics.InSync.Set(0)
+	if f.push != nil {
+		if removed, rerr := f.push.removeStale(); rerr != nil {
+			f.log.Warn("nginx is down and its control socket could not be removed", "err", rerr)
+		} else if removed {
+			f.log.Warn("nginx is down; removed the control socket its unclean exit left, so that it can start again", "socket", f.push.socket)
+		}
+	}
+	return true
+}
+
 // resync lists the prefix again (a newer snapshot replaces latest) and, in
 // dynamic mode, asks nginx which list it serves.
 func (f *Follower) resync(ctx context.Context, latest catalog.Snapshot, have bool) (catalog.Snapshot, bool) {
@@ -124,11 +148,14 @@ func (f *Follower) Run(ctx context.Context) error {
 		notBefore time.Time // no step before: the reload interval or a retry's backoff
 		timer     = time.NewTimer(time.Hour)
 		resync    = time.NewTicker(f.cfg.Resync)
+		probe     = time.NewTicker(f.cfg.Probe)
 		retry     = backoff.New(f.cfg.RetryMin, f.cfg.RetryMax)
+		down      bool // the last probe found nginx not running
 	)
 	timer.Stop()
 	defer timer.Stop()
 	defer resync.Stop()
+	defer probe.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -155,6 +182,19 @@ func (f *Follower) Run(ctx context.Context) error {
 		case <-resync.C:
 			latest, have = f.resync(ctx, latest, have)
 			dirty = dirty || have
+		case <-probe.C:
+			wasDown := down
+			down = f.probeAlive(ctx)
+			if down != wasDown {
+				// A dead nginx is reloaded and pushed to again; a new one
+				// runs only what it read: apply everything at once.
+				if !down {
+					f.log.Info("nginx is running again; applying at once")
+				}
+				f.forget()
+				dirty, notBefore = true, time.Time{}
+				retry.Reset()
+			}
 		case <-timer.C:
 		}
 		if !dirty || !have {

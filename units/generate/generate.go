@@ -252,6 +252,11 @@ func Sidekick(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
 	return u
 }
 
+// ControlSocket is dynamic mode's control socket for upstream, relative
+// to the conf dir: registrar nginx puts it there (upstream.SocketName; a
+// test keeps the two equal).
+func ControlSocket(upstream string) string { return "deployctl-control/" + upstream + ".sock" }
+
 // LoadBalancer is <upstream>-<lb>.service running nginx in a container on
 // the host network with its conf.d mounted from the host, and its companion
 // <upstream>-<lb>-discovery.service running `registrar nginx` against that
@@ -268,6 +273,12 @@ func LoadBalancer(spec *deployspec.Spec, s *deployspec.Service) (lb, companion *
 	lb.Add("Service", "RestartSec", "5s")
 	lb.Add("Service", "ExecStartPre", "-/usr/bin/docker rm -f %p")
 	lb.Add("Service", "ExecStartPre", "/usr/bin/mkdir -p "+conf)
+	if s.LB.Mode == "dynamic" {
+		// nginx removes its control socket only on a clean exit; after
+		// SIGKILL, OOM or a stop timeout the file stays in the mounted conf
+		// dir and nginx could never bind it again (design §12).
+		lb.Add("Service", "ExecStartPre", "/usr/bin/rm -f "+conf+"/"+ControlSocket(s.LB.Upstream))
+	}
 	lb.Add("Service", "ExecStartPre", join("/usr/bin/docker pull", quote(s.LB.Image)))
 	lb.Add("Service", "ExecStart", join("/usr/bin/docker run --rm --name %p --network host -v", conf+":/etc/nginx/conf.d", quote(s.LB.Image)))
 	lb.Add("Service", "ExecStop", "/usr/bin/docker stop %p")

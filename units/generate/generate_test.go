@@ -10,6 +10,7 @@ import (
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 	"github.com/deployctl/deployctl/internal/testenv"
+	"github.com/deployctl/deployctl/registrar/upstream"
 	"github.com/deployctl/deployctl/units"
 	"github.com/deployctl/deployctl/units/deployspec"
 	"github.com/deployctl/deployctl/units/generate"
@@ -238,5 +239,12 @@ func TestLoadBalancerModes(t *testing.T) {
 	}
 	if _, err := deployspec.Parse("m.yaml", []byte("services:\n  web: {image: a/b:1, port: 80}\n  lb:\n    nginx: {upstream: web, mode: fast}\n")); err == nil || !strings.Contains(err.Error(), "m.yaml:4: services.lb.nginx.mode") {
 		t.Fatalf("bad mode: %v", err)
+	}
+}
+
+// The LB unit removes the control socket where registrar nginx puts it.
+func TestControlSocketMatchesRegistrar(t *testing.T) {
+	if got, want := generate.ControlSocket("someapp"), upstream.SocketName("someapp"); got != want {
+		t.Fatalf("unit removes %s, registrar's socket is %s", got, want)
 	}
 }
