@@ -177,6 +177,37 @@ func TestHungStepTimesOutAndIsRetried(t *testing.T) {
 	}
 }
 
+// After nginx restarts, a rejected change rolls back to the last files an
+// nginx accepted, not to what was on disk when the registrar started (here
+// no file at all, which would have removed the upstream for good).
+func TestRollbackAfterRestartKeepsLastGoodFiles(t *testing.T) {
+	lb := testenv.Nginx(t, "web")
+	_, etcd := testenv.Etcd(t)
+	prefix := registrar.UpstreamPrefix("/services", "web")
+	addr, _ := testenv.Backend(t, "web@1")
+	etcd.Put(context.Background(), prefix+"web@1", addr)
+	if err := os.Remove(lb.UpstreamFile); err != nil {
+		t.Fatal(err)
+	}
+	ctl := &scripted{real: lb.Host()}
+	started := make(chan struct{}, 1)
+	m := nginx.NewMetrics(nil)
+	follow(t, nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
+		Controller: ctl, MinReloadInterval: 10 * time.Millisecond, Metrics: m, NginxStarted: started})
+	client := testenv.NewConnClient()
+	testenv.WaitFor(t, 10*time.Second, "nginx serves web@1", func() bool { return serves(client, lb.URL, "web@1") })
+	good, _ := os.ReadFile(lb.UpstreamFile)
+
+	ctl.mu.Lock()
+	ctl.testErrs = []error{&nginx.RejectedError{Output: "scripted rejection after a restart"}}
+	ctl.mu.Unlock()
+	started <- struct{}{}
+	testenv.WaitFor(t, 10*time.Second, "the change is rejected", func() bool { return testutil.ToFloat64(m.ValidationFailures) >= 1 })
+	if b, err := os.ReadFile(lb.UpstreamFile); err != nil || !bytes.Equal(b, good) {
+		t.Fatalf("upstream file after a rejection following a restart: %q, %v; want the last good file", b, err)
+	}
+}
+
 // The container controller tells the engine's refusals (409, 500, no
 // container) from nginx -t's verdict (exit 1), against a scripted Engine API.
 func TestContainerTestClassifiesEngineErrors(t *testing.T) {

@@ -92,7 +92,8 @@ type Follower struct {
 	cfg         Config
 	log         *slog.Logger
 	baseline    files  // the files as found at start: the rollback target until nginx accepted ours
-	applied     *files // what nginx accepted and reloaded with; nil until then
+	applied     *files // what this nginx accepted and reloaded with; nil until then, and again after it restarts
+	good        *files // the last files any nginx accepted: the rollback target once set (kept across restarts)
 	rejected    *files // the last desired set nginx -t refused (not retried until it changes)
 	seenInvalid map[string]string
 	lastReload  time.Time
@@ -278,8 +279,8 @@ func (f *Follower) Apply(ctx context.Context, text []byte) (Outcome, error) {
 			return Retry, fmt.Errorf("files written, not yet validated: %w", err)
 		}
 		back := f.baseline
-		if f.applied != nil {
-			back = *f.applied
+		if f.good != nil {
+			back = *f.good
 		}
 		f.rejected = &want
 		rerr := f.write(back, want)
@@ -300,7 +301,7 @@ func (f *Follower) Apply(ctx context.Context, text []byte) (Outcome, error) {
 		f.cfg.Metrics.Retries.WithLabelValues("reload").Inc()
 		return Retry, fmt.Errorf("files written and valid, reload failed: %w", err)
 	}
-	f.applied = &want
+	f.applied, f.good = &want, &want
 	f.lastReload = time.Now()
 	f.cfg.Metrics.Reloads.Inc()
 	f.cfg.Metrics.LastReload.Set(float64(f.lastReload.UnixNano()) / 1e9)
