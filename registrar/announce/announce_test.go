@@ -153,6 +153,33 @@ func TestHealthRedirectIsAnAnswer(t *testing.T) {
 	testenv.WaitFor(t, 3*time.Second, "registered: a 302 passes the health check", func() bool { _, ok := testenv.Get(t, etcd, key); return ok })
 }
 
+// The announcer keeps its own key: deleted by hand, or overwritten by
+// another writer (a duplicate sidekick, a restore), it is put back under
+// its own lease without waiting for the lease to be lost.
+func TestOwnKeyIsPutBack(t *testing.T) {
+	_, etcd := testenv.Etcd(t)
+	key := "/services/web/upstream/web@5"
+	startAnnouncer(t, announce.Config{Client: etcd, Key: key, TTL: 30 * time.Second, Source: announce.Static{Addr: "10.1.2.3:3000"}, Logger: quiet()})
+	testenv.WaitFor(t, 3*time.Second, "registered", func() bool { v, ok := testenv.Get(t, etcd, key); return ok && v == "10.1.2.3:3000" })
+	ctx := context.Background()
+	get := func() (string, int64) {
+		resp, err := etcd.Get(ctx, key)
+		if err != nil || len(resp.Kvs) == 0 {
+			return "", 0
+		}
+		return string(resp.Kvs[0].Value), resp.Kvs[0].Lease
+	}
+	_, lease := get()
+	if _, err := etcd.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "put back after a delete", func() bool { v, l := get(); return v == "10.1.2.3:3000" && l == lease })
+	if _, err := etcd.Put(ctx, key, "10.9.9.9:3000"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 5*time.Second, "put back after an overwrite", func() bool { v, l := get(); return v == "10.1.2.3:3000" && l == lease })
+}
+
 // TestStopIsCleanEveryTime stops the announcer at varying moments around its
 // registration: Run must return nil every time (a source that ends because
 // the announcer is stopping is not an error; this was a race on SIGTERM) and

@@ -52,7 +52,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &announcer{Config: cfg, log: cfg.Logger.With("key", cfg.Key), bo: backoff.New(250*time.Millisecond, 5*time.Second)}
+	a := &announcer{Config: cfg, log: cfg.Logger.With("key", cfg.Key), bo: backoff.New(250*time.Millisecond, 5*time.Second), own: make(chan struct{}, 1)}
 	return a.run(ctx)
 }
 
@@ -73,6 +73,13 @@ type announcer struct {
 	lastState string
 	lost      bool // the last lease was lost, not revoked: the next grant is a re-grant
 	since     time.Time
+	// own receives when the key stops being ours (deleted by hand,
+	// overwritten by a duplicate sidekick, lost in a restore): watchOwn
+	// watches it from each put on.
+	own         chan struct{}
+	watchCancel context.CancelFunc
+	lastFix     time.Time // the last put-back, to pace a fight with a duplicate
+	fixing      bool      // the next put is a put-back
 }
 
 func (a *announcer) run(ctx context.Context) error {
@@ -120,57 +127,87 @@ func (a *announcer) run(ctx context.Context) error {
 			}
 			return fmt.Errorf("announce %s: %w", a.Key, err)
 		case addr := <-updates:
-			if addr != a.addr {
-				a.addr = addr
-				if a.Health != nil {
-					a.healthy, a.fails = false, 0
-					select { // latest value wins
-					case <-healthAddrs:
-					default:
-					}
-					healthAddrs <- addr
-				}
-				if addr == "" {
-					a.state("instance down", "withdrawing")
-				}
-			}
+			a.onAddr(addr, healthAddrs)
 		case r := <-healthResults:
-			if r.addr != a.addr {
-				continue
-			}
-			if r.err == nil {
-				if !a.healthy {
-					a.log.Info("health check passes", "addr", r.addr)
-				}
-				a.healthy, a.fails = true, 0
-			} else {
-				a.Metrics.HealthFailures.Inc()
-				a.fails++
-				if a.healthy && a.fails >= a.Health.Failures {
-					a.log.Warn("health check failing; withdrawing", "addr", r.addr, "failures", a.fails, "err", r.err)
-					a.healthy = false
-				}
-			}
+			a.onHealth(r)
 		case _, ok := <-a.ka:
-			if ok {
-				continue
+			if !ok {
+				a.onLeaseEnded(ctx)
 			}
-			a.ka = nil
-			if ctx.Err() != nil {
-				// The keep-alive ended because we are stopping, not because
-				// etcd lost the lease: keep it, so shutdown revokes it.
-				continue
-			}
-			a.dropLease()
-			a.lost = true
-			a.Metrics.EtcdErrors.Inc()
-			a.state("lease lost", "re-granting")
+		case <-a.own:
+			a.onKeyChanged()
 		case <-a.retry.C:
 			a.retryOn = false
 		}
 		if !a.retryOn && ctx.Err() == nil {
 			a.reconcile(ctx)
 		}
+	}
+}
+
+// onAddr takes a new address from the source: health is checked anew.
+func (a *announcer) onAddr(addr string, healthAddrs chan string) {
+	if addr == a.addr {
+		return
+	}
+	a.addr = addr
+	if a.Health != nil {
+		a.healthy, a.fails = false, 0
+		select { // latest value wins
+		case <-healthAddrs:
+		default:
+		}
+		healthAddrs <- addr
+	}
+	if addr == "" {
+		a.state("instance down", "withdrawing")
+	}
+}
+
+// onHealth takes a health check's result for the current address.
+func (a *announcer) onHealth(r healthResult) {
+	if r.addr != a.addr {
+		return
+	}
+	if r.err == nil {
+		if !a.healthy {
+			a.log.Info("health check passes", "addr", r.addr)
+		}
+		a.healthy, a.fails = true, 0
+		return
+	}
+	a.Metrics.HealthFailures.Inc()
+	a.fails++
+	if a.healthy && a.fails >= a.Health.Failures {
+		a.log.Warn("health check failing; withdrawing", "addr", r.addr, "failures", a.fails, "err", r.err)
+		a.healthy = false
+	}
+}
+
+// onLeaseEnded handles the keep-alive channel closing: etcd lost the
+// lease, unless we are stopping (then shutdown revokes it).
+func (a *announcer) onLeaseEnded(ctx context.Context) {
+	a.ka = nil
+	if ctx.Err() != nil {
+		return
+	}
+	a.dropLease()
+	a.lost = true
+	a.Metrics.EtcdErrors.Inc()
+	a.state("lease lost", "re-granting")
+}
+
+// onKeyChanged handles our key changing under us: it is put back, at most
+// once a second (a duplicate sidekick would otherwise fight at full speed).
+func (a *announcer) onKeyChanged() {
+	if a.lease == 0 || a.putAddr == "" {
+		return // not registered: nothing of ours to put back
+	}
+	a.state("key changed by another writer", "putting it back")
+	a.putAddr, a.fixing = "", true // reconcile puts it again under our lease
+	if wait := time.Second - time.Since(a.lastFix); wait > 0 {
+		a.retry.Reset(wait)
+		a.retryOn = true
 	}
 }
 
@@ -250,7 +287,7 @@ func (a *announcer) register(ctx context.Context) error {
 		ops = append(ops, clientv3.OpPut(a.MetaKey, string(meta), clientv3.WithLease(a.lease)))
 	}
 	pctx, cancel := context.WithTimeout(ctx, a.opTimeout())
-	_, err := a.Client.Txn(pctx).Then(ops...).Commit()
+	resp, err := a.Client.Txn(pctx).Then(ops...).Commit()
 	cancel()
 	if err != nil {
 		// The lease may be gone (etcd lost it); start over with a new one.
@@ -258,7 +295,11 @@ func (a *announcer) register(ctx context.Context) error {
 		a.lost = true
 		return fmt.Errorf("put %s: %w", a.Key, err)
 	}
+	if a.fixing {
+		a.lastFix, a.fixing = time.Now(), false
+	}
 	a.putAddr = a.addr
+	a.watchOwn(ctx, resp.Header.Revision)
 	a.Metrics.Registered.Set(1)
 	if a.OnChange != nil {
 		a.OnChange(a.addr)
@@ -266,8 +307,48 @@ func (a *announcer) register(ctx context.Context) error {
 	return nil
 }
 
+// watchOwn watches the key from the put at rev on, under the current
+// lease's life, and signals own when an event shows it is no longer ours
+// (deleted, or another value or lease), or when the watch ends without
+// being stopped (compaction, a lost stream): the key is then put back. A
+// new put replaces the watch.
+func (a *announcer) watchOwn(ctx context.Context, rev int64) {
+	if a.watchCancel != nil {
+		a.watchCancel()
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	a.watchCancel = cancel
+	lease, addr, own := int64(a.lease), a.addr, a.own
+	signal := func() {
+		select {
+		case own <- struct{}{}:
+		default:
+		}
+	}
+	wch := a.Client.Watch(clientv3.WithRequireLeader(wctx), a.Key, clientv3.WithRev(rev+1))
+	go func() {
+		for wr := range wch {
+			if wr.Err() != nil {
+				break
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete || ev.Kv.Lease != lease || string(ev.Kv.Value) != addr {
+					signal()
+				}
+			}
+		}
+		if wctx.Err() == nil {
+			signal() // the watch ended on its own: check by putting again
+		}
+	}()
+}
+
 // dropLease forgets the current lease without telling etcd.
 func (a *announcer) dropLease() {
+	if a.watchCancel != nil {
+		a.watchCancel()
+		a.watchCancel = nil
+	}
 	if a.kaCancel != nil {
 		a.kaCancel()
 		a.kaCancel = nil
