@@ -166,14 +166,16 @@ func (c *Cluster) EtcdDropIn(n Node) string {
 		env(&l, "ETCD_DISCOVERY", c.DiscoveryURL)
 	}
 	if c.TLS != nil {
-		env(&l, "ETCD_SSL_DIR", TLSDir) // the wrapper mounts it into etcd's container
-		env(&l, "ETCD_CERT_FILE", ServerCertFile())
-		env(&l, "ETCD_KEY_FILE", ServerKeyFile())
-		env(&l, "ETCD_TRUSTED_CA_FILE", CAFile())
+		// The wrapper mounts ETCD_SSL_DIR at /etc/ssl/certs in etcd's
+		// container: the file paths are as etcd sees them there.
+		env(&l, "ETCD_SSL_DIR", TLSDir)
+		env(&l, "ETCD_CERT_FILE", etcdSees(ServerCertFile()))
+		env(&l, "ETCD_KEY_FILE", etcdSees(ServerKeyFile()))
+		env(&l, "ETCD_TRUSTED_CA_FILE", etcdSees(CAFile()))
 		env(&l, "ETCD_CLIENT_CERT_AUTH", "true")
-		env(&l, "ETCD_PEER_CERT_FILE", ServerCertFile())
-		env(&l, "ETCD_PEER_KEY_FILE", ServerKeyFile())
-		env(&l, "ETCD_PEER_TRUSTED_CA_FILE", CAFile())
+		env(&l, "ETCD_PEER_CERT_FILE", etcdSees(ServerCertFile()))
+		env(&l, "ETCD_PEER_KEY_FILE", etcdSees(ServerKeyFile()))
+		env(&l, "ETCD_PEER_TRUSTED_CA_FILE", etcdSees(CAFile()))
 		env(&l, "ETCD_PEER_CLIENT_CERT_AUTH", "true")
 	}
 	return strings.Join(l, "\n") + "\n"

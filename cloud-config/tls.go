@@ -11,6 +11,17 @@ import (
 // Flatcar's flannel wrapper mounts /etc/ssl/etcd into flanneld's.
 const TLSDir = "/etc/ssl/etcd"
 
+// EtcdContainerTLSDir is TLSDir as etcd sees it: Flatcar's etcd-wrapper
+// mounts the host's ETCD_SSL_DIR at /etc/ssl/certs inside etcd's container
+// (read-only) and runs etcd as user etcd (design §10), so every ETCD_*_FILE
+// names /etc/ssl/certs/..., whatever ETCD_SSL_DIR is on the host.
+const EtcdContainerTLSDir = "/etc/ssl/certs"
+
+// etcdSees is a file under TLSDir as etcd-member's container sees it.
+func etcdSees(hostPath string) string {
+	return EtcdContainerTLSDir + strings.TrimPrefix(hostPath, TLSDir)
+}
+
 // FlannelTLSDir is where flanneld reads its certificate: Flatcar's
 // flannel wrapper runs flanneld in Docker with only /run mounted from the
 // host, so the flanneld drop-in copies flannel's files there (tmpfs, 0600)

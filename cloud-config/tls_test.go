@@ -117,3 +117,56 @@ func TestAuthSetupGolden(t *testing.T) {
 	c := tlsCluster()
 	testenv.Golden(t, filepath.Join("testdata", "auth-setup.sh"), []byte(c.AuthSetupScript()), *update)
 }
+
+// Flatcar's etcd-wrapper mounts the host's ETCD_SSL_DIR at /etc/ssl/certs
+// inside etcd's container and runs etcd as user etcd (design §10): every
+// ETCD_*_FILE names the file as etcd sees it there, the file exists on the
+// host under ETCD_SSL_DIR (the TLS install script writes it), and every key
+// etcd reads is owned by etcd.
+func TestEtcdTLSPathsAsEtcdSeesThem(t *testing.T) {
+	c := tlsCluster()
+	dropIn := c.EtcdDropIn(cloudconfig.Node{Name: "core-1"})
+	env := map[string]string{}
+	for _, l := range strings.Split(dropIn, "\n") {
+		if kv, ok := strings.CutPrefix(l, `Environment="`); ok {
+			k, v, _ := strings.Cut(strings.TrimSuffix(kv, `"`), "=")
+			env[k] = v
+		}
+	}
+	sslDir := env["ETCD_SSL_DIR"]
+	if sslDir == "" {
+		t.Fatal("no ETCD_SSL_DIR: the wrapper would mount /etc/ssl/certs of the host")
+	}
+	pem := "-----BEGIN X-----\nx\n-----END X-----\n"
+	pems := map[string]string{"ca": pem, "server": pem, "server-key": pem}
+	for _, r := range cloudconfig.ClientRoles {
+		pems[r], pems[r+"-key"] = pem, pem
+	}
+	files, err := cloudconfig.TLSFiles(pems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := cloudconfig.TLSInstallScript(files)
+	n := 0
+	for k, v := range env {
+		if !strings.HasSuffix(k, "_FILE") {
+			continue
+		}
+		n++
+		rest, ok := strings.CutPrefix(v, cloudconfig.EtcdContainerTLSDir+"/")
+		if !ok {
+			t.Errorf("%s=%s: etcd sees the host's %s at %s/ only", k, v, sslDir, cloudconfig.EtcdContainerTLSDir)
+			continue
+		}
+		host := sslDir + "/" + rest
+		if _, ok := files[host]; !ok {
+			t.Errorf("%s=%s: %s is not installed on the node", k, v, host)
+		}
+		if strings.HasSuffix(host, "-key.pem") && !strings.Contains(script, "sudo chown etcd:etcd "+host+".tmp") {
+			t.Errorf("%s: %s is not owned by etcd, which runs etcd in its container", k, host)
+		}
+	}
+	if n != 6 {
+		t.Fatalf("%d ETCD_*_FILE settings, want 6 (cert, key, CA for clients and peers)", n)
+	}
+}
