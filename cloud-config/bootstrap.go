@@ -22,22 +22,32 @@ sudo systemctl start flanneld.service fleet.socket fleet.service
 }
 
 // MemberAddScript registers a new member with the running cluster (run on
-// an existing node) before the new node starts with state "existing". It is
-// idempotent: a peer URL already in the member list is not added again. Any
-// other failure (etcd down, v2 API off, no quorum) fails the script, since
-// the new node could not join anyway.
+// an existing node) before the new node starts with state "existing". It
+// speaks etcd's v3 API through Flatcar's etcdctl (3.5) as the root role:
+// once v3 auth is on, the v2 members API answers 500 "auth: user name is
+// empty" (design §10). It is idempotent: a peer URL already in the member
+// list is not added again. Any other failure (etcd down, no quorum, a
+// member added but not yet started) fails the script, since the new node
+// could not join anyway.
 func (c *Cluster) MemberAddScript(name, privateIP string) string {
 	peer := fmt.Sprintf("%s://%s:%d", c.scheme(), privateIP, EtcdPeerPort)
-	curl := "curl -fsS" + c.CurlTLSArgs(RoleRoot)
-	if c.TLS != nil {
-		curl = "sudo " + curl // the root role's key is readable by root only
-	}
 	return fmt.Sprintf(`set -eu
-if %[4]s %[1]s/v2/members | grep -qF '"%[2]s"'; then
+%s
+if e member list | grep -qF '%[2]s'; then
   echo "member %[3]s (%[2]s) already added"
 else
-  %[4]s -o /dev/null -X POST %[1]s/v2/members -H 'Content-Type: application/json' -d '{"peerURLs":["%[2]s"]}'
+  e member add %[3]s --peer-urls=%[2]s >/dev/null
   echo "member %[3]s (%[2]s) added"
 fi
-`, c.LocalEndpoint(), peer, name, curl)
+`, c.etcdctlRoot(), peer, name)
+}
+
+// etcdctlRoot defines e(): Flatcar's etcdctl on the local member, as the
+// root role when TLS is on (its key is readable by root only: sudo).
+func (c *Cluster) etcdctlRoot() string {
+	if c.TLS == nil {
+		return fmt.Sprintf("export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=%s\ne() { /usr/bin/etcdctl \"$@\"; }", c.LocalEndpoint())
+	}
+	return fmt.Sprintf("export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=%s ETCDCTL_CACERT=%s ETCDCTL_CERT=%s ETCDCTL_KEY=%s\ne() { sudo -E /usr/bin/etcdctl \"$@\"; }",
+		c.LocalEndpoint(), CAFile(), ClientCertFile(RoleRoot), ClientKeyFile(RoleRoot))
 }

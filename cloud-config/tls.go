@@ -134,8 +134,7 @@ func TLSInstallScript(files NodeTLSFiles) string {
 // auth on. Idempotent.
 func (c *Cluster) AuthSetupScript() string {
 	return fmt.Sprintf(`set -eu
-export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=%s ETCDCTL_CACERT=%s ETCDCTL_CERT=%s ETCDCTL_KEY=%s
-e() { sudo -E /usr/bin/etcdctl "$@"; }
+%s
 for i in $(seq 1 60); do e endpoint health >/dev/null 2>&1 && break; sleep 2; done
 e user get root >/dev/null 2>&1 || e user add root --no-password
 e user grant-role root root
@@ -144,5 +143,5 @@ e role grant-permission registrar --prefix=true readwrite %s
 e user get registrar >/dev/null 2>&1 || e user add registrar --no-password
 e user grant-role registrar registrar
 e auth status 2>/dev/null | grep -q 'Authentication Status: true' || e auth enable
-`, c.LocalEndpoint(), CAFile(), ClientCertFile(RoleRoot), ClientKeyFile(RoleRoot), RegistrarKeyPrefix)
+`, c.etcdctlRoot(), RegistrarKeyPrefix)
 }

@@ -200,11 +200,11 @@ func TestFlannelConfigPut(t *testing.T) {
 }
 
 // TestMemberAdd runs the script infra runs on an existing node before a new
-// one joins: the member is added over the v2 members API, and a second run
-// (pulumi up again) still succeeds and adds nothing.
+// one joins: the member is added with etcdctl over the v3 API, and a second
+// run (pulumi up again) still succeeds and adds nothing.
 func TestMemberAdd(t *testing.T) {
 	curlOrSkip(t)
-	script := memberAddScript(t)
+	script := withEtcdctl(memberAddScript(t), etcdctlOrSkip(t))
 	srv := newServer(t)
 	srv.start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -239,19 +239,15 @@ func TestMemberAdd(t *testing.T) {
 	}
 }
 
-// TestMemberAddFailsWithoutV2 checks the script fails, rather than reporting
-// success, when etcd does not serve the v2 API (ETCD_ENABLE_V2 missing): the
-// new node could not join.
-func TestMemberAddFailsWithoutV2(t *testing.T) {
-	curlOrSkip(t)
-	script := memberAddScript(t)
-	srv := newServer(t)
-	srv.cfg.EnableV2 = false
-	srv.start(t)
+// TestMemberAddFailsWhenEtcdIsDown: the script fails, rather than reporting
+// success, when the local member does not answer: the new node could not
+// join.
+func TestMemberAddFailsWhenEtcdIsDown(t *testing.T) {
+	script := withEtcdctl(memberAddScript(t), etcdctlOrSkip(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if out, err := run(ctx, script, srv.endpoint); err == nil {
-		t.Fatalf("member add succeeded against etcd without the v2 API:\n%s", out)
+	if out, err := run(ctx, script+"\n", "http://127.0.0.1:1"); err == nil {
+		t.Fatalf("member add succeeded with no etcd listening:\n%s", out)
 	}
 }
 
