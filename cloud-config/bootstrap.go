@@ -33,13 +33,27 @@ func (c *Cluster) MemberAddScript(name, privateIP string) string {
 	peer := fmt.Sprintf("%s://%s:%d", c.scheme(), privateIP, EtcdPeerPort)
 	return fmt.Sprintf(`set -eu
 %s
-if e member list | grep -qF '%[2]s'; then
+members=$(e member list) # fails the script when the local member does not answer
+if echo "$members" | grep -qF '%[2]s'; then
   echo "member %[3]s (%[2]s) already added"
-else
-  e member add %[3]s --peer-urls=%[2]s >/dev/null
-  echo "member %[3]s (%[2]s) added"
+  exit 0
 fi
-`, c.etcdctlRoot(), peer, name)
+%[4]s
+`, c.etcdctlRoot(), peer, name, retried("member add "+name+" --peer-urls="+peer, fmt.Sprintf("member %s (%s) added", name, peer)))
+}
+
+// retried runs `e ARGS` until etcd takes it, for up to a minute: etcd
+// refuses a membership change while the cluster is settling ("unhealthy
+// cluster" in the first seconds after a member joined, "not enough started
+// members" while an added one has not started). The last try's error is
+// the script's.
+func retried(args, done string) string {
+	return fmt.Sprintf(`for i in $(seq 1 30); do
+  if e %[1]s >/dev/null 2>&1; then echo "%[2]s"; exit 0; fi
+  sleep 2
+done
+e %[1]s >/dev/null
+echo "%[2]s"`, args, done)
 }
 
 // etcdctlRoot defines e(): Flatcar's etcdctl on the local member, as the
@@ -51,3 +65,31 @@ func (c *Cluster) etcdctlRoot() string {
 	return fmt.Sprintf("export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=%s ETCDCTL_CACERT=%s ETCDCTL_CERT=%s ETCDCTL_KEY=%s\ne() { sudo -E /usr/bin/etcdctl \"$@\"; }",
 		c.LocalEndpoint(), CAFile(), ClientCertFile(RoleRoot), ClientKeyFile(RoleRoot))
 }
+
+// MemberRemoveScript removes a member from the running cluster (run on a
+// node that stays) before its droplet goes, so quorum is never counted
+// against a member that no longer exists. The member is found by its peer
+// URL; one already gone is not an error. etcd shuts the removed member
+// down by itself.
+func (c *Cluster) MemberRemoveScript(name, privateIP string) string {
+	peer := fmt.Sprintf("%s://%s:%d", c.scheme(), privateIP, EtcdPeerPort)
+	return fmt.Sprintf(`set -eu
+%s
+members=$(e member list) # fails the script when the local member does not answer
+id=$(echo "$members" | grep -F '%[2]s' | cut -d, -f1)
+if [ -z "$id" ]; then
+  echo "member %[3]s (%[2]s) already removed"
+  exit 0
+fi
+%[4]s
+`, c.etcdctlRoot(), peer, name, retried(`member remove "$id"`, fmt.Sprintf("member %s (%s) removed", name, peer)))
+}
+
+// NodeLeaveScript runs on a node about to be destroyed: fleet stops
+// cleanly, which drops the machine and its unit states at once (~1 s), so
+// fleet reschedules its units on the nodes that stay instead of waiting
+// out the machine's TTL.
+const NodeLeaveScript = `set -u
+sudo systemctl stop fleet.service fleet.socket || true
+echo "fleet stopped: its units move to the other machines"
+`

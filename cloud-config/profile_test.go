@@ -214,11 +214,12 @@ func TestBootstrapScript(t *testing.T) {
 	}
 }
 
-// TestMemberAddScriptGolden keeps testdata/member-add.sh equal to what infra
-// runs on an existing node before a new one joins; compat/etcd35 runs that
-// file against a real etcd 3.5 with the v2 API, as on Flatcar.
+// TestMemberAddScriptGolden keeps testdata/member-add.sh (and
+// member-remove.sh) equal to what infra runs on node 1 before a new node
+// joins (and before one goes); compat/etcd35 runs those files with the real
+// etcdctl against a real etcd 3.5, as on Flatcar.
 func TestMemberAddScriptGolden(t *testing.T) {
 	c := cluster()
-	b := []byte(c.MemberAddScript("core-4", "10.0.0.4"))
-	testenv.Golden(t, filepath.Join("testdata", "member-add.sh"), b, *update)
+	testenv.Golden(t, filepath.Join("testdata", "member-add.sh"), []byte(c.MemberAddScript("core-4", "10.0.0.4")), *update)
+	testenv.Golden(t, filepath.Join("testdata", "member-remove.sh"), []byte(c.MemberRemoveScript("core-4", "10.0.0.4")), *update)
 }

@@ -9,20 +9,10 @@ import (
 
 // bootstrap runs over SSH once every private IP is known: each node's TLS
 // files (its server certificate names its private IP), then, without a
-// discovery URL, the initial cluster and etcd's start (members beyond the
-// initial size join as "existing" after being added from node 1), and
-// finally etcd's v3 auth.
+// discovery URL, etcd's members (etcdMembers) and finally etcd's v3 auth.
 func (c *Cluster) bootstrap(ctx *pulumi.Context, name string, cfg *Config) error {
 	parent := pulumi.Parent(c)
 	names := append([]string(nil), c.NodeNames...)
-	cc := c.cc
-	c.InitialCluster = c.PrivateIPs.ApplyT(func(ips []string) string {
-		m := map[string]string{}
-		for i, ip := range ips {
-			m[names[i]] = ip
-		}
-		return cc.InitialCluster(m)
-	}).(pulumi.StringOutput)
 	tlsDone := make([]pulumi.Resource, len(c.Droplets))
 	if c.PKI != nil {
 		for i, d := range c.Droplets {
@@ -44,41 +34,79 @@ func (c *Cluster) bootstrap(ctx *pulumi.Context, name string, cfg *Config) error
 	if cfg.DiscoveryURL != "" {
 		return nil
 	}
-	var first *RemoteCommand
+	return c.etcdMembers(ctx, name, cfg, tlsDone)
+}
+
+// etcdMembers bootstraps etcd. The first EtcdInitialSize nodes start
+// together as the initial members (state "new", each listing exactly
+// them). Every later node joins alone, in order: node 1 adds it (v3 member
+// add as root) once the node before it has started, and it starts with
+// state "existing" listing exactly the members that exist after its add
+// (etcd refuses a second add before the first member started, and a join
+// whose list differs: "member count is unequal"). Each membership is a
+// resource of its own whose deletion, when nodeCount shrinks, removes the
+// member from etcd (after the node's fleet has stopped) before the droplet
+// goes.
+func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, tlsDone []pulumi.Resource) error {
+	parent := pulumi.Parent(c)
+	names := append([]string(nil), c.NodeNames...)
+	cc := c.cc
+	// clusterOf is the initial cluster of the first n nodes.
+	clusterOf := func(n int) pulumi.StringOutput {
+		return c.PrivateIPs.ApplyT(func(ips []string) string {
+			m := map[string]string{}
+			for i := 0; i < n && i < len(ips); i++ {
+				m[names[i]] = ips[i]
+			}
+			return cc.InitialCluster(m)
+		}).(pulumi.StringOutput)
+	}
+	var prev *RemoteCommand // the bootstrap of the node before
 	for i := range c.Droplets {
-		state := "new"
+		state, members := "new", cfg.EtcdInitialSize
 		var deps []pulumi.Resource
 		if tlsDone[i] != nil {
 			deps = append(deps, tlsDone[i])
 		}
-		if i >= cfg.EtcdInitialSize {
-			state = "existing"
-			add, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-etcd-add-%d", name, i+1), &RemoteCommandArgs{
+		if i > 0 {
+			ip := c.PrivateIPs.Index(pulumi.Int(i))
+			create := pulumi.String("true").ToStringOutput() // an initial member: nothing to add
+			var after []pulumi.Resource
+			if i >= cfg.EtcdInitialSize {
+				state, members = "existing", i+1
+				create = ip.ApplyT(func(ip string) string { return cc.MemberAddScript(names[i], ip) }).(pulumi.StringOutput)
+				after = []pulumi.Resource{prev}
+			}
+			member, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-etcd-member-%d", name, i+1), &RemoteCommandArgs{
 				Connection: c.conns[0].Input(),
-				Create: c.PrivateIPs.Index(pulumi.Int(i)).ApplyT(func(ip string) string {
-					return cc.MemberAddScript(names[i], ip)
-				}).(pulumi.StringOutput),
-			}, parent, pulumi.DependsOn([]pulumi.Resource{first}))
+				Create:     create,
+				Delete:     ip.ApplyT(func(ip string) string { return cc.MemberRemoveScript(names[i], ip) }).(pulumi.StringOutput),
+			}, parent, pulumi.DependsOn(after))
 			if err != nil {
 				return err
 			}
-			deps = append(deps, add)
+			c.Members = append(c.Members, member)
+			deps = append(deps, member)
 		}
+		ic := clusterOf(members)
 		b, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-etcd-bootstrap-%d", name, i+1), &RemoteCommandArgs{
 			Connection: c.conns[i].Input(),
-			Create: c.InitialCluster.ApplyT(func(ic string) string {
-				return cloudconfig.BootstrapScript(ic, state)
-			}).(pulumi.StringOutput),
-			Triggers: pulumi.Array{c.InitialCluster},
+			Create:     ic.ApplyT(func(ic string) string { return cloudconfig.BootstrapScript(ic, state) }).(pulumi.StringOutput),
+			Delete:     pulumi.String(cloudconfig.NodeLeaveScript),
+			Triggers:   pulumi.Array{ic},
 		}, parent, pulumi.DependsOn(deps))
 		if err != nil {
 			return err
 		}
-		if i == 0 {
-			first = b
-		}
 		c.Bootstrap = append(c.Bootstrap, b)
+		prev = b
 	}
+	return c.authSetup(ctx, name)
+}
+
+// authSetup turns on etcd's v3 auth once every member has started (TLS
+// clusters only).
+func (c *Cluster) authSetup(ctx *pulumi.Context, name string) error {
 	if c.PKI == nil {
 		return nil
 	}
@@ -88,7 +116,7 @@ func (c *Cluster) bootstrap(ctx *pulumi.Context, name string, cfg *Config) error
 	}
 	var err error
 	c.Auth, err = NewRemoteCommand(ctx, name+"-etcd-auth", &RemoteCommandArgs{
-		Connection: c.conns[0].Input(), Create: pulumi.String(cc.AuthSetupScript()),
-	}, parent, pulumi.DependsOn(boots))
+		Connection: c.conns[0].Input(), Create: pulumi.String(c.cc.AuthSetupScript()),
+	}, pulumi.Parent(c), pulumi.DependsOn(boots))
 	return err
 }

@@ -23,16 +23,19 @@ type Cluster struct {
 	TLS       []*RemoteCommand
 	Project   *Project
 	Bootstrap []*RemoteCommand
+	// Members are nodes 2..N's etcd memberships (node 1's is the cluster
+	// itself): created by a member add for a node that joins, deleted by a
+	// member remove when the node goes.
+	Members   []*RemoteCommand
 	Auth      *RemoteCommand
 	Registrar *RegistrarShipping
 
-	NodeNames      []string
-	PublicIPs      pulumi.StringArrayOutput
-	PrivateIPs     pulumi.StringArrayOutput
-	EdgePublicIPs  pulumi.StringArrayOutput
-	EtcdEndpoints  pulumi.StringArrayOutput
-	FleetTunnel    pulumi.StringOutput
-	InitialCluster pulumi.StringOutput
+	NodeNames     []string
+	PublicIPs     pulumi.StringArrayOutput
+	PrivateIPs    pulumi.StringArrayOutput
+	EdgePublicIPs pulumi.StringArrayOutput
+	EtcdEndpoints pulumi.StringArrayOutput
+	FleetTunnel   pulumi.StringOutput
 
 	cc    cloudconfig.Cluster
 	conns []Connection

@@ -145,7 +145,9 @@ func TestResourceGraph(t *testing.T) {
 	want := map[string]int{
 		infra.TokenCustomImage: 1, infra.TokenSshKey: 1, infra.TokenVpc: 1, infra.TokenTag: 2,
 		infra.TokenDroplet: 3, infra.TokenFirewall: 2, infra.TokenProject: 1,
-		infra.TokenRemoteCommand: 3 + 3 + 3 + 1, infra.TokenCopyToRemote: 3,
+		// per node: TLS, etcd bootstrap, registrar install; nodes 2-3: an
+		// etcd membership; the auth setup
+		infra.TokenRemoteCommand: 3 + 3 + 3 + 2 + 1, infra.TokenCopyToRemote: 3,
 		// host keys 3; CA key 1; 5 client roles and 3 servers: a key, a CSR and a certificate each.
 		infra.TokenPrivateKey: 3 + 1 + 5 + 3, infra.TokenSelfSignedCert: 1, infra.TokenCertRequest: 5 + 3, infra.TokenLocallySignedCert: 5 + 3,
 		"deployctl:infra:Cluster": 1, "deployctl:infra:Network": 1, "deployctl:infra:Firewalls": 1, "deployctl:infra:RegistrarShipping": 1, "deployctl:infra:PKI": 1,
@@ -313,34 +315,21 @@ func TestBootstrapAndShipping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var boots, adds, installs []registered
+	var boots, members, installs []registered
 	for _, r := range m.byToken(infra.TokenRemoteCommand) {
 		switch {
 		case strings.Contains(r.name, "etcd-bootstrap"):
 			boots = append(boots, r)
-		case strings.Contains(r.name, "etcd-add"):
-			adds = append(adds, r)
+		case strings.Contains(r.name, "etcd-member"):
+			members = append(members, r)
 		case strings.Contains(r.name, "registrar-install"):
 			installs = append(installs, r)
 		}
 	}
-	if len(boots) != 5 || len(adds) != 2 || len(installs) != 5 {
-		t.Fatalf("bootstrap %d, member adds %d, installs %d", len(boots), len(adds), len(installs))
+	if len(boots) != 5 || len(members) != 4 || len(installs) != 5 {
+		t.Fatalf("bootstrap %d, memberships %d, installs %d", len(boots), len(members), len(installs))
 	}
-	sort.Slice(boots, func(i, j int) bool { return boots[i].name < boots[j].name })
-	for i, b := range boots {
-		script := b.inputs["create"].StringValue()
-		if !strings.Contains(script, "deployctl-test-1=https://10.10.0.") || !strings.Contains(script, "deployctl-test-5=") {
-			t.Errorf("bootstrap %s lacks the full initial cluster:\n%s", b.name, script)
-		}
-		state := "'new'"
-		if i >= 3 {
-			state = "'existing'"
-		}
-		if !strings.Contains(script, state) {
-			t.Errorf("bootstrap %s: want state %s", b.name, state)
-		}
-	}
+	checkMembership(t, boots, members, 3)
 	for _, c := range m.byToken(infra.TokenCopyToRemote) {
 		if c.inputs["source"].AssetValue().Path == "" || len(c.inputs["triggers"].ArrayValue()) != 1 {
 			t.Errorf("copy %s inputs %v", c.name, c.inputs)
@@ -351,6 +340,80 @@ func TestBootstrapAndShipping(t *testing.T) {
 			t.Errorf("install %s: %v", in.name, in.inputs["create"])
 		}
 	}
+}
+
+// checkMembership checks etcd's bootstrap for initial members: the first
+// `initial` nodes start together, each listing exactly them ("new"); every
+// later node is added alone once the node before it has started, and starts
+// listing exactly the members that exist after its add ("existing"); every
+// membership but node 1's is removed from etcd when its node goes, after
+// the node's fleet stopped.
+func checkMembership(t *testing.T, boots, members []registered, initial int) {
+	t.Helper()
+	sort.Slice(boots, func(i, j int) bool { return boots[i].name < boots[j].name })
+	sort.Slice(members, func(i, j int) bool { return members[i].name < members[j].name })
+	for i, b := range boots {
+		script := plain(b.inputs["create"])
+		n, state := initial, "'new'"
+		if i >= initial {
+			n, state = i+1, "'existing'"
+		}
+		for k := 1; k <= len(boots); k++ {
+			listed := strings.Contains(script, fmt.Sprintf("deployctl-test-%d=", k))
+			if listed != (k <= n) {
+				t.Errorf("bootstrap of node %d: member %d listed=%v; want exactly nodes 1-%d\n%s", i+1, k, listed, n, script)
+			}
+		}
+		if !strings.Contains(script, state) {
+			t.Errorf("bootstrap of node %d: want state %s", i+1, state)
+		}
+		if plain(b.inputs["delete"]) != cloudconfig.NodeLeaveScript {
+			t.Errorf("bootstrap of node %d: its deletion does not stop fleet first", i+1)
+		}
+	}
+	for j, mem := range members {
+		node := j + 2
+		create, del := plain(mem.inputs["create"]), plain(mem.inputs["delete"])
+		if joins := node > initial; joins != strings.Contains(create, "member add deployctl-test-") {
+			t.Errorf("membership of node %d: create %q (joins: %v)", node, create, joins)
+		}
+		if !strings.Contains(del, "member remove") || !strings.Contains(del, fmt.Sprintf("deployctl-test-%d", node)) {
+			t.Errorf("membership of node %d: its deletion does not remove the member:\n%s", node, del)
+		}
+		if node > initial {
+			prev := fmt.Sprintf("deployctl-test-etcd-bootstrap-%d", node-1)
+			found := false
+			for _, d := range mem.deps {
+				found = found || strings.HasSuffix(d, "::"+prev)
+			}
+			if !found {
+				t.Errorf("node %d is added before node %d has started (deps %v)", node, node-1, mem.deps)
+			}
+		}
+	}
+}
+
+// A cluster first created with fewer members than nodes starts its first
+// member alone (not waiting for a quorum of members that are not there
+// yet) and adds the others one by one.
+func TestEtcdInitialSizeBelowNodeCount(t *testing.T) {
+	m, err := runProgram(t, map[string]string{"deployctl:nodeCount": "3", "deployctl:etcdInitialSize": "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var boots, members []registered
+	for _, r := range m.byToken(infra.TokenRemoteCommand) {
+		switch {
+		case strings.Contains(r.name, "etcd-bootstrap"):
+			boots = append(boots, r)
+		case strings.Contains(r.name, "etcd-member"):
+			members = append(members, r)
+		}
+	}
+	if len(boots) != 3 || len(members) != 2 {
+		t.Fatalf("bootstrap %d, memberships %d", len(boots), len(members))
+	}
+	checkMembership(t, boots, members, 1)
 }
 
 func textFile(t *testing.T) string {

@@ -237,6 +237,55 @@ func TestMemberAdd(t *testing.T) {
 	if n := members()["http://10.0.0.4:2380"]; n != 1 {
 		t.Fatalf("new member's peer URL listed %d times after a second run, want 1", n)
 	}
+
+}
+
+// TestJoinAndLeave runs infra's membership scripts against two real etcd
+// 3.5 members: node 2 is added from node 1, starts with state existing
+// listing exactly the members after its add, becomes ready; then, its
+// nodeCount gone, it is removed from node 1 while it runs (etcd stops it),
+// and a second removal finds it gone.
+func TestJoinAndLeave(t *testing.T) {
+	etcdctl := etcdctlOrSkip(t)
+	m1 := newServer(t)
+	m1.start(t)
+	m2 := newServer(t)
+	m2.cfg.Name = "core-2"
+	peer1, peer2 := m1.cfg.AdvertisePeerUrls[0].String(), m2.cfg.AdvertisePeerUrls[0].String()
+	script := func(file string) string {
+		b, err := os.ReadFile(filepath.Join(goldenDir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.NewReplacer("http://10.0.0.4:2380", peer2, "core-4", "core-2").Replace(withEtcdctl(string(b), etcdctl))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := run(ctx, script("member-add.sh"), m1.endpoint); err != nil || !strings.Contains(out, "added") {
+		t.Fatalf("member add: %v\n%s", err, out)
+	}
+	m2.cfg.InitialCluster = "core-1=" + peer1 + ",core-2=" + peer2
+	m2.cfg.ClusterState = embed.ClusterStateFlagExisting
+	m2.start(t)
+	members := func() int {
+		var ms struct {
+			Members []json.RawMessage `json:"members"`
+		}
+		getJSON(t, m1.endpoint+"/v2/members", &ms)
+		return len(ms.Members)
+	}
+	if n := members(); n != 2 {
+		t.Fatalf("%d members after the join, want 2", n)
+	}
+	if out, err := run(ctx, script("member-remove.sh"), m1.endpoint); err != nil || !strings.Contains(out, "member core-2 ("+peer2+") removed") {
+		t.Fatalf("member remove: %v\n%s", err, out)
+	}
+	if n := members(); n != 1 {
+		t.Fatalf("%d members after the removal, want 1", n)
+	}
+	if out, err := run(ctx, script("member-remove.sh"), m1.endpoint); err != nil || !strings.Contains(out, "already removed") {
+		t.Fatalf("second member remove: %v\n%s", err, out)
+	}
 }
 
 // TestMemberAddFailsWhenEtcdIsDown: the script fails, rather than reporting

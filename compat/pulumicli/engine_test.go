@@ -322,8 +322,9 @@ func TestPreviewOfANewStack(t *testing.T) {
 		// 3 host keys, the CA key, 5 roles and 3 nodes: a key, a CSR and a certificate each.
 		"tls:index/privateKey:PrivateKey": 12, "tls:index/selfSignedCert:SelfSignedCert": 1,
 		"tls:index/certRequest:CertRequest": 8, "tls:index/locallySignedCert:LocallySignedCert": 8,
-		// per node: TLS install, etcd bootstrap, registrar install; the auth setup
-		"command:remote:Command": 10, "command:remote:CopyToRemote": 3,
+		// per node: TLS install, etcd bootstrap, registrar install; nodes
+		// 2-3: an etcd membership; the auth setup
+		"command:remote:Command": 12, "command:remote:CopyToRemote": 3,
 		"digitalocean:index/customImage:CustomImage": 1, "digitalocean:index/sshKey:SshKey": 1,
 		"digitalocean:index/vpc:Vpc": 1, "digitalocean:index/tag:Tag": 2,
 		"digitalocean:index/droplet:Droplet": 3, "digitalocean:index/firewall:Firewall": 2,
