@@ -16,22 +16,60 @@ import (
 
 // CheckAddr checks an instance address: a literal IPv4 or IPv6 address
 // (no host name: nginx would resolve it once, at reload) and a port
-// 1-65535. It returns the address in canonical form (IPv6 in brackets,
-// shortest form).
-func CheckAddr(v string) (string, error) {
+// 1-65535, that a load balancer may send traffic to. Unspecified
+// (0.0.0.0, ::), loopback, link-local (169.254.0.0/16 — DigitalOcean's
+// metadata service is 169.254.169.254 — and fe80::/10), multicast and
+// broadcast addresses are refused: anyone who may write under /services/
+// could otherwise point a public load balancer at the LB host itself or at
+// the metadata service. It returns the address in canonical form (IPv6 in
+// brackets, shortest form; an IPv4-mapped IPv6 address as IPv4).
+func CheckAddr(v string) (string, error) { return checkAddr(v, false) }
+
+// CheckLocalAddr is CheckAddr allowing loopback addresses, for a load
+// balancer and its instances on one machine (the demo, tests,
+// `--allow-loopback`).
+func CheckLocalAddr(v string) (string, error) { return checkAddr(v, true) }
+
+// CheckAddrSyntax checks only the form IP:PORT, port 1-65535, for a listen
+// address (where 0.0.0.0 and 127.0.0.1 are fine).
+func CheckAddrSyntax(v string) (string, error) {
+	addr, _, err := splitAddr(v)
+	return addr, err
+}
+
+func checkAddr(v string, allowLoopback bool) (string, error) {
+	addr, ip, err := splitAddr(v)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case ip.IsUnspecified():
+		return "", fmt.Errorf("%q: %s is the unspecified address, not an instance's", v, ip)
+	case ip.IsLoopback() && !allowLoopback:
+		return "", fmt.Errorf("%q: %s is a loopback address: a load balancer would send traffic to its own host (allowed only with --allow-loopback, for an LB and instances on one machine)", v, ip)
+	case ip.IsLinkLocalUnicast():
+		return "", fmt.Errorf("%q: %s is link-local (169.254.0.0/16, fe80::/10: the cloud's metadata service lives there), not an instance's address", v, ip)
+	case ip.IsMulticast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() || ip.Equal(net.IPv4bcast):
+		return "", fmt.Errorf("%q: %s is a multicast or broadcast address, not an instance's", v, ip)
+	}
+	return addr, nil
+}
+
+// splitAddr parses IP:PORT into its canonical form and IP.
+func splitAddr(v string) (string, net.IP, error) {
 	host, port, err := net.SplitHostPort(v)
 	if err != nil {
-		return "", fmt.Errorf("%q is not IP:PORT (e.g. 10.1.2.3:3000 or [fd00::1]:3000)", v)
+		return "", nil, fmt.Errorf("%q is not IP:PORT (e.g. 10.1.2.3:3000 or [fd00::1]:3000)", v)
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 1 || p > 65535 || strconv.Itoa(p) != port {
-		return "", fmt.Errorf("%q: port %q is not a number 1-65535", v, port)
+		return "", nil, fmt.Errorf("%q: port %q is not a number 1-65535", v, port)
 	}
 	ip := net.ParseIP(host)
 	if ip == nil || strings.Contains(host, "%") {
-		return "", fmt.Errorf("%q: %q is not a literal IP address (host names are not allowed)", v, host)
+		return "", nil, fmt.Errorf("%q: %q is not a literal IP address (host names are not allowed)", v, host)
 	}
-	return net.JoinHostPort(ip.String(), port), nil
+	return net.JoinHostPort(ip.String(), port), ip, nil
 }
 
 // CheckInstance checks an instance name: NAME@INSTANCE, a fleet instance

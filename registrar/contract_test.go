@@ -7,18 +7,35 @@ import (
 )
 
 func TestCheckAddr(t *testing.T) {
-	good := map[string]string{"10.1.2.3:3000": "10.1.2.3:3000", "[fd00::1]:80": "[fd00::1]:80", "[FD00:0::1]:65535": "[fd00::1]:65535", "127.0.0.1:1": "127.0.0.1:1"}
+	good := map[string]string{"10.1.2.3:3000": "10.1.2.3:3000", "[fd00::1]:80": "[fd00::1]:80", "[FD00:0::1]:65535": "[fd00::1]:65535", "203.0.113.9:1": "203.0.113.9:1"}
 	for in, want := range good {
 		if got, err := CheckAddr(in); err != nil || got != want {
 			t.Errorf("%s: %q %v", in, got, err)
 		}
 	}
 	bad := map[string]string{"999.2.3.4:80": "literal IP", "example.com:80": "literal IP", "10.0.0.1": "IP:PORT", "10.0.0.1:0": "1-65535",
-		"10.0.0.1:65536": "1-65535", "10.0.0.1:08": "1-65535", "[fe80::1%eth0]:80": "literal IP", ":80": "literal IP", "10.0.0.1:80; x": "1-65535"}
+		"10.0.0.1:65536": "1-65535", "10.0.0.1:08": "1-65535", "[fe80::1%eth0]:80": "literal IP", ":80": "literal IP", "10.0.0.1:80; x": "1-65535",
+		"127.0.0.1:1": "loopback", "[::1]:80": "loopback", "169.254.169.254:80": "link-local", "0.0.0.0:80": "unspecified", "239.1.1.1:80": "multicast"}
 	for in, want := range bad {
 		if _, err := CheckAddr(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want an error saying %q", in, err, want)
 		}
+	}
+}
+
+// Loopback is allowed where an LB and its instances share one machine; the
+// other special addresses never are.
+func TestCheckLocalAddr(t *testing.T) {
+	if got, err := CheckLocalAddr("127.0.0.1:1"); err != nil || got != "127.0.0.1:1" {
+		t.Errorf("127.0.0.1:1: %q %v", got, err)
+	}
+	for _, in := range []string{"169.254.169.254:80", "0.0.0.0:80", "[ff02::1]:80"} {
+		if _, err := CheckLocalAddr(in); err == nil {
+			t.Errorf("%s accepted", in)
+		}
+	}
+	if _, err := CheckAddrSyntax("0.0.0.0:80"); err != nil {
+		t.Errorf("a listen address: %v", err)
 	}
 }
 

@@ -179,7 +179,7 @@ func (r *run) startApp(ctx context.Context, a *app) error {
 		return err
 	}
 	a.sidekick, err = startTask(logs, "announce-"+a.name, "announce", "--service", r.svc.Name, "--instance", a.instance,
-		"--addr", a.addr, "--ttl", ttl, "--etcd-endpoints", r.etcd.Endpoint(), "--health-http", healthPath(r.svc), "--health-interval", "1s")
+		"--addr", a.addr, "--allow-loopback", "--ttl", ttl, "--etcd-endpoints", r.etcd.Endpoint(), "--health-http", healthPath(r.svc), "--health-interval", "1s")
 	return err
 }
 

@@ -234,7 +234,8 @@ func (r *run) startNginx(ctx context.Context) error {
 		"--service", r.svc.Name, "--upstream-file", upFile, "--etcd-endpoints", r.etcd.Endpoint(),
 		"--nginx", r.nginx.Binary, "--nginx-prefix", r.nginx.Dir+"/", "--nginx-conf", r.nginx.ConfFile(),
 		"--nginx-global", r.nginx.Globals(), "--pid-file", r.nginx.PidFile(),
-		"--min-reload-interval", reloadInterval.String(), "--mode", r.res.LBMode)
+		"--min-reload-interval", reloadInterval.String(), "--mode", r.res.LBMode,
+		"--allow-loopback") // nginx and every instance are on this machine
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ type announceOpts struct {
 	container  string
 	network    string
 	addr       string
+	loopback   bool
 	port       int
 	prefix     string
 	ttl        time.Duration
@@ -99,7 +100,8 @@ announce exits 0. If announce itself is killed, the key expires with the TTL.`,
 	f.StringVar(&o.instance, "instance", "", "instance name (required), a fleet unit name without .service, e.g. someapp@1")
 	f.StringVar(&o.container, "container", "", "Docker container to follow (exclusive with --addr)")
 	f.StringVar(&o.network, "network", "bridge", "Docker network whose IP is announced (on a flannel node, docker's bridge)")
-	f.StringVar(&o.addr, "addr", "", "fixed IP:PORT to announce instead of a container's")
+	f.StringVar(&o.addr, "addr", "", "fixed IP:PORT to announce instead of a container's (not loopback, link-local, multicast or unspecified)")
+	f.BoolVar(&o.loopback, "allow-loopback", false, "let --addr be a loopback address (a load balancer and its instances on one machine; registrar nginx needs --allow-loopback too)")
 	f.IntVar(&o.port, "port", 0, "the app's port inside the container (required with --container)")
 	f.StringVar(&o.prefix, "prefix", registrar.DefaultPrefix, "etcd key prefix")
 	f.DurationVar(&o.ttl, "ttl", 15*time.Second, "lease TTL: how long the key outlives a killed registrar (min 2s)")
@@ -141,7 +143,11 @@ func (o *announceOpts) validate(cmd *cobra.Command) error {
 		if cmd.Flags().Changed("port") {
 			return errors.New("--port goes with --container; with --addr the port is part of the address")
 		}
-		if _, err := registrar.CheckAddr(o.addr); err != nil {
+		check := registrar.CheckAddr
+		if o.loopback {
+			check = registrar.CheckLocalAddr
+		}
+		if _, err := check(o.addr); err != nil {
 			return fmt.Errorf("--addr: %w", err)
 		}
 	}

@@ -46,6 +46,9 @@ func TestAnnounceBadFlagsExit2AndWriteNothing(t *testing.T) {
 		// Issue 13: one registration contract, the one nginx applies.
 		{"addr not an IP", []string{"--service", "a", "--instance", "a@1", "--addr", "999.2.3.4:80"}, "--addr"},
 		{"addr a host name", []string{"--service", "a", "--instance", "a@1", "--addr", "example.com:80"}, "--addr"},
+		{"addr the metadata service", []string{"--service", "a", "--instance", "a@1", "--addr", "169.254.169.254:80"}, "link-local"},
+		{"addr loopback", []string{"--service", "a", "--instance", "a@1", "--addr", "127.0.0.1:2379"}, "--allow-loopback"},
+		{"addr unspecified", []string{"--service", "a", "--instance", "a@1", "--addr", "0.0.0.0:80", "--allow-loopback"}, "unspecified"},
 		{"instance without @", []string{"--service", "a", "--instance", "web", "--addr", "1.2.3.4:80"}, "--instance"},
 		{"health timeout not below interval", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4:80", "--health-http", "/h", "--health-interval", "2s", "--health-timeout", "2s"}, "--health-timeout"},
 	}
@@ -88,7 +91,7 @@ func startRegistrar(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 func TestAnnounceSIGTERMRevokesAndExits0(t *testing.T) {
 	srv, etcd := testenv.Etcd(t)
 	key := "/services/web/upstream/web@1"
-	cmd, logs := startRegistrar(t, "announce", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000",
+	cmd, logs := startRegistrar(t, "announce", "--allow-loopback", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000",
 		"--ttl", "30s", "--etcd-endpoints", srv.Endpoint())
 	testenv.WaitFor(t, 10*time.Second, "key registered", func() bool { _, ok := testenv.Get(t, etcd, key); return ok })
 	if meta, ok := testenv.Get(t, etcd, "/services/web/meta/web@1"); !ok || !strings.Contains(meta, `"addr":"127.0.0.1:3000"`) {
@@ -112,7 +115,7 @@ func TestAnnounceSIGTERMRevokesAndExits0(t *testing.T) {
 func TestAnnounceSIGKILLKeyExpiresWithinTTL(t *testing.T) {
 	srv, etcd := testenv.Etcd(t)
 	key := "/services/web/upstream/web@2"
-	cmd, _ := startRegistrar(t, "announce", "--service", "web", "--instance", "web@2", "--addr", "127.0.0.1:3000",
+	cmd, _ := startRegistrar(t, "announce", "--allow-loopback", "--service", "web", "--instance", "web@2", "--addr", "127.0.0.1:3000",
 		"--ttl", "2s", "--etcd-endpoints", srv.Endpoint())
 	testenv.WaitFor(t, 10*time.Second, "key registered", func() bool { _, ok := testenv.Get(t, etcd, key); return ok })
 	killed := time.Now()
@@ -131,7 +134,7 @@ func TestAnnounceMetricsEndpoint(t *testing.T) {
 	srv, etcd := testenv.Etcd(t)
 	port, _ := etcdserver.FreePort()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	startRegistrar(t, "announce", "--service", "web", "--instance", "web@9", "--addr", "127.0.0.1:3000",
+	startRegistrar(t, "announce", "--allow-loopback", "--service", "web", "--instance", "web@9", "--addr", "127.0.0.1:3000",
 		"--etcd-endpoints", srv.Endpoint(), "--metrics-addr", addr)
 	testenv.WaitFor(t, 10*time.Second, "key registered", func() bool { _, ok := testenv.Get(t, etcd, "/services/web/upstream/web@9"); return ok })
 	var body string

@@ -73,7 +73,7 @@ func benchWithdraw(b *testing.B, action string) {
 	name := testenv.Unique("someapp-1")
 	testenv.RunApp(b, dc, name, "someapp@1", network)
 	key := "/services/someapp/upstream/someapp@1"
-	cmd, _ := startRegistrarTB(b, "announce", "--service", "someapp", "--instance", "someapp@1", "--container", name,
+	cmd, _ := startRegistrarTB(b, "announce", "--allow-loopback", "--service", "someapp", "--instance", "someapp@1", "--container", name,
 		"--network", network, "--port", "3000", "--etcd-endpoints", srv.Endpoint(), "--log-level", "warn")
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
@@ -120,7 +120,7 @@ func BenchmarkKillToExpire(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		var lat []time.Duration
 		for r := 0; r < 3; r++ {
-			cmd, _ := startRegistrarTB(b, "announce", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000",
+			cmd, _ := startRegistrarTB(b, "announce", "--allow-loopback", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000",
 				"--ttl", "2s", "--etcd-endpoints", srv.Endpoint())
 			rev := registeredRev(b, etcd, key)
 			del := waitDeleted(ctx, etcd, key, rev)
@@ -162,7 +162,7 @@ func BenchmarkKillToExpireDefaults(b *testing.B) {
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
 		key := "/services/web/upstream/web@1"
-		cmd, _ := startRegistrarTB(b, "announce", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000",
+		cmd, _ := startRegistrarTB(b, "announce", "--allow-loopback", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000",
 			"--etcd-endpoints", srv.Endpoint())
 		rev := registeredRev(b, etcd, key)
 		del := waitDeleted(ctx, etcd, key, rev)

@@ -23,6 +23,7 @@ import (
 
 type nginxOpts struct {
 	etcd         etcdconn.Config
+	loopback     bool
 	service      string
 	prefix       string
 	upstreamFile string
@@ -62,7 +63,7 @@ func (o *nginxOpts) run(ctx context.Context, g *globals, stdout io.Writer) error
 	defer cli.Close()
 	prefix := registrar.UpstreamPrefix(o.prefix, o.service)
 	cfg := nginx.Config{
-		Client: cli, Prefix: prefix, File: o.upstreamFile, MinReloadInterval: o.interval, Resync: o.resync, Logger: log,
+		Client: cli, Prefix: prefix, File: o.upstreamFile, MinReloadInterval: o.interval, Resync: o.resync, Logger: log, AllowLoopback: o.loopback,
 		Upstream: upstream.Options{Name: o.upstreamName, Keepalive: o.keepalive, Source: prefix},
 	}
 	if o.dryRun {
@@ -196,6 +197,7 @@ the main process of a Docker container (--container), as on Flatcar.`,
 	f.DurationVar(&o.interval, "min-reload-interval", time.Second, "at most one reload per interval after the first")
 	f.StringVar(&o.metrics, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9102")
 	f.BoolVar(&o.once, "once", false, "render, validate and reload once, then exit")
+	f.BoolVar(&o.loopback, "allow-loopback", false, "serve instances at loopback addresses (nginx and its instances on one machine); without it they are skipped, as link-local and other addresses no instance has always are")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the upstream config for the current instances and exit; write nothing")
 	f.StringVar(&o.siteFile, "site-file", "", "also write the load balancer's site (server block) to this file at start")
 	f.StringVar(&o.listen, "listen", "80", "address the site written by --site-file listens on: PORT, IP:PORT or [IPv6]:PORT")

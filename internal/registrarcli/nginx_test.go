@@ -33,7 +33,7 @@ func TestNginxDryRunAndOnce(t *testing.T) {
 	etcd.Put(ctx, "/services/web/upstream/web@1", a1)
 	etcd.Put(ctx, "/services/web/upstream/web@2", "not-an-address")
 
-	code, out, errs := run(t, "nginx", "--service", "web", "--upstream-file", lb.UpstreamFile, "--etcd-endpoints", srv.Endpoint(), "--dry-run")
+	code, out, errs := run(t, "nginx", "--allow-loopback", "--service", "web", "--upstream-file", lb.UpstreamFile, "--etcd-endpoints", srv.Endpoint(), "--dry-run")
 	if code != 0 {
 		t.Fatalf("dry-run exit %d: %s", code, errs)
 	}
@@ -45,7 +45,7 @@ func TestNginxDryRunAndOnce(t *testing.T) {
 		t.Fatal("dry-run wrote the upstream file")
 	}
 
-	code, out, errs = run(t, "nginx", "--service", "web", "--upstream-file", lb.UpstreamFile, "--etcd-endpoints", srv.Endpoint(),
+	code, out, errs = run(t, "nginx", "--allow-loopback", "--service", "web", "--upstream-file", lb.UpstreamFile, "--etcd-endpoints", srv.Endpoint(),
 		"--once", "--nginx", lb.Binary, "--nginx-prefix", lb.Dir+"/", "--nginx-conf", lb.ConfFile(), "--nginx-global", lb.Globals(), "--pid-file", lb.PidFile())
 	if code != 0 {
 		t.Fatalf("--once exit %d: %s", code, errs)
@@ -127,7 +127,7 @@ func TestNginxSiteFile(t *testing.T) {
 	c := testenv.NewConnClient()
 	for i, changedUpstream := range []bool{true, false} {
 		port, _ := etcdserver.FreePort()
-		code, _, errs := run(t, "nginx", "--service", "web", "--upstream-file", lb.UpstreamFile, "--etcd-endpoints", srv.Endpoint(), "--once",
+		code, _, errs := run(t, "nginx", "--allow-loopback", "--service", "web", "--upstream-file", lb.UpstreamFile, "--etcd-endpoints", srv.Endpoint(), "--once",
 			"--site-file", site, "--listen", fmt.Sprintf("127.0.0.1:%d", port),
 			"--nginx", lb.Binary, "--nginx-prefix", lb.Dir+"/", "--nginx-conf", lb.ConfFile(), "--nginx-global", lb.Globals(), "--pid-file", lb.PidFile())
 		if code != 0 {

@@ -23,9 +23,9 @@ func TestStartBeforeEtcd(t *testing.T) {
 	ep := fmt.Sprintf("http://127.0.0.1:%d", port)
 	lb := testenv.Nginx(t, "web")
 	backend, _ := testenv.Backend(t, "web@1")
-	announce, alogs := startRegistrar(t, "announce", "--service", "web", "--instance", "web@1", "--addr", backend,
+	announce, alogs := startRegistrar(t, "announce", "--allow-loopback", "--service", "web", "--instance", "web@1", "--addr", backend,
 		"--etcd-endpoints", ep, "--ttl", "3s")
-	follower, flogs := startRegistrar(t, "nginx", "--service", "web", "--upstream-file", lb.UpstreamFile, "--etcd-endpoints", ep,
+	follower, flogs := startRegistrar(t, "nginx", "--allow-loopback", "--service", "web", "--upstream-file", lb.UpstreamFile, "--etcd-endpoints", ep,
 		"--nginx", lb.Binary, "--nginx-prefix", lb.Dir+"/", "--nginx-conf", lb.ConfFile(), "--nginx-global", lb.Globals(),
 		"--pid-file", lb.PidFile(), "--min-reload-interval", "100ms")
 	time.Sleep(3 * time.Second) // several failed attempts

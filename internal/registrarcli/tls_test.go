@@ -99,7 +99,7 @@ func TestAnnounceOverTLSWithAuth(t *testing.T) {
 	}
 	key := "/services/web/upstream/web@1"
 	t.Setenv("ETCD_PASSWORD", "s3cret")
-	cmd, logs := startRegistrar(t, "announce", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000", "--ttl", "5s",
+	cmd, logs := startRegistrar(t, "announce", "--allow-loopback", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000", "--ttl", "5s",
 		"--etcd-endpoints", srv.Endpoint(), "--etcd-cacert", ca, "--etcd-cert", cc, "--etcd-key", ck, "--etcd-user", "root")
 	authed := cfg
 	authed.Username, authed.Password = "root", "s3cret"
@@ -207,7 +207,7 @@ func TestRegistrarRoleOnTLSEtcd(t *testing.T) {
 	}
 
 	key := "/services/web/upstream/web@1"
-	cmd, logs := startRegistrar(t, "announce", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000", "--ttl", "5s",
+	cmd, logs := startRegistrar(t, "announce", "--allow-loopback", "--service", "web", "--instance", "web@1", "--addr", "127.0.0.1:3000", "--ttl", "5s",
 		"--etcd-endpoints", srv.Endpoint(), "--etcd-cacert", ca, "--etcd-cert", certs[cloudconfig.RoleRegistrar][0], "--etcd-key", certs[cloudconfig.RoleRegistrar][1])
 	testenv.WaitFor(t, 15*time.Second, "registered with the registrar's certificate", func() bool {
 		v, ok := testenv.Get(t, root, key)

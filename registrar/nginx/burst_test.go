@@ -79,7 +79,7 @@ func BenchmarkBurstReloads(b *testing.B) {
 		addrs[i], _ = testenv.Backend(b, fmt.Sprintf("web@%d", i))
 	}
 	m := nginx.NewMetrics(nil)
-	f, err := nginx.New(nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
+	f, err := nginx.New(nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
 		Controller: lb.Host(),
 		Metrics:    m, Logger: quiet()})
 	if err != nil {
@@ -129,7 +129,7 @@ func BenchmarkSeedBurstReloads(b *testing.B) {
 					}
 					var bs []upstream.Backend
 					for inst, v := range s.Entries {
-						if a, err := upstream.ParseAddr(v); err == nil {
+						if a, err := upstream.ParseAddr(v, true); err == nil {
 							bs = append(bs, upstream.Backend{Instance: inst, Addr: a})
 						}
 					}

@@ -50,7 +50,7 @@ func churn(tb testing.TB, d time.Duration, maxRequests int, dynamic bool) churnR
 	var mu sync.Mutex
 	var applied []nginx.Applied
 	m := nginx.NewMetrics(nil)
-	f, err := nginx.New(nginx.Config{
+	f, err := nginx.New(nginx.Config{AllowLoopback: true,
 		Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8}, File: lb.UpstreamFile,
 		Controller: lb.Host(), Dynamic: dyn,
 		Metrics: m, Logger: quiet(), // default 1s min reload interval

@@ -73,7 +73,7 @@ http {
 
 	prefix := registrar.UpstreamPrefix("/services", "web")
 	m := nginx.NewMetrics(nil)
-	f, err := nginx.New(nginx.Config{
+	f, err := nginx.New(nginx.Config{AllowLoopback: true,
 		Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: upFile,
 		Controller:        &nginx.Container{Docker: dc, Name: lbName, Binary: "/usr/sbin/nginx"},
 		MinReloadInterval: 50 * time.Millisecond, Metrics: m, Logger: quiet(),

@@ -60,9 +60,9 @@ func newSideBySide(b *testing.B, backends int) *sideBySide {
 	if err := lb.Host().Reload(ctx); err != nil {
 		b.Fatal(err)
 	}
-	follow(b, nginx.Config{Client: etcd, Prefix: registrar.UpstreamPrefix("/services", "web"), Upstream: upstream.Options{Name: "web", Keepalive: 8},
+	follow(b, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: registrar.UpstreamPrefix("/services", "web"), Upstream: upstream.Options{Name: "web", Keepalive: 8},
 		File: lb.UpstreamFile, Controller: lb.Host(), Metrics: s.dynM, Dynamic: &nginx.Dynamic{}, Logger: benchLogger()})
-	follow(b, nginx.Config{Client: etcd, Prefix: registrar.UpstreamPrefix("/services", "rl"), Upstream: upstream.Options{Name: "rl", Keepalive: 8},
+	follow(b, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: registrar.UpstreamPrefix("/services", "rl"), Upstream: upstream.Options{Name: "rl", Keepalive: 8},
 		File: s.rlFile, Controller: lb.Host(), Metrics: s.rlM, Logger: benchLogger()})
 	time.Sleep(1500 * time.Millisecond) // first applies and their reloads settle
 	return s
@@ -163,7 +163,7 @@ func BenchmarkDynamicBurst(b *testing.B) {
 		addrs[i], _ = testenv.Backend(b, fmt.Sprintf("web@%d", i))
 	}
 	m := nginx.NewMetrics(nil)
-	follow(b, nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
+	follow(b, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
 		Controller: lb.Host(), Metrics: m, Dynamic: &nginx.Dynamic{}, Logger: quiet()})
 	time.Sleep(1500 * time.Millisecond)
 	for i := 0; i < b.N; i++ {
@@ -209,7 +209,7 @@ func BenchmarkDynamicTenThousand(b *testing.B) {
 	old, _ := testenv.Backend(b, "old")
 	etcd.Put(ctx, prefix+"old@1", old)
 	m := nginx.NewMetrics(nil)
-	f, err := nginx.New(nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8}, File: lb.UpstreamFile,
+	f, err := nginx.New(nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8}, File: lb.UpstreamFile,
 		Controller: lb.Host(), Metrics: m, Dynamic: &nginx.Dynamic{}, Logger: quiet()})
 	if err != nil {
 		b.Fatal(err)

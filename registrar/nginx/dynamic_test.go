@@ -37,7 +37,7 @@ func newDynRig(t *testing.T, resync time.Duration) *dynRig {
 	lb := testenv.NginxLua(t, "web")
 	_, etcd := testenv.Etcd(t)
 	r := &dynRig{lb: lb, etcd: etcd, prefix: registrar.UpstreamPrefix("/services", "web"), metrics: nginx.NewMetrics(nil)}
-	r.stop = follow(t, nginx.Config{Client: etcd, Prefix: r.prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
+	r.stop = follow(t, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: r.prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
 		File: lb.UpstreamFile, Controller: lb.Host(), Metrics: r.metrics, Dynamic: &nginx.Dynamic{}, Resync: resync})
 	return r
 }
@@ -158,7 +158,12 @@ func TestDynamicMalformedPushRefused(t *testing.T) {
 	a1, _ := testenv.Backend(t, "web@1")
 	r.etcd.Put(context.Background(), r.prefix+"web@1", a1)
 	testenv.WaitFor(t, 10*time.Second, "web@1 served", func() bool { return answers(r.lb.URL, 4)["web@1"] == 4 })
-	for _, bad := range []string{"", "x\n127.0.0.1:80\n", "7\nexample.com:80\n", "7\n127.0.0.1:0\n", "7\n127.0.0.1:80; drop\n", "7\n999999.0.0.1:80\n"} {
+	for _, bad := range []string{"", "x\n127.0.0.1:80\n", "7\nexample.com:80\n", "7\n127.0.0.1:0\n", "7\n127.0.0.1:80; drop\n", "7\n999999.0.0.1:80\n",
+		// addresses no instance has: the metadata service, this network,
+		// multicast, broadcast, IPv6 unspecified, link-local, multicast,
+		// an IPv4-mapped one
+		"7\n169.254.169.254:80\n", "7\n0.0.0.0:80\n", "7\n224.0.0.1:80\n", "7\n255.255.255.255:80\n",
+		"7\n[::]:80\n", "7\n[fe80::1]:80\n", "7\n[FF02::1]:80\n", "7\n[::ffff:169.254.169.254]:80\n"} {
 		if got := control(t, r.socket(), http.MethodPost, bad); !strings.HasPrefix(got, "400") {
 			t.Errorf("malformed list %q: %s", bad, got)
 		}
@@ -186,7 +191,7 @@ func TestDynamicNginxRestart(t *testing.T) {
 	if a := answers(r.lb.URL, 4); a["web@1"] != 4 {
 		t.Fatalf("restarted nginx, before any push: %v", a)
 	}
-	r.stop = follow(t, nginx.Config{Client: r.etcd, Prefix: r.prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
+	r.stop = follow(t, nginx.Config{AllowLoopback: true, Client: r.etcd, Prefix: r.prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
 		File: r.lb.UpstreamFile, Controller: r.lb.Host(), Metrics: r.metrics, Dynamic: &nginx.Dynamic{}, Resync: 200 * time.Millisecond})
 	testenv.WaitFor(t, 10*time.Second, "list pushed again", func() bool { return testutil.ToFloat64(r.metrics.Pushes) > pushes })
 }
@@ -202,7 +207,7 @@ func TestDynamicNginxKilledComesBack(t *testing.T) {
 	_, etcd := testenv.Etcd(t)
 	prefix := registrar.UpstreamPrefix("/services", "web")
 	m := nginx.NewMetrics(nil)
-	follow(t, nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
+	follow(t, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
 		File: lb.UpstreamFile, Controller: lb.Host(), Metrics: m, Dynamic: &nginx.Dynamic{},
 		Resync: time.Hour, Probe: 200 * time.Millisecond, RetryMax: 500 * time.Millisecond})
 	a1, _ := testenv.Backend(t, "web@1")
@@ -236,6 +241,36 @@ func TestDynamicNginxKilledComesBack(t *testing.T) {
 		return a["web@1"] == 4 && a["web@2"] == 4
 	})
 	testenv.WaitFor(t, 5*time.Second, "in sync again", func() bool { return testutil.ToFloat64(m.InSync) == 1 })
+}
+
+// The registrar never serves an address no instance has: a key under
+// /services/ pointing the load balancer at the metadata service
+// (169.254.169.254), a link-local, multicast or unspecified address, or,
+// without AllowLoopback, at the LB's own host, is skipped and counted.
+func TestSpecialAddressesAreNotServed(t *testing.T) {
+	lb := testenv.NginxLua(t, "web")
+	_, etcd := testenv.Etcd(t)
+	prefix := registrar.UpstreamPrefix("/services", "web")
+	m := nginx.NewMetrics(nil)
+	f, err := nginx.New(nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"},
+		File: lb.UpstreamFile, Controller: lb.Host(), Metrics: m, Dynamic: &nginx.Dynamic{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, v := range []string{"169.254.169.254:80", "127.0.0.1:2379", "0.0.0.0:80", "[fe80::1]:80", "224.0.0.1:80", "[::1]:80", "10.1.2.3:3000"} {
+		etcd.Put(ctx, fmt.Sprintf("%sweb@%d", prefix, i+1), v)
+	}
+	bs, _, err := f.Once(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 1 || bs[0].Addr != "10.1.2.3:3000" {
+		t.Fatalf("served %v; want only 10.1.2.3:3000", bs)
+	}
+	if n := testutil.ToFloat64(m.InvalidValues); n != 6 {
+		t.Fatalf("invalid values counted %v, want 6", n)
+	}
 }
 
 // The control socket is reachable only by its owner: another user's

@@ -117,7 +117,7 @@ func TestFailedReloadIsRetried(t *testing.T) {
 	addr, _ := testenv.Backend(t, "web@1")
 	ctl := &scripted{real: lb.Host(), reloadErrs: []error{errors.New("signal nginx master: EPERM"), errors.New("signal nginx master: EPERM")}}
 	m := nginx.NewMetrics(nil)
-	follow(t, nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
+	follow(t, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
 		Controller: ctl, MinReloadInterval: 10 * time.Millisecond, Metrics: m})
 	etcd.Put(context.Background(), prefix+"web@1", addr)
 	client := testenv.NewConnClient()
@@ -141,7 +141,7 @@ func TestNginxTUnavailableIsRetriedNotRejected(t *testing.T) {
 		fmt.Errorf("could not exec nginx -t in lb: %w", &docker.APIError{Status: 500, Message: "oci runtime error"}),
 	}}
 	m := nginx.NewMetrics(nil)
-	follow(t, nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
+	follow(t, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
 		Controller: ctl, MinReloadInterval: 10 * time.Millisecond, Metrics: m})
 	etcd.Put(context.Background(), prefix+"web@1", addr)
 	client := testenv.NewConnClient()
@@ -164,7 +164,7 @@ func TestHungStepTimesOutAndIsRetried(t *testing.T) {
 	addr, _ := testenv.Backend(t, "web@1")
 	ctl := &scripted{real: lb.Host(), hangs: 2}
 	m := nginx.NewMetrics(nil)
-	follow(t, nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
+	follow(t, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
 		Controller: ctl, MinReloadInterval: 10 * time.Millisecond, Metrics: m, StepTimeout: 200 * time.Millisecond})
 	etcd.Put(context.Background(), prefix+"web@1", addr)
 	client := testenv.NewConnClient()
@@ -192,7 +192,7 @@ func TestRollbackAfterRestartKeepsLastGoodFiles(t *testing.T) {
 	ctl := &scripted{real: lb.Host()}
 	started := make(chan struct{}, 1)
 	m := nginx.NewMetrics(nil)
-	follow(t, nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
+	follow(t, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
 		Controller: ctl, MinReloadInterval: 10 * time.Millisecond, Metrics: m, NginxStarted: started})
 	client := testenv.NewConnClient()
 	testenv.WaitFor(t, 10*time.Second, "nginx serves web@1", func() bool { return serves(client, lb.URL, "web@1") })
@@ -264,7 +264,7 @@ func TestSiteAndUpstreamRollBackTogether(t *testing.T) {
 	siteFile := filepath.Join(filepath.Dir(lb.UpstreamFile), "extra.site.conf")
 	good := []byte("server { listen 127.0.0.1:9; return 204; }\n")
 	m := nginx.NewMetrics(nil)
-	stop := follow(t, nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
+	stop := follow(t, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
 		SiteFile: siteFile, Site: good, Controller: lb.Host(), MinReloadInterval: 10 * time.Millisecond, Metrics: m})
 	testenv.WaitFor(t, 10*time.Second, "in sync with the good site", func() bool { return testutil.ToFloat64(m.InSync) == 1 })
 	stop()
@@ -274,7 +274,7 @@ func TestSiteAndUpstreamRollBackTogether(t *testing.T) {
 	addr2, _ := testenv.Backend(t, "web@2")
 	etcd.Put(context.Background(), prefix+"web@2", addr2)
 	m2 := nginx.NewMetrics(nil)
-	follow(t, nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
+	follow(t, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
 		SiteFile: siteFile, Site: []byte("server { listen 127.0.0.1:9; bogus_directive on; }\n"), Controller: lb.Host(),
 		MinReloadInterval: 10 * time.Millisecond, Metrics: m2})
 	testenv.WaitFor(t, 10*time.Second, "the bad site is rejected", func() bool { return testutil.ToFloat64(m2.ValidationFailures) >= 1 })
@@ -304,7 +304,7 @@ func TestStopDuringFirstApplyIsNotARejection(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) { lmu.Lock(); defer lmu.Unlock(); return logs.Write(p) }), nil))
 	ctl := &scripted{real: lb.Host(), block: true, entered: make(chan struct{})}
 	m := nginx.NewMetrics(nil)
-	stop := follow(t, nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
+	stop := follow(t, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
 		Controller: ctl, Metrics: m, Logger: log})
 	select {
 	case <-ctl.entered:
@@ -367,7 +367,7 @@ http {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	m := nginx.NewMetrics(nil)
-	follow(t, nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: upFile,
+	follow(t, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: upFile,
 		SiteFile: siteFile, Site: upstream.RenderSite(upstream.Site{Listen: "80", Upstream: "web"}),
 		Controller:   &nginx.Container{Docker: dc, Name: lbName, Binary: "/usr/sbin/nginx"},
 		NginxStarted: nginx.ContainerStarts(rctx, dc, lbName, quiet()), Metrics: m})

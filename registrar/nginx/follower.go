@@ -48,6 +48,11 @@ type Config struct {
 	// (nginx -t, reload, a push, a probe; default 30s). A step that times
 	// out could not run: it is retried, never taken as a verdict.
 	StepTimeout time.Duration
+	// AllowLoopback lets instances at loopback addresses through (an LB
+	// and its instances on one machine); without it they are skipped and
+	// counted as invalid, as link-local and other addresses no instance has
+	// are always (registrar.CheckAddr).
+	AllowLoopback bool
 	// Dynamic, when set, runs zero-reload mode: File holds the rendered
 	// dynamic upstream (it changes only with the settings) and instance
 	// changes are pushed to nginx's control socket.
@@ -172,7 +177,7 @@ func (f *Follower) Backends(s catalog.Snapshot) []upstream.Backend {
 	bs := make([]upstream.Backend, 0, len(s.Entries))
 	invalid := make(map[string]string)
 	for inst, v := range s.Entries {
-		addr, err := upstream.ParseAddr(v)
+		addr, err := upstream.ParseAddr(v, f.cfg.AllowLoopback)
 		if err != nil {
 			invalid[inst] = v
 			if old, seen := f.seenInvalid[inst]; !seen || old != v {

@@ -42,7 +42,7 @@ func newRig(t *testing.T, interval time.Duration) *rig {
 	srv, etcd := testenv.Etcd(t)
 	_ = srv
 	r := &rig{t: t, lb: lb, etcd: etcd, prefix: registrar.UpstreamPrefix("/services", "web"), metrics: nginx.NewMetrics(nil)}
-	f, err := nginx.New(nginx.Config{
+	f, err := nginx.New(nginx.Config{AllowLoopback: true,
 		Client: etcd, Prefix: r.prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
 		File:              lb.UpstreamFile,
 		Controller:        lb.Host(),
@@ -176,7 +176,7 @@ func TestEtcdOutageKeepsServingThenResyncs(t *testing.T) {
 	lb := testenv.Nginx(t, "web")
 	srv, etcd := testenv.Etcd(t)
 	prefix := registrar.UpstreamPrefix("/services", "web")
-	f, err := nginx.New(nginx.Config{
+	f, err := nginx.New(nginx.Config{AllowLoopback: true,
 		Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
 		Controller:        lb.Host(),
 		MinReloadInterval: 50 * time.Millisecond, Logger: quiet(),
@@ -313,7 +313,7 @@ func TestStopReturnsNilEveryTime(t *testing.T) {
 	lb := testenv.Nginx(t, "web")
 	_, etcd := testenv.Etcd(t)
 	testenv.StopAtVaryingMoments(t, 60, func(ctx context.Context) error {
-		f, err := nginx.New(nginx.Config{
+		f, err := nginx.New(nginx.Config{AllowLoopback: true,
 			Client: etcd, Prefix: registrar.UpstreamPrefix("/services", "web"), Upstream: upstream.Options{Name: "web"},
 			File: lb.UpstreamFile, Controller: lb.Host(), Logger: quiet(),
 		})

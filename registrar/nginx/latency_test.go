@@ -71,7 +71,7 @@ func BenchmarkEventToServing(b *testing.B) {
 	ctx := context.Background()
 	prefix := registrar.UpstreamPrefix("/services", "web")
 	applied := make(chan struct{}, 16)
-	f, err := nginx.New(nginx.Config{
+	f, err := nginx.New(nginx.Config{AllowLoopback: true,
 		Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8}, File: lb.UpstreamFile,
 		Controller: host, MinReloadInterval: 100 * time.Millisecond, Logger: benchLogger(),
 		OnApplied: func(nginx.Applied) { applied <- struct{}{} },
@@ -149,7 +149,7 @@ func BenchmarkRenderValidate10000(b *testing.B) {
 		snap.Entries[fmt.Sprintf("web@%d", i)] = fmt.Sprintf("10.%d.%d.%d:3000", i>>16&255, i>>8&255, i&255)
 	}
 	host := lb.Host()
-	f, err := nginx.New(nginx.Config{Client: etcd, Prefix: "/services/web/upstream/", Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile, Controller: host})
+	f, err := nginx.New(nginx.Config{AllowLoopback: true, Client: etcd, Prefix: "/services/web/upstream/", Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile, Controller: host})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func BenchmarkSustainedChurn(b *testing.B) {
 	lb := testenv.Nginx(b, "web")
 	_, etcd := testenv.Etcd(b)
 	prefix := registrar.UpstreamPrefix("/services", "web")
-	f, err := nginx.New(nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
+	f, err := nginx.New(nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
 		File: lb.UpstreamFile, Controller: lb.Host(), Logger: benchLogger()})
 	if err != nil {
 		b.Fatal(err)

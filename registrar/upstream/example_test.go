@@ -23,12 +23,13 @@ func ExampleRender() {
 }
 
 func ExampleParseAddr() {
-	for _, v := range []string{"10.1.35.2:3000", "10.1.35.2", "10.1.35.2:3000; include /etc/passwd"} {
-		addr, err := upstream.ParseAddr(v)
+	for _, v := range []string{"10.1.35.2:3000", "10.1.35.2", "10.1.35.2:3000; include /etc/passwd", "169.254.169.254:80"} {
+		addr, err := upstream.ParseAddr(v, false)
 		fmt.Println(addr, err)
 	}
 	// Output:
 	// 10.1.35.2:3000 <nil>
 	//  value "10.1.35.2" is not IP:PORT (e.g. 10.1.2.3:3000 or [fd00::1]:3000)
 	//  value "10.1.35.2:3000; include /etc/passwd": port "3000; include /etc/passwd" is not a number 1-65535
+	//  value "169.254.169.254:80": 169.254.169.254 is link-local (169.254.0.0/16, fe80::/10: the cloud's metadata service lives there), not an instance's address
 }

@@ -28,8 +28,12 @@ var safeComment = regexp.MustCompile(`^[A-Za-z0-9@:._\-]{1,200}$`)
 // canonical form. Anything else (DNS names, which nginx would resolve at
 // load time and fail on, spaces, semicolons, braces, a missing port) is
 // rejected, since it would break or subvert nginx's configuration.
-func ParseAddr(v string) (string, error) {
-	addr, err := registrar.CheckAddr(v)
+func ParseAddr(v string, allowLoopback bool) (string, error) {
+	check := registrar.CheckAddr
+	if allowLoopback {
+		check = registrar.CheckLocalAddr
+	}
+	addr, err := check(v)
 	if err != nil {
 		return "", fmt.Errorf("value %w", err)
 	}
@@ -131,7 +135,7 @@ func CheckListen(listen string) error {
 	} else if p, ok := strings.CutPrefix(listen, "*:"); ok {
 		addr = "0.0.0.0:" + p
 	}
-	if _, err := registrar.CheckAddr(addr); err != nil {
+	if _, err := registrar.CheckAddrSyntax(addr); err != nil {
 		return fmt.Errorf("listen %q: use PORT, IP:PORT, [IPv6]:PORT or *:PORT with a port 1-65535, e.g. 80 or 127.0.0.1:8080 (%w)", listen, err)
 	}
 	return nil

@@ -8,21 +8,44 @@ import (
 
 func TestParseAddr(t *testing.T) {
 	good := map[string]string{
-		"10.1.2.3:3000": "10.1.2.3:3000",
-		"[::1]:80":      "[::1]:80",
+		"10.1.2.3:3000":               "10.1.2.3:3000",
+		"[fd00::1]:80":                "[fd00::1]:80",
+		"[::ffff:10.1.2.3]:80":        "10.1.2.3:80",
+		"203.0.113.7:8080":            "203.0.113.7:8080",
+		"[2001:db8:0:0:0:0:0:1]:443":  "[2001:db8::1]:443",
+		"172.17.0.2:3000":             "172.17.0.2:3000",
+		"192.168.1.20:3000":           "192.168.1.20:3000",
+		"100.64.0.1:3000":             "100.64.0.1:3000",
+		"10.255.255.255:3000":         "10.255.255.255:3000",
+		"[fd12:3456:789a:1::1]:3000":  "[fd12:3456:789a:1::1]:3000",
+		"[2001:db8::ffff:0:1]:3000":   "[2001:db8::ffff:0:1]:3000",
+		"[2001:db8:1234::abcd]:65535": "[2001:db8:1234::abcd]:65535",
+		"1.2.3.4:1":                   "1.2.3.4:1",
 	}
 	for in, want := range good {
-		got, err := ParseAddr(in)
+		got, err := ParseAddr(in, false)
 		if err != nil || got != want {
 			t.Errorf("ParseAddr(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 	bad := []string{"", "10.1.2.3", "10.1.2.3:0", "10.1.2.3:65536", "10.1.2.3:http", "a b:80",
-		"1.2.3.4:80; include /etc/passwd", "x:80}", "-bad:80", "10.1.2.3:03000", ":80", "app.internal:80"}
+		"1.2.3.4:80; include /etc/passwd", "x:80}", "-bad:80", "10.1.2.3:03000", ":80", "app.internal:80",
+		// addresses no instance has (issue 20: the LB must not be pointed there)
+		"169.254.169.254:80", "[::ffff:169.254.169.254]:80", "0.0.0.0:80", "[::]:80", "[fe80::1]:80",
+		"224.0.0.1:80", "[ff02::1]:80", "255.255.255.255:80", "127.0.0.1:2379", "[::1]:80"}
 	for _, in := range bad {
-		if _, err := ParseAddr(in); err == nil {
+		if _, err := ParseAddr(in, false); err == nil {
 			t.Errorf("ParseAddr(%q) accepted", in)
 		}
+	}
+	// Loopback only where allowed (an LB and its instances on one machine).
+	for _, in := range []string{"127.0.0.1:3000", "[::1]:80"} {
+		if _, err := ParseAddr(in, true); err != nil {
+			t.Errorf("ParseAddr(%q, allowLoopback) refused: %v", in, err)
+		}
+	}
+	if _, err := ParseAddr("169.254.169.254:80", true); err == nil {
+		t.Error("link-local accepted with allowLoopback")
 	}
 }
 

@@ -31,9 +31,28 @@ if not s then
   state[name] = s
 end
 
+-- special reports an address no instance has (registrar.CheckAddr; the
+-- registrar refuses them first, this is the balancer's own guard): this
+-- network (0/8), link-local (169.254/16: the cloud's metadata service),
+-- multicast and reserved (224/3, broadcast); for IPv6 (in brackets) the
+-- unspecified address, link-local fe80::/10, multicast ff00::/8, and any
+-- embedded IPv4 (the registrar writes those as IPv4). Loopback is the
+-- registrar's call (--allow-loopback).
+local function special(host)
+  local a, b = host:match("^(%d+)%.(%d+)%.")
+  if a then
+    a, b = tonumber(a), tonumber(b)
+    return a == 0 or (a == 169 and b == 254) or a >= 224
+  end
+  local h = host:lower():gsub("^%[(.*)%]$", "%1")
+  return h:find(".", 1, true) ~= nil or h:match("^[0:]*$") ~= nil
+    or h:match("^fe[89ab]%x?:") ~= nil or h:match("^ff%x%x?:") ~= nil
+end
+
 -- parse checks a list: a version line, then IPv4:port or [IPv6]:port
--- lines, port 1-65535. It fills hosts and ports (when given) and returns
--- the number of instances, or nil and what is wrong, and the version.
+-- lines, port 1-65535, no special address. It fills hosts and ports (when
+-- given) and returns the number of instances, or nil and what is wrong,
+-- and the version.
 local function parse(text, hosts, ports)
   local version, rest = text:match("^(%d+)\n(.*)$")
   if not version then
@@ -54,6 +73,9 @@ local function parse(text, hosts, ports)
     port = tonumber(port)
     if not host or not port or port < 1 or port > 65535 then
       return nil, "bad instance line: " .. line
+    end
+    if special(host) then
+      return nil, "not an instance's address: " .. line
     end
     n = n + 1
     if hosts then
