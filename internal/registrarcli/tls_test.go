@@ -217,4 +217,21 @@ func TestRegistrarRoleOnTLSEtcd(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit %v: %s", err, logs)
 	}
+
+	// A prefix outside the registrar role's is refused for good: the
+	// announcer exits, saying which permission is missing, instead of
+	// retrying "etcd unavailable" forever.
+	bad, blogs := startRegistrar(t, "announce", "--allow-loopback", "--service", "web", "--instance", "web@2", "--addr", "127.0.0.1:3000",
+		"--prefix", "/other", "--etcd-endpoints", srv.Endpoint(), "--etcd-cacert", ca, "--etcd-cert", certs[cloudconfig.RoleRegistrar][0], "--etcd-key", certs[cloudconfig.RoleRegistrar][1])
+	done := make(chan error, 1)
+	go func() { done <- bad.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(blogs.String(), "permission") || !strings.Contains(blogs.String(), "/services/") {
+			t.Fatalf("announce under /other with the registrar's certificate: exit %v, logs:\n%s", err, blogs)
+		}
+	case <-time.After(30 * time.Second):
+		bad.Process.Kill()
+		t.Fatalf("announce under /other kept retrying a permission error:\n%s", blogs)
+	}
 }

@@ -10,7 +10,10 @@ import (
 
 	"github.com/deployctl/deployctl/internal/backoff"
 	"github.com/deployctl/deployctl/registrar"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Config is what an Announcer needs.
@@ -140,7 +143,12 @@ func (a *announcer) run(ctx context.Context) error {
 			a.retryOn = false
 		}
 		if !a.retryOn && ctx.Err() == nil {
-			a.reconcile(ctx)
+			if err := a.reconcile(ctx); err != nil {
+				cancel()
+				a.shutdown()
+				<-srcErr
+				return err
+			}
 		}
 	}
 }
@@ -220,19 +228,26 @@ func (a *announcer) state(s, detail string) {
 	a.log.Info(s, "detail", detail, "addr", a.addr)
 }
 
-func (a *announcer) reconcile(ctx context.Context) {
+// reconcile registers or withdraws as wanted. It returns an error only
+// for what no retry can mend: etcd refusing this client's identity or its
+// permission on the key (a certificate of another role, a prefix outside
+// the role's).
+func (a *announcer) reconcile(ctx context.Context) error {
 	want := a.addr != "" && a.healthy
 	if !want {
 		if a.lease != 0 {
 			a.revoke(ctx)
 			a.state("withdrawn", "key deleted")
 		}
-		return
+		return nil
 	}
 	if a.lease != 0 && a.putAddr == a.addr {
-		return
+		return nil
 	}
 	if err := a.register(ctx); err != nil {
+		if refused(err) {
+			return fmt.Errorf("announce %s: etcd refused it (%w): the client certificate's user (its common name) lacks read-write permission on this key; with the cluster's PKI the registrar role may write only under /services/, so use that prefix (--prefix) and the registrar's certificate", a.Key, err)
+		}
 		a.Metrics.EtcdErrors.Inc()
 		if a.lastState != "etcd unavailable" {
 			a.log.Warn("etcd unavailable; will retry", "err", err)
@@ -240,10 +255,22 @@ func (a *announcer) reconcile(ctx context.Context) {
 		}
 		a.retry.Reset(a.bo.Next())
 		a.retryOn = true
-		return
+		return nil
 	}
 	a.bo.Reset()
 	a.state("registered", "key put under lease")
+	return nil
+}
+
+// refused reports an etcd error no retry mends: this client's identity or
+// its permission on the key was refused.
+func refused(err error) bool {
+	switch status.Code(err) {
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return true
+	}
+	return errors.Is(err, rpctypes.ErrPermissionDenied) || errors.Is(err, rpctypes.ErrUserEmpty) ||
+		errors.Is(err, rpctypes.ErrAuthFailed) || errors.Is(err, rpctypes.ErrInvalidAuthToken)
 }
 
 func (a *announcer) opTimeout() time.Duration {

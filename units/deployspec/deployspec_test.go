@@ -44,11 +44,12 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 		{"bad env key", "services:\n  web:\n    image: a/b:1\n    port: 80\n    env: {1X: y}\n", "services.web.env.1X"},
 		{"health path", "services:\n  web:\n    image: a/b:1\n    port: 80\n    health: {http: healthz}\n", "services.web.health.http"},
 		{"health timeout", "services:\n  web:\n    image: a/b:1\n    port: 80\n    health: {http: /h, interval: 1s, timeout: 2s}\n", "services.web.health.timeout"},
-		{"no services", "registry: {prefix: /x}\n", "services: is required"},
+		{"no services", "registry: {prefix: /services/x}\n", "services: is required"},
 		{"top-level unknown", "servics: {}\n", "f.yaml:1: .servics: unknown key"},
 		{"empty", "", "the file is empty"},
 		{"lb with port", "services:\n  web:\n    image: a/b:1\n    port: 80\n  lb:\n    nginx: {upstream: web}\n    port: 80\n", "f.yaml:7: services.lb.port: a load balancer"},
 		{"bad prefix", "registry: {prefix: services}\nservices:\n  web: {image: a/b:1, port: 80}\n", "registry.prefix"},
+		{"prefix outside the registrar role's, with TLS", "registry:\n  prefix: /apps\nservices:\n  web: {image: a/b:1, port: 80}\n", "f.yaml:2: registry.prefix: \"/apps\" is outside /services/"},
 		{"short ttl", "services:\n  web: {image: a/b:1, port: 80, ttl: 1s}\n", "services.web.ttl"},
 		{"duplicate", "services:\n  web: {image: a/b:1, port: 80}\n  web: {image: a/b:1, port: 80}\n", "appears twice"},
 		{"spread and global", "services:\n  web: {image: a/b:1, port: 80, spread: true, machine: {global: true}}\n", "spread does not apply"},
@@ -63,6 +64,20 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 				t.Fatalf("error %q does not contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+// A prefix outside /services/ is fine without TLS, or with a certificate of
+// the user's own; under /services/ it is fine with the node PKI's.
+func TestPrefixWithTLS(t *testing.T) {
+	for _, y := range []string{
+		"registry: {prefix: /services/team-a}\nservices:\n  web: {image: a/b:1, port: 80}\n",
+		"registry: {prefix: /apps, etcd_endpoints: http://127.0.0.1:2379}\nservices:\n  web: {image: a/b:1, port: 80}\n",
+		"registry: {prefix: /apps, etcd_cert: /etc/x/apps.pem, etcd_key: /etc/x/apps-key.pem}\nservices:\n  web: {image: a/b:1, port: 80}\n",
+	} {
+		if _, err := Parse("f.yaml", []byte(y)); err != nil {
+			t.Errorf("%q: %v", y, err)
+		}
 	}
 }
 

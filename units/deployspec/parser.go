@@ -21,6 +21,8 @@ type parser struct {
 	fields []Field
 	// tlsPaths are registry.etcd_cacert, etcd_cert and etcd_key as given.
 	tlsPaths [3]string
+	// prefixNode is registry.prefix as given (nil: the default).
+	prefixNode *yaml.Node
 }
 
 func (p *parser) record(n *yaml.Node, field string) {
@@ -191,7 +193,7 @@ func (p *parser) registry(v *yaml.Node, spec *Spec) {
 				if !strings.HasPrefix(s, "/") || (len(s) > 1 && strings.HasSuffix(s, "/")) {
 					p.errf(v, "registry.prefix", "%q must start with / and not end with one", s)
 				} else {
-					spec.Prefix = s
+					spec.Prefix, p.prefixNode = s, v
 				}
 			}
 		},
@@ -226,6 +228,12 @@ func (p *parser) registryTLS(spec *Spec, root *yaml.Node) {
 	switch {
 	case strings.HasPrefix(spec.EtcdEndpoints, "https://"):
 		spec.EtcdCACert, spec.EtcdCert, spec.EtcdKey = or(p.tlsPaths[0], Defaults.EtcdCACert), or(p.tlsPaths[1], Defaults.EtcdCert), or(p.tlsPaths[2], Defaults.EtcdKey)
+		// The node PKI's registrar certificate may write only under
+		// /services/ (etcd's v3 auth, role registrar): another prefix would
+		// be refused on every write, for good.
+		if p.tlsPaths[1] == "" && p.prefixNode != nil && spec.Prefix != Defaults.Prefix && !strings.HasPrefix(spec.Prefix+"/", Defaults.Prefix+"/") {
+			p.errf(p.prefixNode, "registry.prefix", "%q is outside %s/: with TLS the registrar's certificate may write only there (etcd role registrar); use a prefix under %s, or give registry.etcd_cert/etcd_key of a user allowed under %s", spec.Prefix, Defaults.Prefix, Defaults.Prefix, spec.Prefix)
+		}
 	case p.tlsPaths != [3]string{}:
 		p.errf(root, "registry.etcd_cert", "TLS files are given but etcd_endpoints are http://; use https://")
 	}
