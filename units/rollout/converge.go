@@ -140,14 +140,11 @@ func (r *roller) pass(v *view, g *generate.Group, since map[string]time.Time, re
 	var serving []instance
 	unavailable, nUpdated := 0, 0
 	for _, in := range sets(g) {
-		worst, allActive, exists := updated, true, false
+		worst, allActive := updated, true
 		var stuck, stuckReport string
 		for k, want := range in.want {
 			s, active, report := unitStatus(v, want)
-			if s != missing {
-				exists = true
-			}
-			if !r.o.Start && (s == stopped || (s == missing && !in.plain)) {
+			if !r.o.Start && s == stopped {
 				s = updated // not asked to start: the right options are enough
 			}
 			worst = min(worst, s)
@@ -155,9 +152,6 @@ func (r *roller) pass(v *view, g *generate.Group, since map[string]time.Time, re
 				stuck, stuckReport = in.names[k], report
 			}
 			allActive = allActive && active
-		}
-		if !exists && !r.o.Start && !in.plain {
-			continue
 		}
 		if worst == updated {
 			if !in.plain {
@@ -241,9 +235,6 @@ func (r *roller) putInstance(ctx context.Context, v *view, want *units.Unit) err
 	}
 	switch {
 	case !ok:
-		if !r.o.Start && isInstance(want.Name) {
-			return nil
-		}
 		r.progress("%s %s", map[bool]string{true: "scale-up", false: "create"}[isInstance(want.Name)], want.Name)
 	case cur.File().Hash() != want.Hash():
 		r.progress("replace %s", want.Name)

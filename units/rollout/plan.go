@@ -254,7 +254,7 @@ func compute(v *view, p *generate.Plan, o Options) Plan {
 				case !ok && o.Start:
 					st.Action, st.State, st.Reason = ScaleUp, fleet.StateLaunched, "new instance"
 				case !ok:
-					continue // not started and not asked to
+					st.Action, st.State, st.Reason = ScaleUp, fleet.StateInactive, "new instance, submitted inactive (--start launches it)"
 				case conflict(cur, g.Service, o) != "":
 					st.Action, st.Reason = Conflict, conflict(cur, g.Service, o)
 				case cur.File().Hash() != in.want[k].Hash():

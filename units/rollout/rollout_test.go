@@ -358,19 +358,33 @@ func TestOwnershipConflictAndPrune(t *testing.T) {
 	}
 }
 
-// Without --start nothing is launched and no instance is created.
-func TestWithoutStartNothingLaunches(t *testing.T) {
+// Without --start nothing is launched: every unit of the spec, instances
+// included, is submitted inactive (as --start's help says), and a plan
+// that lacks instances fleet does not have is not "in sync".
+func TestWithoutStartEverythingIsSubmittedInactive(t *testing.T) {
 	fs, c := newFleet(t, 2)
 	o := fast
 	o.Start = false
-	if _, err := rollout.Apply(context.Background(), c, planOf(t, ""), o); err != nil {
+	plan, err := rollout.Apply(context.Background(), c, planOf(t, ""), o)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if n := count(plan, rollout.ScaleUp); n != 8 {
+		t.Fatalf("plan scales up %d instance units, want 8 (4 apps, 4 sidekicks): %+v", n, plan)
 	}
 	if u := fs.Unit("someapp-lb.service"); u == nil || u.DesiredState != "inactive" {
 		t.Fatalf("lb unit: %+v", u)
 	}
-	if fs.Unit("someapp@1.service") != nil {
-		t.Fatal("instance created without --start")
+	for i := 1; i <= 4; i++ {
+		for _, name := range []string{fmt.Sprintf("someapp@%d.service", i), fmt.Sprintf("someapp-discovery@%d.service", i)} {
+			if u := fs.Unit(name); u == nil || u.DesiredState != "inactive" {
+				t.Fatalf("%s without --start: %+v, want submitted inactive", name, u)
+			}
+		}
+	}
+	again, err := rollout.Compute(context.Background(), c, planOf(t, ""), o)
+	if err != nil || !again.InSync() {
+		t.Fatalf("after the submit: %v, in sync %v: %+v", err, again.InSync(), again)
 	}
 }
 
