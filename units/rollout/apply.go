@@ -94,7 +94,7 @@ func Apply(ctx context.Context, c *fleet.Client, p *generate.Plan, o Options) (P
 		}
 	}
 	for _, st := range plan {
-		if st.Action == ScaleDown {
+		if st.Action == ScaleDown || st.Action == Remove {
 			if err := r.destroy(ctx, st); err != nil {
 				return plan, err
 			}

@@ -32,6 +32,7 @@ const (
 	Create    Action = "create"     // a template or plain unit fleet does not have
 	Replace   Action = "replace"    // options changed: one PUT with the new ones
 	ScaleDown Action = "scale-down" // an instance above the spec's count
+	Remove    Action = "remove"     // owned by a service of the spec, which no longer generates it
 	ScaleUp   Action = "scale-up"   // an instance fleet does not have yet
 	Start     Action = "start"      // right options, not launched, --start given
 	Prune     Action = "prune"      // owned by a service no longer in the spec (--prune)
@@ -201,6 +202,39 @@ func extra(v *view, g *generate.Group) []string {
 	return names
 }
 
+// stale lists the units g's service owns that it no longer generates (a
+// renamed load balancer, a dropped sidekick or template and its
+// instances), instances first. An instance of a current template is
+// extra's, not stale.
+func stale(v *view, g *generate.Group) []string {
+	generated := map[string]bool{}
+	templates := map[string]bool{}
+	for _, t := range g.Templates {
+		generated[t.Name], templates[t.Name] = true, true
+	}
+	for _, u := range g.Units {
+		generated[u.Name] = true
+	}
+	var inst, rest []string
+	for name := range v.units {
+		if generated[name] || v.owner(name) != g.Service {
+			continue
+		}
+		pn, err := units.ParseName(name)
+		switch {
+		case err == nil && pn.IsInstance() && templates[pn.Template()]:
+			continue // extra's: scale-down
+		case err == nil && pn.IsInstance():
+			inst = append(inst, name)
+		default:
+			rest = append(rest, name)
+		}
+	}
+	sort.Strings(inst)
+	sort.Strings(rest)
+	return append(inst, rest...)
+}
+
 // compute is the plan for p against what fleet holds.
 func compute(v *view, p *generate.Plan, o Options) Plan {
 	var plan Plan
@@ -239,6 +273,9 @@ func compute(v *view, p *generate.Plan, o Options) Plan {
 	for _, g := range p.Groups {
 		for _, name := range extra(v, g) {
 			plan = append(plan, Step{Unit: name, Service: g.Service, Action: ScaleDown, Reason: fmt.Sprintf("spec has %d instances", g.Instances)})
+		}
+		for _, name := range stale(v, g) {
+			plan = append(plan, Step{Unit: name, Service: g.Service, Action: Remove, Reason: "the service no longer generates it"})
 		}
 	}
 	started := fleet.StateInactive // what --start asks of an instance

@@ -400,3 +400,40 @@ func put(t *testing.T, url, body string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// Units a service of the spec owns but no longer generates are removed
+// with the service's update, without --prune: a load balancer pointed at
+// another upstream leaves no old LB holding its port, a dropped app leaves
+// no template or instance behind.
+func TestUnitsNoLongerGeneratedAreRemoved(t *testing.T) {
+	fs, c := newFleet(t, 4, map[string]string{"role": "edge"})
+	ctx := context.Background()
+	two := `services:
+  someapp: {image: example/someapp:1.4, port: 3000, instances: 2}
+  other: {image: example/other:1.0, port: 3000, instances: 1}
+  lb:
+    nginx: {listen: 80, upstream: %s}
+    machine: {metadata: {role: edge}}
+`
+	if _, err := rollout.Apply(ctx, c, planOf(t, fmt.Sprintf(two, "someapp")), fast); err != nil {
+		t.Fatal(err)
+	}
+	if fs.Unit("someapp-lb.service") == nil {
+		t.Fatal("no LB for someapp")
+	}
+	plan, err := rollout.Apply(ctx, c, planOf(t, fmt.Sprintf(two, "other")), fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(plan, rollout.Remove); n != 2 {
+		t.Fatalf("plan removes %d units, want the old LB and its discovery: %+v", n, plan)
+	}
+	for _, gone := range []string{"someapp-lb.service", "someapp-lb-discovery.service"} {
+		if fs.Unit(gone) != nil {
+			t.Errorf("%s is still in fleet after the LB moved to another upstream", gone)
+		}
+	}
+	if fs.Unit("other-lb.service") == nil || fs.Unit("someapp@1.service") == nil {
+		t.Fatal("the new LB or the app went missing")
+	}
+}
