@@ -114,8 +114,11 @@ reports what the spec asks for. Running it twice changes nothing.
   create      templates and plain units fleet does not have
   replace     units whose options changed: one PUT with the new options, which
               fleet applies whole or refuses (the old unit stays then)
-  scale-up    instances @N+1.. when instances grew (with --start)
+  scale-up    instances fleet does not have (launched with --start, else
+              submitted inactive)
   scale-down  instances above the count, highest number first, sidekick first
+  remove      units a service of the spec no longer generates (a load balancer
+              pointed at another upstream, a dropped template and its instances)
   start       units with the right options that are not launched (--start)
   prune       units of services that left the spec (--prune)
 
