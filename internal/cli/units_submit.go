@@ -173,6 +173,10 @@ func newUnitsSubmitCmd(e *env) *cobra.Command {
 			opts := rf.options()
 			opts.MaxUnavailable, opts.Parallel, opts.ProgressDeadline = maxUnavailable, parallel, deadline
 			plan, err := rollout.Compute(ctx, c, p, opts)
+			var unsched *rollout.UnschedulableError
+			if errors.As(err, &unsched) {
+				return exitcode.With(2, fmt.Errorf("%s: %w", rf.file, err))
+			}
 			if err != nil {
 				return err
 			}

@@ -15,14 +15,21 @@ import (
 	"github.com/deployctl/deployctl/units/generate"
 )
 
-// Compute reads fleet and returns the plan for p.
+// Compute reads fleet and returns the plan for p. With Start, a plan that
+// launches work no machine can run returns an *UnschedulableError too.
 func Compute(ctx context.Context, c *fleet.Client, p *generate.Plan, o Options) (Plan, error) {
 	o.defaults()
 	v, err := observe(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	return compute(v, p, o), nil
+	plan := compute(v, p, o)
+	if o.Start {
+		if err := checkSchedulable(ctx, c, p); err != nil {
+			return plan, err
+		}
+	}
+	return plan, nil
 }
 
 // observe reads every unit and every state.

@@ -78,6 +78,7 @@ func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
 	since := map[string]time.Time{}
 	reported := map[string]int{}
 	b := backoff.New(r.o.Poll, 500*time.Millisecond)
+	lastSaid := time.Now() // when what is awaited was last printed
 	for {
 		v, err := observe(ctx, r.c)
 		if err != nil {
@@ -88,6 +89,7 @@ func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
 			continue
 		}
 		var act []instance
+		var waiting []string
 		todo := 0
 		for _, g := range groups {
 			gp, err := r.pass(v, g, since, reported)
@@ -96,9 +98,19 @@ func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
 			}
 			todo += gp.todo
 			act = append(act, gp.act...)
+			waiting = append(waiting, gp.waiting...)
 		}
 		if todo == 0 {
 			return nil
+		}
+		if time.Since(lastSaid) >= waitReport && len(waiting) > 0 {
+			more := ""
+			if len(waiting) > 3 {
+				more = fmt.Sprintf(" and %d more", len(waiting)-3)
+				waiting = waiting[:3]
+			}
+			r.progress("waiting for %s%s", strings.Join(waiting, "; "), more)
+			lastSaid = time.Now()
 		}
 		if len(act) > 0 {
 			if err := r.putInstances(ctx, v, act); err != nil {
@@ -118,11 +130,16 @@ func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
 	}
 }
 
+// waitReport is how often a roll that is waiting says what it waits for.
+const waitReport = 5 * time.Second
+
 // groupPass is what one pass found for a group: how many unit sets are
 // not yet updated, and which to put now.
 type groupPass struct {
 	todo int
 	act  []instance
+	// waiting says what is awaited: a unit and what fleet reports of it.
+	waiting []string
 }
 
 // sets are the unit sets of g that converge as one: each instance (app and
@@ -161,6 +178,7 @@ func (r *roller) pass(v *view, g *generate.Group, since map[string]time.Time, re
 			continue
 		}
 		gp.todo++
+		gp.waiting = append(gp.waiting, fmt.Sprintf("%s (%s)", stuck, stuckReport))
 		if _, ok := since[in.key]; !ok && worst == pending {
 			since[in.key] = time.Now()
 		}

@@ -437,3 +437,53 @@ func TestUnitsNoLongerGeneratedAreRemoved(t *testing.T) {
 		t.Fatal("the new LB or the app went missing")
 	}
 }
+
+// Work no machine can run is refused before anything is submitted (fleet
+// would wait silently forever): spread with more instances than machines,
+// metadata no machine has. Exactly enough machines pass.
+func TestUnschedulableIsRefusedUpFront(t *testing.T) {
+	_, c := newFleet(t, 4, map[string]string{"role": "edge"})
+	ctx := context.Background()
+	cases := map[string]string{
+		app("example/someapp:1.4", 6): "spread: true (6 instances",
+		`services:
+  web: {image: a/b:1, port: 80, machine: {metadata: {disk: ssd}}}
+`: "machine.metadata {disk=ssd}",
+	}
+	for y, want := range cases {
+		_, err := rollout.Apply(ctx, c, planOf(t, y), fast)
+		var ue *rollout.UnschedulableError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an UnschedulableError naming %q", y, err, want)
+		}
+	}
+	units, err := c.Units(ctx)
+	if err != nil || len(units) != 0 {
+		t.Fatalf("an unschedulable plan submitted %d units (%v)", len(units), err)
+	}
+	if _, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.4", 4)), fast); err != nil {
+		t.Fatalf("4 spread instances on 4 machines: %v", err)
+	}
+}
+
+// A roll that waits says what it waits for, every few seconds, instead of
+// going silent until the deadline.
+func TestWaitingIsReported(t *testing.T) {
+	fs, c := newFleet(t, 4, map[string]string{"role": "edge"})
+	fs.SetTiming(fleettest.Timing{Activate: 6 * time.Second})
+	o := fast
+	var mu sync.Mutex
+	var lines []string
+	o.Progress = func(l string) { mu.Lock(); lines = append(lines, l); mu.Unlock() }
+	if _, err := rollout.Apply(context.Background(), c, planOf(t, app("example/someapp:1.4", 1)), o); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, l := range lines {
+		if strings.HasPrefix(l, "waiting for ") && strings.Contains(l, ".service (") {
+			return
+		}
+	}
+	t.Fatalf("a 6 s activation went unreported:\n%s", strings.Join(lines, "\n"))
+}
