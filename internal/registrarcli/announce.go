@@ -3,6 +3,8 @@ package registrarcli
 import (
 	"errors"
 	"fmt"
+	"github.com/deployctl/deployctl/internal/sdnotify"
+	"log/slog"
 	"time"
 
 	"github.com/deployctl/deployctl/internal/docker"
@@ -45,6 +47,12 @@ Engine API) plus --port; the key is withdrawn within a second of the
 container's stop or death (Docker events) and put back when it runs again.
 With --addr the address is fixed. With --health-http the key exists only
 while the HTTP check passes.
+
+Under systemd with Type=notify (the generated sidekick units), announce
+reports READY=1 only once the key is in etcd, that is once the instance runs
+and its health check passed: systemd and fleet show the sidekick active only
+then, which is what deployctl units submit waits for before it rolls the next
+instance.
 
 On SIGTERM or SIGINT the lease is revoked, so the key is gone at once, and
 announce exits 0. If announce itself is killed, the key expires with the TTL.`,
@@ -91,6 +99,7 @@ announce exits 0. If announce itself is killed, the key expires with the TTL.`,
 			log.Info("announcing", "key", key, "ttl", o.ttl, "endpoints", o.etcd.Endpoints)
 			return announce.Run(ctx, announce.Config{
 				Client: cli, Key: key, MetaKey: registrar.MetaKey(o.prefix, o.service, o.instance), TTL: o.ttl, Source: src, Health: health, Metrics: metrics, Logger: log,
+				OnChange: readiness(log, "registered %s", "withdrawn"),
 			})
 		},
 	}
@@ -172,4 +181,25 @@ func (o *announceOpts) validate(cmd *cobra.Command) error {
 		}
 	}
 	return o.etcd.Validate()
+}
+
+// readiness returns an OnChange for a Type=notify unit: READY=1 with the
+// first registration (nothing before it), a STATUS line for each change.
+func readiness(log *slog.Logger, registered, withdrawn string) func(addr string) {
+	ready := false
+	return func(addr string) {
+		var err error
+		switch {
+		case addr != "" && !ready:
+			ready = true
+			err = sdnotify.Ready(fmt.Sprintf(registered, addr))
+		case addr != "":
+			err = sdnotify.Status(fmt.Sprintf(registered, addr))
+		default:
+			err = sdnotify.Status(withdrawn)
+		}
+		if err != nil {
+			log.Warn("could not tell systemd", "err", err)
+		}
+	}
 }

@@ -5,9 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -152,5 +157,50 @@ func TestAnnounceMetricsEndpoint(t *testing.T) {
 		if !strings.Contains(body, m) {
 			t.Errorf("metrics lack %q", m)
 		}
+	}
+}
+
+// Under systemd (Type=notify) announce says READY=1 only once its key is in
+// etcd, after the health check passed: "available" is registered, not "the
+// process started". The generated sidekick units rely on it.
+func TestAnnounceReadyOnlyOnceRegistered(t *testing.T) {
+	srv, etcd := testenv.Etcd(t)
+	var healthy atomic.Bool
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !healthy.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer app.Close()
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	key := "/services/web/upstream/web@7"
+	cmd := exec.Command(testenv.Binary(t, registrarPkg), "announce", "--allow-loopback", "--service", "web", "--instance", "web@7",
+		"--addr", strings.TrimPrefix(app.URL, "http://"), "--health-http", "/healthz", "--health-interval", "200ms",
+		"--ttl", "5s", "--etcd-endpoints", srv.Endpoint())
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	buf := make([]byte, 1024)
+	l.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+	if n, err := l.Read(buf); err == nil {
+		t.Fatalf("told systemd %q while the instance was unhealthy", buf[:n])
+	}
+	healthy.Store(true)
+	l.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := l.Read(buf)
+	if err != nil || !strings.Contains(string(buf[:n]), "READY=1") {
+		t.Fatalf("no READY=1 once healthy: %q %v\n%s", buf[:n], err, logs.String())
+	}
+	if _, ok := testenv.Get(t, etcd, key); !ok {
+		t.Fatal("READY=1 before the key was in etcd")
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deployctl/deployctl/internal/sdnotify"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,6 +66,7 @@ func (o *nginxOpts) run(ctx context.Context, g *globals, stdout io.Writer) error
 	prefix := registrar.UpstreamPrefix(o.prefix, o.service)
 	cfg := nginx.Config{
 		Client: cli, Prefix: prefix, File: o.upstreamFile, MinReloadInterval: o.interval, Resync: o.resync, Logger: log, AllowLoopback: o.loopback,
+		OnInSync: inSyncOnce(log),
 		Upstream: upstream.Options{Name: o.upstreamName, Keepalive: o.keepalive, Source: prefix},
 	}
 	if o.dryRun {
@@ -289,4 +292,20 @@ func (o *nginxOpts) validate() error {
 		o.nginxBin = path
 	}
 	return o.etcd.Validate()
+}
+
+// inSyncOnce returns an OnInSync for a Type=notify unit: READY=1 the first
+// time nginx runs what etcd holds (the load balancer serves), nothing
+// before.
+func inSyncOnce(log *slog.Logger) func() {
+	ready := false
+	return func() {
+		if ready {
+			return
+		}
+		ready = true
+		if err := sdnotify.Ready("nginx in sync with etcd"); err != nil {
+			log.Warn("could not tell systemd", "err", err)
+		}
+	}
 }

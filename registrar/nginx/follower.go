@@ -64,6 +64,9 @@ type Config struct {
 	Logger       *slog.Logger
 	// OnApplied, when set, is called after each successful reload.
 	OnApplied func(Applied)
+	// OnInSync, when set, is called from the follower's goroutine each time
+	// nginx runs what etcd holds (after a reload, a push, or finding it so).
+	OnInSync func()
 }
 
 // Applied describes one reload.

@@ -97,6 +97,9 @@ func (f *Follower) ApplySnapshot(ctx context.Context, s catalog.Snapshot) ([]ups
 // note records an outcome in metrics and logs, and reports a reload.
 func (f *Follower) note(out Outcome, s catalog.Snapshot, bs []upstream.Backend, text []byte, err error) {
 	m := f.cfg.Metrics
+	if (out == InSync || out == Reloaded || out == Pushed) && f.cfg.OnInSync != nil {
+		f.cfg.OnInSync()
+	}
 	switch out {
 	case InSync:
 		m.InSync.Set(1)

@@ -97,8 +97,33 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	s.units[name] = nu
 	s.launching(name)
+	if exists && state == fleet.StateLaunched {
+		s.restartBound(name)
+	}
 	s.schedule(nu)
 	w.WriteHeader(http.StatusCreated)
+}
+
+// restartBound models systemd's BindsTo= on the agent: when name is
+// replaced (stopped, then started with its new options), every launched
+// unit bound to it is stopped with it and started again by the agent, so
+// it is "activating" again until it is ready (for a Type=notify sidekick:
+// until it has registered the new instance).
+func (s *Server) restartBound(name string) {
+	for _, u := range s.units {
+		if u.Name == name || u.DesiredState != fleet.StateLaunched {
+			continue
+		}
+		inst := ""
+		if n, err := units.ParseName(u.Name); err == nil && n.IsInstance() {
+			inst = n.Instance
+		}
+		for _, o := range u.Options {
+			if o.Section == "Unit" && o.Name == "BindsTo" && strings.ReplaceAll(o.Value, "%i", inst) == name {
+				s.launching(u.Name)
+			}
+		}
+	}
 }
 
 // setState changes an existing unit's desired state; stopping leaves the
@@ -125,6 +150,9 @@ func (s *Server) launching(name string) {
 		start = g.until
 	}
 	s.activeAt[name] = start.Add(s.timing.Activate)
+	if n, err := units.ParseName(name); err == nil && n.IsInstance() && s.unready[n.Template()] {
+		s.activeAt[name] = start.Add(100 * 365 * 24 * time.Hour) // never READY=1
+	}
 }
 
 // reschedule places launched or loaded units that could not be placed

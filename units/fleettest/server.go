@@ -45,6 +45,9 @@ type Server struct {
 	// agents still report.
 	ghosts  map[string]ghost
 	failing map[string]bool
+	// unready: templates whose instances launched from now on never report
+	// READY=1 (a Type=notify sidekick whose instance never registers).
+	unready map[string]bool
 	// Requests counts requests by "METHOD path-kind", e.g. "PUT unit".
 	Requests map[string]int
 }
@@ -53,7 +56,7 @@ type Server struct {
 // machine (may be shorter than n).
 func New(n int, metadata ...map[string]string) *Server {
 	s := &Server{TokenLimit: 100, units: map[string]*fleet.Unit{}, Requests: map[string]int{},
-		activeAt: map[string]time.Time{}, ghosts: map[string]ghost{}, failing: map[string]bool{}}
+		activeAt: map[string]time.Time{}, ghosts: map[string]ghost{}, failing: map[string]bool{}, unready: map[string]bool{}}
 	for i := 0; i < n; i++ {
 		m := fleet.Machine{ID: fmt.Sprintf("%032x", i+1), PrimaryIP: fmt.Sprintf("10.132.0.%d", i+11)}
 		if i < len(metadata) {
@@ -88,6 +91,17 @@ func (s *Server) Fail(name string, fail bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failing[name] = fail
+}
+
+// Unready makes the instances of template (e.g. someapp-discovery@.service)
+// launched from now on stay "activating" for good, as a Type=notify unit
+// does until it says READY=1: the registrar sidekick of an instance that
+// never passes its health check. Unready(template, false) lets instances
+// launched afterwards become active again.
+func (s *Server) Unready(template string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unready[template] = on
 }
 
 // Start serves on a loopback httptest server, closed at cleanup by the

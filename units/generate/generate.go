@@ -238,6 +238,7 @@ func Sidekick(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
 		args = append(args, "--health-http", quote(h.HTTP), "--health-interval", seconds(h.Interval), "--health-timeout", seconds(h.Timeout))
 	}
 	args = append(args, etcdFlags(spec)...)
+	addReadiness(u)
 	u.Add("Service", "ExecStart", join(args...))
 	u.Add("Service", "Restart", "always")
 	u.Add("Service", "RestartSec", "2s")
@@ -250,6 +251,18 @@ func Sidekick(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
 		u.Add(units.XFleet, "MachineOf", app)
 	}
 	return u
+}
+
+// addReadiness makes a registrar unit Type=notify: systemd (and so fleet)
+// reports it active only once the registrar says READY=1, that is once the
+// instance is registered after its health check passed, or nginx serves
+// what etcd holds. "Available" for units submit is that, not the process
+// started. Start has no timeout: an instance that never becomes healthy
+// stays activating, and the roll stops at its progress deadline.
+func addReadiness(u *units.Unit) {
+	u.Add("Service", "Type", "notify")
+	u.Add("Service", "NotifyAccess", "main")
+	u.Add("Service", "TimeoutStartSec", "0")
 }
 
 // ControlSocket is dynamic mode's control socket for upstream, relative
@@ -298,6 +311,7 @@ func LoadBalancer(spec *deployspec.Spec, s *deployspec.Service) (lb, companion *
 		args = append(args, "--mode", "dynamic", "--nginx-conf-dir", "/etc/nginx/conf.d")
 	}
 	args = append(args, etcdFlags(spec)...)
+	addReadiness(companion)
 	companion.Add("Service", "ExecStart", join(args...))
 	companion.Add("Service", "Restart", "always")
 	companion.Add("Service", "RestartSec", "2s")

@@ -487,3 +487,31 @@ func TestWaitingIsReported(t *testing.T) {
 	}
 	t.Fatalf("a 6 s activation went unreported:\n%s", strings.Join(lines, "\n"))
 }
+
+// A new version whose instances never become ready (their sidekicks never
+// register, so systemd never reports them active under Type=notify) stops
+// at max-unavailable: one instance tried, the other N-1 still serving the
+// old version, and submit ends at the progress deadline naming it.
+func TestNeverReadyVersionStopsAtMaxUnavailable(t *testing.T) {
+	fs, c := newFleet(t, 4, map[string]string{"role": "edge"})
+	ctx := context.Background()
+	if _, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.4", 4)), fast); err != nil {
+		t.Fatal(err)
+	}
+	oldTpl := planOf(t, app("example/someapp:1.4", 4)).Unit("someapp@.service")
+	fs.Unready("someapp-discovery@.service", true)
+	o := fast
+	o.ProgressDeadline = time.Second
+	_, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.5", 4)), o)
+	var stuck *rollout.StuckError
+	if !errors.As(err, &stuck) {
+		t.Fatalf("a never-ready version: %v, want a StuckError at the progress deadline", err)
+	}
+	_, serving, err := instanceStates(ctx, c, oldTpl, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if serving != 3 {
+		t.Fatalf("%d instances serve the old version after the stopped roll, want 3 (N - max-unavailable)", serving)
+	}
+}
