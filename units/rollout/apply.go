@@ -2,11 +2,14 @@ package rollout
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/deployctl/deployctl/internal/backoff"
@@ -133,10 +136,14 @@ func isInstance(name string) bool {
 type roller struct {
 	c *fleet.Client
 	o Options
+	// mu serializes Progress: instances are put from several goroutines.
+	mu sync.Mutex
 }
 
 func (r *roller) progress(format string, a ...any) {
 	if r.o.Progress != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
 		r.o.Progress(fmt.Sprintf(format, a...))
 	}
 }
@@ -148,6 +155,17 @@ func transient(err error) bool {
 	var fe *fleet.Error
 	if errors.As(err, &fe) {
 		return fe.Code >= 500 || fe.Code == http.StatusRequestTimeout || fe.Code == http.StatusTooManyRequests
+	}
+	// A certificate fleet's endpoint presents will not change by asking
+	// again: final.
+	var (
+		unknownCA x509.UnknownAuthorityError
+		invalid   x509.CertificateInvalidError
+		hostname  x509.HostnameError
+		tlsRecord tls.RecordHeaderError
+	)
+	if errors.As(err, &unknownCA) || errors.As(err, &invalid) || errors.As(err, &hostname) || errors.As(err, &tlsRecord) {
+		return false
 	}
 	var ue *url.Error
 	return errors.As(err, &ue)
@@ -180,9 +198,28 @@ func (r *roller) putFile(ctx context.Context, p *generate.Plan, st Step) error {
 	})
 }
 
+// destroy removes a unit and returns once fleet no longer reports a state
+// for it (its agent has stopped it: 1.6-3.5 s after the DELETE on fleetd
+// 1.0.0, design §6), within ProgressDeadline.
 func (r *roller) destroy(ctx context.Context, st Step) error {
 	r.progress("%s %s", st.Action, st.Unit)
-	return r.retry(ctx, fmt.Sprintf("%s %s", st.Action, st.Unit), func(ctx context.Context) error {
+	if err := r.retry(ctx, fmt.Sprintf("%s %s", st.Action, st.Unit), func(ctx context.Context) error {
 		return r.c.Destroy(ctx, st.Unit)
-	})
+	}); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(r.o.ProgressDeadline)
+	b := backoff.New(r.o.Poll, time.Second)
+	for {
+		sts, err := r.c.States(ctx, "", st.Unit)
+		if err == nil && len(sts) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return &StuckError{Service: st.Service, Unit: st.Unit, State: "still reported after its removal", Deadline: r.o.ProgressDeadline}
+		}
+		if !b.Wait(ctx) {
+			return fmt.Errorf("%s %s: waiting for fleet to stop it: %w", st.Action, st.Unit, ctx.Err())
+		}
+	}
 }

@@ -155,6 +155,7 @@ func sets(g *generate.Group) []instance {
 func (r *roller) pass(v *view, g *generate.Group, since map[string]time.Time, reported map[string]int) (groupPass, error) {
 	var gp groupPass
 	var serving []instance
+	var stuckErr *StuckError
 	unavailable, nUpdated := 0, 0
 	for _, in := range sets(g) {
 		worst, allActive := updated, true
@@ -182,8 +183,10 @@ func (r *roller) pass(v *view, g *generate.Group, since map[string]time.Time, re
 		if _, ok := since[in.key]; !ok && worst == pending {
 			since[in.key] = time.Now()
 		}
-		if t, ok := since[in.key]; ok && time.Since(t) > r.o.ProgressDeadline {
-			return gp, &StuckError{Service: g.Service, Unit: stuck, State: stuckReport, Deadline: r.o.ProgressDeadline, Updated: nUpdated, Desired: g.Instances}
+		if t, ok := since[in.key]; ok && time.Since(t) > r.o.ProgressDeadline && stuckErr == nil {
+			// Reported once every set has been counted: Updated is the
+			// whole service's, not the sets before this one.
+			stuckErr = &StuckError{Service: g.Service, Unit: stuck, State: stuckReport, Deadline: r.o.ProgressDeadline, Desired: g.Instances}
 		}
 		switch {
 		case worst == outdated && allActive && !in.plain:
@@ -198,6 +201,10 @@ func (r *roller) pass(v *view, g *generate.Group, since map[string]time.Time, re
 				unavailable++
 			}
 		}
+	}
+	if stuckErr != nil {
+		stuckErr.Updated = nUpdated
+		return gp, stuckErr
 	}
 	budget := r.o.MaxUnavailable - unavailable
 	for _, in := range serving {
@@ -223,8 +230,15 @@ func (r *roller) putInstances(ctx context.Context, v *view, ins []instance) erro
 	var mu sync.Mutex
 	var first error
 	for _, in := range ins {
-		wg.Add(1)
 		sem <- struct{}{}
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed {
+			<-sem
+			break // a permanent error: start no more
+		}
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()

@@ -515,3 +515,48 @@ func TestNeverReadyVersionStopsAtMaxUnavailable(t *testing.T) {
 		t.Fatalf("%d instances serve the old version after the stopped roll, want 3 (N - max-unavailable)", serving)
 	}
 }
+
+// A stopped roll counts every updated instance of the service, not just
+// those before the stuck one.
+func TestStuckErrorCountsEveryUpdatedInstance(t *testing.T) {
+	fs, c := newFleet(t, 4, map[string]string{"role": "edge"})
+	ctx := context.Background()
+	if _, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.4", 4)), fast); err != nil {
+		t.Fatal(err)
+	}
+	fs.Fail("someapp@1.service", true)
+	o := fast
+	o.MaxUnavailable, o.ProgressDeadline = 2, 2*time.Second
+	_, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.5", 4)), o)
+	var stuck *rollout.StuckError
+	if !errors.As(err, &stuck) || stuck.Unit != "someapp@1.service" {
+		t.Fatalf("%v, want someapp@1 stuck", err)
+	}
+	_, fresh, err := instanceStates(ctx, c, planOf(t, app("example/someapp:1.5", 4)).Unit("someapp@.service"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh == 0 || stuck.Updated != fresh {
+		t.Fatalf("StuckError says %d of 4 updated, fleet reports %d on the new version", stuck.Updated, fresh)
+	}
+}
+
+// Scale-down (and prune, remove) returns only once fleet no longer reports
+// the removed units (fleetd keeps reporting a destroyed unit's state for
+// 1.6-3.5 s, design §6): submit returns when fleet reports the plan.
+func TestScaleDownWaitsUntilFleetStopsReporting(t *testing.T) {
+	fs, c := newFleet(t, 4)
+	ctx := context.Background()
+	if _, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.4", 4)), fast); err != nil {
+		t.Fatal(err)
+	}
+	fs.SetTiming(fleettest.Timing{Stale: 800 * time.Millisecond})
+	if _, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.4", 2)), fast); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"someapp@3.service", "someapp@4.service", "someapp-discovery@4.service"} {
+		if sts, err := c.States(ctx, "", name); err != nil || len(sts) != 0 {
+			t.Errorf("%s: fleet still reports %v (%v) when scale-down returned", name, sts, err)
+		}
+	}
+}
