@@ -198,7 +198,7 @@ func newUnitsSubmitCmd(e *env) *cobra.Command {
 			opts.Progress = func(line string) {
 				fmt.Fprintf(e.stderr, "[%5.1fs] %s\n", time.Since(begin).Seconds(), line)
 			}
-			applied, err := rollout.Apply(ctx, c, p, opts)
+			applied, err := rollout.Execute(ctx, c, p, plan, opts)
 			if err != nil {
 				return err
 			}

@@ -87,11 +87,19 @@ func (e *ConflictError) Error() string {
 // and returns once fleet reports every launched unit active with its new
 // hash. The plan is returned even when Apply fails.
 func Apply(ctx context.Context, c *fleet.Client, p *generate.Plan, o Options) (Plan, error) {
-	o.defaults()
 	plan, err := Compute(ctx, c, p, o)
 	if err != nil {
-		return nil, err
+		return plan, err
 	}
+	return Execute(ctx, c, p, plan, o)
+}
+
+// Execute applies a plan computed by Compute (the one the user was shown):
+// it refuses one with conflicts, then applies it step by step and
+// converges level-triggered, reading fleet again between steps, so a
+// change in fleet since the plan was computed is still reconciled.
+func Execute(ctx context.Context, c *fleet.Client, p *generate.Plan, plan Plan, o Options) (Plan, error) {
+	o.defaults()
 	if cs := plan.Conflicts(); len(cs) > 0 {
 		return plan, &ConflictError{Steps: cs}
 	}

@@ -260,6 +260,13 @@ func (r *roller) putInstances(ctx context.Context, v *view, ins []instance) erro
 
 func (r *roller) putInstance(ctx context.Context, v *view, want *units.Unit) error {
 	cur, ok := v.units[want.Name]
+	// Ownership is checked again on every pass: a unit of this name written
+	// by someone else since the plan was made is not overwritten.
+	if ok {
+		if why := conflict(cur, generate.OwnerOf(want), r.o); why != "" {
+			return &ConflictError{Steps: []Step{{Unit: want.Name, Service: generate.OwnerOf(want), Action: Conflict, Reason: why}}}
+		}
+	}
 	state := fleet.StateInactive
 	if r.o.Start || (ok && cur.DesiredState == fleet.StateLaunched) {
 		// Start is asked, or the unit already runs.

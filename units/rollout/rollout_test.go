@@ -560,3 +560,29 @@ func TestScaleDownWaitsUntilFleetStopsReporting(t *testing.T) {
 		}
 	}
 }
+
+// Ownership is checked again while the plan is applied: an instance
+// written by hand after the plan was computed is not overwritten.
+func TestOwnershipIsCheckedMidRoll(t *testing.T) {
+	fs, c := newFleet(t, 4)
+	ts := httptest.NewServer(fs)
+	defer ts.Close()
+	ctx := context.Background()
+	p := planOf(t, app("example/someapp:1.4", 2))
+	plan, err := rollout.Compute(ctx, c, p, fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"name":"someapp@1.service","desiredState":"inactive","options":[{"section":"Service","name":"ExecStart","value":"/bin/true"}]}`
+	if code, msg := put(t, ts.URL+"/fleet/v1/units/someapp%401.service", body); code != 201 {
+		t.Fatalf("hand-written unit: %d %s", code, msg)
+	}
+	_, err = rollout.Execute(ctx, c, p, plan, fast)
+	var ce *rollout.ConflictError
+	if !errors.As(err, &ce) {
+		t.Fatalf("%v, want a ConflictError for the unit written meanwhile", err)
+	}
+	if u := fs.Unit("someapp@1.service"); u == nil || len(u.Options) != 1 {
+		t.Fatalf("the hand-written unit was overwritten: %+v", u)
+	}
+}
