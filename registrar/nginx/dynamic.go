@@ -44,6 +44,26 @@ type pusher struct {
 	// scriptOK: the Lua balancer and the control directory were checked
 	// since the last resync or nginx start (not on every push).
 	scriptOK bool
+	// last is the highest list version sent or seen served: versions only
+	// grow, whatever the wall clock does (nginx refuses an older one).
+	last int64
+}
+
+// nextVersion is a version above every one sent or seen: the wall clock
+// in nanoseconds, or one more than the last when the clock is behind it.
+func (p *pusher) nextVersion() int64 {
+	v := time.Now().UnixNano()
+	if v <= p.last {
+		v = p.last + 1
+	}
+	return v
+}
+
+// saw records a version nginx serves.
+func (p *pusher) saw(version string) {
+	if v, err := strconv.ParseInt(strings.TrimSpace(version), 10, 64); err == nil && v > p.last {
+		p.last = v
+	}
 }
 
 func newPusher(hostDir, name string) *pusher {
@@ -110,10 +130,10 @@ func (p *pusher) writeScript() error {
 // starts from it), then the list to the control socket, confirmed by
 // nginx's answer. A list nginx already has is not sent again.
 func (p *pusher) push(ctx context.Context, bs []upstream.Backend) (bool, error) {
-	want := listText(time.Now().UnixNano(), bs)
-	if p.pushed != nil && bytes.Equal(body(p.pushed), body(want)) {
+	if p.pushed != nil && bytes.Equal(body(p.pushed), body(listText(0, bs))) {
 		return false, nil
 	}
+	want := listText(p.nextVersion(), bs)
 	if err := atomicfile.WriteFile(p.state, want, 0o644); err != nil {
 		return false, fmt.Errorf("write %s: %w", p.state, err)
 	}
@@ -127,6 +147,14 @@ func (p *pusher) push(ctx context.Context, bs []upstream.Backend) (bool, error) 
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode == http.StatusConflict {
+		// nginx serves a newer version (a clock that went back, another
+		// registrar): push above it next time.
+		if f := strings.Fields(string(answer)); len(f) > 0 {
+			p.saw(f[len(f)-1])
+		}
+		return false, fmt.Errorf("nginx refused the instance list as older than the one it serves: %s", strings.TrimSpace(string(answer)))
+	}
 	if resp.StatusCode != http.StatusOK {
 		return false, fmt.Errorf("nginx refused the instance list: %s: %s", resp.Status, strings.TrimSpace(string(answer)))
 	}
@@ -134,6 +162,7 @@ func (p *pusher) push(ctx context.Context, bs []upstream.Backend) (bool, error) 
 		return false, fmt.Errorf("nginx answered %q to a list of %d at version %s", strings.TrimSpace(string(answer)), len(bs), version(want))
 	}
 	p.pushed = want
+	p.saw(version(want))
 	return true, nil
 }
 
@@ -151,6 +180,7 @@ func (p *pusher) probe(ctx context.Context) error {
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	p.saw(string(answer))
 	if p.pushed != nil && strings.TrimSpace(string(answer)) != version(p.pushed) {
 		p.pushed = nil
 		return errors.New("nginx serves another list version than pushed (restarted?)")

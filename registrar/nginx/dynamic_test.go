@@ -3,6 +3,8 @@ package nginx_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -270,6 +272,82 @@ func TestSpecialAddressesAreNotServed(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(m.InvalidValues); n != 6 {
 		t.Fatalf("invalid values counted %v, want 6", n)
+	}
+}
+
+// The upstream file carries everything the balancer needs: a server block
+// of one's own with nothing but proxy_pass http://web (no variables of
+// ours) is served, including after a restart from the state file.
+func TestDynamicOwnServerBlock(t *testing.T) {
+	r := newDynRig(t, 30*time.Second)
+	a1, _ := testenv.Backend(t, "web@1")
+	r.etcd.Put(context.Background(), r.prefix+"web@1", a1)
+	testenv.WaitFor(t, 10*time.Second, "web@1 served", func() bool { return answers(r.lb.URL, 4)["web@1"] == 4 })
+	site := filepath.Join(filepath.Dir(r.lb.UpstreamFile), "web.site.conf")
+	own := fmt.Sprintf("server {\n    listen %s;\n    location / { proxy_pass http://web; }\n}\n", strings.TrimSuffix(strings.TrimPrefix(r.lb.URL, "http://"), "/"))
+	if err := os.WriteFile(site, []byte(own), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := r.lb.Host().Test(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.lb.Host().Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "web@1 served through a server block of one's own", func() bool { return answers(r.lb.URL, 4)["web@1"] == 4 })
+	r.stop()
+	r.lb.Stop()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := r.lb.Start(sctx); err != nil {
+		t.Fatal(err)
+	}
+	if a := answers(r.lb.URL, 4); a["web@1"] != 4 {
+		t.Fatalf("restarted nginx with its own server block, from the state file: %v", a)
+	}
+}
+
+// List versions only grow: nginx refuses a push older than the list it
+// serves, and the registrar pushes above the version nginx reports.
+func TestDynamicVersionsOnlyGrow(t *testing.T) {
+	r := newDynRig(t, 30*time.Second)
+	a1, _ := testenv.Backend(t, "web@1")
+	r.etcd.Put(context.Background(), r.prefix+"web@1", a1)
+	testenv.WaitFor(t, 10*time.Second, "web@1 served", func() bool { return answers(r.lb.URL, 4)["web@1"] == 4 })
+	if got := control(t, r.socket(), http.MethodPost, "5\n"+a1+"\n"); !strings.HasPrefix(got, "409") {
+		t.Fatalf("an older list: %s, want 409", got)
+	}
+	// A list far in the future (another writer, a clock that ran ahead):
+	// the registrar's next push goes above it.
+	future := "9000000000000000000\n" + a1 + "\n"
+	if got := control(t, r.socket(), http.MethodPost, future); !strings.HasPrefix(got, "200") {
+		t.Fatalf("a newer list: %s", got)
+	}
+	a2, _ := testenv.Backend(t, "web@2")
+	r.etcd.Put(context.Background(), r.prefix+"web@2", a2)
+	testenv.WaitFor(t, 10*time.Second, "web@2 pushed above the served version", func() bool { return answers(r.lb.URL, 8)["web@2"] == 4 })
+}
+
+// A new Lua balancer changes the rendered upstream, so a running nginx
+// reloads once and loads it (it keeps the Lua it loaded until then).
+func TestDynamicUpstreamNamesTheBalancer(t *testing.T) {
+	r := newDynRig(t, 30*time.Second)
+	testenv.WaitFor(t, 10*time.Second, "in sync", func() bool { return testutil.ToFloat64(r.metrics.InSync) == 1 })
+	b, err := os.ReadFile(r.lb.UpstreamFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(nginx.BalancerLua)
+	if !strings.Contains(string(b), "# Lua balancer "+hex.EncodeToString(sum[:6])) {
+		t.Fatalf("the upstream file does not name the balancer it runs:\n%s", b)
+	}
+	d := upstream.Dynamic{ConfDir: "/etc/nginx/conf.d", ScriptHash: "aaaa"}
+	o := upstream.Options{Name: "web"}
+	d2 := d
+	d2.ScriptHash = "bbbb"
+	if bytes.Equal(upstream.RenderDynamic(o, d), upstream.RenderDynamic(o, d2)) {
+		t.Fatal("another balancer renders the same upstream file")
 	}
 }
 

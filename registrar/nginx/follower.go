@@ -3,6 +3,8 @@ package nginx
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -151,7 +153,8 @@ func New(cfg Config) (*Follower, error) {
 	f.baseline = f.onDisk()
 	if d := cfg.Dynamic; d != nil {
 		dir := filepath.Dir(cfg.File)
-		ud := upstream.Dynamic{ConfDir: d.NginxConfDir}
+		sum := sha256.Sum256(BalancerLua)
+		ud := upstream.Dynamic{ConfDir: d.NginxConfDir, ScriptHash: hex.EncodeToString(sum[:6])}
 		if ud.ConfDir == "" {
 			ud.ConfDir = dir
 		}

@@ -15,6 +15,10 @@ type Dynamic struct {
 	ConfDir string
 	// DictSize is the shared dict's size (default 16m: ~500,000 instances).
 	DictSize string
+	// ScriptHash identifies the Lua balancer's text. A running nginx keeps
+	// the Lua it loaded until it reloads; with the hash in the rendered
+	// file, a new balancer changes the file, and the registrar reloads once.
+	ScriptHash string
 }
 
 // ScriptName is the Lua balancer's file name in the conf dir.
@@ -41,6 +45,11 @@ func (d Dynamic) Check() error {
 	if !strings.HasPrefix(d.ConfDir, "/") || strings.ContainsAny(d.ConfDir, " \t\n;{}'\"$\\") {
 		return fmt.Errorf("nginx conf dir %q must be an absolute path without spaces or nginx syntax", d.ConfDir)
 	}
+	for _, r := range d.ScriptHash {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return fmt.Errorf("script hash %q must be lower-case hex", d.ScriptHash)
+		}
+	}
 	if d.DictSize != "" && !dictSize.MatchString(d.DictSize) {
 		return fmt.Errorf("shared dict size %q must be like 16m", d.DictSize)
 	}
@@ -64,12 +73,26 @@ func RenderDynamic(o Options, d Dynamic) []byte {
 		fmt.Fprintf(&b, " from etcd %s", o.Source)
 	}
 	fmt.Fprintf(&b, `. Do not edit.
-# Instances are pushed to the control socket and served without a reload;
+`)
+	if d.ScriptHash != "" {
+		fmt.Fprintf(&b, "# Lua balancer %s: a new one changes this line, and nginx reloads to load it.\n", d.ScriptHash)
+	}
+	fmt.Fprintf(&b, `# Instances are pushed to the control socket and served without a reload;
 # %[2]s holds the last list for a restarted nginx.
 lua_shared_dict deployctl_%[1]s %[3]s;
 upstream %[1]s {
     server 0.0.0.1:1; # placeholder: the balancer picks every peer
-    balancer_by_lua_file %[4]s;
+    # The upstream names itself, so any server block's proxy_pass
+    # http://%[1]s works; the balancer's chunk is compiled once a worker.
+    balancer_by_lua_block {
+        ngx.ctx.deployctl_upstream = "%[1]s"
+        local run = package.loaded.deployctl_balancer_chunk
+        if not run then
+            run = assert(loadfile("%[4]s"))
+            package.loaded.deployctl_balancer_chunk = run
+        end
+        return run()
+    }
 `, o.Name, d.ConfDir+"/"+StateName(o.Name), size, d.Script())
 	if o.Keepalive > 0 {
 		fmt.Fprintf(&b, "    keepalive %d;\n", o.Keepalive)

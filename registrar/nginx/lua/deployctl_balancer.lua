@@ -11,10 +11,18 @@
 -- then one "IP:PORT" per line, replaced whole, so a worker never sees a
 -- partial list. registrar writes the same text to <name>.backends beside
 -- this file; after a restart the first request loads it from there.
+-- The upstream's name: $deployctl_upstream where our site or control
+-- server sets it, else what the upstream's own balancer block put in
+-- ngx.ctx, so a server block of one's own needs nothing of ours but
+-- proxy_pass http://NAME.
 local name = ngx.var.deployctl_upstream
-local dict = ngx.shared["deployctl_" .. name]
+if name == nil or name == "" then
+  name = ngx.ctx.deployctl_upstream
+end
+local dict = name and ngx.shared["deployctl_" .. name]
 if not dict then
-  ngx.log(ngx.ERR, "deployctl: no lua_shared_dict deployctl_", name)
+  ngx.log(ngx.ERR, "deployctl: no lua_shared_dict deployctl_", tostring(name),
+    ": proxy_pass http://UPSTREAM to an upstream registrar nginx --mode dynamic renders, or set $deployctl_upstream")
   return ngx.exit(500)
 end
 -- Per-worker state survives requests in package.loaded.
@@ -86,9 +94,15 @@ local function parse(text, hosts, ports)
   return n, nil, version
 end
 
+-- statefile is <name>.backends beside this file, where the registrar
+-- writes it ($deployctl_state_file overrides).
 local function statefile()
   local conf = ngx.var.deployctl_state_file
-  return conf
+  if conf and conf ~= "" then
+    return conf
+  end
+  local dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")
+  return dir and (dir .. "/" .. name .. ".backends")
 end
 
 -- current returns how many instances this worker balances over,
@@ -162,6 +176,14 @@ elseif phase == "content" then
     ngx.status = 400
     ngx.say(err)
     return ngx.exit(400)
+  end
+  -- Versions only grow: a list older than the one served (a stale or
+  -- replayed push) is refused, with the version served.
+  local served = (dict:get("list") or "0\n"):match("^(%d+)")
+  if #version < #served or (#version == #served and version < served) then
+    ngx.status = 409
+    ngx.say("version ", version, " is older than the served ", served)
+    return ngx.exit(409)
   end
   local ok, serr = dict:set("list", body)
   if not ok then
