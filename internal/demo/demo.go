@@ -140,6 +140,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		return &r.res, err
 	}
 	r.keepRunning(ctx)
+	r.say("\n==> Stopping: removing the instances, their sidekicks, nginx and etcd")
 	return &r.res, nil
 }
 
@@ -255,5 +256,8 @@ func (r *run) cleanup() {
 	}
 	if r.dir != "" {
 		os.RemoveAll(r.dir)
+	}
+	if r.etcd != nil {
+		r.say("==> Cleaned up: nothing of the demo is left running")
 	}
 }

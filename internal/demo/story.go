@@ -168,6 +168,9 @@ func (r *run) keepRunning(ctx context.Context) {
 			return
 		case <-tick.C:
 			served, failed := r.servedSet(ctx, 2*len(r.apps))
+			if ctx.Err() != nil {
+				return // stopped while asking: the answers mean nothing
+			}
 			keys := r.keys(ctx)
 			var parts []string
 			names := make([]string, 0, len(r.apps))
