@@ -234,6 +234,47 @@ TimeoutStartSec=0
 ExecStart=/bin/sh -c 'until [ -x /opt/bin/registrar ]; do sleep 2; done'
 `
 
+// MetadataAddr is DigitalOcean's metadata service: it serves the
+// droplet's user data (with the node's SSH host key) to any process that
+// asks, containers included, unless the host blocks it.
+const MetadataAddr = "169.254.169.254"
+
+// MetadataBlockCommands put the rules that keep every container (on docker0
+// or flannel: forwarded traffic) from reaching the metadata service, while
+// the host itself (coreos-cloudinit at boot) still can. The rules sit in
+// DOCKER-USER, the chain Docker keeps and evaluates first for forwarded
+// traffic, jumped to from the top of FORWARD; each is checked before it is
+// added, so the commands are idempotent.
+var MetadataBlockCommands = []string{
+	"/bin/sh -c 'iptables -w -N DOCKER-USER 2>/dev/null || true'",
+	"/bin/sh -c 'iptables -w -C FORWARD -j DOCKER-USER 2>/dev/null || iptables -w -I FORWARD -j DOCKER-USER'",
+	"/bin/sh -c 'iptables -w -C DOCKER-USER -d " + MetadataAddr + "/32 -j REJECT --reject-with icmp-port-unreachable 2>/dev/null || iptables -w -I DOCKER-USER -d " + MetadataAddr + "/32 -j REJECT --reject-with icmp-port-unreachable'",
+}
+
+// MetadataBlockService applies MetadataBlockCommands before Docker and
+// flannel start, at every boot.
+var MetadataBlockService = func() string {
+	var b strings.Builder
+	b.WriteString(`[Unit]
+Description=Keep containers from the metadata service (it serves this node's user data and SSH host key)
+Before=docker.service flanneld.service
+DefaultDependencies=no
+After=network-pre.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+`)
+	for _, c := range MetadataBlockCommands {
+		b.WriteString("ExecStart=" + c + "\n")
+	}
+	b.WriteString(`
+[Install]
+WantedBy=multi-user.target
+`)
+	return b.String()
+}()
+
 // NodeConfig renders the cloud-config model for node.
 func NodeConfig(c Cluster, n Node) (*Config, error) {
 	if err := c.Check(); err != nil {
@@ -279,6 +320,7 @@ func NodeConfig(c Cluster, n Node) (*Config, error) {
 				{Name: "fleet.socket", Enable: true, Command: start, Content: FleetSocket},
 				{Name: "fleet.service", Enable: true, Command: start, Content: c.FleetService(n)},
 				{Name: "registrar-ready.service", Content: RegistrarReadyService},
+				{Name: "metadata-block.service", Enable: true, Command: "start", Content: MetadataBlockService},
 			},
 		},
 	}

@@ -4,7 +4,8 @@
 # drives), systemd-analyze (to verify generated units), iproute2, and curl
 # (compat/etcd35 runs the nodes' curl calls against etcd 3.5), and Debian's Lua
 # module for nginx (libnginx-mod-http-lua: the registrar's dynamic mode), and
-# etcdctl (etcd-client: compat/etcd35 runs the nodes' auth setup with it). It also
+# etcdctl (etcd-client: compat/etcd35 runs the nodes' auth setup with it), and
+# iptables (the nodes' metadata block, tested in network namespaces). It also
 # starts the Docker engine when it is installed but not running.
 set -euo pipefail
 
@@ -15,6 +16,8 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ -e /usr/lib/nginx/modules/ngx_http_lua_module.so ] || missing+=(libnginx-mod-http-lua)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
+# iptables: cloud-config's metadata block is run in network namespaces.
+command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing+=(iptables)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]} with apt-get"
