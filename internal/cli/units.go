@@ -188,7 +188,7 @@ func newUnitsListCmd(e *env) *cobra.Command {
 			}
 			var t [][]string
 			for _, r := range rows {
-				t = append(t, []string{r.Unit, shortID(r.Machine) + "/" + r.IP, r.Active, r.Sub})
+				t = append(t, []string{r.Unit, machineColumn(r.Machine, r.IP), r.Active, r.Sub})
 			}
 			return table(e.stdout, []string{"UNIT", "MACHINE", "ACTIVE", "SUB"}, t)
 		},
@@ -229,16 +229,25 @@ func newUnitsStatusCmd(e *env) *cobra.Command {
 				}
 				us = append(us, *u)
 			}
+			ms, err := c.Machines(ctx)
+			if err != nil {
+				return err
+			}
+			ip := map[string]string{}
+			for _, m := range ms {
+				ip[m.ID] = m.PrimaryIP
+			}
 			type row struct {
 				Unit    string `json:"unit"`
 				Desired string `json:"desiredState"`
 				Current string `json:"currentState"`
 				Machine string `json:"machineID,omitempty"`
+				IP      string `json:"ip,omitempty"`
 				Hash    string `json:"hash"`
 			}
 			var rows []row
 			for _, u := range us {
-				rows = append(rows, row{u.Name, u.DesiredState, u.CurrentState, u.MachineID, u.File().Hash()[:10]})
+				rows = append(rows, row{u.Name, u.DesiredState, u.CurrentState, u.MachineID, ip[u.MachineID], u.File().Hash()[:10]})
 			}
 			if o.json() {
 				if rows == nil {
@@ -248,7 +257,7 @@ func newUnitsStatusCmd(e *env) *cobra.Command {
 			}
 			var t [][]string
 			for _, r := range rows {
-				t = append(t, []string{r.Unit, r.Desired, r.Current, shortID(r.Machine), r.Hash})
+				t = append(t, []string{r.Unit, r.Desired, r.Current, machineColumn(r.Machine, r.IP), r.Hash})
 			}
 			return table(e.stdout, []string{"UNIT", "DESIRED", "CURRENT", "MACHINE", "HASH"}, t)
 		},
@@ -266,4 +275,17 @@ func checkUnitNames(names []string) error {
 		}
 	}
 	return nil
+}
+
+// machineColumn is fleetctl's MACHINE column: the ID's first 8 characters
+// and the machine's IP ("2e7d5d54.../10.0.0.2"), "-" when unscheduled or
+// global.
+func machineColumn(id, ip string) string {
+	if id == "" {
+		return "-"
+	}
+	if ip == "" {
+		return shortID(id)
+	}
+	return shortID(id) + "/" + ip
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -90,8 +91,8 @@ func TestUnitsSubmitListStatusDestroy(t *testing.T) {
 		t.Fatalf("list table: %s", out)
 	}
 	code, out, _ = run(t, "units", "status", "someapp@1.service", ep)
-	if code != 0 || !strings.Contains(out, "launched") {
-		t.Fatalf("status: %s", out)
+	if code != 0 || !strings.Contains(out, "launched") || !regexp.MustCompile(`[0-9a-f]{8}\.\.\./[0-9.]+ `).MatchString(out) {
+		t.Fatalf("status (the machine as fleetctl shows it, ID and IP): %s", out)
 	}
 	code, _, errs = run(t, "units", "destroy", "-f", example, ep)
 	if code != 0 {

@@ -13,7 +13,7 @@ func (p *parser) service(name string, k, v *yaml.Node, field string) *Service {
 	s := &Service{Name: name, Line: k.Line, Instances: Defaults.Instances, TTL: Defaults.TTL, Network: Defaults.Network}
 	start := len(p.fields)
 	defer func() { s.Fields = append([]Field(nil), p.fields[start:]...) }()
-	var instancesNode, portNode, imageNode *yaml.Node
+	var instancesNode, portNode, imageNode, machineNode, globalNode *yaml.Node
 	p.mapping(v, field, map[string]func(k, v *yaml.Node){
 		"image": func(_, v *yaml.Node) {
 			imageNode = v
@@ -65,11 +65,15 @@ func (p *parser) service(name string, k, v *yaml.Node, field string) *Service {
 			}
 		},
 		"machine": func(_, v *yaml.Node) {
+			machineNode = v
 			p.mapping(v, field+".machine", map[string]func(k, v *yaml.Node){
 				"metadata": func(_, v *yaml.Node) {
 					s.Machine.Metadata = p.pairs(v, field+".machine.metadata", metaKey, "metadata key")
 				},
-				"global": func(_, v *yaml.Node) { s.Machine.Global, _ = p.boolean(v, field+".machine.global") },
+				"global": func(_, v *yaml.Node) {
+					s.Machine.Global, _ = p.boolean(v, field+".machine.global")
+					globalNode = v
+				},
 			})
 		},
 		"nginx": func(_, v *yaml.Node) { s.LB = p.nginx(v, field) },
@@ -92,7 +96,13 @@ func (p *parser) service(name string, k, v *yaml.Node, field string) *Service {
 		p.errf(v, field+".port", "is required: the port the app listens on inside its container")
 	}
 	if s.Machine.Global && s.Spread {
-		p.errf(v, field+".machine.global", "global services run on every machine; spread does not apply")
+		// Reported where global is set (the line the user reads), not on
+		// the service's first line.
+		at := globalNode
+		if at == nil {
+			at = machineNode
+		}
+		p.errf(at, field+".machine.global", "global services run on every machine; spread does not apply (remove spread: true or global: true)")
 	}
 	return s
 }
