@@ -74,6 +74,37 @@ func ClientCertFile(role string) string { return fmt.Sprintf("%s/%s.pem", TLSDir
 // ClientKeyFile is the key of ClientCertFile.
 func ClientKeyFile(role string) string { return fmt.Sprintf("%s/%s-key.pem", TLSDir, role) }
 
+// v2AuthScript is AuthSetupScript's v2 part (curl, as root's certificate).
+// v2 users need a password; a random one nobody keeps, since every client
+// authenticates with its certificate.
+func (c *Cluster) v2AuthScript() string {
+	var b strings.Builder
+	curl := "sudo curl -fsS" + c.CurlTLSArgs(RoleRoot)
+	fmt.Fprintf(&b, "v2() { %s -o /dev/null -X PUT -H 'Content-Type: application/json' %s/v2/auth/\"$1\" -d \"$2\"; }\n", curl, c.LocalEndpoint())
+	fmt.Fprintf(&b, "v2get() { %s %s/v2/auth/\"$1\" 2>/dev/null; }\n", curl, c.LocalEndpoint())
+	b.WriteString("pw() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \\n'; }\n")
+	roles := []string{RoleFleet, RoleFlannel, RoleLocksmith}
+	for _, r := range roles {
+		fmt.Fprintf(&b, "v2get roles/%[1]s >/dev/null || v2 roles/%[1]s '{\"role\":\"%[1]s\",\"permissions\":{\"kv\":{\"read\":[\"%[2]s\"],\"write\":[\"%[2]s\"]}}}'\n", r, V2Prefixes[r])
+	}
+	for _, u := range append([]string{RoleRoot, RoleRegistrar}, roles...) {
+		fmt.Fprintf(&b, "v2get users/%[1]s >/dev/null || v2 users/%[1]s \"{\\\"user\\\":\\\"%[1]s\\\",\\\"password\\\":\\\"$(pw)\\\"}\"\n", u)
+	}
+	for _, r := range roles {
+		fmt.Fprintf(&b, "v2get users/%[1]s | grep -q '\"role\":\"%[1]s\"' || v2 users/%[1]s '{\"user\":\"%[1]s\",\"grant\":[\"%[1]s\"]}'\n", r)
+	}
+	// The guest role is what etcd gives a request with no user it knows
+	// (by default read-write on everything): it keeps nothing.
+	b.WriteString(`if v2get roles/guest >/dev/null; then
+  v2get roles/guest | grep -qF '"/*"' && v2 roles/guest '{"role":"guest","revoke":{"kv":{"read":["/*"],"write":["/*"]}}}'
+else
+  v2 roles/guest '{"role":"guest"}'
+fi
+v2get enable | grep -q '"enabled":true' || v2 enable ''
+`)
+	return b.String()
+}
+
 // CurlTLSArgs are curl's options to reach etcd as role (empty without TLS).
 func (c *Cluster) CurlTLSArgs(role string) string {
 	if c.TLS == nil {
@@ -128,10 +159,24 @@ func TLSInstallScript(files NodeTLSFiles) string {
 	return b.String()
 }
 
-// AuthSetupScript turns on etcd's v3 auth once the cluster is up (run on
-// one node as the root role): users named after the client certificates'
+// V2Prefixes are the v2 keys each role that speaks etcd's v2 API may read
+// and write once v2 auth is on (fleet 1.0.0, flannel v0.14 and locksmith
+// speak only v2; the registrar speaks only v3 and gets nothing in v2). etcd
+// matches a trailing * as a prefix, so each covers its directory itself
+// (recursive gets and watches) and everything under it.
+var V2Prefixes = map[string]string{
+	RoleFleet:     "/_coreos.com/fleet*",
+	RoleFlannel:   "/coreos.com/network*",
+	RoleLocksmith: "/coreos.com/updateengine/rebootlock*",
+}
+
+// AuthSetupScript turns on etcd's auth once the cluster is up (run on one
+// node as the root role). v3: users named after the client certificates'
 // common names, the registrar's role limited to RegistrarKeyPrefix, then
-// auth on. Idempotent.
+// auth on. v2 (which v3 auth does not govern, design §10): the same users,
+// which etcd 3.5 maps from a client certificate's common name, each role
+// limited to its V2Prefixes, the guest role (any request without a known
+// user) stripped of every permission, then v2 auth on. Idempotent.
 func (c *Cluster) AuthSetupScript() string {
 	return fmt.Sprintf(`set -eu
 %s
@@ -143,5 +188,5 @@ e role grant-permission registrar --prefix=true readwrite %s
 e user get registrar >/dev/null 2>&1 || e user add registrar --no-password
 e user grant-role registrar registrar
 e auth status 2>/dev/null | grep -q 'Authentication Status: true' || e auth enable
-`, c.etcdctlRoot(), RegistrarKeyPrefix)
+%s`, c.etcdctlRoot(), RegistrarKeyPrefix, c.v2AuthScript())
 }

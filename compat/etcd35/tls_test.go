@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/url"
@@ -118,7 +119,7 @@ func TestTLSNodeCallsEtcd35(t *testing.T) {
 func TestAuthSetupScript(t *testing.T) {
 	curlOrSkip(t)
 	etcdctl := etcdctlOrSkip(t)
-	dir := writePKI(t, "root", "registrar")
+	dir := writePKI(t, "root", "registrar", "fleet", "flannel", "locksmith", "stranger")
 	srv := newTLSServer(t, dir)
 	srv.start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -158,6 +159,8 @@ func TestAuthSetupScript(t *testing.T) {
 		t.Fatalf("root cannot write: %v %s", err, out)
 	}
 
+	checkV2Permissions(t, ctx, srv.endpoint, dir)
+
 	// A node added after auth is on: the member add (v3, root's
 	// certificate) works, and is idempotent. (Over v2, POST /v2/members
 	// answered 500 "auth: user name is empty".)
@@ -194,4 +197,50 @@ func etcdctlOrSkip(t *testing.T) string {
 func withEtcdctl(script, etcdctl string) string {
 	script = strings.ReplaceAll(script, "sudo -E /usr/bin/etcdctl", etcdctl)
 	return strings.ReplaceAll(script, "/usr/bin/etcdctl", etcdctl)
+}
+
+// checkV2Permissions tries each role's certificate against every role's
+// v2 keys: with v2 auth on, a role writes its own prefix only (fleet its
+// job and machine keys, flannel the network config and leases, locksmith
+// the reboot lock), the registrar nothing in v2, a certificate whose CN is
+// no etcd user nothing at all; root everything.
+func checkV2Permissions(t *testing.T, ctx context.Context, endpoint, dir string) {
+	t.Helper()
+	keys := map[string]string{
+		"fleet":     "/_coreos.com/fleet/job/web@1.service/object",
+		"flannel":   "/coreos.com/network/subnets/10.1.7.0-24",
+		"locksmith": "/coreos.com/updateengine/rebootlock/semaphore",
+		"other":     "/other/key",
+	}
+	put := func(role, key string) (int, error) {
+		out, err := exec.CommandContext(ctx, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT",
+			"--cacert", dir+"ca.pem", "--cert", dir+role+".pem", "--key", dir+role+"-key.pem",
+			endpoint+"/v2/keys"+key, "-d", "value=x").Output()
+		if err != nil {
+			return 0, err
+		}
+		var code int
+		fmt.Sscanf(string(out), "%d", &code)
+		return code, nil
+	}
+	for _, role := range []string{"root", "fleet", "flannel", "locksmith", "registrar", "stranger"} {
+		for owner, key := range keys {
+			code, err := put(role, key)
+			if err != nil {
+				t.Fatalf("%s writes %s: %v", role, key, err)
+			}
+			allowed := role == "root" || role == owner
+			if ok := code == 200 || code == 201; ok != allowed {
+				t.Errorf("v2: %s writing %s (%s's) answered %d; allowed=%v", role, key, owner, code, allowed)
+			}
+		}
+	}
+	// fleet lists its whole tree recursively; flannel reads its config.
+	for role, path := range map[string]string{"fleet": "/_coreos.com/fleet?recursive=true", "flannel": "/coreos.com/network/subnets/10.1.7.0-24"} {
+		out, err := exec.CommandContext(ctx, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+			"--cacert", dir+"ca.pem", "--cert", dir+role+".pem", "--key", dir+role+"-key.pem", endpoint+"/v2/keys"+path).Output()
+		if err != nil || string(out) != "200" {
+			t.Errorf("v2: %s reading %s: %s %v", role, path, out, err)
+		}
+	}
 }
