@@ -39,19 +39,23 @@ func (f *fleetFlags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.sshKey, "ssh-key", "", "private key for --tunnel (default: the ssh-agent)")
 	fl.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file for --tunnel (default ~/.ssh/known_hosts)")
 	fl.BoolVar(&f.insecure, "insecure-skip-host-key-check", false, "accept any host key for --tunnel (throwaway clusters only)")
-	fl.DurationVar(&f.timeout, "request-timeout", 10*time.Minute, "bound on the whole operation against fleet (a rolling submit waits for each instance)")
+	fl.DurationVar(&f.timeout, "request-timeout", 30*time.Second, "bound on each request to fleet (a roll is bounded by --progress-deadline per instance, not by this)")
 }
 
-// connect bounds the operation by --request-timeout and connects to fleet;
-// done releases the connection, the tunnel and the timeout.
+// connect connects to fleet, each request bounded by --request-timeout
+// (opening a tunnel too); done releases the connection and the tunnel.
 func (f *fleetFlags) connect(parent context.Context) (context.Context, *fleet.Client, func(), error) {
-	ctx, cancel := context.WithTimeout(parent, f.timeout)
-	c, closer, err := f.client(ctx)
+	if f.timeout <= 0 {
+		return nil, nil, nil, exitcode.Usage(fmt.Errorf("--request-timeout must be positive, e.g. 30s"))
+	}
+	dctx, cancel := context.WithTimeout(parent, f.timeout)
+	defer cancel()
+	c, closer, err := f.client(dctx)
 	if err != nil {
-		cancel()
 		return nil, nil, nil, err
 	}
-	return ctx, c, func() { closer(); cancel() }, nil
+	c.SetRequestTimeout(f.timeout)
+	return parent, c, closer, nil
 }
 
 // client connects to fleet; close releases the tunnel.

@@ -168,3 +168,20 @@ func TestUnitsSubmitDryRunAndSpecErrors(t *testing.T) {
 		t.Fatalf("long line: exit %d %q", code, errs)
 	}
 }
+
+// --request-timeout bounds each request to fleet, not the roll: a healthy
+// roll that takes longer than it completes.
+func TestRequestTimeoutIsPerRequest(t *testing.T) {
+	fs := fleettest.New(4, map[string]string{"role": "edge"})
+	fs.SetTiming(fleettest.Timing{Activate: 1500 * time.Millisecond})
+	ts := httptest.NewServer(fs)
+	defer ts.Close()
+	start := time.Now()
+	code, _, errs := run(t, "units", "submit", "-f", example, "--start", "--endpoint="+ts.URL, "--request-timeout", "1s")
+	if code != 0 {
+		t.Fatalf("a %s roll with --request-timeout 1s: exit %d\n%s", time.Since(start).Round(time.Millisecond), code, errs)
+	}
+	if time.Since(start) < time.Second {
+		t.Fatalf("the roll took %s: it does not show the timeout is per request", time.Since(start))
+	}
+}

@@ -92,6 +92,14 @@ type Client struct {
 type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // New returns a client for endpoint: unix:///path or http(s)://host:port.
+// SetRequestTimeout bounds each request to fleet (default 30s); a long
+// operation is made of many requests and is bounded by its own deadlines.
+func (c *Client) SetRequestTimeout(d time.Duration) {
+	if d > 0 {
+		c.http.Timeout = d
+	}
+}
+
 // dial, when non-nil, replaces the network dialer (for tunnels).
 func New(endpoint string, dial Dialer) (*Client, error) {
 	if endpoint == "" {

@@ -179,9 +179,11 @@ func transient(err error) bool {
 	return errors.As(err, &ue)
 }
 
-// retry runs op until it succeeds, fails for good, or ctx ends.
+// retry runs op until it succeeds, fails for good, ctx ends, or it has
+// failed for ProgressDeadline.
 func (r *roller) retry(ctx context.Context, what string, op func(context.Context) error) error {
 	b := backoff.New(100*time.Millisecond, 5*time.Second)
+	deadline := time.Now().Add(r.o.ProgressDeadline)
 	for {
 		err := op(ctx)
 		if err == nil {
@@ -189,6 +191,9 @@ func (r *roller) retry(ctx context.Context, what string, op func(context.Context
 		}
 		if !transient(err) || ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", what, err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: still failing after %s (--progress-deadline): %w", what, r.o.ProgressDeadline, err)
 		}
 		r.progress("%s failed, retrying: %v", what, err)
 		if !b.Wait(ctx) {

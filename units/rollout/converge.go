@@ -79,15 +79,23 @@ func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
 	reported := map[string]int{}
 	b := backoff.New(r.o.Poll, 500*time.Millisecond)
 	lastSaid := time.Now() // when what is awaited was last printed
+	var failingSince time.Time // fleet could not be read since then
 	for {
 		v, err := observe(ctx, r.c)
 		if err != nil {
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
+			if time.Since(failingSince) > r.o.ProgressDeadline {
+				return fmt.Errorf("fleet could not be read for %s (--progress-deadline): %w", r.o.ProgressDeadline, err)
+			}
 			r.progress("%v; retrying", err)
 			if !b.Wait(ctx) {
 				return ctx.Err()
 			}
 			continue
 		}
+		failingSince = time.Time{}
 		var act []instance
 		var waiting []string
 		todo := 0
