@@ -108,21 +108,19 @@ func TestTriggersHoldNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, tok := range []string{infra.TokenRemoteCommand, infra.TokenCopyToRemote} {
-		for _, r := range m.byToken(tok) {
-			tr, ok := r.inputs["triggers"]
-			if !ok {
-				continue
-			}
-			n++
-			if tr.ContainsSecrets() {
-				t.Errorf("%s %s: triggers hold a secret; trigger on infra.TriggerHash of it", tok, r.name)
-			}
-			if strings.Contains(r.name, "-tls-") {
-				want := sha256Hex(plain(r.inputs["create"]))
-				if got := plain(tr.ArrayValue()[0]); got != want {
-					t.Errorf("%s: trigger %q is not the SHA-256 of its script (%s)", r.name, got, want)
-				}
+	for _, r := range m.commands() {
+		tr, ok := r.inputs["triggers"]
+		if !ok {
+			continue
+		}
+		n++
+		if tr.ContainsSecrets() {
+			t.Errorf("%s %s: triggers hold a secret; trigger on infra.TriggerHash of it", r.token, r.name)
+		}
+		if strings.Contains(r.name, "-tls-") {
+			want := sha256Hex(plain(r.inputs["create"]))
+			if got := plain(tr.ArrayValue()[0]); got != want {
+				t.Errorf("%s: trigger %q is not the SHA-256 of its script (%s)", r.name, got, want)
 			}
 		}
 	}
@@ -139,18 +137,16 @@ func TestEveryConnectionPinsItsHostKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, tok := range []string{infra.TokenRemoteCommand, infra.TokenCopyToRemote} {
-		for _, r := range m.byToken(tok) {
-			conn := r.inputs["connection"]
-			for conn.IsSecret() {
-				conn = conn.SecretValue().Element
-			}
-			hk, ok := conn.ObjectValue()["hostKey"]
-			if !ok || !strings.HasPrefix(plain(hk), "ssh-ed25519 AAAAdeployctl-test-hostkey-") {
-				t.Errorf("%s %s: connection has no pinned host key (%v)", tok, r.name, hk)
-			}
-			n++
+	for _, r := range m.commands() {
+		conn := r.inputs["connection"]
+		for conn.IsSecret() {
+			conn = conn.SecretValue().Element
 		}
+		hk, ok := conn.ObjectValue()["hostKey"]
+		if !ok || !strings.HasPrefix(plain(hk), "ssh-ed25519 AAAAdeployctl-test-hostkey-") {
+			t.Errorf("%s %s: connection has no pinned host key (%v)", r.token, r.name, hk)
+		}
+		n++
 	}
 	if n == 0 {
 		t.Fatal("no SSH connections")
@@ -160,4 +156,9 @@ func TestEveryConnectionPinsItsHostKey(t *testing.T) {
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// commands are every command:remote resource: commands and copies.
+func (m *mocks) commands() []registered {
+	return append(m.byToken(infra.TokenRemoteCommand), m.byToken(infra.TokenCopyToRemote)...)
 }

@@ -164,13 +164,9 @@ func newUnitsListCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ms, err := c.Machines(ctx)
+			ip, err := machineIPs(ctx, c)
 			if err != nil {
 				return err
-			}
-			ip := map[string]string{}
-			for _, m := range ms {
-				ip[m.ID] = m.PrimaryIP
 			}
 			type row struct {
 				Unit    string `json:"unit"`
@@ -233,13 +229,9 @@ func newUnitsStatusCmd(e *env) *cobra.Command {
 				}
 				us = append(us, *u)
 			}
-			ms, err := c.Machines(ctx)
+			ip, err := machineIPs(ctx, c)
 			if err != nil {
 				return err
-			}
-			ip := map[string]string{}
-			for _, m := range ms {
-				ip[m.ID] = m.PrimaryIP
 			}
 			type row struct {
 				Unit    string `json:"unit"`
@@ -292,4 +284,17 @@ func machineColumn(id, ip string) string {
 		return shortID(id)
 	}
 	return shortID(id) + "/" + ip
+}
+
+// machineIPs maps each fleet machine's ID to its IP.
+func machineIPs(ctx context.Context, c *fleet.Client) (map[string]string, error) {
+	ms, err := c.Machines(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ip := map[string]string{}
+	for _, m := range ms {
+		ip[m.ID] = m.PrimaryIP
+	}
+	return ip, nil
 }
