@@ -205,7 +205,10 @@ func churn(tb testing.TB, d time.Duration, maxRequests int, dynamic bool) churnR
 			}
 			ok := false
 			for i, a := range applied {
-				if a.ReloadedAt.After(r.end) {
+				// A set may answer from the moment the registrar learned it
+				// (EventAt): nginx serves a pushed list, or reloads, before
+				// the registrar has its confirmation and notes ReloadedAt.
+				if a.EventAt.After(r.end) {
 					break
 				}
 				if i+1 < len(applied) && applied[i+1].ReloadedAt.Add(grace).Before(r.start) {
