@@ -132,6 +132,17 @@ local function current()
   return s.n
 end
 
+-- served_version is the version of the list served, kept beside it so
+-- that reading it does not copy a long list out of the dict.
+local function served_version()
+  local v = dict:get("version")
+  if v then
+    return v
+  end
+  local text = dict:get("list") -- a list loaded from the state file
+  return text and text:match("^(%d+)") or "0"
+end
+
 local phase = ngx.get_phase()
 if phase == "balancer" then
   local balancer = require "ngx.balancer"
@@ -157,8 +168,7 @@ elseif phase == "access" then
   end
 elseif phase == "content" then
   if ngx.req.get_method() == "GET" then
-    local text = dict:get("list") or "0\n"
-    ngx.say(text:match("^(%d+)"))
+    ngx.say(served_version())
     return
   end
   if ngx.req.get_method() ~= "POST" then
@@ -179,7 +189,7 @@ elseif phase == "content" then
   end
   -- Versions only grow: a list older than the one served (a stale or
   -- replayed push) is refused, with the version served.
-  local served = (dict:get("list") or "0\n"):match("^(%d+)")
+  local served = served_version()
   if #version < #served or (#version == #served and version < served) then
     ngx.status = 409
     ngx.say("version ", version, " is older than the served ", served)
@@ -191,5 +201,6 @@ elseif phase == "content" then
     ngx.say("shared dict: ", serr)
     return ngx.exit(507)
   end
+  dict:set("version", version)
   ngx.say(version, " ", n)
 end
