@@ -177,6 +177,7 @@ func (c *Cluster) EtcdDropIn(n Node) string {
 		env(&l, "ETCD_PEER_KEY_FILE", etcdSees(ServerKeyFile()))
 		env(&l, "ETCD_PEER_TRUSTED_CA_FILE", etcdSees(CAFile()))
 		env(&l, "ETCD_PEER_CLIENT_CERT_AUTH", "true")
+		env(&l, "ETCD_PEER_CERT_ALLOWED_CN", PeerCN)
 	}
 	return strings.Join(l, "\n") + "\n"
 }

@@ -40,6 +40,12 @@ const (
 	RoleRoot = "root"
 )
 
+// PeerCN is the common name of every node's etcd server and peer
+// certificate (its SANs name the node): etcd's peer port accepts only a
+// client certificate with it (ETCD_PEER_CERT_ALLOWED_CN), so no role's
+// certificate (the registrar's, say) can talk to the peer API.
+const PeerCN = "etcd-peer"
+
 // ClientRoles are the roles whose certificates every node holds.
 var ClientRoles = []string{RoleFleet, RoleFlannel, RoleLocksmith, RoleRegistrar, RoleRoot}
 

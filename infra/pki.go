@@ -117,10 +117,11 @@ func (p *PKI) sign(ctx *pulumi.Context, what, cn string, uses []string, dns pulu
 	return &Cert{Key: key, Cert: cert}, nil
 }
 
-// ServerCert makes node's etcd server and peer certificate: SANs its
+// ServerCert makes node's etcd server and peer certificate: common name
+// cloudconfig.PeerCN (the only one etcd's peer port accepts), SANs its
 // private IP, 127.0.0.1, its name and localhost.
 func (p *PKI) ServerCert(ctx *pulumi.Context, node string, privateIP pulumi.StringInput) (*Cert, error) {
-	return p.sign(ctx, "server-"+node, node, serverUses,
+	return p.sign(ctx, "server-"+node, cloudconfig.PeerCN, serverUses,
 		pulumi.StringArray{pulumi.String(node), pulumi.String("localhost")},
 		pulumi.StringArray{privateIP, pulumi.String("127.0.0.1")}, pulumi.Parent(p))
 }

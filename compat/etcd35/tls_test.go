@@ -244,3 +244,36 @@ func checkV2Permissions(t *testing.T, ctx context.Context, endpoint, dir string)
 		}
 	}
 }
+
+// The peer port takes only the nodes' peer certificate (CN etcd-peer,
+// ETCD_PEER_CERT_ALLOWED_CN as rendered): a role's certificate of the same
+// CA, the registrar's say, cannot read the peer API; a peer can.
+func TestPeerPortTakesOnlyPeerCertificates(t *testing.T) {
+	curlOrSkip(t)
+	dropIn := golden(t, "tls-node-1.yaml", "ETCD_PEER_CERT_ALLOWED_CN=")
+	allowed := strings.TrimSuffix(strings.SplitN(dropIn, "ETCD_PEER_CERT_ALLOWED_CN=", 2)[1], `"`)
+	dir := writePKI(t, allowed, "registrar", "root")
+	srv := newTLSServer(t, dir)
+	pu, _ := url.Parse(strings.Replace(srv.cfg.AdvertisePeerUrls[0].String(), "http://", "https://", 1))
+	srv.cfg.ListenPeerUrls, srv.cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	srv.cfg.InitialCluster = srv.cfg.Name + "=" + pu.String()
+	srv.cfg.PeerTLSInfo.CertFile, srv.cfg.PeerTLSInfo.KeyFile = dir+"server.pem", dir+"server-key.pem"
+	srv.cfg.PeerTLSInfo.TrustedCAFile, srv.cfg.PeerTLSInfo.ClientCertAuth = dir+"ca.pem", true
+	srv.cfg.PeerTLSInfo.AllowedCN = allowed
+	srv.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	get := func(role string) (string, error) {
+		out, err := exec.CommandContext(ctx, "curl", "-sS", "--http1.1", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+			"--cacert", dir+"ca.pem", "--cert", dir+role+".pem", "--key", dir+role+"-key.pem", pu.String()+"/members").Output()
+		return string(out), err
+	}
+	if code, err := get(allowed); err != nil || code != "200" {
+		t.Fatalf("a peer's certificate (CN %s) reading /members: %s %v", allowed, code, err)
+	}
+	for _, role := range []string{"registrar", "root"} {
+		if code, err := get(role); err == nil && code == "200" {
+			t.Errorf("%s's certificate read the peer API", role)
+		}
+	}
+}
