@@ -10,8 +10,8 @@ import (
 
 	"github.com/deployctl/deployctl/internal/etcdconn"
 	"github.com/deployctl/deployctl/internal/exitcode"
-	"github.com/deployctl/deployctl/registrar"
 	"github.com/deployctl/deployctl/registrar/catalog"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -39,7 +39,7 @@ type registryFlags struct {
 
 func (r *registryFlags) bind(cmd *cobra.Command) {
 	r.etcd.BindFlags(cmd.Flags(), etcdconn.DefaultEndpoint)
-	cmd.Flags().StringVar(&r.prefix, "prefix", registrar.DefaultPrefix, "etcd key prefix")
+	cmd.Flags().StringVar(&r.prefix, "prefix", registry.DefaultPrefix, "etcd key prefix")
 	r.out.bind(cmd)
 }
 

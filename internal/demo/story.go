@@ -11,8 +11,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/deployctl/deployctl/registrar"
 	"github.com/deployctl/deployctl/registrar/catalog"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
@@ -21,7 +21,7 @@ func (r *run) story(ctx context.Context) error {
 	if _, err := waitUntil(ctx, 60*time.Second, func() bool { return len(r.keys(ctx)) == want }); err != nil {
 		return fmt.Errorf("waiting for %d instances in etcd: %w (logs in %s)", want, err, r.dir)
 	}
-	r.say("\n==> etcd: %s (the v3 view of the talk's `etcdctl ls --recursive`)", registrar.UpstreamPrefix(registrar.DefaultPrefix, r.svc.Name))
+	r.say("\n==> etcd: %s (the v3 view of the talk's `etcdctl ls --recursive`)", registry.UpstreamPrefix(registry.DefaultPrefix, r.svc.Name))
 	r.printTree(ctx)
 	if err := r.waitSettled(ctx, want); err != nil {
 		return err
@@ -37,7 +37,7 @@ func (r *run) story(ctx context.Context) error {
 	victim := r.apps[1%len(r.apps)]
 	r.res.Killed = victim.instance
 	r.say("\n==> Killing %s (%s)", victim.instance, map[bool]string{true: "docker kill", false: "kill -9"}[r.docker != nil])
-	key := registrar.Key(registrar.DefaultPrefix, r.svc.Name, victim.instance)
+	key := registry.Key(registry.DefaultPrefix, r.svc.Name, victim.instance)
 	gone := r.watchKey(ctx, key, clientv3.EventTypeDelete)
 	// nginx is watched from the kill on, beside the kill call itself:
 	// Docker's kill answers only once the container is gone (~100 ms),
@@ -129,7 +129,7 @@ func (r *run) waitGone(ctx context.Context, instance string, gone <-chan time.Ti
 }
 
 func (r *run) printTree(ctx context.Context) {
-	ins, err := catalog.ListInstances(ctx, r.cli, registrar.DefaultPrefix, r.svc.Name)
+	ins, err := catalog.ListInstances(ctx, r.cli, registry.DefaultPrefix, r.svc.Name)
 	if err != nil {
 		r.say("    (etcd: %v)", err)
 		return
@@ -138,7 +138,7 @@ func (r *run) printTree(ctx context.Context) {
 		r.say("    (no instances)")
 	}
 	for _, in := range ins {
-		r.say("    %s%s = %s   (lease TTL %ds)", registrar.UpstreamPrefix(registrar.DefaultPrefix, in.Service), in.Instance, in.Address, in.TTLLeft)
+		r.say("    %s%s = %s   (lease TTL %ds)", registry.UpstreamPrefix(registry.DefaultPrefix, in.Service), in.Instance, in.Address, in.TTLLeft)
 	}
 }
 
@@ -213,7 +213,7 @@ func (r *run) fetch(ctx context.Context) (int, string) {
 // keys returns instance -> address with one read; the lease lookups of
 // ListInstances are only needed where TTLs are printed.
 func (r *run) keys(ctx context.Context) map[string]string {
-	s, err := catalog.List(ctx, r.cli, registrar.UpstreamPrefix(registrar.DefaultPrefix, r.svc.Name))
+	s, err := catalog.List(ctx, r.cli, registry.UpstreamPrefix(registry.DefaultPrefix, r.svc.Name))
 	if err != nil {
 		return map[string]string{}
 	}

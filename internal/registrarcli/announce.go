@@ -10,8 +10,8 @@ import (
 	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/etcdconn"
 	"github.com/deployctl/deployctl/internal/exitcode"
-	"github.com/deployctl/deployctl/registrar"
 	"github.com/deployctl/deployctl/registrar/announce"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/spf13/cobra"
 )
 
@@ -95,10 +95,10 @@ announce exits 0. If announce itself is killed, the key expires with the TTL.`,
 			if o.healthPath != "" {
 				health = &announce.Health{Path: o.healthPath, Interval: o.healthInt, Timeout: o.healthTO, Failures: o.healthFail}
 			}
-			key := registrar.Key(o.prefix, o.service, o.instance)
+			key := registry.Key(o.prefix, o.service, o.instance)
 			log.Info("announcing", "key", key, "ttl", o.ttl, "endpoints", o.etcd.Endpoints)
 			return announce.Run(ctx, announce.Config{
-				Client: cli, Key: key, MetaKey: registrar.MetaKey(o.prefix, o.service, o.instance), TTL: o.ttl, Source: src, Health: health, Metrics: metrics, Logger: log,
+				Client: cli, Key: key, MetaKey: registry.MetaKey(o.prefix, o.service, o.instance), TTL: o.ttl, Source: src, Health: health, Metrics: metrics, Logger: log,
 				OnChange: readiness(log, "registered %s", "withdrawn"),
 			})
 		},
@@ -112,7 +112,7 @@ announce exits 0. If announce itself is killed, the key expires with the TTL.`,
 	f.StringVar(&o.addr, "addr", "", "fixed IP:PORT to announce instead of a container's (not loopback, link-local, multicast or unspecified)")
 	f.BoolVar(&o.loopback, "allow-loopback", false, "let --addr be a loopback address (a load balancer and its instances on one machine; registrar nginx needs --allow-loopback too)")
 	f.IntVar(&o.port, "port", 0, "the app's port inside the container (required with --container)")
-	f.StringVar(&o.prefix, "prefix", registrar.DefaultPrefix, "etcd key prefix")
+	f.StringVar(&o.prefix, "prefix", registry.DefaultPrefix, "etcd key prefix")
 	f.DurationVar(&o.ttl, "ttl", 15*time.Second, "lease TTL: how long the key outlives a killed registrar (min 2s)")
 	f.StringVar(&o.healthPath, "health-http", "", "HTTP path to check, e.g. /healthz; the key exists only while it answers 2xx/3xx")
 	f.DurationVar(&o.healthInt, "health-interval", 5*time.Second, "time between health checks")
@@ -130,7 +130,7 @@ func (o *announceOpts) validate(cmd *cobra.Command) error {
 	if o.instance == "" {
 		return errors.New("--instance is required, e.g. --instance someapp@1")
 	}
-	if err := registrar.CheckInstance(o.instance); err != nil {
+	if err := registry.CheckInstance(o.instance); err != nil {
 		return fmt.Errorf("--instance: %w", err)
 	}
 	switch {
@@ -152,9 +152,9 @@ func (o *announceOpts) validate(cmd *cobra.Command) error {
 		if cmd.Flags().Changed("port") {
 			return errors.New("--port goes with --container; with --addr the port is part of the address")
 		}
-		check := registrar.CheckAddr
+		check := registry.CheckAddr
 		if o.loopback {
-			check = registrar.CheckLocalAddr
+			check = registry.CheckLocalAddr
 		}
 		if _, err := check(o.addr); err != nil {
 			return fmt.Errorf("--addr: %w", err)
@@ -173,7 +173,7 @@ func (o *announceOpts) validate(cmd *cobra.Command) error {
 		if !cmd.Flags().Changed("health-timeout") && o.healthTO >= o.healthInt {
 			o.healthTO = o.healthInt / 2 // the default timeout fits a short interval
 		}
-		if err := registrar.CheckHealth(o.healthInt, o.healthTO); err != nil {
+		if err := registry.CheckHealth(o.healthInt, o.healthTO); err != nil {
 			return fmt.Errorf("--health-interval/--health-timeout: %w", err)
 		}
 		if o.healthFail < 1 {

@@ -16,9 +16,9 @@ import (
 	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/etcdconn"
 	"github.com/deployctl/deployctl/internal/exitcode"
-	"github.com/deployctl/deployctl/registrar"
 	"github.com/deployctl/deployctl/registrar/catalog"
 	"github.com/deployctl/deployctl/registrar/nginx"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/deployctl/deployctl/registrar/upstream"
 	"github.com/spf13/cobra"
 )
@@ -63,7 +63,7 @@ func (o *nginxOpts) run(ctx context.Context, g *globals, stdout io.Writer) error
 		return exitcode.Usage(err)
 	}
 	defer cli.Close()
-	prefix := registrar.UpstreamPrefix(o.prefix, o.service)
+	prefix := registry.UpstreamPrefix(o.prefix, o.service)
 	cfg := nginx.Config{
 		Client: cli, Prefix: prefix, File: o.upstreamFile, MinReloadInterval: o.interval, Resync: o.resync, Logger: log, AllowLoopback: o.loopback,
 		OnInSync: inSyncOnce(log),
@@ -186,7 +186,7 @@ the main process of a Docker container (--container), as on Flatcar.`,
 	f := cmd.Flags()
 	o.etcd.BindFlags(f, etcdconn.DefaultEndpoint)
 	f.StringVar(&o.service, "service", "", "service whose instances to follow (required)")
-	f.StringVar(&o.prefix, "prefix", registrar.DefaultPrefix, "etcd key prefix")
+	f.StringVar(&o.prefix, "prefix", registry.DefaultPrefix, "etcd key prefix")
 	f.StringVar(&o.upstreamFile, "upstream-file", "", "upstream file nginx includes (required), e.g. /etc/nginx/conf.d/someapp.upstream.conf")
 	f.StringVar(&o.upstreamName, "upstream-name", "", "name of the upstream block (default: the service name)")
 	f.IntVar(&o.keepalive, "keepalive", 32, "idle keep-alive connections per worker to the instances (0 disables)")

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/backoff"
-	"github.com/deployctl/deployctl/registrar"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
@@ -22,7 +22,7 @@ type Config struct {
 	// Key is the full etcd key, e.g. /services/someapp/upstream/someapp@1.
 	Key string
 	// MetaKey, when set, is put under the same lease with the registration
-	// record (registrar.Meta), for `deployctl services ls`;
+	// record (registry.Meta), for `deployctl services ls`;
 	// the upstream key itself stays plain IP:port.
 	MetaKey string
 	// TTL of the lease (default 15s); keep-alives go out every TTL/3.
@@ -310,7 +310,7 @@ func (a *announcer) register(ctx context.Context) error {
 	}
 	ops := []clientv3.Op{clientv3.OpPut(a.Key, a.addr, clientv3.WithLease(a.lease))}
 	if a.MetaKey != "" {
-		meta, _ := json.Marshal(registrar.Meta{Addr: a.addr, Since: a.since})
+		meta, _ := json.Marshal(registry.Meta{Addr: a.addr, Since: a.since})
 		ops = append(ops, clientv3.OpPut(a.MetaKey, string(meta), clientv3.WithLease(a.lease)))
 	}
 	pctx, cancel := context.WithTimeout(ctx, a.opTimeout())

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/deployctl/deployctl/registrar"
+	"github.com/deployctl/deployctl/registrar/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -33,7 +33,7 @@ func SplitUpstream(rel string) (string, string, bool) {
 
 func ServicePrefix(prefix, service string) string {
 	if service != "" {
-		return registrar.UpstreamPrefix(prefix, service)
+		return registry.UpstreamPrefix(prefix, service)
 	}
 	return strings.TrimSuffix(prefix, "/") + "/"
 }
@@ -45,12 +45,12 @@ func ListInstances(ctx context.Context, cli *clientv3.Client, prefix, service st
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", ServicePrefix(prefix, service), err)
 	}
-	metas := map[string]registrar.Meta{}
+	metas := map[string]registry.Meta{}
 	if mresp, err := cli.Get(ctx, base, clientv3.WithPrefix()); err == nil {
 		for _, kv := range mresp.Kvs {
 			rel := strings.TrimPrefix(string(kv.Key), base)
 			if svc, inst, ok := strings.Cut(rel, "/meta/"); ok {
-				var m registrar.Meta
+				var m registry.Meta
 				if json.Unmarshal(kv.Value, &m) == nil {
 					metas[svc+"/"+inst] = m
 				}

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/testenv"
-	"github.com/deployctl/deployctl/registrar"
 	"github.com/deployctl/deployctl/registrar/catalog"
 	"github.com/deployctl/deployctl/registrar/nginx"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/deployctl/deployctl/registrar/upstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -73,7 +73,7 @@ func exactly(tb testing.TB, file string, want []string) {
 func BenchmarkBurstReloads(b *testing.B) {
 	lb := testenv.Nginx(b, "web")
 	_, etcd := testenv.Etcd(b)
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	addrs := make([]string, 10)
 	for i := range addrs {
 		addrs[i], _ = testenv.Backend(b, fmt.Sprintf("web@%d", i))
@@ -107,7 +107,7 @@ func BenchmarkBurstReloads(b *testing.B) {
 func BenchmarkSeedBurstReloads(b *testing.B) {
 	lb := testenv.Nginx(b, "web")
 	_, etcd := testenv.Etcd(b)
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	addrs := make([]string, 10)
 	for i := range addrs {
 		addrs[i], _ = testenv.Backend(b, fmt.Sprintf("web@%d", i))

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/testenv"
-	"github.com/deployctl/deployctl/registrar"
 	"github.com/deployctl/deployctl/registrar/nginx"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/deployctl/deployctl/registrar/upstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -46,7 +46,7 @@ func churn(tb testing.TB, d time.Duration, maxRequests int, dynamic bool) churnR
 		lb, dyn = testenv.NginxLua(tb, "web"), &nginx.Dynamic{}
 	}
 	_, etcd := testenv.Etcd(tb)
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	var mu sync.Mutex
 	var applied []nginx.Applied
 	m := nginx.NewMetrics(nil)

@@ -10,8 +10,8 @@ import (
 
 	"github.com/deployctl/deployctl/internal/containers"
 	"github.com/deployctl/deployctl/internal/testenv"
-	"github.com/deployctl/deployctl/registrar"
 	"github.com/deployctl/deployctl/registrar/nginx"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/deployctl/deployctl/registrar/upstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -71,7 +71,7 @@ http {
 		return err == nil && code == 503
 	})
 
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	m := nginx.NewMetrics(nil)
 	f, err := nginx.New(nginx.Config{AllowLoopback: true,
 		Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: upFile,

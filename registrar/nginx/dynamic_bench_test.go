@@ -13,9 +13,9 @@ import (
 
 	"github.com/deployctl/deployctl/internal/atomicfile"
 	"github.com/deployctl/deployctl/internal/testenv"
-	"github.com/deployctl/deployctl/registrar"
 	"github.com/deployctl/deployctl/registrar/catalog"
 	"github.com/deployctl/deployctl/registrar/nginx"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/deployctl/deployctl/registrar/upstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -60,9 +60,9 @@ func newSideBySide(b *testing.B, backends int) *sideBySide {
 	if err := lb.Host().Reload(ctx); err != nil {
 		b.Fatal(err)
 	}
-	follow(b, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: registrar.UpstreamPrefix("/services", "web"), Upstream: upstream.Options{Name: "web", Keepalive: 8},
+	follow(b, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: registry.UpstreamPrefix("/services", "web"), Upstream: upstream.Options{Name: "web", Keepalive: 8},
 		File: lb.UpstreamFile, Controller: lb.Host(), Metrics: s.dynM, Dynamic: &nginx.Dynamic{}, Logger: benchLogger()})
-	follow(b, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: registrar.UpstreamPrefix("/services", "rl"), Upstream: upstream.Options{Name: "rl", Keepalive: 8},
+	follow(b, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: registry.UpstreamPrefix("/services", "rl"), Upstream: upstream.Options{Name: "rl", Keepalive: 8},
 		File: s.rlFile, Controller: lb.Host(), Metrics: s.rlM, Logger: benchLogger()})
 	time.Sleep(1500 * time.Millisecond) // first applies and their reloads settle
 	return s
@@ -157,7 +157,7 @@ func (s *sideBySide) sustained(b *testing.B, n int, gap time.Duration) (p50, p99
 func BenchmarkDynamicBurst(b *testing.B) {
 	lb := testenv.NginxLua(b, "web")
 	_, etcd := testenv.Etcd(b)
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	addrs := make([]string, 10)
 	for i := range addrs {
 		addrs[i], _ = testenv.Backend(b, fmt.Sprintf("web@%d", i))
@@ -204,7 +204,7 @@ func BenchmarkDynamicBurst(b *testing.B) {
 func BenchmarkDynamicTenThousand(b *testing.B) {
 	lb := testenv.NginxLua(b, "web")
 	_, etcd := testenv.Etcd(b)
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	ctx := context.Background()
 	old, _ := testenv.Backend(b, "old")
 	etcd.Put(ctx, prefix+"old@1", old)

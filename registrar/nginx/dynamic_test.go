@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/testenv"
-	"github.com/deployctl/deployctl/registrar"
 	"github.com/deployctl/deployctl/registrar/nginx"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/deployctl/deployctl/registrar/upstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -38,7 +38,7 @@ func newDynRig(t *testing.T, resync time.Duration) *dynRig {
 	t.Helper()
 	lb := testenv.NginxLua(t, "web")
 	_, etcd := testenv.Etcd(t)
-	r := &dynRig{lb: lb, etcd: etcd, prefix: registrar.UpstreamPrefix("/services", "web"), metrics: nginx.NewMetrics(nil)}
+	r := &dynRig{lb: lb, etcd: etcd, prefix: registry.UpstreamPrefix("/services", "web"), metrics: nginx.NewMetrics(nil)}
 	r.stop = follow(t, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: r.prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
 		File: lb.UpstreamFile, Controller: lb.Host(), Metrics: r.metrics, Dynamic: &nginx.Dynamic{}, Resync: resync})
 	return r
@@ -207,7 +207,7 @@ func TestDynamicNginxRestart(t *testing.T) {
 func TestDynamicNginxKilledComesBack(t *testing.T) {
 	lb := testenv.NginxLua(t, "web")
 	_, etcd := testenv.Etcd(t)
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	m := nginx.NewMetrics(nil)
 	follow(t, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
 		File: lb.UpstreamFile, Controller: lb.Host(), Metrics: m, Dynamic: &nginx.Dynamic{},
@@ -252,7 +252,7 @@ func TestDynamicNginxKilledComesBack(t *testing.T) {
 func TestSpecialAddressesAreNotServed(t *testing.T) {
 	lb := testenv.NginxLua(t, "web")
 	_, etcd := testenv.Etcd(t)
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	m := nginx.NewMetrics(nil)
 	f, err := nginx.New(nginx.Config{Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"},
 		File: lb.UpstreamFile, Controller: lb.Host(), Metrics: m, Dynamic: &nginx.Dynamic{}})

@@ -18,8 +18,8 @@ import (
 	"github.com/deployctl/deployctl/internal/containers"
 	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/testenv"
-	"github.com/deployctl/deployctl/registrar"
 	"github.com/deployctl/deployctl/registrar/nginx"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/deployctl/deployctl/registrar/upstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -113,7 +113,7 @@ func serves(client *http.Client, url, want string) bool {
 func TestFailedReloadIsRetried(t *testing.T) {
 	lb := testenv.Nginx(t, "web")
 	_, etcd := testenv.Etcd(t)
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	addr, _ := testenv.Backend(t, "web@1")
 	ctl := &scripted{real: lb.Host(), reloadErrs: []error{errors.New("signal nginx master: EPERM"), errors.New("signal nginx master: EPERM")}}
 	m := nginx.NewMetrics(nil)
@@ -134,7 +134,7 @@ func TestFailedReloadIsRetried(t *testing.T) {
 func TestNginxTUnavailableIsRetriedNotRejected(t *testing.T) {
 	lb := testenv.Nginx(t, "web")
 	_, etcd := testenv.Etcd(t)
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	addr, _ := testenv.Backend(t, "web@1")
 	ctl := &scripted{real: lb.Host(), testErrs: []error{
 		fmt.Errorf("could not exec nginx -t in lb: %w", &docker.APIError{Status: 409, Message: "container is restarting"}),
@@ -160,7 +160,7 @@ func TestNginxTUnavailableIsRetriedNotRejected(t *testing.T) {
 func TestHungStepTimesOutAndIsRetried(t *testing.T) {
 	lb := testenv.Nginx(t, "web")
 	_, etcd := testenv.Etcd(t)
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	addr, _ := testenv.Backend(t, "web@1")
 	ctl := &scripted{real: lb.Host(), hangs: 2}
 	m := nginx.NewMetrics(nil)
@@ -183,7 +183,7 @@ func TestHungStepTimesOutAndIsRetried(t *testing.T) {
 func TestRollbackAfterRestartKeepsLastGoodFiles(t *testing.T) {
 	lb := testenv.Nginx(t, "web")
 	_, etcd := testenv.Etcd(t)
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	addr, _ := testenv.Backend(t, "web@1")
 	etcd.Put(context.Background(), prefix+"web@1", addr)
 	if err := os.Remove(lb.UpstreamFile); err != nil {
@@ -258,7 +258,7 @@ func TestContainerTestClassifiesEngineErrors(t *testing.T) {
 func TestSiteAndUpstreamRollBackTogether(t *testing.T) {
 	lb := testenv.Nginx(t, "web")
 	_, etcd := testenv.Etcd(t)
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	addr, _ := testenv.Backend(t, "web@1")
 	etcd.Put(context.Background(), prefix+"web@1", addr)
 	siteFile := filepath.Join(filepath.Dir(lb.UpstreamFile), "extra.site.conf")
@@ -297,7 +297,7 @@ func TestSiteAndUpstreamRollBackTogether(t *testing.T) {
 func TestStopDuringFirstApplyIsNotARejection(t *testing.T) {
 	lb := testenv.Nginx(t, "web")
 	_, etcd := testenv.Etcd(t)
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	etcd.Put(context.Background(), prefix+"web@1", "127.0.0.1:9")
 	var logs bytes.Buffer
 	var lmu sync.Mutex
@@ -360,7 +360,7 @@ http {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	etcd.Put(ctx, prefix+"web@1", ct.IP(network)+":3000")
 
 	lbName := testenv.Unique("web-lb")

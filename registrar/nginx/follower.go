@@ -22,7 +22,7 @@ import (
 type Config struct {
 	Client *clientv3.Client
 	// Prefix is the etcd prefix of the instances, e.g.
-	// /services/someapp/upstream/ (see registrar.UpstreamPrefix).
+	// /services/someapp/upstream/ (see registry.UpstreamPrefix).
 	Prefix   string
 	Upstream upstream.Options
 	// File is the upstream file nginx includes.
@@ -53,7 +53,7 @@ type Config struct {
 	// AllowLoopback lets instances at loopback addresses through (an LB
 	// and its instances on one machine); without it they are skipped and
 	// counted as invalid, as link-local and other addresses no instance has
-	// are always (registrar.CheckAddr).
+	// are always (registry.CheckAddr).
 	AllowLoopback bool
 	// Dynamic, when set, runs zero-reload mode: File holds the rendered
 	// dynamic upstream (it changes only with the settings) and instance

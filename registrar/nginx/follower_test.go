@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/testenv"
-	"github.com/deployctl/deployctl/registrar"
 	"github.com/deployctl/deployctl/registrar/nginx"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/deployctl/deployctl/registrar/upstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -41,7 +41,7 @@ func newRig(t *testing.T, interval time.Duration) *rig {
 	lb := testenv.Nginx(t, "web")
 	srv, etcd := testenv.Etcd(t)
 	_ = srv
-	r := &rig{t: t, lb: lb, etcd: etcd, prefix: registrar.UpstreamPrefix("/services", "web"), metrics: nginx.NewMetrics(nil)}
+	r := &rig{t: t, lb: lb, etcd: etcd, prefix: registry.UpstreamPrefix("/services", "web"), metrics: nginx.NewMetrics(nil)}
 	f, err := nginx.New(nginx.Config{AllowLoopback: true,
 		Client: etcd, Prefix: r.prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
 		File:              lb.UpstreamFile,
@@ -175,7 +175,7 @@ func TestInvalidValuesSkippedAndRejectedConfigKept(t *testing.T) {
 func TestEtcdOutageKeepsServingThenResyncs(t *testing.T) {
 	lb := testenv.Nginx(t, "web")
 	srv, etcd := testenv.Etcd(t)
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	f, err := nginx.New(nginx.Config{AllowLoopback: true,
 		Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"}, File: lb.UpstreamFile,
 		Controller:        lb.Host(),
@@ -314,7 +314,7 @@ func TestStopReturnsNilEveryTime(t *testing.T) {
 	_, etcd := testenv.Etcd(t)
 	testenv.StopAtVaryingMoments(t, 60, func(ctx context.Context) error {
 		f, err := nginx.New(nginx.Config{AllowLoopback: true,
-			Client: etcd, Prefix: registrar.UpstreamPrefix("/services", "web"), Upstream: upstream.Options{Name: "web"},
+			Client: etcd, Prefix: registry.UpstreamPrefix("/services", "web"), Upstream: upstream.Options{Name: "web"},
 			File: lb.UpstreamFile, Controller: lb.Host(), Logger: quiet(),
 		})
 		if err != nil {

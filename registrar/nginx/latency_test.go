@@ -12,9 +12,9 @@ import (
 
 	"github.com/deployctl/deployctl/internal/atomicfile"
 	"github.com/deployctl/deployctl/internal/testenv"
-	"github.com/deployctl/deployctl/registrar"
 	"github.com/deployctl/deployctl/registrar/catalog"
 	"github.com/deployctl/deployctl/registrar/nginx"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/deployctl/deployctl/registrar/upstream"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -69,7 +69,7 @@ func BenchmarkEventToServing(b *testing.B) {
 	addrB, _ := testenv.Backend(b, "B")
 	host := lb.Host()
 	ctx := context.Background()
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	applied := make(chan struct{}, 16)
 	f, err := nginx.New(nginx.Config{AllowLoopback: true,
 		Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8}, File: lb.UpstreamFile,
@@ -241,7 +241,7 @@ func BenchmarkSustainedChurn(b *testing.B) {
 	const changes = 40
 	lb := testenv.Nginx(b, "web")
 	_, etcd := testenv.Etcd(b)
-	prefix := registrar.UpstreamPrefix("/services", "web")
+	prefix := registry.UpstreamPrefix("/services", "web")
 	f, err := nginx.New(nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web", Keepalive: 8},
 		File: lb.UpstreamFile, Controller: lb.Host(), Logger: benchLogger()})
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/deployctl/deployctl/registrar"
+	"github.com/deployctl/deployctl/registrar/registry"
 )
 
 // Backend is one registered instance.
@@ -29,9 +29,9 @@ var safeComment = regexp.MustCompile(`^[A-Za-z0-9@:._\-]{1,200}$`)
 // load time and fail on, spaces, semicolons, braces, a missing port) is
 // rejected, since it would break or subvert nginx's configuration.
 func ParseAddr(v string, allowLoopback bool) (string, error) {
-	check := registrar.CheckAddr
+	check := registry.CheckAddr
 	if allowLoopback {
-		check = registrar.CheckLocalAddr
+		check = registry.CheckLocalAddr
 	}
 	addr, err := check(v)
 	if err != nil {
@@ -135,7 +135,7 @@ func CheckListen(listen string) error {
 	} else if p, ok := strings.CutPrefix(listen, "*:"); ok {
 		addr = "0.0.0.0:" + p
 	}
-	if _, err := registrar.CheckAddrSyntax(addr); err != nil {
+	if _, err := registry.CheckAddrSyntax(addr); err != nil {
 		return fmt.Errorf("listen %q: use PORT, IP:PORT, [IPv6]:PORT or *:PORT with a port 1-65535, e.g. 80 or 127.0.0.1:8080 (%w)", listen, err)
 	}
 	return nil

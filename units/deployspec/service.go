@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/deployctl/deployctl/registrar"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"gopkg.in/yaml.v3"
 )
 
@@ -144,7 +144,7 @@ func (p *parser) health(v *yaml.Node, field string) *Health {
 		p.errf(v, field+".health.http", "is required in health (e.g. http: /healthz)")
 	}
 	if h.Interval > 0 && h.Timeout > 0 {
-		if err := registrar.CheckHealth(h.Interval, h.Timeout); err != nil {
+		if err := registry.CheckHealth(h.Interval, h.Timeout); err != nil {
 			p.errf(v, field+".health.timeout", "%v", err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -246,5 +247,19 @@ func TestLoadBalancerModes(t *testing.T) {
 func TestControlSocketMatchesRegistrar(t *testing.T) {
 	if got, want := generate.ControlSocket("someapp"), upstream.SocketName("someapp"); got != want {
 		t.Fatalf("unit removes %s, registrar's socket is %s", got, want)
+	}
+}
+
+// Unit generation depends on the registry's contract, never on the
+// registrar daemon's packages.
+func TestUnitsImportOnlyTheRegistry(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/deployctl/deployctl/units/...").Output()
+	if err != nil {
+		testenv.Missing(t, "go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if strings.HasPrefix(p, "github.com/deployctl/deployctl/registrar") && p != "github.com/deployctl/deployctl/registrar/registry" {
+			t.Errorf("units depends on %s; only registrar/registry is shared", p)
+		}
 	}
 }

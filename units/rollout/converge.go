@@ -78,7 +78,7 @@ func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
 	since := map[string]time.Time{}
 	reported := map[string]int{}
 	b := backoff.New(r.o.Poll, 500*time.Millisecond)
-	lastSaid := time.Now() // when what is awaited was last printed
+	lastSaid := time.Now()     // when what is awaited was last printed
 	var failingSince time.Time // fleet could not be read since then
 	for {
 		v, err := observe(ctx, r.c)

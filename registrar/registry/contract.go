@@ -1,4 +1,4 @@
-package registrar
+package registry
 
 import (
 	"fmt"
