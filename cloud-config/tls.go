@@ -46,8 +46,35 @@ const (
 // certificate (the registrar's, say) can talk to the peer API.
 const PeerCN = "etcd-peer"
 
-// ClientRoles are the roles whose certificates every node holds.
+// ClientRoles are the roles the cluster's PKI makes a certificate for.
 var ClientRoles = []string{RoleFleet, RoleFlannel, RoleLocksmith, RoleRegistrar, RoleRoot}
+
+// NodeRoles are the roles whose certificates every node holds: all but
+// root, which a node holds only while a script that needs it runs (see
+// WithRoot), so no node owns the cluster.
+var NodeRoles = []string{RoleFleet, RoleFlannel, RoleLocksmith, RoleRegistrar}
+
+// RootDirVar names the shell variable holding the private directory where
+// WithRoot puts root's pair for one script's run.
+const RootDirVar = "DEPLOYCTL_ROOT"
+
+// WithRoot runs script with root's certificate and key in a private
+// directory made for this run ($DEPLOYCTL_ROOT, 0700 under /run) and
+// removed when the script ends, however it ends: the node never keeps
+// root's key. The result holds a private key: keep it secret.
+func WithRoot(script, certPEM, keyPEM string) string {
+	return fmt.Sprintf(`set -eu
+umask 077
+%[1]s=$(sudo mktemp -d /run/deployctl-root.XXXXXX)
+trap 'sudo rm -rf "$%[1]s"' EXIT
+sudo tee "$%[1]s/root.pem" >/dev/null <<'DEPLOYCTL_ROOT_CERT'
+%[2]s
+DEPLOYCTL_ROOT_CERT
+sudo tee "$%[1]s/root-key.pem" >/dev/null <<'DEPLOYCTL_ROOT_KEY'
+%[3]s
+DEPLOYCTL_ROOT_KEY
+%[4]s`, RootDirVar, strings.TrimRight(certPEM, "\n"), strings.TrimRight(keyPEM, "\n"), script)
+}
 
 // RegistrarKeyPrefix is the only key prefix the registrar's etcd user may
 // read and write once v3 auth is on.
@@ -74,11 +101,22 @@ func ServerCertFile() string { return TLSDir + "/server.pem" }
 // ServerKeyFile is the key of ServerCertFile.
 func ServerKeyFile() string { return TLSDir + "/server-key.pem" }
 
-// ClientCertFile is role's client certificate on a node.
-func ClientCertFile(role string) string { return fmt.Sprintf("%s/%s.pem", TLSDir, role) }
+// ClientCertFile is role's client certificate on a node (root's: in the
+// directory WithRoot makes, as a shell expansion).
+func ClientCertFile(role string) string {
+	if role == RoleRoot {
+		return "$" + RootDirVar + "/root.pem"
+	}
+	return fmt.Sprintf("%s/%s.pem", TLSDir, role)
+}
 
 // ClientKeyFile is the key of ClientCertFile.
-func ClientKeyFile(role string) string { return fmt.Sprintf("%s/%s-key.pem", TLSDir, role) }
+func ClientKeyFile(role string) string {
+	if role == RoleRoot {
+		return "$" + RootDirVar + "/root-key.pem"
+	}
+	return fmt.Sprintf("%s/%s-key.pem", TLSDir, role)
+}
 
 // v2AuthScript is AuthSetupScript's v2 part (curl, as root's certificate).
 // v2 users need a password; a random one nobody keeps, since every client
@@ -127,7 +165,7 @@ type NodeTLSFiles map[string]string
 // "<role>", "<role>-key" to PEM text).
 func TLSFiles(pems map[string]string) (NodeTLSFiles, error) {
 	files := NodeTLSFiles{CAFile(): pems["ca"], ServerCertFile(): pems["server"], ServerKeyFile(): pems["server-key"]}
-	for _, r := range ClientRoles {
+	for _, r := range NodeRoles {
 		files[ClientCertFile(r)], files[ClientKeyFile(r)] = pems[r], pems[r+"-key"]
 	}
 	for path, pem := range files {
@@ -150,6 +188,8 @@ func TLSInstallScript(files NodeTLSFiles) string {
 	sort.Strings(paths)
 	var b strings.Builder
 	fmt.Fprintf(&b, "set -eu\numask 077\nsudo install -d -m 0755 %s\n", TLSDir)
+	// root's pair is never kept on a node (an older deployctl installed it).
+	fmt.Fprintf(&b, "sudo rm -f %[1]s/root.pem %[1]s/root-key.pem\n", TLSDir)
 	for i, p := range paths {
 		owner, mode := "root:root", "0644"
 		if strings.HasSuffix(p, "-key.pem") {

@@ -1,6 +1,7 @@
 package cloudconfig_test
 
 import (
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -168,5 +169,37 @@ func TestEtcdTLSPathsAsEtcdSeesThem(t *testing.T) {
 	}
 	if n != 6 {
 		t.Fatalf("%d ETCD_*_FILE settings, want 6 (cert, key, CA for clients and peers)", n)
+	}
+}
+
+// root's pair exists only while a script that needs it runs: WithRoot puts
+// it in a private directory and removes it however the script ends; no
+// node's TLS files include it.
+func TestWithRootLeavesNoKey(t *testing.T) {
+	run := t.TempDir()
+	for _, body := range []string{"cat \"$DEPLOYCTL_ROOT/root-key.pem\"\n", "cat \"$DEPLOYCTL_ROOT/root-key.pem\"\nexit 3\n"} {
+		script := cloudconfig.WithRoot(body, "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n", "-----BEGIN EC PRIVATE KEY-----\nK\n-----END EC PRIVATE KEY-----\n")
+		script = strings.NewReplacer("sudo ", "", "/run/", run+"/").Replace(script)
+		out, _ := exec.Command("sh", "-c", script).CombinedOutput()
+		if !strings.Contains(string(out), "BEGIN EC PRIVATE KEY") {
+			t.Fatalf("the script did not find root's key:\n%s", out)
+		}
+		if left, _ := filepath.Glob(filepath.Join(run, "deployctl-root.*")); len(left) > 0 {
+			t.Fatalf("root's key left on the node: %v", left)
+		}
+	}
+	pem := "-----BEGIN X-----\nx\n-----END X-----\n"
+	pems := map[string]string{"ca": pem, "server": pem, "server-key": pem}
+	for _, r := range cloudconfig.ClientRoles {
+		pems[r], pems[r+"-key"] = pem, pem
+	}
+	files, err := cloudconfig.TLSFiles(pems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path := range files {
+		if strings.Contains(path, "root") {
+			t.Errorf("a node holds %s", path)
+		}
 	}
 }

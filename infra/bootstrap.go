@@ -74,13 +74,14 @@ func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, tls
 			var after []pulumi.Resource
 			if i >= cfg.EtcdInitialSize {
 				state, members = "existing", i+1
-				create = ip.ApplyT(func(ip string) string { return cc.MemberAddScript(names[i], ip) }).(pulumi.StringOutput)
+				create = c.asRoot(ip.ApplyT(func(ip string) string { return cc.MemberAddScript(names[i], ip) }).(pulumi.StringOutput))
 				after = []pulumi.Resource{prev}
 			}
+			remove := ip.ApplyT(func(ip string) string { return cc.MemberRemoveScript(names[i], ip) }).(pulumi.StringOutput)
 			member, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-etcd-member-%d", name, i+1), &RemoteCommandArgs{
 				Connection: c.conns[0].Input(),
 				Create:     create,
-				Delete:     ip.ApplyT(func(ip string) string { return cc.MemberRemoveScript(names[i], ip) }).(pulumi.StringOutput),
+				Delete:     c.asRoot(remove),
 			}, parent, pulumi.DependsOn(after))
 			if err != nil {
 				return err
@@ -104,6 +105,15 @@ func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, tls
 	return c.authSetup(ctx, name)
 }
 
+// asRoot gives a script root's pair for its run when the cluster has a
+// PKI (a plain cluster has no roles).
+func (c *Cluster) asRoot(script pulumi.StringOutput) pulumi.StringOutput {
+	if c.PKI == nil {
+		return script
+	}
+	return c.PKI.AsRoot(script)
+}
+
 // authSetup turns on etcd's v3 auth once every member has started (TLS
 // clusters only).
 func (c *Cluster) authSetup(ctx *pulumi.Context, name string) error {
@@ -116,7 +126,7 @@ func (c *Cluster) authSetup(ctx *pulumi.Context, name string) error {
 	}
 	var err error
 	c.Auth, err = NewRemoteCommand(ctx, name+"-etcd-auth", &RemoteCommandArgs{
-		Connection: c.conns[0].Input(), Create: pulumi.String(c.cc.AuthSetupScript()),
+		Connection: c.conns[0].Input(), Create: c.asRoot(pulumi.String(c.cc.AuthSetupScript()).ToStringOutput()), Logging: pulumi.String("none"),
 	}, pulumi.Parent(c), pulumi.DependsOn(boots))
 	return err
 }

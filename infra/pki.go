@@ -127,10 +127,12 @@ func (p *PKI) ServerCert(ctx *pulumi.Context, node string, privateIP pulumi.Stri
 }
 
 // NodeFiles is the install script for one node's TLS files (the CA, its
-// server pair, every role's client pair); secret, as it holds keys.
+// server pair, the client pair of every role a node runs: not root's);
+// secret, as it holds keys.
 func (p *PKI) NodeFiles(server *Cert) pulumi.StringOutput {
 	parts := pulumi.Map{"ca": p.CACert.CertPem, "server": server.Cert.CertPem, "server-key": server.Key.PrivateKeyPem}
-	for role, c := range p.Clients {
+	for _, role := range cloudconfig.NodeRoles {
+		c := p.Clients[role]
 		parts[role], parts[role+"-key"] = c.Cert.CertPem, c.Key.PrivateKeyPem
 	}
 	return pulumi.ToSecret(parts.ToMapOutput().ApplyT(func(m map[string]any) (string, error) {
@@ -143,5 +145,15 @@ func (p *PKI) NodeFiles(server *Cert) pulumi.StringOutput {
 			return "", err
 		}
 		return cloudconfig.TLSInstallScript(files), nil
+	})).(pulumi.StringOutput)
+}
+
+// AsRoot wraps a script that needs etcd's root role (member add and
+// remove, the auth setup) so that root's pair exists on the node only while
+// it runs (cloudconfig.WithRoot); secret, as it holds root's key.
+func (p *PKI) AsRoot(script pulumi.StringInput) pulumi.StringOutput {
+	root := p.Clients[cloudconfig.RoleRoot]
+	return pulumi.ToSecret(pulumi.All(script, root.Cert.CertPem, root.Key.PrivateKeyPem).ApplyT(func(a []any) string {
+		return cloudconfig.WithRoot(a[0].(string), a[1].(string), a[2].(string))
 	})).(pulumi.StringOutput)
 }

@@ -162,3 +162,41 @@ func sha256Hex(s string) string {
 func (m *mocks) commands() []registered {
 	return append(m.byToken(infra.TokenRemoteCommand), m.byToken(infra.TokenCopyToRemote)...)
 }
+
+// Nodes never keep etcd's root key: the TLS install scripts carry no root
+// pair (and remove one an older deployctl installed); the scripts that need
+// root (member add and remove, the auth setup) carry it for their run only,
+// as secrets.
+func TestRootKeyStaysOffTheNodes(t *testing.T) {
+	m, err := runProgram(t, map[string]string{"deployctl:nodeCount": "5", "deployctl:etcdInitialSize": "3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asRoot := 0
+	for _, r := range m.byToken(infra.TokenRemoteCommand) {
+		create := plain(r.inputs["create"])
+		if strings.Contains(r.name, "-tls-") {
+			if strings.Contains(create, "client-root-key") || !strings.Contains(create, "rm -f /etc/ssl/etcd/root.pem /etc/ssl/etcd/root-key.pem") {
+				t.Errorf("%s installs root's key, or leaves an old one", r.name)
+			}
+			continue
+		}
+		for _, field := range []resource.PropertyKey{"create", "delete"} {
+			v, ok := r.inputs[field]
+			if !ok || !strings.Contains(plain(v), "client-root-key") {
+				continue
+			}
+			asRoot++
+			if !v.ContainsSecrets() {
+				t.Errorf("%s %s holds root's key but is not secret", r.name, field)
+			}
+			if !strings.Contains(plain(v), "trap 'sudo rm -rf \"$DEPLOYCTL_ROOT\"' EXIT") {
+				t.Errorf("%s %s does not remove root's key when it ends", r.name, field)
+			}
+		}
+	}
+	// 2 members added (create), 4 removable (delete), the auth setup
+	if asRoot != 7 {
+		t.Fatalf("%d scripts run as root, want 7", asRoot)
+	}
+}

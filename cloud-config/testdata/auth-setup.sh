@@ -1,5 +1,5 @@
 set -eu
-export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=https://127.0.0.1:2379 ETCDCTL_CACERT=/etc/ssl/etcd/ca.pem ETCDCTL_CERT=/etc/ssl/etcd/root.pem ETCDCTL_KEY=/etc/ssl/etcd/root-key.pem
+export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=https://127.0.0.1:2379 ETCDCTL_CACERT=/etc/ssl/etcd/ca.pem ETCDCTL_CERT=$DEPLOYCTL_ROOT/root.pem ETCDCTL_KEY=$DEPLOYCTL_ROOT/root-key.pem
 e() { sudo -E /usr/bin/etcdctl "$@"; }
 for i in $(seq 1 60); do e endpoint health >/dev/null 2>&1 && break; sleep 2; done
 e user get root >/dev/null 2>&1 || e user add root --no-password
@@ -9,8 +9,8 @@ e role grant-permission registrar --prefix=true readwrite /services/
 e user get registrar >/dev/null 2>&1 || e user add registrar --no-password
 e user grant-role registrar registrar
 e auth status 2>/dev/null | grep -q 'Authentication Status: true' || e auth enable
-v2() { sudo curl -fsS --cacert /etc/ssl/etcd/ca.pem --cert /etc/ssl/etcd/root.pem --key /etc/ssl/etcd/root-key.pem -o /dev/null -X PUT -H 'Content-Type: application/json' https://127.0.0.1:2379/v2/auth/"$1" -d "$2"; }
-v2get() { sudo curl -fsS --cacert /etc/ssl/etcd/ca.pem --cert /etc/ssl/etcd/root.pem --key /etc/ssl/etcd/root-key.pem https://127.0.0.1:2379/v2/auth/"$1" 2>/dev/null; }
+v2() { sudo curl -fsS --cacert /etc/ssl/etcd/ca.pem --cert $DEPLOYCTL_ROOT/root.pem --key $DEPLOYCTL_ROOT/root-key.pem -o /dev/null -X PUT -H 'Content-Type: application/json' https://127.0.0.1:2379/v2/auth/"$1" -d "$2"; }
+v2get() { sudo curl -fsS --cacert /etc/ssl/etcd/ca.pem --cert $DEPLOYCTL_ROOT/root.pem --key $DEPLOYCTL_ROOT/root-key.pem https://127.0.0.1:2379/v2/auth/"$1" 2>/dev/null; }
 pw() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 v2get roles/fleet >/dev/null || v2 roles/fleet '{"role":"fleet","permissions":{"kv":{"read":["/_coreos.com/fleet*"],"write":["/_coreos.com/fleet*"]}}}'
 v2get roles/flannel >/dev/null || v2 roles/flannel '{"role":"flannel","permissions":{"kv":{"read":["/coreos.com/network*"],"write":["/coreos.com/network*"]}}}'

@@ -1,5 +1,5 @@
 set -eu
-export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=https://127.0.0.1:2379 ETCDCTL_CACERT=/etc/ssl/etcd/ca.pem ETCDCTL_CERT=/etc/ssl/etcd/root.pem ETCDCTL_KEY=/etc/ssl/etcd/root-key.pem
+export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=https://127.0.0.1:2379 ETCDCTL_CACERT=/etc/ssl/etcd/ca.pem ETCDCTL_CERT=$DEPLOYCTL_ROOT/root.pem ETCDCTL_KEY=$DEPLOYCTL_ROOT/root-key.pem
 e() { sudo -E /usr/bin/etcdctl "$@"; }
 members=$(e member list) # fails the script when the local member does not answer
 if echo "$members" | grep -qF 'https://10.0.0.4:2380'; then

@@ -74,6 +74,8 @@ func newTLSServer(t *testing.T, dir string) *server {
 // onNode rewrites a node command for this test: its TLS directory, its
 // endpoint (https), and no sudo (the files are this user's).
 func onNode(command, dir string) string {
+	// root's pair, which WithRoot puts in $DEPLOYCTL_ROOT for a script's run
+	command = "DEPLOYCTL_ROOT=" + strings.TrimSuffix(dir, "/") + "\n" + command
 	command = strings.ReplaceAll(command, nodeTLSDir, dir)
 	command = strings.ReplaceAll(command, "sudo ", "")
 	return strings.ReplaceAll(command, "https://127.0.0.1:2379", nodeEndpoint)

@@ -57,37 +57,24 @@ var fatalSignals = map[string]bool{"15": true, "9": true, "2": true, "3": true, 
 // Run follows the container until ctx ends, reconnecting to the event stream
 // with backoff when it breaks.
 func (c *Container) Run(ctx context.Context, updates chan<- string) error {
-	log := c.Logger
-	if log == nil {
-		log = slog.Default()
+	r := &containerRun{c: c, log: c.Logger, recheck: c.RecheckAfter, updates: updates, last: "\x00"}
+	if r.log == nil {
+		r.log = slog.Default()
 	}
-	recheck := c.RecheckAfter
-	if recheck <= 0 {
-		recheck = 10 * time.Second
+	if r.recheck <= 0 {
+		r.recheck = 10 * time.Second
 	}
 	bo := backoff.New(200*time.Millisecond, 5*time.Second)
-	last := "\x00" // nothing sent yet
-	send := func(addr string) bool {
-		if addr == last {
-			return true
-		}
-		select {
-		case updates <- addr:
-			last = addr
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
 	streamDown := false
 	for ctx.Err() == nil {
+		// Subscribe first, then inspect: no change falls between them.
 		sctx, cancel := context.WithCancel(ctx)
 		evs, errc := c.Docker.Events(sctx, c.Name)
 		addr, err := c.inspect(sctx)
 		if err != nil {
 			cancel()
 			if !streamDown {
-				log.Warn("docker engine unreachable; keeping the last known state", "container", c.Name, "err", err)
+				r.log.Warn("docker engine unreachable; keeping the last known state", "container", c.Name, "err", err)
 				streamDown = true
 			}
 			if !bo.Wait(ctx) {
@@ -96,65 +83,93 @@ func (c *Container) Run(ctx context.Context, updates chan<- string) error {
 			continue
 		}
 		if streamDown {
-			log.Info("docker engine reachable again", "container", c.Name)
+			r.log.Info("docker engine reachable again", "container", c.Name)
 			streamDown = false
 		}
 		bo.Reset()
-		if !send(addr) {
-			cancel()
-			return nil
+		if r.send(ctx, addr) {
+			r.follow(ctx, sctx, evs)
 		}
-		timer := time.NewTimer(time.Hour)
-		timer.Stop()
-	events:
-		for {
-			select {
-			case <-ctx.Done():
-				break events
-			case ev, ok := <-evs:
-				if !ok {
-					break events
-				}
-				switch {
-				case downActions[ev.Action]:
-					if !send("") {
-						break events
-					}
-				case ev.Action == "kill" && fatalSignals[ev.Actor.Attributes["signal"]]:
-					if !send("") {
-						break events
-					}
-					timer.Reset(recheck)
-				case ev.Action == "start" || ev.Action == "unpause" || ev.Action == "restart" ||
-					ev.Action == "connect" || ev.Action == "disconnect" || ev.Action == "rename":
-					a, err := c.inspect(sctx)
-					if err != nil {
-						log.Warn("inspect after event failed", "container", c.Name, "event", ev.Action, "err", err)
-						continue
-					}
-					if !send(a) {
-						break events
-					}
-				}
-			case <-timer.C:
-				if a, err := c.inspect(sctx); err == nil {
-					send(a)
-				}
-			}
-		}
-		timer.Stop()
 		cancel()
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err := <-errc; err != nil {
-			log.Warn("docker event stream broke; reconnecting", "container", c.Name, "err", err)
+			r.log.Warn("docker event stream broke; reconnecting", "container", c.Name, "err", err)
 		}
 		if !bo.Wait(ctx) {
 			return nil
 		}
 	}
 	return nil
+}
+
+// containerRun is one Run's state: what it sent last, and where.
+type containerRun struct {
+	c       *Container
+	log     *slog.Logger
+	recheck time.Duration
+	updates chan<- string
+	last    string // "\x00": nothing sent yet
+}
+
+// send reports addr unless it was the last one sent; false when ctx ended.
+func (r *containerRun) send(ctx context.Context, addr string) bool {
+	if addr == r.last {
+		return true
+	}
+	select {
+	case r.updates <- addr:
+		r.last = addr
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// follow applies the container's events until the stream ends or ctx
+// does: a death or stop withdraws at once, a start (or a network change)
+// is inspected; after a fatal signal the container is inspected again a
+// little later, in case it survived it.
+func (r *containerRun) follow(ctx, sctx context.Context, evs <-chan docker.Event) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-evs:
+			if !ok {
+				return
+			}
+			switch {
+			case downActions[ev.Action]:
+				if !r.send(ctx, "") {
+					return
+				}
+			case ev.Action == "kill" && fatalSignals[ev.Actor.Attributes["signal"]]:
+				if !r.send(ctx, "") {
+					return
+				}
+				timer.Reset(r.recheck)
+			case ev.Action == "start" || ev.Action == "unpause" || ev.Action == "restart" ||
+				ev.Action == "connect" || ev.Action == "disconnect" || ev.Action == "rename":
+				a, err := r.c.inspect(sctx)
+				if err != nil {
+					r.log.Warn("inspect after event failed", "container", r.c.Name, "event", ev.Action, "err", err)
+					continue
+				}
+				if !r.send(ctx, a) {
+					return
+				}
+			}
+		case <-timer.C:
+			if a, err := r.c.inspect(sctx); err == nil {
+				r.send(ctx, a)
+			}
+		}
+	}
 }
 
 // inspect returns the container's current address, "" when it does not
