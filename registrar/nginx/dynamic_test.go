@@ -355,7 +355,7 @@ func TestDynamicUpstreamNamesTheBalancer(t *testing.T) {
 // process is refused.
 func TestDynamicSocketRefusesOtherUsers(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("SKIP: needs root to run a process as another user")
+		testenv.Missing(t, "root, to run a process as another user")
 	}
 	r := newDynRig(t, 30*time.Second)
 	testenv.WaitFor(t, 10*time.Second, "socket up", func() bool { return strings.HasPrefix(control(t, r.socket(), http.MethodGet, ""), "200") })

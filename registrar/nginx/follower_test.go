@@ -279,7 +279,7 @@ func TestUnwritableUpstreamKeepsServing(t *testing.T) {
 	r.waitServing("web@1")
 	dir := r.lb.ConfDir()
 	if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
-		t.Skipf("SKIP: cannot make %s immutable here (chattr: %v %s)", dir, err, out)
+		testenv.Missing(t, "chattr +i on %s (a file system with immutable files; chattr: %v %s)", dir, err, out)
 	}
 	defer exec.Command("chattr", "-i", dir).Run()
 	good := readFile(t, r.lb.UpstreamFile)
