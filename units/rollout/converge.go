@@ -96,9 +96,9 @@ func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
 			continue
 		}
 		failingSince = time.Time{}
-		var act []instance
+		var act, plainServing []instance
 		var waiting []string
-		todo := 0
+		todo, plainBusy := 0, 0
 		for _, g := range groups {
 			gp, err := r.pass(v, g, since, reported)
 			if err != nil {
@@ -107,6 +107,16 @@ func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
 			todo += gp.todo
 			act = append(act, gp.act...)
 			waiting = append(waiting, gp.waiting...)
+			plainServing = append(plainServing, gp.plainServing...)
+			plainBusy += gp.plainBusy
+		}
+		for _, in := range act {
+			if in.plain {
+				plainBusy++ // a plain set put now is on its way up
+			}
+		}
+		if plainBusy == 0 && len(plainServing) > 0 {
+			act = append(act, plainServing[0])
 		}
 		if todo == 0 {
 			return nil
@@ -146,16 +156,26 @@ const waitReport = 5 * time.Second
 type groupPass struct {
 	todo int
 	act  []instance
+	// plainServing are serving plain sets waiting to be replaced, and
+	// plainBusy how many plain sets are on their way up: converge replaces
+	// one serving plain set at a time across the spec.
+	plainServing []instance
+	plainBusy    int
 	// waiting says what is awaited: a unit and what fleet reports of it.
 	waiting []string
 }
 
 // sets are the unit sets of g that converge as one: each instance (app and
-// sidekick), and each plain unit on its own.
+// sidekick), and the group's plain units together (a load balancer and its
+// registrar nginx, ready once nginx serves what etcd holds).
 func sets(g *generate.Group) []instance {
 	ins := instancesOf(g)
-	for _, u := range g.Units {
-		ins = append(ins, instance{key: u.Name, names: []string{u.Name}, want: []*units.Unit{u}, plain: true})
+	if len(g.Units) > 0 {
+		in := instance{key: g.Units[0].Name, plain: true}
+		for _, u := range g.Units {
+			in.names, in.want = append(in.names, u.Name), append(in.want, u)
+		}
+		ins = append(ins, in)
 	}
 	return ins
 }
@@ -197,7 +217,11 @@ func (r *roller) pass(v *view, g *generate.Group, since map[string]time.Time, re
 			stuckErr = &StuckError{Service: g.Service, Unit: stuck, State: stuckReport, Deadline: r.o.ProgressDeadline, Desired: g.Instances}
 		}
 		switch {
-		case worst == outdated && allActive && !in.plain:
+		case worst == outdated && allActive && in.plain:
+			// A serving load balancer is replaced only while no other
+			// plain set of the spec is on its way up: one at a time.
+			gp.plainServing = append(gp.plainServing, in)
+		case worst == outdated && allActive:
 			serving = append(serving, in)
 		case worst == outdated || worst == missing || worst == stopped:
 			if !in.plain {
@@ -207,6 +231,8 @@ func (r *roller) pass(v *view, g *generate.Group, since map[string]time.Time, re
 		default: // pending: on its way up, or the old version still reported
 			if !in.plain {
 				unavailable++
+			} else {
+				gp.plainBusy++
 			}
 		}
 	}

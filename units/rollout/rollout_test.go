@@ -586,3 +586,50 @@ func TestOwnershipIsCheckedMidRoll(t *testing.T) {
 		t.Fatalf("the hand-written unit was overwritten: %+v", u)
 	}
 }
+
+// Load balancers roll one at a time, each with its registrar nginx, and
+// the next one only once the one before is active again: an nginx image
+// bump never restarts every LB in the same moment.
+func TestLoadBalancersRollOneAtATime(t *testing.T) {
+	fs, c := newFleet(t, 4, map[string]string{"role": "edge"})
+	fs.SetTiming(fleettest.Timing{Activate: 300 * time.Millisecond})
+	ctx := context.Background()
+	spec := `services:
+  web: {image: a/web:1, port: 3000, instances: 1}
+  lb1: {nginx: {listen: 80, upstream: web, image: "openresty/openresty:%[1]s"}}
+  lb2: {nginx: {listen: 81, upstream: web, image: "openresty/openresty:%[1]s"}}
+`
+	if _, err := rollout.Apply(ctx, c, planOf(t, fmt.Sprintf(spec, "1.25.3.1-bookworm")), fast); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := rollout.Apply(ctx, c, planOf(t, fmt.Sprintf(spec, "1.25.3.2-bookworm")), fast)
+		done <- err
+	}()
+	worst := 2
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if worst < 1 {
+				t.Fatalf("both load balancers were down at once (fewest active: %d)", worst)
+			}
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+		sts, err := c.States(ctx, "", "")
+		if err != nil {
+			continue
+		}
+		active := 0
+		for _, st := range sts {
+			if (st.Name == "web-lb1.service" || st.Name == "web-lb2.service") && st.SystemdActiveState == "active" {
+				active++
+			}
+		}
+		worst = min(worst, active)
+	}
+}
