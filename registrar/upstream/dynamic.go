@@ -85,13 +85,12 @@ upstream %[1]s {
     # The upstream names itself, so any server block's proxy_pass
     # http://%[1]s works; the balancer's chunk is compiled once a worker.
     balancer_by_lua_block {
-        ngx.ctx.deployctl_upstream = "%[1]s"
         local run = package.loaded.deployctl_balancer_chunk
         if not run then
             run = assert(loadfile("%[4]s"))
             package.loaded.deployctl_balancer_chunk = run
         end
-        return run()
+        return run("%[1]s")
     }
 `, o.Name, d.ConfDir+"/"+StateName(o.Name), size, d.Script())
 	if o.Keepalive > 0 {

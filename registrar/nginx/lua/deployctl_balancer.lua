@@ -12,12 +12,12 @@
 -- partial list. registrar writes the same text to <name>.backends beside
 -- this file; after a restart the first request loads it from there.
 -- The upstream's name: $deployctl_upstream where our site or control
--- server sets it, else what the upstream's own balancer block put in
--- ngx.ctx, so a server block of one's own needs nothing of ours but
+-- server sets it, else the argument the upstream's own balancer block
+-- passes, so a server block of one's own needs nothing of ours but
 -- proxy_pass http://NAME.
 local name = ngx.var.deployctl_upstream
 if name == nil or name == "" then
-  name = ngx.ctx.deployctl_upstream
+  name = ... -- the upstream's balancer block runs this chunk with its name
 end
 local dict = name and ngx.shared["deployctl_" .. name]
 if not dict then
@@ -39,19 +39,18 @@ if not s then
   state[name] = s
 end
 
--- special reports an address no instance has (registrar.CheckAddr; the
+-- special4 and special6 report an address no instance has (registrar.CheckAddr; the
 -- registrar refuses them first, this is the balancer's own guard): this
 -- network (0/8), link-local (169.254/16: the cloud's metadata service),
 -- multicast and reserved (224/3, broadcast); for IPv6 (in brackets) the
 -- unspecified address, link-local fe80::/10, multicast ff00::/8, and any
 -- embedded IPv4 (the registrar writes those as IPv4). Loopback is the
 -- registrar's call (--allow-loopback).
-local function special(host)
-  local a, b = host:match("^(%d+)%.(%d+)%.")
-  if a then
-    a, b = tonumber(a), tonumber(b)
-    return a == 0 or (a == 169 and b == 254) or a >= 224
-  end
+local function special4(a, b)
+  return a == 0 or (a == 169 and b == 254) or a >= 224
+end
+
+local function special6(host)
   local h = host:lower():gsub("^%[(.*)%]$", "%1")
   return h:find(".", 1, true) ~= nil or h:match("^[0:]*$") ~= nil
     or h:match("^fe[89ab]%x?:") ~= nil or h:match("^ff%x%x?:") ~= nil
@@ -69,20 +68,27 @@ local function parse(text, hosts, ports)
   local n = 0
   for line in rest:gmatch("[^\n]+") do
     local host, port = line:match("^(%d+%.%d+%.%d+%.%d+):(%d+)$")
+    local isSpecial
     if host then
+      local i, first, second = 0, 0, 0
       for octet in host:gmatch("%d+") do
-        if #octet > 3 or tonumber(octet) > 255 then
+        local v = tonumber(octet)
+        if #octet > 3 or v > 255 then
           host = nil
         end
+        i = i + 1
+        if i == 1 then first = v elseif i == 2 then second = v end
       end
+      isSpecial = special4(first, second)
     else
       host, port = line:match("^(%[[%x:%.]+%]):(%d+)$")
+      isSpecial = host and special6(host)
     end
     port = tonumber(port)
     if not host or not port or port < 1 or port > 65535 then
       return nil, "bad instance line: " .. line
     end
-    if special(host) then
+    if isSpecial then
       return nil, "not an instance's address: " .. line
     end
     n = n + 1
