@@ -74,6 +74,13 @@ func (i *Instance) Args() []string {
 	return []string{"-p", i.Dir + "/", "-c", i.ConfFile(), "-g", i.Globals()}
 }
 
+// WorkerUser and WorkerGroup run a private instance's workers when it is
+// started as root.
+const (
+	WorkerUser  = "nobody"
+	WorkerGroup = "nogroup"
+)
+
 // MainConf renders the main configuration for a private instance in dir.
 func MainConf(dir string, o Options) []byte {
 	workers := o.Workers
@@ -92,9 +99,12 @@ func MainConf(dir string, o Options) []byte {
 		}
 	}
 	if os.Geteuid() == 0 {
-		// Workers keep the caller's user, as with a non-root nginx; the
-		// private temp paths are not readable by nobody.
-		b.WriteString("user root root;\n")
+		// Workers run unprivileged, as OpenResty's do on the nodes (user
+		// nobody): whatever they read (the Lua balancer, the instance list)
+		// must be readable by them, and a test that breaks that fails here
+		// as it would there. Prepare makes the instance's directories
+		// reachable.
+		b.WriteString("user " + WorkerUser + " " + WorkerGroup + ";\n")
 	}
 	fmt.Fprintf(&b, `worker_processes %d;
 error_log %[2]s/logs/error.log warn;
@@ -125,6 +135,11 @@ func Prepare(o Options) (*Instance, error) {
 	for _, d := range []string{"conf.d", "logs", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("nginx dir: %w", err)
+		}
+	}
+	if os.Geteuid() == 0 {
+		if err := reachable(dir); err != nil {
+			return nil, err
 		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), MainConf(dir, o), 0o644); err != nil {
@@ -234,4 +249,27 @@ func PortFree(addr string) error {
 		return err
 	}
 	return l.Close()
+}
+
+// reachable lets the unprivileged workers traverse to dir: it adds search
+// permission for others to dir and its parents below the temp directory
+// (test and demo directories are made 0700 there). A dir elsewhere must
+// already be reachable.
+func reachable(dir string) error {
+	tmp := filepath.Clean(os.TempDir())
+	for d := dir; d != tmp && d != "/" && d != "."; d = filepath.Dir(d) {
+		if !strings.HasPrefix(d, tmp+"/") {
+			return nil
+		}
+		st, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("nginx dir: %w", err)
+		}
+		if st.Mode().Perm()&0o011 != 0o011 {
+			if err := os.Chmod(d, st.Mode().Perm()|0o011); err != nil {
+				return fmt.Errorf("nginx dir: let the workers (%s) reach %s: %w", WorkerUser, d, err)
+			}
+		}
+	}
+	return nil
 }
