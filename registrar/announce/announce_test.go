@@ -197,3 +197,16 @@ func TestStopIsCleanEveryTime(t *testing.T) {
 		}
 	})
 }
+
+// Run fills the health check's defaults in a copy: the caller's Health is
+// not changed under it (it may share one between announcers).
+func TestHealthDefaultsDoNotTouchTheCallersStruct(t *testing.T) {
+	_, etcd := testenv.Etcd(t)
+	h := &announce.Health{Path: "/"}
+	startAnnouncer(t, announce.Config{Client: etcd, Key: "/services/web/upstream/web@6", TTL: 5 * time.Second,
+		Source: announce.Static{Addr: "10.1.2.3:3000"}, Health: h, Logger: quiet()})
+	time.Sleep(200 * time.Millisecond)
+	if h.Interval != 0 || h.Timeout != 0 || h.Failures != 0 {
+		t.Fatalf("Run changed the caller's Health: %+v", *h)
+	}
+}

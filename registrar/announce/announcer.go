@@ -98,7 +98,9 @@ func (a *announcer) run(ctx context.Context) error {
 	var healthAddrs chan string
 	var healthResults chan healthResult
 	if a.Health != nil {
-		a.Health.defaults()
+		h := *a.Health // the defaults fill our copy, not the caller's
+		h.defaults()
+		a.Health = &h
 		healthAddrs = make(chan string, 1)
 		healthResults = make(chan healthResult)
 		go a.Health.loop(inner, healthAddrs, healthResults)
