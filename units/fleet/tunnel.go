@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -34,10 +35,13 @@ type TunnelConfig struct {
 	Timeout                  time.Duration
 }
 
-// Tunnel is an open SSH connection to a node.
+// Tunnel is an open SSH connection to a node. A connection that died (the
+// node rebooted, a NAT forgot it) is dialled again on the next Dial.
 type Tunnel struct {
-	client *ssh.Client
-	agent  net.Conn
+	mu      sync.Mutex
+	client  *ssh.Client
+	agent   net.Conn
+	connect func(ctx context.Context) (*ssh.Client, error)
 }
 
 // OpenTunnel connects to the node.
@@ -94,36 +98,67 @@ func OpenTunnel(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 		hostKey = cb
 	}
 	conf := &ssh.ClientConfig{User: user, Auth: auths, HostKeyCallback: hostKey, Timeout: cfg.Timeout}
-	var d net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	conn, err := d.DialContext(dctx, "tcp", host)
+	t.connect = func(ctx context.Context) (*ssh.Client, error) {
+		var d net.Dialer
+		dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+		conn, err := d.DialContext(dctx, "tcp", host)
+		if err != nil {
+			return nil, fmt.Errorf("ssh to %s: %w", host, err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(cfg.Timeout))
+		c, chans, reqs, err := ssh.NewClientConn(conn, host, conf)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("ssh to %s as %s: %w", host, user, err)
+		}
+		_ = conn.SetDeadline(time.Time{})
+		return ssh.NewClient(c, chans, reqs), nil
+	}
+	c, err := t.connect(ctx)
 	if err != nil {
 		t.Close()
-		return nil, fmt.Errorf("ssh to %s: %w", host, err)
+		return nil, err
 	}
-	_ = conn.SetDeadline(time.Now().Add(cfg.Timeout))
-	c, chans, reqs, err := ssh.NewClientConn(conn, host, conf)
-	if err != nil {
-		conn.Close()
-		t.Close()
-		return nil, fmt.Errorf("ssh to %s as %s: %w", host, user, err)
-	}
-	_ = conn.SetDeadline(time.Time{})
-	t.client = ssh.NewClient(c, chans, reqs)
+	t.client = c
 	return t, nil
 }
 
 // Dial opens a connection on the node: ("unix", "/var/run/fleet.sock") or
-// ("tcp", "127.0.0.1:49153").
+// ("tcp", "127.0.0.1:49153"). When that fails, the SSH connection is made
+// again once (it may have died) and the dial tried on it.
 func (t *Tunnel) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	t.mu.Lock()
+	c := t.client
+	t.mu.Unlock()
+	conn, err := dialOn(ctx, c, network, addr)
+	if err == nil || ctx.Err() != nil || t.connect == nil {
+		return conn, err
+	}
+	t.mu.Lock()
+	if t.client == c {
+		nc, rerr := t.connect(ctx)
+		if rerr != nil {
+			t.mu.Unlock()
+			return nil, fmt.Errorf("%w; connecting again: %v", err, rerr)
+		}
+		c.Close()
+		t.client = nc
+	}
+	c = t.client
+	t.mu.Unlock()
+	return dialOn(ctx, c, network, addr)
+}
+
+// dialOn opens a connection through one SSH client, bounded by ctx.
+func dialOn(ctx context.Context, client *ssh.Client, network, addr string) (net.Conn, error) {
 	type result struct {
 		c   net.Conn
 		err error
 	}
 	ch := make(chan result, 1)
 	go func() {
-		c, err := t.client.Dial(network, addr)
+		c, err := client.Dial(network, addr)
 		ch <- result{c, err}
 	}()
 	select {
@@ -147,6 +182,8 @@ func (t *Tunnel) Close() error {
 	if t.agent != nil {
 		t.agent.Close()
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.client != nil {
 		return t.client.Close()
 	}

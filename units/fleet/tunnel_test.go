@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/deployctl/deployctl/units/fleet"
@@ -22,7 +23,7 @@ import (
 // sshNode is a loopback SSH server that forwards direct-streamlocal
 // channels to unix sockets, as OpenSSH on a cluster node does for
 // fleetctl --tunnel.
-func sshNode(t *testing.T, authorized ssh.PublicKey) (addr string, hostKey ssh.PublicKey) {
+func sshNode(t *testing.T, authorized ssh.PublicKey) (addr string, hostKey ssh.PublicKey, drop func()) {
 	_, hk, _ := ed25519.GenerateKey(rand.Reader)
 	hs, err := ssh.NewSignerFromKey(hk)
 	if err != nil {
@@ -40,12 +41,25 @@ func sshNode(t *testing.T, authorized ssh.PublicKey) (addr string, hostKey ssh.P
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	var live []net.Conn
+	drop = func() { // the node goes away under its SSH connections
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range live {
+			c.Close()
+		}
+		live = nil
+	}
 	go func() {
 		for {
 			nc, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			live = append(live, nc)
+			mu.Unlock()
 			go func() {
 				_, chans, reqs, err := ssh.NewServerConn(nc, conf)
 				if err != nil {
@@ -83,7 +97,7 @@ func sshNode(t *testing.T, authorized ssh.PublicKey) (addr string, hostKey ssh.P
 			}()
 		}
 	}()
-	return ln.Addr().String(), hs.PublicKey()
+	return ln.Addr().String(), hs.PublicKey(), drop
 }
 
 func TestTunnelToFleetSocket(t *testing.T) {
@@ -105,7 +119,7 @@ func TestTunnelToFleetSocket(t *testing.T) {
 	}
 	keyFile := filepath.Join(dir, "id_ed25519")
 	os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600)
-	addr, hostKey := sshNode(t, sshPub)
+	addr, hostKey, drop := sshNode(t, sshPub)
 	kh := filepath.Join(dir, "known_hosts")
 	os.WriteFile(kh, []byte(knownhosts.Line([]string{knownhosts.Normalize(addr)}, hostKey)+"\n"), 0o600)
 
@@ -122,6 +136,13 @@ func TestTunnelToFleetSocket(t *testing.T) {
 	ms, err := c.Machines(ctx)
 	if err != nil || len(ms) != 3 {
 		t.Fatalf("machines through the tunnel: %v %v", ms, err)
+	}
+	// The SSH connection dies under the tunnel: the next request connects
+	// again instead of failing for good.
+	drop()
+	c.Close() // no idle HTTP connection through the dead tunnel
+	if ms, err := c.Machines(ctx); err != nil || len(ms) != 3 {
+		t.Fatalf("machines after the SSH connection died: %v %v", ms, err)
 	}
 
 	// A host key that is not the known one is refused.
