@@ -37,35 +37,39 @@ func TestWorkersRunUnprivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 	master := strconv.Itoa(inst.Pid())
-	workers := 0
-	deadline := time.Now().Add(5 * time.Second)
-	for workers < 2 && time.Now().Before(deadline) {
-		workers = 0
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
-			if err != nil {
-				continue
+	// A worker just forked is still root until it drops privileges: ask
+	// until every worker has.
+	var uids []string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		uids = childUIDs(master)
+		if len(uids) == 2 && uids[0] == nobody.Uid && uids[1] == nobody.Uid {
+			return
+		}
+	}
+	t.Fatalf("workers of master %s run as uids %v, want 2 of %s (%s)", master, uids, nobody.Uid, nginxproc.WorkerUser)
+}
+
+// childUIDs lists the real uids of the processes whose parent is pid.
+func childUIDs(pid string) []string {
+	var uids []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		var ppid, uid string
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "PPid:"); ok {
+				ppid = strings.TrimSpace(v)
 			}
-			var ppid, uid string
-			for _, l := range strings.Split(string(b), "\n") {
-				if v, ok := strings.CutPrefix(l, "PPid:"); ok {
-					ppid = strings.TrimSpace(v)
-				}
-				if v, ok := strings.CutPrefix(l, "Uid:"); ok {
-					uid = strings.Fields(v)[0]
-				}
-			}
-			if ppid == master {
-				if uid != nobody.Uid {
-					t.Fatalf("worker %s runs as uid %s, want %s (%s)", e.Name(), uid, nobody.Uid, nginxproc.WorkerUser)
-				}
-				workers++
+			if v, ok := strings.CutPrefix(l, "Uid:"); ok {
+				uid = strings.Fields(v)[0]
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		if ppid == pid {
+			uids = append(uids, uid)
+		}
 	}
-	if workers < 2 {
-		t.Fatalf("found %d workers of master %s", workers, master)
-	}
+	return uids
 }
