@@ -75,7 +75,23 @@ func main() {
 	churn := flag.Duration("churn", 30*time.Second, "how long the churn benchmark changes instances under load")
 	quick := flag.Bool("quick", false, "skip the long runs (churn, default-TTL expiry)")
 	out := flag.String("out", filepath.Join("bench", "results.json"), "where to write the results")
+	readme := flag.Bool("readme", false, "only rewrite README.md's modes table from the results file (-out), run nothing")
 	flag.Parse()
+	if *readme {
+		b, err := os.ReadFile(*out)
+		var res Results
+		if err == nil {
+			err = json.Unmarshal(b, &res)
+		}
+		if err == nil {
+			err = writeReadme("README.md", res)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	runs := []run{
 		{"./internal/registrarcli/", "^(BenchmarkDockerStopToWithdraw|BenchmarkDockerKillToWithdraw|BenchmarkKillToExpire)$", "", nil},
@@ -128,6 +144,11 @@ func main() {
 		b, _ := json.MarshalIndent(res, "", "  ")
 		if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+	}
+	if len(res.Errors) == 0 {
+		if err := writeReadme("README.md", res); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: README.md:", err)
 		}
 	}
 	if len(res.Errors) > 0 {

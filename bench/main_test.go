@@ -39,3 +39,27 @@ func TestRowsFromCommittedResults(t *testing.T) {
 		}
 	}
 }
+
+// README.md's modes table is the committed run's: bench -readme writes it
+// from results.json, and this keeps the two from drifting apart.
+func TestReadmeTableIsTheCommittedRun(t *testing.T) {
+	b, err := os.ReadFile("results.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := withModesTable(readme, res.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) != string(readme) {
+		t.Fatal("README.md's modes table is not bench/results.json's: run `go run ./bench -readme`")
+	}
+}
