@@ -97,6 +97,7 @@ func main() {
 		{"./internal/registrarcli/", "^(BenchmarkDockerStopToWithdraw|BenchmarkDockerKillToWithdraw|BenchmarkKillToExpire)$", "", nil},
 		{"./registrar/nginx/", "^(BenchmarkEventToServing|BenchmarkRenderValidate10000|BenchmarkBurstReloads|BenchmarkSeedBurstReloads|BenchmarkSustainedChurn)$", "", nil},
 		{"./registrar/nginx/", "^(BenchmarkDynamicVsReload|BenchmarkDynamicBurst|BenchmarkDynamicTenThousand)$", "", nil},
+		{"./registrar/nginx/", "^BenchmarkDynamicBusy$", "", nil},
 		{"./units/rollout/", "^BenchmarkSubmit100$", "5x", nil},
 		{"./units/generate/", "^BenchmarkRender100Services$", "5x", nil},
 		{"./units/rollout/", "^(BenchmarkRollingReplace|BenchmarkFirstSubmitStart)$", "", nil},
@@ -268,6 +269,16 @@ func (t *table) dynamicRows() {
 	v, ok = t.get("BenchmarkDynamicTenThousand/reloads-1000-changes")
 	t.add("  reloads during those 1,000 changes", "0", "reloads", v, ok, func(x float64) bool { return x == 0 })
 	t.churnRows("BenchmarkChurnDynamic", "dynamic mode: failed requests during churn", "  answers from an address not in the set then")
+	bfloor, bfok := t.get("BenchmarkDynamicBusy/floor-p50-ms")
+	t.add("dynamic mode beside two busy CPU loops: reload floor (p50)", "reference", "ms", bfloor, bfok, nil)
+	v, ok = t.get("BenchmarkDynamicBusy/dyn-x-floor")
+	t.add("  put → serving, changes 1.3 s apart, p50 as a multiple of it", "≤ 0.3×", "×", v, ok, func(x float64) bool { return x <= 0.3 })
+	v, ok = t.get("BenchmarkDynamicBusy/dyn-p99-ms")
+	t.add("  same, p99", "< 20 ms", "ms", v, ok, func(x float64) bool { return x < 20 })
+	v, ok = t.get("BenchmarkDynamicBusy/dyn-250-p50-ms")
+	t.add("  a change every 250 ms (p50)", "≤ 0.3× floor", "ms", v, ok, func(x float64) bool { return bfok && x <= 0.3*bfloor })
+	v, ok = t.get("BenchmarkDynamicBusy/dyn-250-p99-ms")
+	t.add("  a change every 250 ms (p99)", "< 20 ms", "ms", v, ok, func(x float64) bool { return x < 20 })
 }
 
 // churnRows: a churn run's failed requests and wrong answers (both 0),

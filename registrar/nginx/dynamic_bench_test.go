@@ -1,6 +1,7 @@
 package nginx_test
 
 import (
+	"os/exec"
 	"context"
 	"fmt"
 	"net"
@@ -134,6 +135,41 @@ func BenchmarkDynamicVsReload(b *testing.B) {
 		b.ReportMetric(ms(p50), "dyn-250-p50-ms")
 		b.ReportMetric(ms(p99), "dyn-250-p99-ms")
 		b.ReportMetric(testutil.ToFloat64(s.dynM.Reloads)-reloads, "dyn-reloads")
+	}
+}
+
+// BenchmarkDynamicBusy: BenchmarkDynamicVsReload's isolated changes and
+// changes every 250 ms again, with two busy CPU loops (processes of their
+// own, as builds on the same machine would be) running beside them on a
+// 2-core machine: the latencies under contention.
+func BenchmarkDynamicBusy(b *testing.B) {
+	s := newSideBySide(b, isolatedBackends+40)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var loops []*exec.Cmd
+	for i := 0; i < 2; i++ {
+		cmd := exec.CommandContext(ctx, "sh", "-c", "while :; do :; done")
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		loops = append(loops, cmd)
+	}
+	defer func() {
+		cancel()
+		for _, c := range loops {
+			c.Wait()
+		}
+	}()
+	for i := 0; i < b.N; i++ {
+		floor, _, dyn := s.isolated(b, 20, 1300*time.Millisecond/3)
+		fp50 := percentile(floor, .5)
+		b.ReportMetric(ms(fp50), "floor-p50-ms")
+		b.ReportMetric(ms(percentile(dyn, .5)), "dyn-p50-ms")
+		b.ReportMetric(ms(percentile(dyn, .99)), "dyn-p99-ms")
+		b.ReportMetric(float64(percentile(dyn, .5))/float64(fp50), "dyn-x-floor")
+		p50, p99 := s.sustained(b, 40, 250*time.Millisecond)
+		b.ReportMetric(ms(p50), "dyn-250-p50-ms")
+		b.ReportMetric(ms(p99), "dyn-250-p99-ms")
 	}
 }
 
