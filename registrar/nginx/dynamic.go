@@ -71,7 +71,7 @@ func newPusher(hostDir, name string) *pusher {
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", sock)
-	}, MaxIdleConns: 2, IdleConnTimeout: 30 * time.Second}
+	}, MaxIdleConns: 2, IdleConnTimeout: 10 * time.Second} // under nginx's keepalive_timeout
 	return &pusher{socket: sock, state: filepath.Join(hostDir, upstream.StateName(name)), script: filepath.Join(hostDir, upstream.ScriptName),
 		http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
 }
@@ -141,6 +141,10 @@ func (p *pusher) push(ctx context.Context, bs []upstream.Backend) (bool, error) 
 	if err != nil {
 		return false, err
 	}
+	// A push is idempotent (the same version and list): saying so lets the
+	// transport send it again on a fresh connection when a kept-alive one
+	// turns out closed by nginx (write: broken pipe), instead of failing.
+	req.Header.Set("Idempotency-Key", version(want))
 	resp, err := p.http.Do(req)
 	if err != nil {
 		return false, fmt.Errorf("%w: push to %s: %v", ErrNotRunning, p.socket, err)
