@@ -11,14 +11,7 @@ import (
 // results.json's rows come back from its raw values, and a figure that
 // misses its target fails its row.
 func TestRowsFromCommittedResults(t *testing.T) {
-	b, err := os.ReadFile("results.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res Results
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
-	}
+	res := committed(t)
 	got := rows(res.Raw)
 	if !reflect.DeepEqual(got, res.Rows) {
 		for i := range got {
@@ -43,14 +36,7 @@ func TestRowsFromCommittedResults(t *testing.T) {
 // README.md's modes table is the committed run's: bench -readme writes it
 // from results.json, and this keeps the two from drifting apart.
 func TestReadmeTableIsTheCommittedRun(t *testing.T) {
-	b, err := os.ReadFile("results.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res Results
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
-	}
+	res := committed(t)
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -62,4 +48,18 @@ func TestReadmeTableIsTheCommittedRun(t *testing.T) {
 	if string(want) != string(readme) {
 		t.Fatal("README.md's modes table is not bench/results.json's: run `go run ./bench -readme`")
 	}
+}
+
+// committed reads the committed bench/results.json.
+func committed(t *testing.T) Results {
+	t.Helper()
+	b, err := os.ReadFile("results.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res
 }

@@ -138,15 +138,7 @@ func TestEtcdTLSPathsAsEtcdSeesThem(t *testing.T) {
 	if sslDir == "" {
 		t.Fatal("no ETCD_SSL_DIR: the wrapper would mount /etc/ssl/certs of the host")
 	}
-	pem := "-----BEGIN X-----\nx\n-----END X-----\n"
-	pems := map[string]string{"ca": pem, "server": pem, "server-key": pem}
-	for _, r := range cloudconfig.ClientRoles {
-		pems[r], pems[r+"-key"] = pem, pem
-	}
-	files, err := cloudconfig.TLSFiles(pems)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := placeholderFiles(t)
 	script := cloudconfig.TLSInstallScript(files)
 	n := 0
 	for k, v := range env {
@@ -188,6 +180,18 @@ func TestWithRootLeavesNoKey(t *testing.T) {
 			t.Fatalf("root's key left on the node: %v", left)
 		}
 	}
+	files := placeholderFiles(t)
+	for path := range files {
+		if strings.Contains(path, "root") {
+			t.Errorf("a node holds %s", path)
+		}
+	}
+}
+
+// placeholderFiles lays out a node's TLS files with placeholder PEMs for
+// every role the PKI makes.
+func placeholderFiles(t *testing.T) cloudconfig.NodeTLSFiles {
+	t.Helper()
 	pem := "-----BEGIN X-----\nx\n-----END X-----\n"
 	pems := map[string]string{"ca": pem, "server": pem, "server-key": pem}
 	for _, r := range cloudconfig.ClientRoles {
@@ -197,9 +201,5 @@ func TestWithRootLeavesNoKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for path := range files {
-		if strings.Contains(path, "root") {
-			t.Errorf("a node holds %s", path)
-		}
-	}
+	return files
 }

@@ -1,11 +1,11 @@
 package nginx_test
 
 import (
-	"os/exec"
 	"context"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -124,16 +124,8 @@ func BenchmarkDynamicVsReload(b *testing.B) {
 	s := newSideBySide(b, isolatedBackends+40)
 	for i := 0; i < b.N; i++ {
 		reloads := testutil.ToFloat64(s.dynM.Reloads)
-		floor, reload, dyn := s.isolated(b, 20, 1300*time.Millisecond/3)
-		fp50 := percentile(floor, .5)
-		b.ReportMetric(ms(fp50), "floor-p50-ms")
+		reload := s.measureBoth(b)
 		b.ReportMetric(ms(percentile(reload, .5)), "reload-p50-ms")
-		b.ReportMetric(ms(percentile(dyn, .5)), "dyn-p50-ms")
-		b.ReportMetric(ms(percentile(dyn, .99)), "dyn-p99-ms")
-		b.ReportMetric(float64(percentile(dyn, .5))/float64(fp50), "dyn-x-floor")
-		p50, p99 := s.sustained(b, 40, 250*time.Millisecond)
-		b.ReportMetric(ms(p50), "dyn-250-p50-ms")
-		b.ReportMetric(ms(p99), "dyn-250-p99-ms")
 		b.ReportMetric(testutil.ToFloat64(s.dynM.Reloads)-reloads, "dyn-reloads")
 	}
 }
@@ -161,16 +153,24 @@ func BenchmarkDynamicBusy(b *testing.B) {
 		}
 	}()
 	for i := 0; i < b.N; i++ {
-		floor, _, dyn := s.isolated(b, 20, 1300*time.Millisecond/3)
-		fp50 := percentile(floor, .5)
-		b.ReportMetric(ms(fp50), "floor-p50-ms")
-		b.ReportMetric(ms(percentile(dyn, .5)), "dyn-p50-ms")
-		b.ReportMetric(ms(percentile(dyn, .99)), "dyn-p99-ms")
-		b.ReportMetric(float64(percentile(dyn, .5))/float64(fp50), "dyn-x-floor")
-		p50, p99 := s.sustained(b, 40, 250*time.Millisecond)
-		b.ReportMetric(ms(p50), "dyn-250-p50-ms")
-		b.ReportMetric(ms(p99), "dyn-250-p99-ms")
+		s.measureBoth(b)
 	}
+}
+
+// measureBoth reports dynamic mode's latencies beside the reload floor:
+// isolated changes (1.3 s apart) and a change every 250 ms. It returns
+// reload mode's isolated latencies.
+func (s *sideBySide) measureBoth(b *testing.B) (reload []time.Duration) {
+	floor, reload, dyn := s.isolated(b, 20, 1300*time.Millisecond/3)
+	fp50 := percentile(floor, .5)
+	b.ReportMetric(ms(fp50), "floor-p50-ms")
+	b.ReportMetric(ms(percentile(dyn, .5)), "dyn-p50-ms")
+	b.ReportMetric(ms(percentile(dyn, .99)), "dyn-p99-ms")
+	b.ReportMetric(float64(percentile(dyn, .5))/float64(fp50), "dyn-x-floor")
+	p50, p99 := s.sustained(b, 40, 250*time.Millisecond)
+	b.ReportMetric(ms(p50), "dyn-250-p50-ms")
+	b.ReportMetric(ms(p99), "dyn-250-p99-ms")
+	return reload
 }
 
 // sustained changes web's instance every gap, each to a backend of its
