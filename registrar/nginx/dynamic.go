@@ -130,10 +130,10 @@ func (p *pusher) writeScript() error {
 // starts from it), then the list to the control socket, confirmed by
 // nginx's answer. A list nginx already has is not sent again.
 func (p *pusher) push(ctx context.Context, bs []upstream.Backend) (bool, error) {
-	if p.pushed != nil && bytes.Equal(body(p.pushed), body(listText(0, bs))) {
+	want := listText(p.nextVersion(), bs) // nextVersion reads p.last, changes nothing
+	if p.pushed != nil && bytes.Equal(body(p.pushed), body(want)) {
 		return false, nil
 	}
-	want := listText(p.nextVersion(), bs)
 	if err := atomicfile.WriteFile(p.state, want, 0o644); err != nil {
 		return false, fmt.Errorf("write %s: %w", p.state, err)
 	}
