@@ -125,14 +125,16 @@ func OpenTunnel(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 }
 
 // Dial opens a connection on the node: ("unix", "/var/run/fleet.sock") or
-// ("tcp", "127.0.0.1:49153"). When that fails, the SSH connection is made
-// again once (it may have died) and the dial tried on it.
+// ("tcp", "127.0.0.1:49153"). When that fails because the SSH connection
+// died, it is made again once and the dial tried on it; a node that answers
+// and refuses the channel (fleetd not listening) keeps its connection.
 func (t *Tunnel) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	t.mu.Lock()
 	c := t.client
 	t.mu.Unlock()
 	conn, err := dialOn(ctx, c, network, addr)
-	if err == nil || ctx.Err() != nil || t.connect == nil {
+	var refused *ssh.OpenChannelError
+	if err == nil || ctx.Err() != nil || t.connect == nil || errors.As(err, &refused) {
 		return conn, err
 	}
 	t.mu.Lock()

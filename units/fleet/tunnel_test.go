@@ -23,7 +23,7 @@ import (
 // sshNode is a loopback SSH server that forwards direct-streamlocal
 // channels to unix sockets, as OpenSSH on a cluster node does for
 // fleetctl --tunnel.
-func sshNode(t *testing.T, authorized ssh.PublicKey) (addr string, hostKey ssh.PublicKey, drop func()) {
+func sshNode(t *testing.T, authorized ssh.PublicKey) (addr string, hostKey ssh.PublicKey, drop func(), accepted func() int) {
 	_, hk, _ := ed25519.GenerateKey(rand.Reader)
 	hs, err := ssh.NewSignerFromKey(hk)
 	if err != nil {
@@ -43,6 +43,8 @@ func sshNode(t *testing.T, authorized ssh.PublicKey) (addr string, hostKey ssh.P
 	t.Cleanup(func() { ln.Close() })
 	var mu sync.Mutex
 	var live []net.Conn
+	n := 0
+	accepted = func() int { mu.Lock(); defer mu.Unlock(); return n }
 	drop = func() { // the node goes away under its SSH connections
 		mu.Lock()
 		defer mu.Unlock()
@@ -59,6 +61,7 @@ func sshNode(t *testing.T, authorized ssh.PublicKey) (addr string, hostKey ssh.P
 			}
 			mu.Lock()
 			live = append(live, nc)
+			n++
 			mu.Unlock()
 			go func() {
 				_, chans, reqs, err := ssh.NewServerConn(nc, conf)
@@ -97,7 +100,7 @@ func sshNode(t *testing.T, authorized ssh.PublicKey) (addr string, hostKey ssh.P
 			}()
 		}
 	}()
-	return ln.Addr().String(), hs.PublicKey(), drop
+	return ln.Addr().String(), hs.PublicKey(), drop, accepted
 }
 
 func TestTunnelToFleetSocket(t *testing.T) {
@@ -119,7 +122,7 @@ func TestTunnelToFleetSocket(t *testing.T) {
 	}
 	keyFile := filepath.Join(dir, "id_ed25519")
 	os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600)
-	addr, hostKey, drop := sshNode(t, sshPub)
+	addr, hostKey, drop, accepted := sshNode(t, sshPub)
 	kh := filepath.Join(dir, "known_hosts")
 	os.WriteFile(kh, []byte(knownhosts.Line([]string{knownhosts.Normalize(addr)}, hostKey)+"\n"), 0o600)
 
@@ -143,6 +146,15 @@ func TestTunnelToFleetSocket(t *testing.T) {
 	c.Close() // no idle HTTP connection through the dead tunnel
 	if ms, err := c.Machines(ctx); err != nil || len(ms) != 3 {
 		t.Fatalf("machines after the SSH connection died: %v %v", ms, err)
+	}
+	// A node that answers and refuses the channel (nothing listens there)
+	// keeps its SSH connection: no new one per failed request.
+	before := accepted()
+	if _, err := tun.Dial(ctx, "unix", filepath.Join(dir, "no-fleet.sock")); err == nil {
+		t.Fatal("dialled a socket nobody listens on")
+	}
+	if after := accepted(); after != before {
+		t.Fatalf("a refused channel opened %d new SSH connections", after-before)
 	}
 
 	// A host key that is not the known one is refused.
