@@ -79,6 +79,17 @@ func (m *mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 	return resource.PropertyMap{}, nil
 }
 
+// commandsNamed are the remote commands whose name contains part.
+func (m *mocks) commandsNamed(part string) []registered {
+	var out []registered
+	for _, r := range m.byToken(infra.TokenRemoteCommand) {
+		if strings.Contains(r.name, part) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func (m *mocks) byToken(tok string) []registered {
 	var out []registered
 	for _, r := range m.res {
@@ -315,17 +326,7 @@ func TestBootstrapAndShipping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var boots, members, installs []registered
-	for _, r := range m.byToken(infra.TokenRemoteCommand) {
-		switch {
-		case strings.Contains(r.name, "etcd-bootstrap"):
-			boots = append(boots, r)
-		case strings.Contains(r.name, "etcd-member"):
-			members = append(members, r)
-		case strings.Contains(r.name, "registrar-install"):
-			installs = append(installs, r)
-		}
-	}
+	boots, members, installs := m.commandsNamed("etcd-bootstrap"), m.commandsNamed("etcd-member"), m.commandsNamed("registrar-install")
 	if len(boots) != 5 || len(members) != 4 || len(installs) != 5 {
 		t.Fatalf("bootstrap %d, memberships %d, installs %d", len(boots), len(members), len(installs))
 	}
@@ -401,15 +402,7 @@ func TestEtcdInitialSizeBelowNodeCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var boots, members []registered
-	for _, r := range m.byToken(infra.TokenRemoteCommand) {
-		switch {
-		case strings.Contains(r.name, "etcd-bootstrap"):
-			boots = append(boots, r)
-		case strings.Contains(r.name, "etcd-member"):
-			members = append(members, r)
-		}
-	}
+	boots, members := m.commandsNamed("etcd-bootstrap"), m.commandsNamed("etcd-member")
 	if len(boots) != 3 || len(members) != 2 {
 		t.Fatalf("bootstrap %d, memberships %d", len(boots), len(members))
 	}
