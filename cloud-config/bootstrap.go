@@ -93,3 +93,16 @@ const NodeLeaveScript = `set -u
 sudo systemctl stop fleet.service fleet.socket || true
 echo "fleet stopped: its units move to the other machines"
 `
+
+// RegistrarInstallScript installs the registrar binary staged (copied to
+// core's home, which core can write) at path after checking its SHA-256
+// (atomic: install writes a new file, mv replaces it), and removes the
+// staged copy. infra and the local cluster both run it over SSH.
+func RegistrarInstallScript(sha256, staged, path string) string {
+	return fmt.Sprintf("set -eu; echo '%s  %s' | sha256sum -c - >/dev/null; sudo mkdir -p /opt/bin; sudo install -m 0755 %s %s.new; sudo mv %s.new %s; rm -f %s",
+		sha256, staged, staged, path, path, path, staged)
+}
+
+// RegistrarStagedPath is where the registrar binary is copied before
+// RegistrarInstallScript installs it.
+func RegistrarStagedPath(sha256 string) string { return "/home/core/.registrar-" + sha256[:12] }

@@ -7,13 +7,17 @@ import (
 )
 
 // FleetSocket is fleet.socket: fleetd serves its API only on sockets
-// systemd hands it.
+// systemd hands it. Not world-writable (systemd's default 0666 lets any
+// local user drive fleet); group docker, which core is in on Flatcar, so
+// an SSH tunnel as core (deployctl units --tunnel, fleetctl --tunnel)
+// reaches it: found by the local cluster, where the tunnel was refused.
 const FleetSocket = `[Unit]
 Description=fleet API socket
 
 [Socket]
 ListenStream=/var/run/fleet.sock
 SocketMode=0660
+SocketGroup=docker
 
 [Install]
 WantedBy=sockets.target

@@ -22,7 +22,7 @@ func newClusterCmd(e *env) *cobra.Command {
 		Use:   "cluster",
 		Short: "The DigitalOcean cluster `pulumi up` created: droplets and endpoints",
 	}
-	cmd.AddCommand(newClusterStatusCmd(e), newClusterEndpointsCmd(e))
+	cmd.AddCommand(newClusterStatusCmd(e), newClusterEndpointsCmd(e), newClusterLocalCmd(e))
 	return cmd
 }
 

@@ -36,8 +36,8 @@ func (f *fleetFlags) bind(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.endpoint, "endpoint", def, "fleet API endpoint: unix:///var/run/fleet.sock or http://host:port (env FLEETCTL_ENDPOINT)")
 	fl.StringVar(&f.tunnel, "tunnel", os.Getenv("FLEETCTL_TUNNEL"), "reach fleet through SSH to a cluster node, [user@]host[:port] (user core; env FLEETCTL_TUNNEL)")
-	fl.StringVar(&f.sshKey, "ssh-key", "", "private key for --tunnel (default: the ssh-agent)")
-	fl.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file for --tunnel (default ~/.ssh/known_hosts)")
+	fl.StringVar(&f.sshKey, "ssh-key", os.Getenv("FLEETCTL_SSH_KEY"), "private key for --tunnel (default: the ssh-agent; env FLEETCTL_SSH_KEY)")
+	fl.StringVar(&f.knownHosts, "known-hosts", os.Getenv("FLEETCTL_KNOWN_HOSTS_FILE"), "known_hosts file for --tunnel (default ~/.ssh/known_hosts; env FLEETCTL_KNOWN_HOSTS_FILE, as fleetctl's)")
 	fl.BoolVar(&f.insecure, "insecure-skip-host-key-check", false, "accept any host key for --tunnel (throwaway clusters only)")
 	fl.DurationVar(&f.timeout, "request-timeout", 30*time.Second, "bound on each request to fleet (a roll is bounded by --progress-deadline per instance, not by this)")
 }

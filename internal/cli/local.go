@@ -1,0 +1,291 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/deployctl/deployctl/internal/docker"
+	"github.com/deployctl/deployctl/internal/exitcode"
+	"github.com/deployctl/deployctl/internal/imagebuild"
+	"github.com/deployctl/deployctl/internal/localcluster"
+	"github.com/spf13/cobra"
+)
+
+// localFlags are where the local cluster keeps its state and finds its parts.
+type localFlags struct {
+	name, stateDir string
+}
+
+func (l *localFlags) bind(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&l.name, "name", "local", "cluster name (several local clusters can run side by side)")
+	cmd.Flags().StringVar(&l.stateDir, "state-dir", defaultDir("XDG_STATE_HOME", ".local/state", "deployctl/local"), "where each local cluster keeps its keys, CA and node list")
+}
+
+func defaultDir(xdg, home, sub string) string {
+	if d := os.Getenv(xdg); d != "" {
+		return filepath.Join(d, sub)
+	}
+	h, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), sub)
+	}
+	return filepath.Join(h, home, sub)
+}
+
+func newClusterLocalCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "local",
+		Short: "A cluster on this machine: systemd nodes in Docker, booted from deployctl's own user data",
+		Long: `local runs the whole cluster on this machine, no cloud account needed:
+every node is a Docker container with systemd as PID 1 and its own Docker
+engine, booted from the user data deployctl renders for droplets (applied
+by Flatcar's coreos-cloudinit from a DigitalOcean-shaped metadata
+service), running etcd 3.5, flannel v0.14.0 (vxlan) and fleet 1.0.0 as a
+Flatcar node runs them; etcd, TLS and the registrar are bootstrapped over
+SSH with the scripts infra runs, pinned to each node's host key.
+
+  deployctl cluster local up --nodes 3 --edge 1
+  eval "$(deployctl cluster local env)"
+  deployctl units submit -f examples/deploy.yaml --start
+  curl "$DEPLOYCTL_LB_URL"
+  deployctl cluster local down
+
+Limits: the nodes share this machine's kernel (no Flatcar kernel or
+update engine) and there is no DigitalOcean API.`,
+	}
+	node := &cobra.Command{Use: "node", Hidden: true, Short: "Programs the nodes run (stand-ins for Flatcar's)"}
+	node.AddCommand(newSDNotifyProxyCmd(), newServeFilesCmd())
+	cmd.AddCommand(newLocalUpCmd(e), newLocalDownCmd(e), newLocalEnvCmd(e), newLocalSSHCmd(e), node)
+	return cmd
+}
+
+func newLocalUpCmd(e *env) *cobra.Command {
+	var l localFlags
+	var cfg localcluster.Config
+	var bin, appTags string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "up [--nodes N] [--edge E] [--tls] [--name NAME]",
+		Short: "Create the local cluster, or grow or shrink it to --nodes",
+		Long: `up creates a local cluster of --nodes nodes, the first --edge of them
+with role=edge (the load balancers' machines). Run again with another
+--nodes to grow or shrink it: new nodes join etcd one at a time through
+member add, as nodes added by a larger nodeCount do in pulumi up; removed
+ones leave fleet, then etcd (member remove), then go.
+
+It needs a static linux/amd64 deployctl, registrar and etcd 3.5 in --bin
+(make e2e builds them into bin/) and the prebuilt fleet, flannel and
+coreos-cloudinit in --tools. The node image is built once with
+debootstrap from the Debian mirror apt uses (a few minutes) and cached by
+content in --cache-dir; so are the images the nodes load.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Name, cfg.StateDir, cfg.Progress = l.name, l.stateDir, e.stderr
+			if bin == "" {
+				exe, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				bin = filepath.Dir(exe)
+			}
+			cfg.Parts.Deployctl = filepath.Join(bin, "deployctl")
+			cfg.Parts.Registrar = filepath.Join(bin, "registrar")
+			cfg.Parts.Etcd = filepath.Join(bin, "etcd")
+			if cfg.Parts.Tools == "" {
+				return exitcode.Usage(errors.New("--tools: give the directory with the prebuilt fleetd, flanneld and coreos-cloudinit (../shared/tools/linux-amd64), or set DEPLOYCTL_TOOLS"))
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			tags, err := appImages(ctx, cfg.Parts.Deployctl, appTags)
+			if err != nil {
+				return err
+			}
+			cfg.Parts.AppImages = tags
+			s, err := localcluster.Up(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "local cluster %s is up: %d nodes\n", s.Name, len(s.Nodes))
+			for _, n := range s.Nodes {
+				fmt.Fprintf(e.stdout, "  %-12s %-15s %s\n", n.Name, n.IP, n.Role)
+			}
+			fmt.Fprintf(e.stdout, "eval \"$(deployctl cluster local env --name %s)\" to reach it\n", s.Name)
+			return nil
+		},
+	}
+	l.bind(cmd)
+	cmd.Flags().IntVar(&cfg.Nodes, "nodes", 3, "number of nodes")
+	cmd.Flags().IntVar(&cfg.Edge, "edge", 1, "how many of them are edge nodes (role=edge: the load balancers)")
+	cmd.Flags().BoolVar(&cfg.TLS, "tls", false, "etcd with mutual TLS and auth, as infra's default etcdTls")
+	cmd.Flags().StringVar(&cfg.Parts.Tools, "tools", os.Getenv("DEPLOYCTL_TOOLS"), "directory with the prebuilt fleetd, fleetctl, flanneld, coreos-cloudinit (.gz) and SHA256SUMS (env DEPLOYCTL_TOOLS)")
+	cmd.Flags().StringVar(&bin, "bin", "", "directory with static linux/amd64 deployctl, registrar and etcd (default: this binary's directory)")
+	cmd.Flags().StringVar(&cfg.Parts.Cache, "cache-dir", defaultDir("XDG_CACHE_HOME", ".cache", "deployctl"), "where slow builds are cached by content")
+	cmd.Flags().StringVar(&appTags, "app-images", "example/someapp:1.4,example/someapp:1.5", "tags the demo app is loaded under in every node (the images deploy.yaml names; nothing is pulled)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "bound on the whole command")
+	return cmd
+}
+
+// appImages builds the demo app's image from deployctl and tags it as
+// each of tags.
+func appImages(ctx context.Context, deployctl, tags string) ([]string, error) {
+	var out []string
+	for _, t := range strings.Split(tags, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	dc, err := docker.New("")
+	if err != nil {
+		return nil, err
+	}
+	img, err := imagebuild.AppImage(ctx, dc, deployctl)
+	if err != nil {
+		return nil, fmt.Errorf("--app-images: %w", err)
+	}
+	for _, t := range out {
+		if b, err := exec.CommandContext(ctx, "docker", "tag", img, t).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("docker tag %s %s: %w: %s", img, t, err, b)
+		}
+	}
+	return out, nil
+}
+
+func newLocalDownCmd(e *env) *cobra.Command {
+	var l localFlags
+	cmd := &cobra.Command{
+		Use:   "down [--name NAME]",
+		Short: "Remove the local cluster: its nodes, network and state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
+			defer cancel()
+			if err := localcluster.Down(ctx, l.stateDir, l.name); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "local cluster %s removed\n", l.name)
+			return nil
+		},
+	}
+	l.bind(cmd)
+	return cmd
+}
+
+func newLocalEnvCmd(e *env) *cobra.Command {
+	var l localFlags
+	var o output
+	cmd := &cobra.Command{
+		Use:   "env [--name NAME]",
+		Short: "Print export lines for deployctl, fleetctl and etcdctl to reach the local cluster",
+		Long: `env prints shell exports: fleet through an SSH tunnel to the first node
+(the cluster's key, its pinned host keys), etcd's endpoints (with --tls,
+the operator's root certificate), and DEPLOYCTL_LB_URL, the edge node's
+load balancer as reachable from this machine.
+
+  eval "$(deployctl cluster local env)"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.check(); err != nil {
+				return err
+			}
+			s, err := localcluster.Load(l.stateDir, l.name)
+			if err != nil {
+				return exitcode.Usage(err)
+			}
+			env := s.Env()
+			if o.json() {
+				return writeJSON(e.stdout, env)
+			}
+			keys := make([]string, 0, len(env))
+			for k := range env {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				fmt.Fprintf(e.stdout, "export %s=%s\n", k, env[k])
+			}
+			return nil
+		},
+	}
+	l.bind(cmd)
+	o.bind(cmd)
+	return cmd
+}
+
+func newLocalSSHCmd(e *env) *cobra.Command {
+	var l localFlags
+	cmd := &cobra.Command{
+		Use:   "ssh NODE [-- COMMAND...]",
+		Short: "SSH into a node as core (host key pinned), e.g. ssh local-1 or ssh 1",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := localcluster.Load(l.stateDir, l.name)
+			if err != nil {
+				return exitcode.Usage(err)
+			}
+			var ip string
+			for i, n := range s.Nodes {
+				if args[0] == n.Name || args[0] == fmt.Sprint(i+1) {
+					ip = n.IP
+				}
+			}
+			if ip == "" {
+				return exitcode.Usage(fmt.Errorf("no node %q in local cluster %s (deployctl cluster local env lists them)", args[0], s.Name))
+			}
+			sshBin, err := exec.LookPath("ssh")
+			if err != nil {
+				return fmt.Errorf("ssh client not found: install openssh-client")
+			}
+			argv := []string{"ssh", "-i", s.KeyFile(), "-o", "UserKnownHostsFile=" + s.KnownHosts(), "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes", "core@" + ip}
+			return syscall.Exec(sshBin, append(argv, args[1:]...), os.Environ())
+		},
+	}
+	l.bind(cmd)
+	return cmd
+}
+
+func newSDNotifyProxyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "sdnotify-proxy SOCKET CMD [ARGS...]",
+		Short:              "Forward a container's sd_notify messages to systemd (Flatcar's sdnotify-proxy)",
+		DisableFlagParsing: true,
+		Args:               cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			code, err := localcluster.SDNotifyProxy(cmd.Context(), args[0], args[1:])
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return exitcode.With(code, nil)
+			}
+			return nil
+		},
+	}
+}
+
+func newServeFilesCmd() *cobra.Command {
+	var dir, cert, key, listen string
+	cmd := &cobra.Command{
+		Use:   "serve-files --dir DIR --cert PEM --key PEM --listen ADDR",
+		Short: "Serve release downloads over HTTPS for the local cluster's nodes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return localcluster.ServeFiles(cmd.Context(), listen, dir, cert, key)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "directory to serve")
+	cmd.Flags().StringVar(&cert, "cert", "", "server certificate")
+	cmd.Flags().StringVar(&key, "key", "", "server key")
+	cmd.Flags().StringVar(&listen, "listen", ":8443", "address")
+	return cmd
+}

@@ -1,0 +1,770 @@
+package localcluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	cloudconfig "github.com/deployctl/deployctl/cloud-config"
+	"golang.org/x/crypto/ssh"
+)
+
+// Config is what `deployctl cluster local up` asks for.
+type Config struct {
+	// Name of the cluster (default "local"): container, network and state
+	// names derive from it.
+	Name string
+	// Nodes is the number of nodes; Edge of them (the first) carry
+	// role=edge, the rest role=worker.
+	Nodes, Edge int
+	// TLS turns on etcd's mutual TLS and v2/v3 auth, as etcdTls does in infra.
+	TLS bool
+	// StateDir holds each cluster's state (keys, CA, node list).
+	StateDir string
+	Parts    Parts
+	// Progress reports each step (nil: quiet).
+	Progress io.Writer
+}
+
+// State is a cluster's record, kept in StateDir/NAME/cluster.json.
+type State struct {
+	Name        string `json:"name"`
+	Network     string `json:"network"`
+	Subnet      string `json:"subnet"`
+	TLS         bool   `json:"tls"`
+	Edge        int    `json:"edge"`
+	Image       string `json:"image"`
+	ImagesTar   string `json:"imagesTar"`
+	FleetURL    string `json:"fleetUrl"`
+	FleetSHA256 string `json:"fleetSha256"`
+	Nodes       []Node `json:"nodes"`
+	// Dir is the state directory (not stored).
+	Dir string `json:"-"`
+}
+
+// Node is one node of the cluster.
+type Node struct {
+	Name      string `json:"name"`
+	Container string `json:"container"`
+	IP        string `json:"ip"`
+	Role      string `json:"role"`
+	// HostKey is the public half of the host key its user data installs
+	// (authorized_keys format); every SSH connection pins it.
+	HostKey string `json:"hostKey"`
+	// Bootstrapped: etcd member, TLS files and registrar done.
+	Bootstrapped bool `json:"bootstrapped"`
+}
+
+var nameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
+
+const label = "io.deployctl.local-cluster"
+
+func (c *Config) check() error {
+	if c.Name == "" {
+		c.Name = "local"
+	}
+	if !nameRe.MatchString(c.Name) {
+		return fmt.Errorf("--name %q: lower-case letters, digits and dashes, at most 32", c.Name)
+	}
+	if c.Nodes < 1 || c.Nodes > 9 {
+		return fmt.Errorf("--nodes %d: between 1 and 9 (each node is a container with its own Docker engine)", c.Nodes)
+	}
+	if c.Edge < 0 || c.Edge > c.Nodes {
+		return fmt.Errorf("--edge %d: between 0 and --nodes (%d)", c.Edge, c.Nodes)
+	}
+	return nil
+}
+
+func (c *Config) say(format string, a ...any) {
+	if c.Progress != nil {
+		fmt.Fprintf(c.Progress, "local cluster %s: %s\n", c.Name, fmt.Sprintf(format, a...))
+	}
+}
+
+// Dir is NAME's state directory.
+func Dir(stateDir, name string) string { return filepath.Join(stateDir, name) }
+
+// Load reads a cluster's state.
+func Load(stateDir, name string) (*State, error) {
+	dir := Dir(stateDir, name)
+	b, err := os.ReadFile(filepath.Join(dir, "cluster.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no local cluster %q (state in %s): deployctl cluster local up --name %s", name, dir, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "cluster.json"), err)
+	}
+	s.Dir = dir
+	return &s, nil
+}
+
+func (s *State) save() error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(s.Dir, "cluster.json")
+	if err := os.WriteFile(p+".tmp", append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(p+".tmp", p)
+}
+
+// KeyFile is the operator's SSH private key.
+func (s *State) KeyFile() string { return filepath.Join(s.Dir, "id_ed25519") }
+
+// KnownHosts lists every node's pinned host key.
+func (s *State) KnownHosts() string { return filepath.Join(s.Dir, "known_hosts") }
+
+// TLSDir holds the CA and the operator's (etcd root's) certificate.
+func (s *State) TLSDir() string { return filepath.Join(s.Dir, "tls") }
+
+// Edges are the nodes with role=edge.
+func (s *State) Edges() []Node {
+	var e []Node
+	for _, n := range s.Nodes {
+		if n.Role == "edge" {
+			e = append(e, n)
+		}
+	}
+	return e
+}
+
+func (s *State) cc() cloudconfig.Cluster {
+	pub, _ := os.ReadFile(s.KeyFile() + ".pub")
+	cc := cloudconfig.Cluster{
+		Token: "deployctl-" + s.Name, SSHKeys: []string{strings.TrimSpace(string(pub))},
+		Fleet: cloudconfig.FleetRelease{URL: s.FleetURL, SHA256: s.FleetSHA256},
+	}
+	if s.TLS {
+		cc.TLS = &cloudconfig.TLS{}
+	}
+	return cc
+}
+
+func (s *State) shell(n Node) (*shell, error) {
+	kb, err := os.ReadFile(s.KeyFile())
+	if err != nil {
+		return nil, err
+	}
+	signer, err := ssh.ParsePrivateKey(kb)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.KeyFile(), err)
+	}
+	hk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(n.HostKey))
+	if err != nil {
+		return nil, fmt.Errorf("node %s host key: %w", n.Name, err)
+	}
+	return &shell{addr: net.JoinHostPort(n.IP, "22"), hostKey: hk, signer: signer}, nil
+}
+
+// Run runs a script on node i (0-based) over SSH as core.
+func (s *State) Run(ctx context.Context, i int, script string) (string, error) {
+	sh, err := s.shell(s.Nodes[i])
+	if err != nil {
+		return "", err
+	}
+	return sh.run(ctx, script, nil)
+}
+
+// Up creates the cluster, or brings an existing one to cfg.Nodes nodes
+// (new nodes join etcd one at a time through member add, as infra's do;
+// removed ones leave through member remove). Every step converges: run
+// again after a failure, it goes on from where the cluster is.
+func Up(ctx context.Context, cfg Config) (*State, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	dir := Dir(cfg.StateDir, cfg.Name)
+	s, err := Load(cfg.StateDir, cfg.Name)
+	if err != nil {
+		if _, statErr := os.Stat(filepath.Join(dir, "cluster.json")); statErr == nil {
+			return nil, err
+		}
+		s = &State{Name: cfg.Name, TLS: cfg.TLS, Edge: cfg.Edge, Network: "deployctl-" + cfg.Name, Dir: dir}
+	} else if s.TLS != cfg.TLS {
+		return nil, fmt.Errorf("cluster %s was made with --tls=%v: etcd's TLS cannot be switched in place; deployctl cluster local down --name %s first", cfg.Name, s.TLS, cfg.Name)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(s.KeyFile()); err != nil {
+		priv, pub, err := newKey("deployctl-local-" + cfg.Name)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(s.KeyFile(), priv, 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(s.KeyFile()+".pub", []byte(pub+"\n"), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	cfg.say("building images (cached by content)")
+	im, err := cfg.Parts.build(ctx, cfg.say)
+	if err != nil {
+		return nil, err
+	}
+	s.Image, s.ImagesTar = im.Node, im.InnerTar
+	if err := s.network(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.filesServer(ctx, im); err != nil {
+		return nil, err
+	}
+	if err := s.save(); err != nil {
+		return nil, err
+	}
+	var ca *pki
+	if s.TLS {
+		if err := os.MkdirAll(s.TLSDir(), 0o700); err != nil {
+			return nil, err
+		}
+		if ca, err = loadOrMakePKI(s.TLSDir()); err != nil {
+			return nil, fmt.Errorf("local cluster CA: %w", err)
+		}
+		if err := s.operatorCert(ca); err != nil {
+			return nil, err
+		}
+	}
+	// Shrink first, from the last node: fleet leaves, then etcd's member.
+	for len(s.Nodes) > cfg.Nodes {
+		if err := s.removeNode(ctx, &cfg, len(s.Nodes)-1); err != nil {
+			return nil, err
+		}
+	}
+	initial := len(s.Nodes) == 0 || !s.Nodes[0].Bootstrapped
+	for i := len(s.Nodes); i < cfg.Nodes; i++ {
+		role := "worker"
+		if i < cfg.Edge {
+			role = "edge"
+		}
+		s.Nodes = append(s.Nodes, Node{Name: fmt.Sprintf("%s-%d", cfg.Name, i+1), Container: fmt.Sprintf("deployctl-%s-%d", cfg.Name, i+1), Role: role})
+	}
+	if err := s.save(); err != nil {
+		return nil, err
+	}
+	// Boot every node that is not running yet (all at once: each boots on
+	// its own), then wait for SSH with the pinned host key.
+	var wg sync.WaitGroup
+	errs := make([]error, len(s.Nodes))
+	for i := range s.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.boot(ctx, &cfg, i)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := s.save(); err != nil {
+		return nil, err
+	}
+	if err := s.WriteKnownHosts(); err != nil {
+		return nil, err
+	}
+	if err := s.bootstrap(ctx, &cfg, ca, initial); err != nil {
+		return nil, err
+	}
+	if err := s.waitServing(ctx, &cfg); err != nil {
+		return nil, err
+	}
+	cfg.say("up: %d nodes (%d edge) in %s", len(s.Nodes), len(s.Edges()), time.Since(start).Round(time.Second))
+	return s, s.save()
+}
+
+// network creates the cluster's Docker network (its "VPC") and reads the
+// subnet Docker gave it.
+func (s *State) network(ctx context.Context) error {
+	if _, err := docker(ctx, "network", "inspect", s.Network); err != nil {
+		// A subnet of our choosing (node addresses are fixed before boot:
+		// the user data and metadata name them), the first free one of
+		// 172.31.N.0/24, away from flannel's 10.1.0.0/16.
+		var last error
+		for n := 0; n < 250; n++ {
+			sub := fmt.Sprintf("172.31.%d.0/24", (int(crc32.ChecksumIEEE([]byte(s.Name)))+n)%250)
+			_, last = docker(ctx, "network", "create", "--label", label+"="+s.Name, "--subnet", sub, s.Network)
+			if last == nil || !strings.Contains(last.Error(), "overlap") {
+				break
+			}
+		}
+		if last != nil {
+			return last
+		}
+	}
+	sub, err := docker(ctx, "network", "inspect", "--format", "{{(index .IPAM.Config 0).Subnet}}", s.Network)
+	if err != nil {
+		return err
+	}
+	if _, err := netip.ParsePrefix(sub); err != nil {
+		return fmt.Errorf("network %s: subnet %q: %w", s.Network, sub, err)
+	}
+	s.Subnet = sub
+	return nil
+}
+
+// addr is the nth address of the subnet (node i gets 10+i).
+func (s *State) addr(n int) string {
+	p := netip.MustParsePrefix(s.Subnet)
+	a := p.Addr()
+	for i := 0; i < n; i++ {
+		a = a.Next()
+	}
+	return a.String()
+}
+
+// filesServer serves fleet's release tarball over HTTPS, as GitHub serves
+// the real one, at the address the user data pins with its SHA-256; the
+// nodes trust the local cluster's files CA.
+func (s *State) filesServer(ctx context.Context, im *images) error {
+	name := "deployctl-" + s.Name + "-files"
+	ip := s.addr(5)
+	s.FleetURL = fmt.Sprintf("https://%s:8443/fleet-v1.0.0-linux-amd64.tar.gz", ip)
+	s.FleetSHA256 = im.FleetSHA
+	filesDir := filepath.Join(s.Dir, "files")
+	if err := os.MkdirAll(filesDir, 0o700); err != nil {
+		return err
+	}
+	ca, err := loadOrMakePKI(filesDir)
+	if err != nil {
+		return err
+	}
+	cert, key, err := ca.issue("deployctl-files", net.ParseIP(ip))
+	if err != nil {
+		return err
+	}
+	srv := filepath.Join(s.Dir, "files", "srv")
+	if err := os.MkdirAll(srv, 0o755); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(im.FleetTar)
+	if err != nil {
+		return err
+	}
+	for p, data := range map[string][]byte{filepath.Join(srv, "fleet-v1.0.0-linux-amd64.tar.gz"): b, filepath.Join(s.Dir, "files", "server.pem"): []byte(cert), filepath.Join(s.Dir, "files", "server-key.pem"): []byte(key)} {
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			return err
+		}
+	}
+	if running, _ := docker(ctx, "inspect", "--format", "{{.State.Running}}", name); running == "true" {
+		return nil
+	}
+	docker(ctx, "rm", "-f", name)
+	_, err = docker(ctx, "run", "-d", "--name", name, "--label", label+"="+s.Name, "--network", s.Network, "--ip", ip,
+		"-v", filepath.Join(s.Dir, "files")+":/files:ro", "--entrypoint", "/usr/lib/deployctl/deployctl", s.Image,
+		"cluster", "local", "node", "serve-files", "--dir", "/files/srv", "--cert", "/files/server.pem", "--key", "/files/server-key.pem", "--listen", ip+":8443")
+	return err
+}
+
+// boot creates and starts node i when it is not running: its user data
+// rendered by cloudconfig.RenderNode (the same function infra renders
+// droplets' with) with a new host key, served by the node's metadata
+// service, applied by coreos-cloudinit.
+func (s *State) boot(ctx context.Context, cfg *Config, i int) error {
+	n := &s.Nodes[i]
+	n.IP = s.addr(10 + i)
+	running, _ := docker(ctx, "inspect", "--format", "{{.State.Running}}", n.Container)
+	if running == "true" && n.HostKey != "" {
+		sh, err := s.shell(*n)
+		if err != nil {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+		return sh.waitUp(wctx)
+	}
+	docker(ctx, "rm", "-f", "-v", n.Container)
+	priv, pub, err := newKey("deployctl-host-" + n.Name)
+	if err != nil {
+		return err
+	}
+	n.HostKey, n.Bootstrapped = pub, false
+	ud, err := cloudconfig.RenderNode(s.cc(), cloudconfig.Node{Name: n.Name, Role: n.Role, Region: "local", HostKey: string(priv)})
+	if err != nil {
+		return fmt.Errorf("user data for %s: %w", n.Name, err)
+	}
+	tmp, err := os.MkdirTemp("", "deployctl-node-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	md := filepath.Join(tmp, "metadata", "metadata")
+	if err := os.MkdirAll(filepath.Join(md, "v1"), 0o755); err != nil {
+		return err
+	}
+	opPub, _ := os.ReadFile(s.KeyFile() + ".pub")
+	iface := map[string]any{"ipv4": map[string]any{"ip_address": n.IP, "cidr": netip.MustParsePrefix(s.Subnet).Bits()}, "type": "private"}
+	pubIface := map[string]any{"ipv4": map[string]any{"ip_address": n.IP, "cidr": netip.MustParsePrefix(s.Subnet).Bits()}, "type": "public"}
+	meta, _ := json.Marshal(map[string]any{
+		"droplet_id": i + 1, "hostname": n.Name, "region": "local", "user_data": string(ud),
+		"public_keys": []string{strings.TrimSpace(string(opPub))},
+		"interfaces":  map[string]any{"public": []any{pubIface}, "private": []any{iface}},
+		"dns":         map[string]any{"nameservers": []string{}},
+	})
+	if err := os.WriteFile(filepath.Join(md, "v1.json"), meta, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(md, "v1", "user-data"), ud, 0o644); err != nil {
+		return err
+	}
+	// GET /metadata/v1 is coreos-cloudinit's availability check; DigitalOcean
+	// answers it with the index of what is under it.
+	if err := os.WriteFile(filepath.Join(md, "v1", "index.html"), []byte("user-data\n"), 0o644); err != nil {
+		return err
+	}
+	bundle, err := s.caBundle(ctx)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "ca-certificates.crt"), bundle, 0o644); err != nil {
+		return err
+	}
+	cfg.say("booting %s (%s, %s)", n.Name, n.IP, n.Role)
+	if _, err := docker(ctx, "create", "--name", n.Container, "--hostname", n.Name, "--label", label+"="+s.Name,
+		"--network", s.Network, "--ip", n.IP,
+		"--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+		"--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock", "-e", "container=docker",
+		"--sysctl", "net.ipv4.ip_forward=1",
+		"-v", "/var/lib/docker", "-v", "/var/lib/containerd",
+		"-v", s.ImagesTar+":/usr/share/deployctl/images.tar:ro",
+		"--stop-signal", "SIGRTMIN+3", s.Image); err != nil {
+		return err
+	}
+	if _, err := docker(ctx, "cp", filepath.Join(tmp, "metadata"), n.Container+":/var/lib/deployctl/"); err != nil {
+		return err
+	}
+	if _, err := docker(ctx, "cp", filepath.Join(tmp, "ca-certificates.crt"), n.Container+":/etc/ssl/certs/ca-certificates.crt"); err != nil {
+		return err
+	}
+	if _, err := docker(ctx, "start", n.Container); err != nil {
+		return err
+	}
+	sh, err := s.shell(*n)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	if err := sh.waitUp(wctx); err != nil {
+		return fmt.Errorf("%w\n%s", err, s.nodeLog(ctx, *n))
+	}
+	return nil
+}
+
+// caBundle is the node image's CA bundle plus the local files CA (the
+// fleet download is HTTPS, as on a droplet).
+func (s *State) caBundle(ctx context.Context) ([]byte, error) {
+	base, err := docker(ctx, "run", "--rm", "--entrypoint", "cat", s.Image, "/etc/ssl/certs/ca-certificates.crt")
+	if err != nil {
+		return nil, err
+	}
+	ca, err := os.ReadFile(filepath.Join(s.Dir, "files", "ca.pem"))
+	if err != nil {
+		return nil, err
+	}
+	return []byte(base + "\n" + string(ca)), nil
+}
+
+// nodeLog is what a node's boot printed, for errors.
+func (s *State) nodeLog(ctx context.Context, n Node) string {
+	out, err := docker(ctx, "exec", n.Container, "journalctl", "--no-pager", "-n", "40", "-u", "deployctl-cloudinit", "-u", "deployctl-metadata", "-u", "ssh")
+	if err != nil {
+		return "(no journal: " + err.Error() + ")"
+	}
+	return out
+}
+
+// operatorCert writes etcd root's certificate for the operator (etcdctl,
+// deployctl services) into the state directory.
+func (s *State) operatorCert(ca *pki) error {
+	cert, key := filepath.Join(s.TLSDir(), "root.pem"), filepath.Join(s.TLSDir(), "root-key.pem")
+	if _, err := os.Stat(key); err == nil {
+		return nil
+	}
+	c, k, err := ca.issue(cloudconfig.RoleRoot)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(key, []byte(k), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(cert, []byte(c), 0o644)
+}
+
+func (s *State) rootPair() (string, string, error) {
+	c, err := os.ReadFile(filepath.Join(s.TLSDir(), "root.pem"))
+	if err != nil {
+		return "", "", err
+	}
+	k, err := os.ReadFile(filepath.Join(s.TLSDir(), "root-key.pem"))
+	return string(c), string(k), err
+}
+
+// asRoot gives a script root's pair for its run (TLS clusters), as infra's
+// PKI.AsRoot does.
+func (s *State) asRoot(script string) (string, error) {
+	if !s.TLS {
+		return script, nil
+	}
+	c, k, err := s.rootPair()
+	if err != nil {
+		return "", err
+	}
+	return cloudconfig.WithRoot(script, c, k), nil
+}
+
+// bootstrap runs infra's scripts over SSH: TLS files, etcd's initial
+// members together (state new) or each later node alone after a member
+// add on node 1 (state existing, listing exactly the members after the
+// add), v3/v2 auth, and the registrar.
+func (s *State) bootstrap(ctx context.Context, cfg *Config, ca *pki, initial bool) error {
+	cc := s.cc()
+	step := func(i int, what, script string) error {
+		cfg.say("%s: %s", s.Nodes[i].Name, what)
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+		if _, err := s.Run(sctx, i, script); err != nil {
+			return fmt.Errorf("%s: %s: %w", s.Nodes[i].Name, what, err)
+		}
+		return nil
+	}
+	for i, n := range s.Nodes {
+		if n.Bootstrapped || ca == nil {
+			continue
+		}
+		script, err := ca.nodeTLSScript(n.IP)
+		if err != nil {
+			return err
+		}
+		if err := step(i, "TLS files", script); err != nil {
+			return err
+		}
+	}
+	members := func(k int) string {
+		m := map[string]string{}
+		for i := 0; i < k; i++ {
+			m[s.Nodes[i].Name] = s.Nodes[i].IP
+		}
+		return cc.InitialCluster(m)
+	}
+	if initial {
+		// The initial members start together: each etcd waits for the others.
+		var wg sync.WaitGroup
+		errs := make([]error, len(s.Nodes))
+		ic := members(len(s.Nodes))
+		for i := range s.Nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = step(i, "etcd bootstrap (new)", cloudconfig.BootstrapScript(ic, "new"))
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		if s.TLS {
+			script, err := s.asRoot(cc.AuthSetupScript())
+			if err != nil {
+				return err
+			}
+			if err := step(0, "etcd auth", script); err != nil {
+				return err
+			}
+		}
+	} else {
+		for i, n := range s.Nodes {
+			if n.Bootstrapped {
+				continue
+			}
+			add, err := s.asRoot(cc.MemberAddScript(n.Name, n.IP))
+			if err != nil {
+				return err
+			}
+			if err := step(0, "etcd member add "+n.Name, add); err != nil {
+				return err
+			}
+			if err := step(i, "etcd bootstrap (existing)", cloudconfig.BootstrapScript(members(i+1), "existing")); err != nil {
+				return err
+			}
+		}
+	}
+	for i, n := range s.Nodes {
+		if n.Bootstrapped {
+			continue
+		}
+		if err := s.shipRegistrar(ctx, cfg, i); err != nil {
+			return err
+		}
+		s.Nodes[i].Bootstrapped = true
+		if err := s.save(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// shipRegistrar copies the registrar and installs it with the script
+// infra's RegistrarShipping runs.
+func (s *State) shipRegistrar(ctx context.Context, cfg *Config, i int) error {
+	sum, err := fileSHA256(cfg.Parts.Registrar)
+	if err != nil {
+		return err
+	}
+	cfg.say("%s: registrar %s", s.Nodes[i].Name, sum[:12])
+	sh, err := s.shell(s.Nodes[i])
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	staged := cloudconfig.RegistrarStagedPath(sum)
+	if err := sh.copyFile(sctx, cfg.Parts.Registrar, staged); err != nil {
+		return fmt.Errorf("%s: copy registrar: %w", s.Nodes[i].Name, err)
+	}
+	if _, err := sh.run(sctx, cloudconfig.RegistrarInstallScript(sum, staged, "/opt/bin/registrar"), nil); err != nil {
+		return fmt.Errorf("%s: install registrar: %w", s.Nodes[i].Name, err)
+	}
+	return nil
+}
+
+// waitServing waits until fleet lists every node and flannel has given
+// every node's Docker its subnet.
+func (s *State) waitServing(ctx context.Context, cfg *Config) error {
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cfg.say("waiting for fleet to list %d machines and flannel on every node", len(s.Nodes))
+	var last string
+	for {
+		ok := true
+		out, err := s.Run(wctx, 0, "/opt/bin/fleetctl --endpoint unix:///var/run/fleet.sock list-machines --no-legend --full")
+		if err != nil || len(strings.Fields(strings.TrimSpace(out))) == 0 || len(strings.Split(strings.TrimSpace(out), "\n")) != len(s.Nodes) {
+			ok, last = false, fmt.Sprintf("fleet lists: %q (%v)", strings.TrimSpace(out), err)
+		}
+		for i := range s.Nodes {
+			if !ok {
+				break
+			}
+			if out, err := s.Run(wctx, i, "systemctl is-active flanneld flannel-docker-opts docker && . /run/flannel/subnet.env && ip -4 addr show docker0 | grep -qF \"${FLANNEL_SUBNET%/*}\""); err != nil {
+				ok, last = false, fmt.Sprintf("%s: flannel not serving Docker yet: %s", s.Nodes[i].Name, strings.TrimSpace(out))
+			}
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-wctx.Done():
+			return fmt.Errorf("cluster not serving after 5m: %s", last)
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// removeNode takes node i out: fleet stops on it (its units move), etcd
+// removes its member (run on node 1), then its container goes.
+func (s *State) removeNode(ctx context.Context, cfg *Config, i int) error {
+	n := s.Nodes[i]
+	cfg.say("removing %s", n.Name)
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	if _, err := s.Run(sctx, i, cloudconfig.NodeLeaveScript); err != nil {
+		cfg.say("%s: fleet did not stop cleanly (%v); its units move after fleet's machine TTL", n.Name, err)
+	}
+	if i > 0 {
+		cc := s.cc()
+		script, err := s.asRoot(cc.MemberRemoveScript(n.Name, n.IP))
+		if err != nil {
+			return err
+		}
+		if _, err := s.Run(sctx, 0, script); err != nil {
+			return fmt.Errorf("%s: etcd member remove: %w", n.Name, err)
+		}
+	}
+	if _, err := docker(ctx, "rm", "-f", "-v", n.Container); err != nil {
+		return err
+	}
+	s.Nodes = s.Nodes[:i]
+	return s.save()
+}
+
+// Down removes every container, the network and the state of a cluster.
+func Down(ctx context.Context, stateDir, name string) error {
+	if !nameRe.MatchString(name) {
+		return fmt.Errorf("--name %q: lower-case letters, digits and dashes", name)
+	}
+	ids, err := docker(ctx, "ps", "-aq", "--filter", "label="+label+"="+name)
+	if err != nil {
+		return err
+	}
+	if ids != "" {
+		if _, err := docker(ctx, append([]string{"rm", "-f", "-v"}, strings.Fields(ids)...)...); err != nil {
+			return err
+		}
+	}
+	if _, err := docker(ctx, "network", "inspect", "deployctl-"+name); err == nil {
+		if _, err := docker(ctx, "network", "rm", "deployctl-"+name); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(Dir(stateDir, name))
+}
+
+// Env is the shell exports for the cluster: fleet through an SSH tunnel
+// to node 1 (pinned), etcd's endpoints (and the operator's root
+// certificate with TLS), the load balancer's URL.
+func (s *State) Env() map[string]string {
+	scheme := "http"
+	if s.TLS {
+		scheme = "https"
+	}
+	var eps []string
+	for _, n := range s.Nodes {
+		eps = append(eps, fmt.Sprintf("%s://%s:%d", scheme, n.IP, cloudconfig.EtcdClientPort))
+	}
+	env := map[string]string{
+		"FLEETCTL_TUNNEL":           "core@" + s.Nodes[0].IP,
+		"FLEETCTL_ENDPOINT":         "unix:///var/run/fleet.sock",
+		"FLEETCTL_SSH_KEY":          s.KeyFile(),
+		"FLEETCTL_KNOWN_HOSTS_FILE": s.KnownHosts(),
+		"ETCDCTL_API":               "3",
+		"ETCDCTL_ENDPOINTS":         strings.Join(eps, ","),
+	}
+	if s.TLS {
+		env["ETCDCTL_CACERT"] = filepath.Join(s.TLSDir(), "ca.pem")
+		env["ETCDCTL_CERT"] = filepath.Join(s.TLSDir(), "root.pem")
+		env["ETCDCTL_KEY"] = filepath.Join(s.TLSDir(), "root-key.pem")
+	}
+	if e := s.Edges(); len(e) > 0 {
+		env["DEPLOYCTL_LB_URL"] = "http://" + e[0].IP + ":80"
+	}
+	return env
+}
+
+// WriteKnownHosts writes every node's pinned host key.
+func (s *State) WriteKnownHosts() error {
+	var b strings.Builder
+	for _, n := range s.Nodes {
+		if n.HostKey != "" {
+			fmt.Fprintf(&b, "%s %s\n", n.IP, n.HostKey)
+		}
+	}
+	return os.WriteFile(s.KnownHosts(), []byte(b.String()), 0o644)
+}
