@@ -154,6 +154,29 @@ func join(args ...string) string { return strings.Join(args, " ") }
 
 func seconds(d time.Duration) string { return d.String() }
 
+// Pull is the ExecStartPre that gets image. A pinned image (a tag other
+// than latest, or a digest) is pulled only when the machine does not have
+// it, so a restart does not depend on the registry and a machine that was
+// given the image (an air-gapped node, the local cluster) runs it; a
+// mutable one (no tag, or latest) is pulled every start, as before.
+func Pull(image string) string {
+	if mutableTag(image) {
+		return join("/usr/bin/docker pull", quote(image))
+	}
+	q := quote(image)
+	return fmt.Sprintf("/bin/sh -c '/usr/bin/docker image inspect %s >/dev/null 2>&1 || exec /usr/bin/docker pull %s'", q, q)
+}
+
+// mutableTag: no tag, or latest (a digest is never mutable).
+func mutableTag(image string) bool {
+	if strings.Contains(image, "@") {
+		return false
+	}
+	last := image[strings.LastIndex(image, "/")+1:]
+	i := strings.LastIndex(last, ":")
+	return i < 0 || last[i+1:] == "latest"
+}
+
 // App is someapp@.service: the container, with no published ports (flannel
 // gives it a routable private IP), and Conflicts when spread.
 func App(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
@@ -165,7 +188,7 @@ func App(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
 	u.Add("Service", "Restart", "always")
 	u.Add("Service", "RestartSec", "5s")
 	u.Add("Service", "ExecStartPre", "-/usr/bin/docker rm -f %p-%i")
-	u.Add("Service", "ExecStartPre", join("/usr/bin/docker pull", quote(s.Image)))
+	u.Add("Service", "ExecStartPre", Pull(s.Image))
 	run := []string{"/usr/bin/docker run --rm --name %p-%i"}
 	if s.Network != "" && s.Network != "bridge" {
 		run = append(run, "--network", quote(s.Network))
@@ -292,7 +315,7 @@ func LoadBalancer(spec *deployspec.Spec, s *deployspec.Service) (lb, companion *
 		// dir and nginx could never bind it again (design §12).
 		lb.Add("Service", "ExecStartPre", "/usr/bin/rm -f "+conf+"/"+ControlSocket(s.LB.Upstream))
 	}
-	lb.Add("Service", "ExecStartPre", join("/usr/bin/docker pull", quote(s.LB.Image)))
+	lb.Add("Service", "ExecStartPre", Pull(s.LB.Image))
 	lb.Add("Service", "ExecStart", join("/usr/bin/docker run --rm --name %p --network host -v", conf+":/etc/nginx/conf.d", quote(s.LB.Image)))
 	lb.Add("Service", "ExecStop", "/usr/bin/docker stop %p")
 	addPlacement(lb, s)

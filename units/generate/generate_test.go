@@ -263,3 +263,20 @@ func TestUnitsImportOnlyTheRegistry(t *testing.T) {
 		}
 	}
 }
+
+// A pinned image is pulled only when missing (the local cluster's nodes
+// have no registry; a restart never waits on one); latest or no tag is
+// pulled every start.
+func TestPullOnlyWhenMissingUnlessMutable(t *testing.T) {
+	for image, want := range map[string]string{
+		"example/someapp:1.4":         "/bin/sh -c '/usr/bin/docker image inspect example/someapp:1.4 >/dev/null 2>&1 || exec /usr/bin/docker pull example/someapp:1.4'",
+		"registry:5000/app@sha256:ab": "/bin/sh -c '/usr/bin/docker image inspect registry:5000/app@sha256:ab >/dev/null 2>&1 || exec /usr/bin/docker pull registry:5000/app@sha256:ab'",
+		"example/someapp":             "/usr/bin/docker pull example/someapp",
+		"example/someapp:latest":      "/usr/bin/docker pull example/someapp:latest",
+		"registry:5000/app":           "/usr/bin/docker pull registry:5000/app",
+	} {
+		if got := generate.Pull(image); got != want {
+			t.Errorf("Pull(%q) = %q, want %q", image, got, want)
+		}
+	}
+}
