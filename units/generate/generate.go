@@ -184,6 +184,11 @@ func App(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
 	u.Add("Unit", "Description", fmt.Sprintf("%s instance %%i (%s)", s.Name, quote(s.Image)))
 	u.Add("Unit", "After", "docker.service")
 	u.Add("Unit", "Requires", "docker.service")
+	// Every start of the instance (fleet's, or systemd's restart) starts its
+	// sidekick too: BindsTo stops the sidekick with the instance but never
+	// starts it again, so an instance replaced or restarted after a failed
+	// start stayed unannounced (seen on the local cluster).
+	u.Add("Unit", "Wants", s.Name+"-discovery@%i.service")
 	u.Add("Service", "TimeoutStartSec", "0")
 	u.Add("Service", "Restart", "always")
 	u.Add("Service", "RestartSec", "5s")
@@ -304,6 +309,7 @@ func LoadBalancer(spec *deployspec.Spec, s *deployspec.Service) (lb, companion *
 	lb.Add("Unit", "Description", fmt.Sprintf("nginx load balancer %s for %s", s.Name, s.LB.Upstream))
 	lb.Add("Unit", "After", "docker.service")
 	lb.Add("Unit", "Requires", "docker.service")
+	lb.Add("Unit", "Wants", name+"-discovery.service") // started with every start of nginx, as an instance's sidekick is
 	lb.Add("Service", "TimeoutStartSec", "0")
 	lb.Add("Service", "Restart", "always")
 	lb.Add("Service", "RestartSec", "5s")

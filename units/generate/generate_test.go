@@ -280,3 +280,23 @@ func TestPullOnlyWhenMissingUnlessMutable(t *testing.T) {
 		}
 	}
 }
+
+// An instance and the load balancer start their companions with every
+// start: BindsTo alone stops a sidekick with its unit and never starts it
+// again (found on the local cluster: a replaced LB left its companion dead).
+func TestUnitsStartTheirCompanions(t *testing.T) {
+	p := plan(t, "../../examples/deploy.yaml")
+	want := map[string]string{"someapp@.service": "someapp-discovery@%i.service", "someapp-lb.service": "someapp-lb-discovery.service"}
+	seen := 0
+	for _, u := range p.Units {
+		if w, ok := want[u.Name]; ok {
+			seen++
+			if got := u.Get("Unit", "Wants"); len(got) != 1 || got[0] != w {
+				t.Errorf("%s: Wants=%v, want %s", u.Name, got, w)
+			}
+		}
+	}
+	if seen != len(want) {
+		t.Fatalf("found %d of the units %v", seen, want)
+	}
+}
