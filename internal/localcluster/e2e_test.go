@@ -1,0 +1,521 @@
+//go:build e2e
+
+// The whole story on a local cluster (make e2e): nodes booted from our own
+// user data, real systemd, real fleetd 1.0.0, flannel v0.14.0 vxlan, etcd
+// 3.5, the registrar, OpenResty's stand-in. It drives deployctl as a user
+// does (the built binary), kills containers and nodes with Docker.
+package localcluster_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// story is one local cluster under test.
+type story struct {
+	t       *testing.T
+	name    string
+	bin     string
+	state   string
+	env     map[string]string
+	lb      string
+	http    *http.Client
+	results map[string]float64
+}
+
+func newStory(t *testing.T, name string) *story {
+	bin, tools := os.Getenv("DEPLOYCTL_BIN"), os.Getenv("DEPLOYCTL_TOOLS")
+	if bin == "" || tools == "" {
+		t.Fatal("DEPLOYCTL_BIN (static deployctl, registrar, etcd) and DEPLOYCTL_TOOLS (../shared/tools/linux-amd64) must be set: make e2e sets them")
+	}
+	s := &story{t: t, name: name, bin: bin, state: t.TempDir(), results: map[string]float64{},
+		http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			s.dumpNodes()
+		}
+		s.deployctl(5*time.Minute, "cluster", "local", "down", "--name", name, "--state-dir", s.state)
+		s.report()
+	})
+	return s
+}
+
+// deployctl runs the built binary with the cluster's env; it fails the
+// test on a non-zero exit.
+func (s *story) deployctl(timeout time.Duration, args ...string) string {
+	s.t.Helper()
+	out, err := s.try(timeout, args...)
+	if err != nil {
+		s.t.Fatalf("deployctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (s *story) try(timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, "deployctl"), args...)
+	cmd.Env = os.Environ()
+	for k, v := range s.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	b, err := cmd.CombinedOutput()
+	return string(b), err
+}
+
+func (s *story) up(nodes, edge int, tlsOn bool) {
+	args := []string{"cluster", "local", "up", "--name", s.name, "--state-dir", s.state, "--nodes", fmt.Sprint(nodes), "--edge", fmt.Sprint(edge),
+		"--tools", os.Getenv("DEPLOYCTL_TOOLS"), "--bin", s.bin}
+	if tlsOn {
+		args = append(args, "--tls")
+	}
+	start := time.Now()
+	s.deployctl(30*time.Minute, args...)
+	s.results["cluster up (s)"] = time.Since(start).Seconds()
+	out := s.deployctl(time.Minute, "cluster", "local", "env", "--name", s.name, "--state-dir", s.state, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &s.env); err != nil {
+		s.t.Fatalf("cluster local env -o json: %v\n%s", err, out)
+	}
+	s.lb = s.env["DEPLOYCTL_LB_URL"]
+	if s.lb == "" {
+		s.t.Fatalf("no DEPLOYCTL_LB_URL in %v", s.env)
+	}
+}
+
+// get asks the load balancer once: the instance that answered.
+func (s *story) get() (string, error) {
+	resp, err := s.http.Get(s.lb)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// answers asks n times; it returns the count per instance and the errors.
+func (s *story) answers(n int) (map[string]int, []error) {
+	got := map[string]int{}
+	var errs []error
+	for i := 0; i < n; i++ {
+		name, err := s.get()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		got[name]++
+	}
+	return got, errs
+}
+
+// waitAll waits (bounded) until the load balancer answers from exactly
+// want, with no error, and returns how long it took.
+func (s *story) waitAll(want []string, within time.Duration) time.Duration {
+	s.t.Helper()
+	start := time.Now()
+	var got map[string]int
+	var errs []error
+	for time.Since(start) < within {
+		got, errs = s.answers(4 * len(want))
+		if len(errs) == 0 && sameSet(got, want) {
+			return time.Since(start)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.t.Fatalf("after %s the load balancer answers from %v with %d errors (%v), want exactly %v", within, got, len(errs), first(errs), want)
+	return 0
+}
+
+func sameSet(got map[string]int, want []string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for _, w := range want {
+		if got[w] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func first(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs[0]
+}
+
+// unitStatus is one row of deployctl units status -o json.
+type unitStatus struct {
+	Unit         string `json:"unit"`
+	CurrentState string `json:"currentState"`
+	IP           string `json:"ip"`
+	Hash         string `json:"hash"`
+}
+
+func (s *story) status() map[string]unitStatus {
+	s.t.Helper()
+	out := s.deployctl(time.Minute, "units", "status", "-o", "json")
+	var rows []unitStatus
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		s.t.Fatalf("units status -o json: %v\n%s", err, out)
+	}
+	m := map[string]unitStatus{}
+	for _, r := range rows {
+		m[r.Unit] = r
+	}
+	return m
+}
+
+// container is the node container with ip.
+func (s *story) container(ip string) string {
+	s.t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.state, s.name, "cluster.json"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var st struct {
+		Nodes []struct{ Container, IP, Role string }
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		s.t.Fatal(err)
+	}
+	for _, n := range st.Nodes {
+		if n.IP == ip {
+			return n.Container
+		}
+	}
+	s.t.Fatalf("no node with IP %s", ip)
+	return ""
+}
+
+func dockerCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func (s *story) etcd(tlsOn bool) *clientv3.Client {
+	s.t.Helper()
+	cfg := clientv3.Config{Endpoints: strings.Split(s.env["ETCDCTL_ENDPOINTS"], ","), DialTimeout: 5 * time.Second}
+	if tlsOn {
+		cfg.TLS = s.tlsConfig(true)
+	}
+	c, err := clientv3.New(cfg)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (s *story) tlsConfig(withCert bool) *tls.Config {
+	s.t.Helper()
+	ca, err := os.ReadFile(s.env["ETCDCTL_CACERT"])
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	c := &tls.Config{RootCAs: pool}
+	if withCert {
+		pair, err := tls.LoadX509KeyPair(s.env["ETCDCTL_CERT"], s.env["ETCDCTL_KEY"])
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c
+}
+
+func (s *story) dumpNodes() {
+	out, _ := exec.Command("docker", "ps", "-a", "--filter", "label=io.deployctl.local-cluster="+s.name, "--format", "{{.Names}}").Output()
+	for _, c := range strings.Fields(string(out)) {
+		j, _ := exec.Command("docker", "exec", c, "sh", "-c", "systemctl --failed --no-pager; journalctl --no-pager -n 60 -p warning").CombinedOutput()
+		s.t.Logf("node %s:\n%s", c, j)
+	}
+}
+
+// report prints the story's figures and, with DEPLOYCTL_E2E_REPORT, adds
+// them to that JSON file (make e2e: bench/out/e2e.json).
+func (s *story) report() {
+	keys := make([]string, 0, len(s.results))
+	for k := range s.results {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		s.t.Logf("%s: %s = %.2f", s.name, k, s.results[k])
+	}
+	path := os.Getenv("DEPLOYCTL_E2E_REPORT")
+	if path == "" {
+		return
+	}
+	all := map[string]map[string]float64{}
+	if b, err := os.ReadFile(path); err == nil {
+		json.Unmarshal(b, &all)
+	}
+	all[s.name] = s.results
+	b, _ := json.MarshalIndent(all, "", "  ")
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+var instances = []string{"someapp@1", "someapp@2", "someapp@3", "someapp@4"}
+
+// specFile writes deploy.yaml for the story: the example, with the image
+// tag given, and etcd over http on a plain cluster.
+func specFile(t *testing.T, tag string, tlsOn bool) string {
+	b, err := os.ReadFile("../../examples/deploy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := strings.Replace(string(b), "example/someapp:1.4", "example/someapp:"+tag, 1)
+	if !tlsOn {
+		spec += "registry:\n  etcd_endpoints: http://127.0.0.1:2379\n"
+	}
+	p := filepath.Join(t.TempDir(), "deploy.yaml")
+	if err := os.WriteFile(p, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// submit submits the spec and returns how long until the load balancer
+// answered from every instance (the clock starts with the command).
+func (s *story) submit(spec string) time.Duration {
+	start := time.Now()
+	s.deployctl(10*time.Minute, "units", "submit", "-f", spec, "--start")
+	s.waitAll(instances, 2*time.Minute)
+	return time.Since(start)
+}
+
+// TestE2EPlain: the story on 5 nodes (one edge), etcd without TLS.
+func TestE2EPlain(t *testing.T) {
+	s := newStory(t, "e2e-plain")
+	s.up(5, 1, false)
+	cli := s.etcd(false)
+
+	// 1. Submit: the load balancer answers round robin from all 4, each
+	// on a machine of its own.
+	s.results["submit to all instances answering (s)"] = s.submit(specFile(t, "1.4", false)).Seconds()
+	got, errs := s.answers(40)
+	if len(errs) > 0 || !sameSet(got, instances) {
+		t.Fatalf("40 requests: %v, errors %v", got, errs)
+	}
+	for name, n := range got {
+		if n < 5 || n > 15 {
+			t.Errorf("round robin: %s answered %d of 40", name, n)
+		}
+	}
+	st := s.status()
+	machines := map[string]string{}
+	for i := 1; i <= 4; i++ {
+		u := st[fmt.Sprintf("someapp@%d.service", i)]
+		if u.CurrentState != "launched" || u.IP == "" {
+			t.Fatalf("someapp@%d: %+v", i, u)
+		}
+		if other, ok := machines[u.IP]; ok {
+			t.Fatalf("someapp@%d and %s share machine %s (spread)", i, other, u.IP)
+		}
+		machines[u.IP] = fmt.Sprintf("someapp@%d", i)
+	}
+
+	// 2. Kill an instance's container: out of etcd (and so of the LB),
+	// then systemd starts it again and it is back.
+	t.Run("instance death", func(t *testing.T) {
+		ip := st["someapp@2.service"].IP
+		node := s.container(ip)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		w := cli.Watch(ctx, "/services/someapp/upstream/someapp@2")
+		killed := time.Now()
+		dockerCmd(t, "exec", node, "docker", "kill", "someapp-2")
+		var gone time.Duration
+		for wr := range w {
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					gone = time.Since(killed)
+				}
+			}
+			if gone > 0 {
+				break
+			}
+		}
+		if gone == 0 {
+			t.Fatal("someapp@2's key was not deleted within 30s of its container's death")
+		}
+		s.results["instance death to out of etcd (ms)"] = float64(gone.Milliseconds())
+		back := s.waitAll(instances, 90*time.Second)
+		s.results["instance death to back in the LB (s)"] = (gone + back).Seconds()
+	})
+
+	// 3. Roll a new version under steady load: no failed request, never
+	// fewer than 4 - max-unavailable (1) registered.
+	t.Run("roll under load", func(t *testing.T) {
+		spec := specFile(t, "1.5", false)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		var wg sync.WaitGroup
+		var requests, failed int
+		var firstFail error
+		minRegistered := 99
+		done := make(chan struct{})
+		wg.Add(2)
+		go func() { // load: sequential requests, bounded in count and time
+			defer wg.Done()
+			for i := 0; i < 50000; i++ {
+				select {
+				case <-done:
+					return
+				case <-ctx.Done():
+					return
+				default:
+				}
+				requests++
+				if _, err := s.get(); err != nil {
+					failed++
+					if firstFail == nil {
+						firstFail = err
+					}
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				case <-ctx.Done():
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+				r, err := cli.Get(rctx, "/services/someapp/upstream/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+				rcancel()
+				if err == nil && int(r.Count) < minRegistered {
+					minRegistered = int(r.Count)
+				}
+			}
+		}()
+		start := time.Now()
+		out, err := s.try(10*time.Minute, "units", "submit", "-f", spec, "--start")
+		close(done)
+		wg.Wait()
+		s.results["roll of 4 instances under load (s)"] = time.Since(start).Seconds()
+		if err != nil {
+			t.Fatalf("submit 1.5: %v\n%s", err, out)
+		}
+		if failed > 0 || requests < 10 {
+			t.Fatalf("roll under load: %d of %d requests failed (first: %v)", failed, requests, firstFail)
+		}
+		if minRegistered < 3 {
+			t.Fatalf("roll: only %d instances registered at one point, want at least 4 - 1", minRegistered)
+		}
+		t.Logf("roll: %d requests, 0 failed, at least %d registered", requests, minRegistered)
+		st := s.status()
+		for i := 1; i <= 4; i++ {
+			if h := st[fmt.Sprintf("someapp@%d.service", i)].Hash; h != st["someapp@.service"].Hash {
+				t.Errorf("someapp@%d runs %s, the template is %s", i, h, st["someapp@.service"].Hash)
+			}
+		}
+	})
+
+	// 4. Kill a worker node: fleet moves its units, the LB serves from the
+	// survivors, back to full capacity.
+	t.Run("node death", func(t *testing.T) {
+		st := s.status()
+		var victim, victimUnit string
+		for i := 1; i <= 4; i++ {
+			u := st[fmt.Sprintf("someapp@%d.service", i)]
+			if c := s.container(u.IP); !strings.HasSuffix(c, "-1") {
+				victim, victimUnit = c, fmt.Sprintf("someapp@%d", i)
+				break
+			}
+		}
+		if victim == "" {
+			t.Fatal("no instance on a worker node")
+		}
+		killed := time.Now()
+		dockerCmd(t, "kill", victim)
+		survivors := []string{}
+		for _, i := range instances {
+			if i != victimUnit {
+				survivors = append(survivors, i)
+			}
+		}
+		// Within the lease TTL (15s) plus a probe the dead instance is out.
+		time.Sleep(20 * time.Second)
+		got, errs := s.answers(30)
+		if len(errs) > 0 || got[victimUnit] > 0 {
+			t.Fatalf("%s after the node's death: %v, %d errors (%v); want only survivors %v", time.Since(killed).Round(time.Second), got, len(errs), first(errs), survivors)
+		}
+		full := s.waitAll(instances, 3*time.Minute)
+		s.results["node death to full capacity (s)"] = (time.Since(killed)).Seconds()
+		t.Logf("node death: %s moved and serving after %s", victimUnit, (20*time.Second + full).Round(time.Second))
+	})
+
+	// 5. nginx killed with SIGKILL comes back and serves the right set.
+	t.Run("nginx SIGKILL", func(t *testing.T) {
+		edge := s.container(strings.TrimSuffix(strings.TrimPrefix(s.lb, "http://"), ":80"))
+		killed := time.Now()
+		dockerCmd(t, "exec", edge, "docker", "kill", "-s", "KILL", "someapp-lb")
+		s.waitAll(instances, 2*time.Minute)
+		s.results["nginx SIGKILL to serving all (s)"] = time.Since(killed).Seconds()
+	})
+}
+
+// TestE2ETLS: 4 nodes, etcd with mutual TLS and auth; the example spec as
+// it is (https endpoints, the registrar's certificate).
+func TestE2ETLS(t *testing.T) {
+	s := newStory(t, "e2e-tls")
+	s.up(4, 1, true)
+	s.results["submit to all instances answering (s)"] = s.submit(specFile(t, "1.4", true)).Seconds()
+
+	t.Run("client without certificate refused", func(t *testing.T) {
+		ep := strings.Split(s.env["ETCDCTL_ENDPOINTS"], ",")[0]
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: s.tlsConfig(false)}}
+		resp, err := c.Get(ep + "/v2/keys/_coreos.com/fleet/job")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			t.Fatalf("etcd answered a client without a certificate: %d %s", resp.StatusCode, b)
+		}
+		t.Logf("refused as expected: %v", err)
+	})
+	t.Run("registrar certificate only under /services/", func(t *testing.T) {
+		node := s.container(strings.TrimSuffix(strings.TrimPrefix(s.lb, "http://"), ":80"))
+		etcdctl := "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/ssl/etcd/ca.pem --cert /etc/ssl/etcd/registrar.pem --key /etc/ssl/etcd/registrar-key.pem"
+		if out, err := exec.Command("docker", "exec", node, "sh", "-c", etcdctl+" put /services/e2e/probe x").CombinedOutput(); err != nil {
+			t.Fatalf("registrar cannot write under /services/: %v\n%s", err, out)
+		}
+		out, err := exec.Command("docker", "exec", node, "sh", "-c", etcdctl+" put /_coreos.com/fleet/job/evil x").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "permission denied") {
+			t.Fatalf("registrar wrote outside /services/ (err %v): %s", err, out)
+		}
+	})
+}
