@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // SDNotifyProxy is the nodes' stand-in for Flatcar's sdnotify-proxy
@@ -28,7 +29,9 @@ func SDNotifyProxy(ctx context.Context, socket string, argv []string) (int, erro
 	defer os.Remove(socket)
 	defer l.Close()
 	target := os.Getenv("NOTIFY_SOCKET")
+	forwarded := make(chan struct{})
 	go func() {
+		defer close(forwarded)
 		buf := make([]byte, 4096)
 		for {
 			n, _, err := l.ReadFromUnix(buf)
@@ -62,6 +65,9 @@ func SDNotifyProxy(ctx context.Context, socket string, argv []string) (int, erro
 		case <-ctx.Done():
 			cmd.Process.Signal(syscall.SIGTERM)
 		case err := <-done:
+			// Forward what the command sent before it exited.
+			l.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			<-forwarded
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
 				return ee.ExitCode(), nil
