@@ -9,7 +9,7 @@ LDFLAGS := -s -w -X github.com/deployctl/deployctl/internal/registrarcli.Version
 # FROM scratch images, and releases run anywhere.
 STATIC  := CGO_ENABLED=0
 
-.PHONY: all build deps check vet test demo bench release clean e2e
+.PHONY: all build deps check vet test demo bench release clean e2e cluster-bin
 
 all: build
 
@@ -58,14 +58,20 @@ test: check
 ## is built once with debootstrap and cached in ~/.cache/deployctl.
 ## Figures go to bench/out/e2e.json.
 E2E_TOOLS ?= $(abspath ../shared/tools/linux-amd64)
-e2e: deps
-	@mkdir -p $(BIN) bench/out
+E2E_ENV   := DEPLOYCTL_BIN=$(abspath $(BIN)) DEPLOYCTL_TOOLS=$(E2E_TOOLS)
+e2e: deps cluster-bin
+	@mkdir -p bench/out
+	rm -f bench/out/e2e.json
+	$(E2E_ENV) DEPLOYCTL_E2E_REPORT=$(abspath bench/out/e2e.json) \
+	  $(GO) test -tags e2e -count=1 -timeout 60m -v -run 'TestE2E' ./internal/localcluster/ 2>&1 | tee bench/out/e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\s+e2e_test)' ; exit $${PIPESTATUS[0]}
+
+## cluster-bin: what the local cluster runs from bin/: static linux/amd64
+## deployctl, registrar and etcd 3.5 (compat/etcd35, from the module proxy)
+cluster-bin:
+	@mkdir -p $(BIN)
 	$(STATIC) GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/registrar ./cmd/registrar
 	$(STATIC) GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/deployctl ./cmd/deployctl
 	cd compat/etcd35 && $(STATIC) GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '-s -w' -o $(abspath $(BIN))/etcd ./etcd
-	rm -f bench/out/e2e.json
-	DEPLOYCTL_BIN=$(abspath $(BIN)) DEPLOYCTL_TOOLS=$(E2E_TOOLS) DEPLOYCTL_E2E_REPORT=$(abspath bench/out/e2e.json) \
-	  $(GO) test -tags e2e -count=1 -timeout 60m -v -run 'TestE2E' ./internal/localcluster/ 2>&1 | tee bench/out/e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\s+e2e_test)' ; exit $${PIPESTATUS[0]}
 
 ## demo: the whole story on this machine, no cloud account needed. It runs
 ## the built binary itself (not `go run`, which turns the Ctrl-C that ends
@@ -75,8 +81,10 @@ demo: deps
 	exec $(BIN)/deployctl demo $(DEMO_FLAGS)
 
 ## bench: every benchmark, one table, bench/results.json
-bench: deps
-	$(GO) run ./bench $(BENCH_FLAGS)
+## (with ../shared/tools beside the clone it also runs the plain story on a
+## local cluster for the cluster rows; BENCH_FLAGS=-cluster=false skips it)
+bench: deps cluster-bin
+	$(if $(wildcard $(E2E_TOOLS)/SHA256SUMS),$(E2E_ENV)) $(GO) run ./bench $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN) bench/out

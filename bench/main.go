@@ -75,6 +75,7 @@ func main() {
 	churn := flag.Duration("churn", 30*time.Second, "how long the churn benchmark changes instances under load")
 	quick := flag.Bool("quick", false, "skip the long runs (churn, default-TTL expiry)")
 	out := flag.String("out", filepath.Join("bench", "results.json"), "where to write the results")
+	cluster := flag.Bool("cluster", os.Getenv("DEPLOYCTL_TOOLS") != "", "run the plain story on a local cluster (make bench sets DEPLOYCTL_BIN and DEPLOYCTL_TOOLS)")
 	readme := flag.Bool("readme", false, "only rewrite README.md's modes table from the results file (-out), run nothing")
 	flag.Parse()
 	if *readme {
@@ -139,6 +140,11 @@ func main() {
 		}
 		parse(b, res.Raw)
 	}
+	if *cluster {
+		if err := clusterStory(ctx, res.Raw); err != nil {
+			res.Errors = append(res.Errors, err.Error())
+		}
+	}
 	res.Rows = rows(res.Raw)
 	print(res)
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
@@ -185,7 +191,64 @@ func rows(raw map[string]float64) []Row {
 	t.reloadRows()
 	t.dynamicRows()
 	t.unitsRows()
+	t.clusterRows()
 	return t.rs
+}
+
+// clusterStory runs the e2e plain story (make e2e's) on a local cluster
+// and reads its figures into raw as "cluster/<figure>".
+func clusterStory(ctx context.Context, raw map[string]float64) error {
+	report := filepath.Join("bench", "out", "cluster.json")
+	os.Remove(report)
+	cmd := exec.CommandContext(ctx, "go", "test", "-tags", "e2e", "-count=1", "-timeout=30m", "-run", "^TestE2EPlain$", "./internal/localcluster/")
+	cmd.Env = append(os.Environ(), "DEPLOYCTL_E2E_REPORT="+report)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	fmt.Fprintln(os.Stderr, "bench: the plain story on a local cluster (internal/localcluster, -tags e2e)")
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("local cluster story: %w", err)
+	}
+	b, err := os.ReadFile(report)
+	if err != nil {
+		return err
+	}
+	var all map[string]map[string]float64
+	if err := json.Unmarshal(b, &all); err != nil {
+		return fmt.Errorf("%s: %w", report, err)
+	}
+	for k, v := range all["e2e-plain"] {
+		raw["cluster/"+k] = v
+	}
+	return nil
+}
+
+// clusterRows: the story on a local cluster (5 nodes, one edge; real
+// systemd, fleetd, flannel, etcd 3.5), clocks started at the user's action.
+func (t *table) clusterRows() {
+	if v, ok := t.get("cluster/cluster up, cold: node image built (s)"); ok {
+		t.add("local cluster up, 5 nodes, cold (debootstrap + images)", "info", "s", v, ok, nil)
+	}
+	if v, ok := t.get("cluster/cluster up, images cached (s)"); ok {
+		t.add("local cluster up, 5 nodes, images cached", "info", "s", v, ok, nil)
+	}
+	if _, ok := t.get("cluster/submit to all instances answering (s)"); !ok {
+		if _, any := t.get("cluster/cluster up, images cached (s)"); !any {
+			return // not run (-cluster=false)
+		}
+	}
+	v, ok := t.get("cluster/submit to all instances answering (s)")
+	t.add("units submit --start → LB answering from all 4 instances", "info", "s", v, ok, nil)
+	v, ok = t.get("cluster/instance death to out of etcd (ms)")
+	t.add("instance container killed on its node → out of etcd (the LB follows)", "< 1 s", "ms", v, ok, func(x float64) bool { return x < 1000 })
+	v, ok = t.get("cluster/instance death to back in the LB (s)")
+	t.add("  … restarted by systemd and back in the LB", "info", "s", v, ok, nil)
+	v, ok = t.get("cluster/roll of 4 instances under load (s)")
+	t.add("roll of 4 instances to a new version under steady load", "info", "s", v, ok, nil)
+	v, ok = t.get("cluster/failed requests during the roll")
+	t.add("  failed requests through the LB during that roll", "0", "requests", v, ok, func(x float64) bool { return x == 0 })
+	v, ok = t.get("cluster/node death to full capacity (s)")
+	t.add("worker node killed → all 4 instances answering again (fleet moves)", "info", "s", v, ok, nil)
+	v, ok = t.get("cluster/nginx SIGKILL to serving all (s)")
+	t.add("LB's nginx SIGKILLed → serving all 4 again", "info", "s", v, ok, nil)
 }
 
 // registrarRows: the sidekick's figures: Docker events, lease expiry, memory.
