@@ -294,12 +294,16 @@ var instances = []string{"someapp@1", "someapp@2", "someapp@3", "someapp@4"}
 
 // specFile writes deploy.yaml for the story: the example, with the image
 // tag given, and etcd over http on a plain cluster.
-func specFile(t *testing.T, tag string, tlsOn bool) string {
+func specFile(t *testing.T, tag string, tlsOn bool, env ...string) string {
 	b, err := os.ReadFile("../../examples/deploy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	spec := strings.Replace(string(b), "example/someapp:1.4", "example/someapp:"+tag, 1)
+	if len(env) > 0 {
+		// The demo app's readiness knobs (READY_AFTER, HEALTHY).
+		spec = strings.Replace(spec, "env: {NODE_ENV: production}", "env: {NODE_ENV: production, "+strings.Join(env, ", ")+"}", 1)
+	}
 	if !tlsOn {
 		spec += "registry:\n  etcd_endpoints: http://127.0.0.1:2379\n"
 	}
@@ -379,10 +383,11 @@ func TestE2EPlain(t *testing.T) {
 		s.results["instance death to back in the LB (s)"] = (gone + back).Seconds()
 	})
 
-	// 3. Roll a new version under steady load: no failed request, never
-	// fewer than 4 - max-unavailable (1) registered.
+	// 3. Roll a new version that takes 2 s to become healthy, under steady
+	// load: no failed request, never fewer than 4 - max-unavailable (1)
+	// registered.
 	t.Run("roll under load", func(t *testing.T) {
-		spec := specFile(t, "1.5", false)
+		spec := specFile(t, "1.5", false, "READY_AFTER: 2s")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		var wg sync.WaitGroup
@@ -494,6 +499,39 @@ func TestE2EPlain(t *testing.T) {
 		s.waitAll(instances, 2*time.Minute)
 		s.results["nginx SIGKILL to serving all (s)"] = time.Since(killed).Seconds()
 	})
+	// 6. A new version that never becomes healthy: the roll stops at the
+	// progress deadline with one instance on it (not registered) and the
+	// other three still serving the old version.
+	t.Run("broken version stops at the deadline", func(t *testing.T) {
+		before := s.status()["someapp@.service"].Hash
+		spec := specFile(t, "1.5", false, "READY_AFTER: 2s", "HEALTHY: \"false\"")
+		start := time.Now()
+		out, err := s.try(5*time.Minute, "units", "submit", "-f", spec, "--start", "--progress-deadline", "30s")
+		if err == nil {
+			t.Fatalf("a never-healthy version rolled through:\n%s", out)
+		}
+		s.results["broken version: submit to stopped (s)"] = time.Since(start).Seconds()
+		got, errs := s.answers(30)
+		if len(errs) > 0 || len(got) != 3 {
+			t.Fatalf("after the stopped roll the LB answers from %v with %d errors (%v), want 3 instances", got, len(errs), first(errs))
+		}
+		st := s.status()
+		onNew := 0
+		for i := 1; i <= 4; i++ {
+			if h := st[fmt.Sprintf("someapp@%d.service", i)].Hash; h != before {
+				onNew++
+			}
+		}
+		if onNew != 1 {
+			t.Fatalf("%d instances on the broken version, want 1 (max-unavailable)\n%s", onNew, out)
+		}
+		t.Logf("stopped as expected: %s", lastLine(out))
+	})
+}
+
+func lastLine(s string) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	return l[len(l)-1]
 }
 
 func members(t *testing.T, cli *clientv3.Client) int {

@@ -37,19 +37,44 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", def, "address to listen on")
 	name := fs.String("instance", os.Getenv("INSTANCE"), "instance name to answer with (default $INSTANCE, then the hostname)")
+	readyAfter := fs.Duration("ready-after", envDuration("READY_AFTER"), "answer /healthz with 503 for this long after start, as a slow-starting app does (default $READY_AFTER)")
+	healthy := fs.Bool("healthy", os.Getenv("HEALTHY") != "false", "false: /healthz never passes, a broken version (default $HEALTHY)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *name == "" {
 		*name, _ = os.Hostname()
 	}
-	return Serve(ctx, *listen, *name, slog.New(slog.NewTextHandler(stderr, nil)))
+	return ServeWith(ctx, *listen, *name, Readiness{After: *readyAfter, Never: !*healthy}, slog.New(slog.NewTextHandler(stderr, nil)))
 }
 
-// Serve answers as instance name on listen until ctx ends.
+func envDuration(k string) time.Duration {
+	d, _ := time.ParseDuration(os.Getenv(k))
+	return d
+}
+
+// Readiness is when /healthz starts passing.
+type Readiness struct {
+	// After start, /healthz fails for this long.
+	After time.Duration
+	// Never: /healthz never passes.
+	Never bool
+}
+
+// Serve answers as instance name on listen until ctx ends, healthy from
+// the start.
 func Serve(ctx context.Context, listen, name string, log *slog.Logger) error {
+	return ServeWith(ctx, listen, name, Readiness{}, log)
+}
+
+// ServeWith is Serve with a readiness: a slow-starting or broken app.
+func ServeWith(ctx context.Context, listen, name string, ready Readiness, log *slog.Logger) error {
 	var healthy atomic.Bool
-	healthy.Store(true)
+	healthy.Store(!ready.Never && ready.After <= 0)
+	if !ready.Never && ready.After > 0 {
+		t := time.AfterFunc(ready.After, func() { healthy.Store(true) })
+		defer t.Stop()
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Instance", name)
