@@ -602,5 +602,26 @@ func TestE2ETLS(t *testing.T) {
 			t.Fatalf("registrar wrote outside /services/ (err %v): %s", err, out)
 		}
 	})
+	t.Run("registrar certificate cannot drive fleet over v2", func(t *testing.T) {
+		node := s.container(strings.TrimSuffix(strings.TrimPrefix(s.lb, "http://"), ":80"))
+		curl := "curl -sS -o /dev/null -w '%{http_code}' --cacert /etc/ssl/etcd/ca.pem --cert /etc/ssl/etcd/registrar.pem --key /etc/ssl/etcd/registrar-key.pem"
+		out, _ := exec.Command("docker", "exec", node, "sh", "-c", curl+" -X PUT https://127.0.0.1:2379/v2/keys/_coreos.com/fleet/job/evil/object -d value=x").CombinedOutput()
+		if code := strings.TrimSpace(string(out)); code != "401" && code != "403" {
+			t.Fatalf("v2 PUT under fleet's prefix with the registrar's certificate: %s, want 401 or 403", code)
+		}
+	})
+	t.Run("containers cannot reach the metadata service", func(t *testing.T) {
+		node := s.container(strings.TrimSuffix(strings.TrimPrefix(s.lb, "http://"), ":80"))
+		// The node itself reads it (that is how it booted)...
+		if out, err := exec.Command("docker", "exec", node, "curl", "-fsS", "-m", "5", "-o", "/dev/null", "http://169.254.169.254/metadata/v1.json").CombinedOutput(); err != nil {
+			t.Fatalf("the node cannot read its metadata: %v %s", err, out)
+		}
+		// ...a container on it does not (it would read the host key).
+		out, err := exec.Command("docker", "exec", node, "docker", "run", "--rm", "--entrypoint", "curl", "quay.io/coreos/flannel:v0.14.0", "-fsS", "-m", "5", "http://169.254.169.254/metadata/v1/user-data").CombinedOutput()
+		if err == nil {
+			t.Fatalf("a container read the node's user data:\n%.200s", out)
+		}
+		t.Logf("refused as expected: %s", strings.TrimSpace(string(out)))
+	})
 	t.Run("shrink", shrink)
 }
