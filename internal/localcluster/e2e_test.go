@@ -354,6 +354,25 @@ func TestE2EPlain(t *testing.T) {
 		machines[u.IP] = fmt.Sprintf("someapp@%d", i)
 	}
 
+	// Instances have flannel addresses, reached by the edge's nginx and
+	// not from this machine (nothing is published on the hosts).
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r, err := cli.Get(ctx, "/services/someapp/upstream/someapp@1")
+		cancel()
+		if err != nil || len(r.Kvs) != 1 {
+			t.Fatalf("someapp@1's registration: %v %v", r, err)
+		}
+		addr := string(r.Kvs[0].Value)
+		if !strings.HasPrefix(addr, "10.1.") {
+			t.Fatalf("someapp@1 registered %q, want a flannel address in 10.1.0.0/16", addr)
+		}
+		if resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + addr + "/"); err == nil {
+			resp.Body.Close()
+			t.Fatalf("this machine reached instance address %s directly", addr)
+		}
+	}
+
 	// 2. Kill an instance's container: out of etcd (and so of the LB),
 	// then systemd starts it again and it is back.
 	t.Run("instance death", func(t *testing.T) {
