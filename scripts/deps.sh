@@ -18,6 +18,8 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 # iptables: cloud-config's metadata block is run in network namespaces.
 command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing+=(iptables)
+# debootstrap: the local cluster's node image (make e2e), built once.
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]} with apt-get"

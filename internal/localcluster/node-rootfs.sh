@@ -8,9 +8,9 @@
 # deployctl cluster local runs it (embedded) and caches OUT.tar by its hash.
 set -euo pipefail
 out=${1:?usage: node-rootfs.sh OUT.tar}
-command -v debootstrap >/dev/null || {
+command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || {
   echo "node-rootfs: installing debootstrap with apt-get" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
 }
 mirror=${DEPLOYCTL_DEBIAN_MIRROR:-$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)}
 mirror=${mirror:-$(awk '$1=="deb"{print $2; exit}' /etc/apt/sources.list 2>/dev/null)}
