@@ -89,6 +89,9 @@ content in --cache-dir; so are the images the nodes load.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Name, cfg.StateDir, cfg.Progress = l.name, l.stateDir, e.stderr
+			if err := cfg.Check(); err != nil {
+				return exitcode.Usage(err)
+			}
 			if bin == "" {
 				exe, err := os.Executable()
 				if err != nil {

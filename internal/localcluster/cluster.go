@@ -70,7 +70,8 @@ var nameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
 
 const label = "io.deployctl.local-cluster"
 
-func (c *Config) check() error {
+// Check validates the config and fills defaults.
+func (c *Config) Check() error {
 	if c.Name == "" {
 		c.Name = "local"
 	}
@@ -187,7 +188,7 @@ func (s *State) Run(ctx context.Context, i int, script string) (string, error) {
 // removed ones leave through member remove). Every step converges: run
 // again after a failure, it goes on from where the cluster is.
 func Up(ctx context.Context, cfg Config) (*State, error) {
-	if err := cfg.check(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	dir := Dir(cfg.StateDir, cfg.Name)

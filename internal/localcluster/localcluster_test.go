@@ -156,12 +156,12 @@ func TestSDNotifyProxyForwardsAndExitsAsTheCommand(t *testing.T) {
 
 func TestConfigRefusesBadSizesAndNames(t *testing.T) {
 	for _, c := range []Config{{Name: "Bad_Name", Nodes: 3}, {Nodes: 0}, {Nodes: 10}, {Nodes: 3, Edge: 4}} {
-		if err := c.check(); err == nil {
+		if err := c.Check(); err == nil {
 			t.Errorf("%+v accepted", c)
 		}
 	}
 	c := Config{Nodes: 3, Edge: 1}
-	if err := c.check(); err != nil || c.Name != "local" {
+	if err := c.Check(); err != nil || c.Name != "local" {
 		t.Fatalf("defaults: %v, name %q", err, c.Name)
 	}
 }
