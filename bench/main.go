@@ -198,7 +198,11 @@ func rows(raw map[string]float64) []Row {
 // clusterStory runs the e2e plain story (make e2e's) on a local cluster
 // and reads its figures into raw as "cluster/<figure>".
 func clusterStory(ctx context.Context, raw map[string]float64) error {
-	report := filepath.Join("bench", "out", "cluster.json")
+	// Absolute: go test runs the story in the package's directory.
+	report, err := filepath.Abs(filepath.Join("bench", "out", "cluster.json"))
+	if err != nil {
+		return err
+	}
 	os.Remove(report)
 	cmd := exec.CommandContext(ctx, "go", "test", "-tags", "e2e", "-count=1", "-timeout=30m", "-run", "^TestE2EPlain$", "./internal/localcluster/")
 	cmd.Env = append(os.Environ(), "DEPLOYCTL_E2E_REPORT="+report)
