@@ -116,7 +116,7 @@ content in --cache-dir; so are the images the nodes load.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "local cluster %s is up: %d nodes\n", s.Name, len(s.Nodes))
+			fmt.Fprintf(e.stdout, "local cluster %s is up: %d node(s)\n", s.Name, len(s.Nodes))
 			for _, n := range s.Nodes {
 				fmt.Fprintf(e.stdout, "  %-12s %-15s %s\n", n.Name, n.IP, n.Role)
 			}
