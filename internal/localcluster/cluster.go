@@ -43,7 +43,6 @@ type State struct {
 	Network     string `json:"network"`
 	Subnet      string `json:"subnet"`
 	TLS         bool   `json:"tls"`
-	Edge        int    `json:"edge"`
 	Image       string `json:"image"`
 	ImagesTar   string `json:"imagesTar"`
 	FleetURL    string `json:"fleetUrl"`
@@ -197,7 +196,7 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 		if _, statErr := os.Stat(filepath.Join(dir, "cluster.json")); statErr == nil {
 			return nil, err
 		}
-		s = &State{Name: cfg.Name, TLS: cfg.TLS, Edge: cfg.Edge, Network: "deployctl-" + cfg.Name, Dir: dir}
+		s = &State{Name: cfg.Name, TLS: cfg.TLS, Network: "deployctl-" + cfg.Name, Dir: dir}
 	} else if s.TLS != cfg.TLS {
 		return nil, fmt.Errorf("cluster %s was made with --tls=%v: etcd's TLS cannot be switched in place; deployctl cluster local down --name %s first", cfg.Name, s.TLS, cfg.Name)
 	}
@@ -263,13 +262,16 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 	}
 	// Boot every node that is not running yet (all at once: each boots on
 	// its own), then wait for SSH with the pinned host key.
+	// The CA bundle every booting node gets is read from the image once,
+	// and only when a node boots.
+	bundle := sync.OnceValues(func() ([]byte, error) { return s.caBundle(ctx) })
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.Nodes))
 	for i := range s.Nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.boot(ctx, &cfg, i)
+			errs[i] = s.boot(ctx, &cfg, i, bundle)
 		}()
 	}
 	wg.Wait()
@@ -379,7 +381,7 @@ func (s *State) filesServer(ctx context.Context, im *images) error {
 // rendered by cloudconfig.RenderNode (the same function infra renders
 // droplets' with) with a new host key, served by the node's metadata
 // service, applied by coreos-cloudinit.
-func (s *State) boot(ctx context.Context, cfg *Config, i int) error {
+func (s *State) boot(ctx context.Context, cfg *Config, i int, caBundle func() ([]byte, error)) error {
 	n := &s.Nodes[i]
 	n.IP = s.addr(10 + i)
 	running, _ := docker(ctx, "inspect", "--format", "{{.State.Running}}", n.Container)
@@ -412,8 +414,11 @@ func (s *State) boot(ctx context.Context, cfg *Config, i int) error {
 		return err
 	}
 	opPub, _ := os.ReadFile(s.KeyFile() + ".pub")
-	iface := map[string]any{"ipv4": map[string]any{"ip_address": n.IP, "cidr": netip.MustParsePrefix(s.Subnet).Bits()}, "type": "private"}
-	pubIface := map[string]any{"ipv4": map[string]any{"ip_address": n.IP, "cidr": netip.MustParsePrefix(s.Subnet).Bits()}, "type": "public"}
+	// One interface, the node's address on the cluster network, as both
+	// DigitalOcean's public and private ones.
+	ipv4 := map[string]any{"ip_address": n.IP, "cidr": netip.MustParsePrefix(s.Subnet).Bits()}
+	iface := map[string]any{"ipv4": ipv4, "type": "private"}
+	pubIface := map[string]any{"ipv4": ipv4, "type": "public"}
 	meta, _ := json.Marshal(map[string]any{
 		"droplet_id": i + 1, "hostname": n.Name, "region": "local", "user_data": string(ud),
 		"public_keys": []string{strings.TrimSpace(string(opPub))},
@@ -431,7 +436,7 @@ func (s *State) boot(ctx context.Context, cfg *Config, i int) error {
 	if err := os.WriteFile(filepath.Join(md, "v1", "index.html"), []byte("user-data\n"), 0o644); err != nil {
 		return err
 	}
-	bundle, err := s.caBundle(ctx)
+	bundle, err := caBundle()
 	if err != nil {
 		return err
 	}

@@ -133,11 +133,10 @@ func fileSHA256(path string) (string, error) {
 // images are what Build made: the node image and the tarball of the
 // images every node loads.
 type images struct {
-	Node      string
-	InnerTar  string
-	FleetTar  string
-	FleetSHA  string
-	Cloudinit string
+	Node     string
+	InnerTar string
+	FleetTar string
+	FleetSHA string
 }
 
 // build makes (or finds, by content) every image the cluster needs.
