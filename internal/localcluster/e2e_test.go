@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -563,11 +564,7 @@ func healthy(t *testing.T, cli *clientv3.Client) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r, err := cli.MemberList(ctx)
-	if err != nil {
-		t.Fatalf("etcd member list: %v", err)
-	}
-	for _, m := range r.Members {
+	for _, m := range memberList(t, cli) {
 		for _, ep := range m.ClientURLs {
 			st, err := cli.Status(ctx, ep)
 			if err != nil || st.Leader == 0 {
@@ -577,7 +574,9 @@ func healthy(t *testing.T, cli *clientv3.Client) {
 	}
 }
 
-func members(t *testing.T, cli *clientv3.Client) int {
+func members(t *testing.T, cli *clientv3.Client) int { return len(memberList(t, cli)) }
+
+func memberList(t *testing.T, cli *clientv3.Client) []*etcdserverpb.Member {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -585,7 +584,7 @@ func members(t *testing.T, cli *clientv3.Client) int {
 	if err != nil {
 		t.Fatalf("etcd member list: %v", err)
 	}
-	return len(r.Members)
+	return r.Members
 }
 
 // TestE2ETLS: 3 nodes grown to 5 one at a time and shrunk to 3, etcd with mutual TLS and auth; the example spec as
