@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -329,4 +330,26 @@ func demux(r io.Reader) ([]byte, error) {
 			return out.Bytes(), err
 		}
 	}
+}
+
+// Logs returns the container's last tail lines of stdout and stderr.
+func (c *Client) Logs(ctx context.Context, name string, tail int) ([]byte, error) {
+	q := url.Values{"stdout": {"1"}, "stderr": {"1"}, "tail": {strconv.Itoa(tail)}}
+	resp, err := c.Do(ctx, http.MethodGet, "/containers/"+url.PathEscape(name)+"/logs", q, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/vnd.docker.multiplexed-stream") || resp.Header.Get("Content-Type") == "" {
+		out, err := demux(resp.Body)
+		if err != nil {
+			return out, fmt.Errorf("docker logs %s: %w", name, err)
+		}
+		return out, nil
+	}
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return out, fmt.Errorf("docker logs %s: %w", name, err)
+	}
+	return out, nil
 }

@@ -36,6 +36,7 @@ type nginxOpts struct {
 	nginxConf    string
 	nginxGlobals string
 	pidFile      string
+	errorLog     string
 	container    string
 	dockerHost   string
 	interval     time.Duration
@@ -91,7 +92,7 @@ func (o *nginxOpts) run(ctx context.Context, g *globals, stdout io.Writer) error
 			cfg.NginxStarted = nginx.ContainerStarts(ctx, dc, o.container, log)
 		}
 	} else {
-		cfg.Controller = &nginx.Host{Binary: o.nginxBin, Prefix: o.nginxPrefix, Conf: o.nginxConf, Globals: o.nginxGlobals, PidFile: o.pidFile}
+		cfg.Controller = &nginx.Host{Binary: o.nginxBin, Prefix: o.nginxPrefix, Conf: o.nginxConf, Globals: o.nginxGlobals, PidFile: o.pidFile, ErrorLog: o.errorLog}
 	}
 	reg := newRegistry()
 	cfg.Metrics = nginx.NewMetrics(reg)
@@ -195,6 +196,7 @@ the main process of a Docker container (--container), as on Flatcar.`,
 	f.StringVar(&o.nginxConf, "nginx-conf", "", "nginx -c configuration file, as nginx was started")
 	f.StringVar(&o.nginxGlobals, "nginx-global", "", "nginx -g directives, as nginx was started")
 	f.StringVar(&o.pidFile, "pid-file", "", "nginx master's pid file; without it, reloads run nginx -s reload")
+	f.StringVar(&o.errorLog, "nginx-error-log", "", "nginx's error log file (host mode): a push nginx refuses with only a status is reported with its last lines (in a container, its log is read from the engine)")
 	f.StringVar(&o.container, "container", "", "nginx runs as this Docker container: nginx -t by exec, reload by SIGHUP")
 	f.StringVar(&o.dockerHost, "docker-host", "", "Docker engine address (default $DOCKER_HOST, then unix:///var/run/docker.sock)")
 	f.DurationVar(&o.interval, "min-reload-interval", time.Second, "at most one reload per interval after the first")
@@ -251,8 +253,8 @@ func (o *nginxOpts) validate() error {
 	if o.interval < 0 {
 		return fmt.Errorf("--min-reload-interval must not be negative, got %s", o.interval)
 	}
-	if o.container != "" && (o.pidFile != "" || o.nginxPrefix != "" || o.nginxGlobals != "") {
-		return errors.New("--container excludes --pid-file, --nginx-prefix and --nginx-global (nginx runs in the container)")
+	if o.container != "" && (o.pidFile != "" || o.nginxPrefix != "" || o.nginxGlobals != "" || o.errorLog != "") {
+		return errors.New("--container excludes --pid-file, --nginx-prefix, --nginx-global and --nginx-error-log (nginx runs in the container; its log is read from the engine)")
 	}
 	if o.once && o.dryRun {
 		return errors.New("--once and --dry-run exclude each other")

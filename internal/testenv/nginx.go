@@ -87,7 +87,7 @@ func startNginx(t testing.TB, name string, lua bool) *LB {
 // Host is the registrar's controller for this instance: nginx -t and
 // reloads with the same -p/-c/-g it was started with, by its pid file.
 func (l *LB) Host() *nginx.Host {
-	return &nginx.Host{Binary: l.Binary, Prefix: l.Dir + "/", Conf: l.ConfFile(), Globals: l.Globals(), PidFile: l.PidFile()}
+	return &nginx.Host{Binary: l.Binary, Prefix: l.Dir + "/", Conf: l.ConfFile(), Globals: l.Globals(), PidFile: l.PidFile(), ErrorLog: filepath.Join(l.Dir, "logs", "error.log")}
 }
 
 // NewConnClient is an HTTP client that opens a new connection per request.

@@ -118,4 +118,17 @@ http {
 		}
 		return true
 	})
+
+	// The container's log is what the follower quotes when nginx answers a
+	// push with only a status: a dead instance is logged by nginx at error
+	// level, and Logged shows it.
+	if err := dc.Kill(ctx, app2, "SIGKILL"); err != nil {
+		t.Fatal(err)
+	}
+	lc := &nginx.Container{Docker: dc, Name: lbName}
+	testenv.WaitFor(t, 20*time.Second, "nginx's complaint about the dead instance in Logged", func() bool {
+		testenv.Fetch(client, lbURL)
+		logged, err := lc.Logged(ctx)
+		return err == nil && strings.Contains(logged, "upstream")
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +41,9 @@ type Host struct {
 	// and Test preserves the file (nginx -t truncates it); when empty,
 	// Reload runs `nginx -s reload`.
 	PidFile string
+	// ErrorLog is nginx's error log file; when set, an error nginx answers
+	// only with a status carries the log's last lines.
+	ErrorLog string
 }
 
 func (h *Host) args(extra ...string) []string {
@@ -86,8 +90,12 @@ func (h *Host) Test(ctx context.Context) error {
 	}
 	out, err := exec.CommandContext(ctx, h.binary(), h.args("-t", "-q")...).CombinedOutput()
 	if h.PidFile != "" && len(saved) > 0 {
-		// nginx -t opens the pid file with O_TRUNC; put the master's pid back.
-		if now, _ := os.ReadFile(h.PidFile); !bytes.Equal(now, saved) {
+		// nginx -t opens the pid file with O_TRUNC; put the master's pid
+		// back, but only over the empty file -t leaves and only while that
+		// master lives: a new nginx started meanwhile (systemd's Restart=
+		// after a crash) wrote its own pid, which a stale one must not
+		// replace (the follower then took the new nginx for dead forever).
+		if now, _ := os.ReadFile(h.PidFile); len(bytes.TrimSpace(now)) == 0 && pidAlive(saved) {
 			if werr := restorePid(h.PidFile, saved); werr != nil {
 				return fmt.Errorf("restore pid file after nginx -t: %w", werr)
 			}
@@ -252,4 +260,71 @@ func (c *Container) Reload(ctx context.Context) error {
 		return fmt.Errorf("signal nginx container %s: %w", c.Name, err)
 	}
 	return nil
+}
+
+// LogReader is a Controller that can show what nginx logged lately: a
+// refusal nginx answers only with a status (a worker that cannot read the
+// Lua balancer or the list answers 500) is explained by its error log.
+type LogReader interface {
+	// Logged returns the last lines nginx wrote to its error log.
+	Logged(ctx context.Context) (string, error)
+}
+
+// loggedLines is how many of nginx's last log lines an error carries.
+const loggedLines = 5
+
+// Logged reads the tail of ErrorLog; see LogReader.
+func (h *Host) Logged(ctx context.Context) (string, error) {
+	if h.ErrorLog == "" {
+		return "", errors.New("no --nginx-error-log to read")
+	}
+	f, err := os.Open(h.ErrorLog)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	const window = 8 << 10
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	off := max(st.Size()-window, 0)
+	buf := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return lastLines(buf, loggedLines), nil
+}
+
+// Logged reads the container's last log lines (nginx's error log goes to
+// stderr in the images the units run); see LogReader.
+func (c *Container) Logged(ctx context.Context) (string, error) {
+	out, err := c.Docker.Logs(ctx, c.Name, loggedLines)
+	if err != nil {
+		return "", err
+	}
+	return lastLines(out, loggedLines), nil
+}
+
+// lastLines returns the last n non-empty lines of b, joined by " | ".
+func lastLines(b []byte, n int) string {
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// pidAlive reports whether the pid in a pid file's text is a live process.
+func pidAlive(text []byte) bool {
+	pid, err := strconv.Atoi(strings.TrimSpace(string(text)))
+	if err != nil || pid <= 0 {
+		return false
+	}
+	return syscall.Kill(pid, 0) == nil
 }

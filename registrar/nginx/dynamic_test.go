@@ -6,12 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -384,4 +386,40 @@ func TestDynamicSocketRefusesOtherUsers(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o700 {
 		t.Fatalf("control directory mode %v (%v), want 0700", st.Mode(), err)
 	}
+}
+
+// syncBuf is a log sink the follower's goroutine writes while the test reads.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// A worker that cannot read the balancer answers the push only "500"; the
+// error says what nginx logged about it (the workers run unprivileged, as
+// OpenResty's do, and cannot enter a conf dir only root may).
+func TestDynamicPushErrorSaysWhatNginxLogged(t *testing.T) {
+	lb := testenv.NginxLua(t, "web")
+	_, etcd := testenv.Etcd(t)
+	prefix := registry.UpstreamPrefix("/services", "web")
+	dir := filepath.Dir(lb.UpstreamFile)
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	var logs syncBuf
+	host := lb.Host()
+	if host.ErrorLog == "" {
+		t.Fatal("testenv's controller names no error log")
+	}
+	follow(t, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: prefix, Upstream: upstream.Options{Name: "web"},
+		File: lb.UpstreamFile, Controller: host, Dynamic: &nginx.Dynamic{}, Resync: 30 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	a1, _ := testenv.Backend(t, "web@1")
+	etcd.Put(context.Background(), prefix+"web@1", a1)
+	testenv.WaitFor(t, 10*time.Second, "a push error naming nginx's log", func() bool {
+		return strings.Contains(logs.String(), "nginx logged:") && strings.Contains(logs.String(), "Permission denied")
+	})
 }

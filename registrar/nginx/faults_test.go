@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -395,4 +397,39 @@ http {
 		return serves(client, "http://"+lbct.IP(network)+"/", "web@1")
 	})
 	testenv.WaitFor(t, 10*time.Second, "in sync once the container runs", func() bool { return testutil.ToFloat64(m.InSync) == 1 })
+}
+
+// Test keeps the master's pid in the pid file across nginx -t (older nginx
+// truncates it), but never writes a pid over one a new nginx wrote
+// meanwhile (systemd's Restart= after a crash): a stale pid put there made
+// the follower take the new nginx for dead until it restarted again. The
+// stand-in nginx does to the pid file what each case says.
+func TestNginxTNeverPutsAStalePidOverANewOne(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	live, stale := strconv.Itoa(os.Getpid()), strconv.Itoa(dead.Process.Pid)
+	for _, c := range []struct {
+		name, before, during, want string
+	}{
+		{"-t truncates, master lives", live, ": >", live},
+		{"-t truncates, master gone", stale, ": >", ""},
+		{"a new nginx wrote its pid during -t", stale, "echo 4242 >", "4242"},
+		{"-t leaves the file", live, "true", live},
+	} {
+		dir := t.TempDir()
+		pidFile := filepath.Join(dir, "nginx.pid")
+		os.WriteFile(pidFile, []byte(c.before+"\n"), 0o644)
+		bin := filepath.Join(dir, "nginx")
+		os.WriteFile(bin, []byte("#!/bin/sh\n"+c.during+" "+pidFile+"\n"), 0o755)
+		h := &nginx.Host{Binary: bin, PidFile: pidFile}
+		if err := h.Test(context.Background()); err != nil {
+			t.Fatalf("%s: nginx -t: %v", c.name, err)
+		}
+		got, _ := os.ReadFile(pidFile)
+		if strings.TrimSpace(string(got)) != c.want {
+			t.Errorf("%s: pid file after nginx -t = %q, want %q", c.name, got, c.want)
+		}
+	}
 }

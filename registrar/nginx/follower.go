@@ -252,7 +252,7 @@ func (f *Follower) reconcile(ctx context.Context, s catalog.Snapshot) ([]upstrea
 		return bs, text, Retry, ctx.Err()
 	case err != nil:
 		f.cfg.Metrics.Retries.WithLabelValues("push").Inc()
-		return bs, text, Retry, err
+		return bs, text, Retry, f.withLog(ctx, err)
 	case pushed && out == InSync:
 		f.cfg.Metrics.Pushes.Inc()
 		return bs, text, Pushed, nil
@@ -356,4 +356,24 @@ func (f *Follower) write(want, have files) error {
 		return fmt.Errorf("write %s: %w", f.cfg.SiteFile, err)
 	}
 	return nil
+}
+
+// withLog adds what nginx logged last to err, when nginx answered the push
+// (a refusal it explains only in its error log, such as a worker that
+// cannot read the balancer) and the controller can read its log.
+func (f *Follower) withLog(ctx context.Context, err error) error {
+	lr, ok := f.cfg.Controller.(LogReader)
+	if !ok || errors.Is(err, ErrNotRunning) {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.StepTimeout)
+	defer cancel()
+	logged, lerr := lr.Logged(ctx)
+	switch {
+	case lerr != nil:
+		return fmt.Errorf("%w (nginx's log unread: %v)", err, lerr)
+	case logged == "":
+		return err
+	}
+	return fmt.Errorf("%w; nginx logged: %s", err, logged)
 }
