@@ -134,7 +134,11 @@ func (p *pusher) push(ctx context.Context, bs []upstream.Backend) (bool, error) 
 	if p.pushed != nil && bytes.Equal(body(p.pushed), body(want)) {
 		return false, nil
 	}
-	if err := atomicfile.WriteFile(p.state, want, 0o644); err != nil {
+	// The state file is what a restarted nginx starts from; a power loss
+	// that keeps an older one costs nothing (the version probe finds the
+	// restarted nginx behind and the list is pushed again), so it is
+	// replaced without fsync, off the hot path's disk waits.
+	if err := atomicfile.Replace(p.state, want, 0o644); err != nil {
 		return false, fmt.Errorf("write %s: %w", p.state, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://nginx/backends", bytes.NewReader(want))
