@@ -129,6 +129,9 @@ func (c *Config) Client() (*clientv3.Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("etcd TLS settings: %w", err)
 		}
+		if c.CACert != "" {
+			followCAFile(tc, c.CACert, endpointHosts(c.Endpoints))
+		}
 		cfg.TLS = tc
 	}
 	cli, err := clientv3.New(cfg)

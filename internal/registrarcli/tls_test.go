@@ -235,3 +235,79 @@ func TestRegistrarRoleOnTLSEtcd(t *testing.T) {
 		t.Fatalf("announce under /other kept retrying a permission error:\n%s", blogs)
 	}
 }
+
+// A registrar runs for months: when the cluster's CA is rotated (a bundle
+// of the old and the new CA in its CA file, then etcd presenting the new
+// CA's certificate), its etcd client follows the file without a restart.
+// The host name or address is still checked.
+func TestEtcdClientFollowsCARotation(t *testing.T) {
+	caA, scA, skA, clients := pkiFor(t, "client")
+	caB, scB, skB, _ := pkiFor(t, "client")
+	dir := t.TempDir()
+	cp := func(from, to string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srvCert, srvKey, clientCA := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"), filepath.Join(dir, "ca.pem")
+	cp(scA, srvCert)
+	cp(skA, srvKey)
+	cp(caA, clientCA)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := etcdserver.Start(ctx, t.TempDir(), etcdserver.Options{TLS: &etcdserver.TLS{CertFile: srvCert, KeyFile: srvKey, TrustedCAFile: caA}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	cfg := etcdconn.Config{Endpoints: []string{srv.Endpoint()}, CACert: clientCA, Cert: clients["client"][0], Key: clients["client"][1], DialTimeout: 2 * time.Second}
+	cli, err := cfg.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	put := func(c *clientv3.Client) error {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := c.Put(pctx, "/services/k", "v")
+		return err
+	}
+	if err := put(cli); err != nil {
+		t.Fatalf("before the rotation: %v", err)
+	}
+
+	// etcd now presents the new CA's certificate; the client trusts only the old.
+	srv.Stop()
+	cp(scB, srvCert)
+	cp(skB, srvKey)
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(cli); err == nil {
+		t.Fatal("a client trusting only the old CA reached etcd presenting the new CA's certificate")
+	}
+	// The CA file becomes the bundle: the same client follows.
+	a, _ := os.ReadFile(caA)
+	b, _ := os.ReadFile(caB)
+	if err := os.WriteFile(clientCA+".tmp", append(a, b...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Rename(clientCA+".tmp", clientCA)
+	testenv.WaitFor(t, 20*time.Second, "the client reaches etcd through the CA bundle", func() bool { return put(cli) == nil })
+
+	// The certificate names 127.0.0.1 only: reached as localhost, it is refused.
+	other := cfg
+	other.Endpoints = []string{strings.Replace(srv.Endpoint(), "127.0.0.1", "localhost", 1)}
+	cli2, err := other.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli2.Close()
+	if err := put(cli2); err == nil {
+		t.Fatal("etcd's certificate for 127.0.0.1 was accepted for localhost")
+	}
+}
