@@ -205,6 +205,15 @@ func TLSInstallScript(files NodeTLSFiles) string {
 	return b.String()
 }
 
+// TLSFirstInstallScript is TLSInstallScript on a node that has no TLS files
+// yet (its server certificate, written last, is missing); on a node that
+// has them it changes nothing: new certificates reach a running node only
+// through the rotation passes (RotateTrustScript), one node at a time.
+func TLSFirstInstallScript(files NodeTLSFiles) string {
+	return fmt.Sprintf("if sudo test -s %s; then echo \"$(hostname): TLS files present; a new CA or certificates come by the rotation passes\"; exit 0; fi\n%s",
+		ServerCertFile(), TLSInstallScript(files))
+}
+
 // V2Prefixes are the v2 keys each role that speaks etcd's v2 API may read
 // and write once v2 auth is on (fleet 1.0.0, flannel v0.14 and locksmith
 // speak only v2; the registrar speaks only v3 and gets nothing in v2). etcd

@@ -203,3 +203,28 @@ func placeholderFiles(t *testing.T) cloudconfig.NodeTLSFiles {
 	}
 	return files
 }
+
+// The rotation passes are shell run over SSH: each parses, and each holds
+// its idempotence check before anything that changes the node.
+func TestRotationScriptsParse(t *testing.T) {
+	c := &cloudconfig.Cluster{TLS: &cloudconfig.TLS{}}
+	files := cloudconfig.NodeTLSFiles{cloudconfig.CAFile(): "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n",
+		cloudconfig.ServerCertFile(): "-----BEGIN CERTIFICATE-----\nREVG\n-----END CERTIFICATE-----\n",
+		cloudconfig.ServerKeyFile():  "-----BEGIN EC PRIVATE KEY-----\nR0hJ\n-----END EC PRIVATE KEY-----\n"}
+	ca := files[cloudconfig.CAFile()]
+	for name, script := range map[string]string{
+		"trust": c.RotateTrustScript(ca), "reissue": c.RotateReissueScript(files), "drop": c.RotateDropScript(ca),
+		"first install": cloudconfig.TLSFirstInstallScript(files),
+	} {
+		if out, err := exec.Command("sh", "-n", "-c", script).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s\n%s", name, err, out, script)
+		}
+		check, restart := strings.Index(script, "exit 0"), strings.Index(script, "systemctl restart etcd-member")
+		if name != "first install" && (check < 0 || restart < check) {
+			t.Errorf("%s: restarts etcd before checking whether anything changed:\n%s", name, script)
+		}
+	}
+	if s := c.RotateReissueScript(files); strings.Contains(s, cloudconfig.CAFile()+".new") {
+		t.Errorf("reissue replaces the CA bundle:\n%s", s)
+	}
+}

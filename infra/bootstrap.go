@@ -14,12 +14,14 @@ func (c *Cluster) bootstrap(ctx *pulumi.Context, name string, cfg *Config) error
 	parent := pulumi.Parent(c)
 	names := append([]string(nil), c.NodeNames...)
 	tlsDone := make([]pulumi.Resource, len(c.Droplets))
+	servers := make([]*Cert, len(c.Droplets))
 	if c.PKI != nil {
 		for i, d := range c.Droplets {
 			server, err := c.PKI.ServerCert(ctx, names[i], d.Ipv4AddressPrivate)
 			if err != nil {
 				return err
 			}
+			servers[i] = server
 			script := c.PKI.NodeFiles(server)
 			cmd, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-tls-%d", name, i+1), &RemoteCommandArgs{
 				Connection: c.conns[i].Input(), Create: script, Triggers: pulumi.Array{TriggerHash(script)}, Logging: pulumi.String("none"),
@@ -34,7 +36,7 @@ func (c *Cluster) bootstrap(ctx *pulumi.Context, name string, cfg *Config) error
 	if cfg.DiscoveryURL != "" {
 		return nil
 	}
-	return c.etcdMembers(ctx, name, cfg, tlsDone)
+	return c.etcdMembers(ctx, name, cfg, tlsDone, servers)
 }
 
 // etcdMembers bootstraps etcd. The first EtcdInitialSize nodes start
@@ -47,7 +49,7 @@ func (c *Cluster) bootstrap(ctx *pulumi.Context, name string, cfg *Config) error
 // resource of its own whose deletion, when nodeCount shrinks, removes the
 // member from etcd (after the node's fleet has stopped) before the droplet
 // goes.
-func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, tlsDone []pulumi.Resource) error {
+func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, tlsDone []pulumi.Resource, servers []*Cert) error {
 	parent := pulumi.Parent(c)
 	names := append([]string(nil), c.NodeNames...)
 	cc := c.cc
@@ -102,7 +104,42 @@ func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, tls
 		c.Bootstrap = append(c.Bootstrap, b)
 		prev = b
 	}
-	return c.authSetup(ctx, name)
+	if err := c.authSetup(ctx, name); err != nil {
+		return err
+	}
+	return c.rotation(ctx, name, servers)
+}
+
+// rotation chains the three CA rotation passes over the nodes, each node
+// after the one before and each pass after the whole pass before: trust
+// the new CA beside the old on every node, then the new certificates on
+// every node, then drop the old CA on every node (cloudconfig's
+// RotateTrustScript has the why). Raising pkiGeneration makes a new PKI,
+// which changes every script and so re-runs the chain in that order; on a
+// new stack, or nodes already rotated, each step changes nothing.
+func (c *Cluster) rotation(ctx *pulumi.Context, name string, servers []*Cert) error {
+	if c.PKI == nil || c.Auth == nil {
+		return nil
+	}
+	var passes [3][]pulumi.StringOutput
+	for i := range c.Droplets {
+		t, r, d := c.PKI.RotationScripts(&c.cc, servers[i])
+		passes[0], passes[1], passes[2] = append(passes[0], t), append(passes[1], r), append(passes[2], d)
+	}
+	prev := pulumi.Resource(c.Auth)
+	for p, what := range []string{"trust", "reissue", "drop"} {
+		for i, script := range passes[p] {
+			cmd, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-ca-%s-%d", name, what, i+1), &RemoteCommandArgs{
+				Connection: c.conns[i].Input(), Create: script, Triggers: pulumi.Array{TriggerHash(script)}, Logging: pulumi.String("none"),
+			}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{prev}))
+			if err != nil {
+				return err
+			}
+			c.Rotation = append(c.Rotation, cmd)
+			prev = cmd
+		}
+	}
+	return nil
 }
 
 // asRoot gives a script root's pair for its run when the cluster has a

@@ -19,8 +19,10 @@ type Cluster struct {
 	// HostKeys are the nodes' SSH host keys; every SSH connection pins one.
 	HostKeys []*PrivateKey
 	// PKI is nil when etcd runs without TLS (a discovery URL).
-	PKI       *PKI
-	TLS       []*RemoteCommand
+	PKI *PKI
+	TLS []*RemoteCommand
+	// Rotation are the CA rotation passes, in the order they run.
+	Rotation  []*RemoteCommand
 	Project   *Project
 	Bootstrap []*RemoteCommand
 	// Members are nodes 2..N's etcd memberships (node 1's is the cluster

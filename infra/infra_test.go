@@ -157,8 +157,9 @@ func TestResourceGraph(t *testing.T) {
 		infra.TokenCustomImage: 1, infra.TokenSshKey: 1, infra.TokenVpc: 1, infra.TokenTag: 2,
 		infra.TokenDroplet: 3, infra.TokenFirewall: 2, infra.TokenProject: 1,
 		// per node: TLS, etcd bootstrap, registrar install; nodes 2-3: an
-		// etcd membership; the auth setup
-		infra.TokenRemoteCommand: 3 + 3 + 3 + 2 + 1, infra.TokenCopyToRemote: 3,
+		// etcd membership; the auth setup; per node the three CA rotation
+		// passes
+		infra.TokenRemoteCommand: 3 + 3 + 3 + 2 + 1 + 3*3, infra.TokenCopyToRemote: 3,
 		// host keys 3; CA key 1; 5 client roles and 3 servers: a key, a CSR and a certificate each.
 		infra.TokenPrivateKey: 3 + 1 + 5 + 3, infra.TokenSelfSignedCert: 1, infra.TokenCertRequest: 5 + 3, infra.TokenLocallySignedCert: 5 + 3,
 		"deployctl:infra:Cluster": 1, "deployctl:infra:Network": 1, "deployctl:infra:Firewalls": 1, "deployctl:infra:RegistrarShipping": 1, "deployctl:infra:PKI": 1,
@@ -488,6 +489,49 @@ func TestExistingImageAndDiscovery(t *testing.T) {
 	for _, r := range m.byToken(infra.TokenRemoteCommand) {
 		if strings.Contains(r.name, "etcd-bootstrap") {
 			t.Error("SSH bootstrap with a discovery URL")
+		}
+	}
+}
+
+// Raising pkiGeneration rotates the CA without an outage only in this
+// order: every node trusts the new CA beside the old (one node at a time),
+// then every node gets the new certificates, then every node drops the old
+// CA; after the auth setup. The TLS install leaves a node that has its
+// files alone.
+func TestCARotationRunsPassByPassNodeByNode(t *testing.T) {
+	m, err := runProgram(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]registered{}
+	for _, r := range m.res {
+		byName[r.name] = r
+	}
+	prev := "deployctl-test-etcd-auth"
+	for _, pass := range []string{"trust", "reissue", "drop"} {
+		for node := 1; node <= 3; node++ {
+			name := fmt.Sprintf("deployctl-test-ca-%s-%d", pass, node)
+			r, ok := byName[name]
+			if !ok {
+				t.Fatalf("no %s", name)
+			}
+			found := false
+			for _, d := range r.deps {
+				found = found || strings.HasSuffix(d, "::"+prev)
+			}
+			if !found {
+				t.Errorf("%s does not run after %s (deps %v)", name, prev, r.deps)
+			}
+			if len(r.inputs["triggers"].ArrayValue()) == 0 {
+				t.Errorf("%s has no trigger: a new PKI would not run it again", name)
+			}
+			prev = name
+		}
+	}
+	for node := 1; node <= 3; node++ {
+		create := plain(byName[fmt.Sprintf("deployctl-test-tls-%d", node)].inputs["create"])
+		if !strings.HasPrefix(create, "if sudo test -s "+cloudconfig.ServerCertFile()+"; then") {
+			t.Errorf("TLS install of node %d overwrites a node's files:\n%.200s", node, create)
 		}
 	}
 }

@@ -129,7 +129,20 @@ func (p *PKI) ServerCert(ctx *pulumi.Context, node string, privateIP pulumi.Stri
 // NodeFiles is the install script for one node's TLS files (the CA, its
 // server pair, the client pair of every role a node runs: not root's);
 // secret, as it holds keys.
+//
+// The files are installed only on a node that has none yet (a new node);
+// a node that has them gets new ones from the rotation passes instead
+// (Rotation), one node at a time, which never leave a node trusting
+// only a CA its peers do not present.
 func (p *PKI) NodeFiles(server *Cert) pulumi.StringOutput {
+	return p.nodeScript(server, func(files cloudconfig.NodeTLSFiles) string {
+		return cloudconfig.TLSFirstInstallScript(files)
+	})
+}
+
+// nodeScript renders a script from one node's TLS files; secret, as the
+// files hold keys.
+func (p *PKI) nodeScript(server *Cert, script func(cloudconfig.NodeTLSFiles) string) pulumi.StringOutput {
 	parts := pulumi.Map{"ca": p.CACert.CertPem, "server": server.Cert.CertPem, "server-key": server.Key.PrivateKeyPem}
 	for _, role := range cloudconfig.NodeRoles {
 		c := p.Clients[role]
@@ -144,8 +157,20 @@ func (p *PKI) NodeFiles(server *Cert) pulumi.StringOutput {
 		if err != nil {
 			return "", err
 		}
-		return cloudconfig.TLSInstallScript(files), nil
+		return script(files), nil
 	})).(pulumi.StringOutput)
+}
+
+// RotationScripts are one node's three rotation passes (see
+// cloudconfig.RotateTrustScript): trust this PKI's CA beside the one the
+// node has, install this PKI's certificates, trust only this PKI's CA.
+// The reissue script is secret (keys); on a node already in a pass's state
+// a script changes nothing.
+func (p *PKI) RotationScripts(cc *cloudconfig.Cluster, server *Cert) (trust, reissue, drop pulumi.StringOutput) {
+	trust = p.CACert.CertPem.ApplyT(func(ca string) string { return cc.RotateTrustScript(ca) }).(pulumi.StringOutput)
+	reissue = p.nodeScript(server, cc.RotateReissueScript)
+	drop = p.CACert.CertPem.ApplyT(func(ca string) string { return cc.RotateDropScript(ca) }).(pulumi.StringOutput)
+	return trust, reissue, drop
 }
 
 // AsRoot wraps a script that needs etcd's root role (member add and

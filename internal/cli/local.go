@@ -63,7 +63,7 @@ update engine) and there is no DigitalOcean API.`,
 	}
 	node := &cobra.Command{Use: "node", Hidden: true, Short: "Programs the nodes run (stand-ins for Flatcar's)"}
 	node.AddCommand(newSDNotifyProxyCmd(), newServeFilesCmd())
-	cmd.AddCommand(newLocalUpCmd(e), newLocalDownCmd(e), newLocalEnvCmd(e), newLocalSSHCmd(e), node)
+	cmd.AddCommand(newLocalUpCmd(e), newLocalRotateCACmd(e), newLocalDownCmd(e), newLocalEnvCmd(e), newLocalSSHCmd(e), node)
 	return cmd
 }
 
@@ -162,6 +162,44 @@ func appImages(ctx context.Context, deployctl, tags string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+func newLocalRotateCACmd(e *env) *cobra.Command {
+	var l localFlags
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "rotate-ca [--name NAME]",
+		Short: "Replace a --tls cluster's CA and every certificate, with no outage",
+		Long: `rotate-ca makes a new CA and moves the cluster onto it the way pulumi up
+does after pkiGeneration is raised, in three passes, each node by node
+(the next once this node's etcd is healthy again):
+
+  1. every node trusts the old and the new CA (a bundle); etcd, fleet,
+     flannel and locksmith restart to read it
+  2. every node gets its server and role certificates from the new CA
+  3. every node trusts only the new CA
+
+Running registrars follow the CA file without a restart. The operator's
+bundle (ETCDCTL_CACERT from env) trusts both CAs while it runs, and its
+root certificate changes before the old CA is dropped. Stopped halfway,
+run it again: it goes on with the same new CA.
+
+  deployctl cluster local rotate-ca --name local`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			s, err := localcluster.RotateCA(ctx, localcluster.Config{Name: l.name, StateDir: l.stateDir, Progress: e.stderr})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "local cluster %s: CA rotated on %d nodes\n", s.Name, len(s.Nodes))
+			return nil
+		},
+	}
+	l.bind(cmd)
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this long (run again to go on)")
+	return cmd
 }
 
 func newLocalDownCmd(e *env) *cobra.Command {

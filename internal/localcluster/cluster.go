@@ -17,6 +17,7 @@ import (
 	"time"
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
+	"github.com/deployctl/deployctl/internal/atomicfile"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -233,6 +234,12 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 	}
 	var ca *pki
 	if s.TLS {
+		if err := s.settleTLSDirs(); err != nil {
+			return nil, fmt.Errorf("local cluster CA: %w", err)
+		}
+		if _, err := os.Stat(s.nextTLSDir()); err == nil {
+			return nil, fmt.Errorf("a CA rotation of cluster %s is unfinished (%s): run deployctl cluster local rotate-ca --name %s to finish it first", s.Name, s.nextTLSDir(), s.Name)
+		}
 		if err := os.MkdirAll(s.TLSDir(), 0o700); err != nil {
 			return nil, err
 		}
@@ -501,18 +508,12 @@ func (s *State) nodeLog(ctx context.Context, n Node) string {
 // operatorCert writes etcd root's certificate for the operator (etcdctl,
 // deployctl services) into the state directory.
 func (s *State) operatorCert(ca *pki) error {
-	cert, key := filepath.Join(s.TLSDir(), "root.pem"), filepath.Join(s.TLSDir(), "root-key.pem")
-	if _, err := os.Stat(key); err == nil {
-		return nil
+	if _, err := os.Stat(s.trustFile()); err != nil {
+		if err := atomicfile.WriteFile(s.trustFile(), []byte(ca.pem), 0o644); err != nil {
+			return err
+		}
 	}
-	c, k, err := ca.issue(cloudconfig.RoleRoot)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(key, []byte(k), 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(cert, []byte(c), 0o644)
+	return issueOperator(ca, s.TLSDir())
 }
 
 func (s *State) rootPair() (string, string, error) {
@@ -754,7 +755,7 @@ func (s *State) Env() map[string]string {
 		"ETCDCTL_ENDPOINTS":         strings.Join(eps, ","),
 	}
 	if s.TLS {
-		env["ETCDCTL_CACERT"] = filepath.Join(s.TLSDir(), "ca.pem")
+		env["ETCDCTL_CACERT"] = s.trustFile()
 		env["ETCDCTL_CERT"] = filepath.Join(s.TLSDir(), "root.pem")
 		env["ETCDCTL_KEY"] = filepath.Join(s.TLSDir(), "root-key.pem")
 	}

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deployctl/deployctl/internal/etcdconn"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -677,5 +678,158 @@ func TestE2ETLS(t *testing.T) {
 		}
 		t.Logf("refused as expected: %s", strings.TrimSpace(string(out)))
 	})
+	t.Run("rotate the CA under load", func(t *testing.T) {
+		s.rotateUnderLoad(t)
+		cli = s.etcd(true) // the operator's files are the new CA's now
+		healthy(t, cli)
+	})
 	t.Run("shrink", shrink)
+}
+
+// rotateUnderLoad rotates the cluster's CA (deployctl cluster local
+// rotate-ca: trust both, reissue, drop the old, node by node) while a
+// steady load goes through the load balancer, etcd answers a quorum read
+// every second, and every instance stays registered (the registrars keep
+// their leases across the new CA); then checks that the nodes trust only
+// the new CA and that the old CA's certificates are refused.
+func (s *story) rotateUnderLoad(t *testing.T) {
+	ca := func() string {
+		b, err := os.ReadFile(filepath.Join(s.state, s.name, "tls", "ca.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	oldCA := ca()
+	oldRoot, _ := os.ReadFile(s.env["ETCDCTL_CERT"])
+	oldRootKey, _ := os.ReadFile(s.env["ETCDCTL_KEY"])
+	// The poller follows the operator's bundle and root pair as the
+	// rotation changes them (package etcdconn reads them per connection).
+	ec := etcdconn.Config{Endpoints: strings.Split(s.env["ETCDCTL_ENDPOINTS"], ","), CACert: s.env["ETCDCTL_CACERT"],
+		Cert: s.env["ETCDCTL_CERT"], Key: s.env["ETCDCTL_KEY"], DialTimeout: 5 * time.Second}
+	poll, err := ec.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer poll.Close()
+	want := 4
+	var (
+		mu                         sync.Mutex
+		requests, failed, polls    int
+		etcdFailures, fewest       = 0, want
+		firstFailure, firstEtcdErr error
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // steady load: a request every 20 ms
+		defer wg.Done()
+		for tick := time.NewTicker(20 * time.Millisecond); ; {
+			select {
+			case <-stop:
+				tick.Stop()
+				return
+			case <-tick.C:
+			}
+			_, err := s.get()
+			mu.Lock()
+			requests++
+			if err != nil {
+				failed++
+				if firstFailure == nil {
+					firstFailure = err
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	go func() { // etcd: a quorum read of the instances every second
+		defer wg.Done()
+		for tick := time.NewTicker(time.Second); ; {
+			select {
+			case <-stop:
+				tick.Stop()
+				return
+			case <-tick.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			r, err := poll.Get(ctx, "/services/someapp/upstream/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+			cancel()
+			mu.Lock()
+			polls++
+			if err != nil {
+				etcdFailures++
+				if firstEtcdErr == nil {
+					firstEtcdErr = err
+				}
+			} else if int(r.Count) < fewest {
+				fewest = int(r.Count)
+			}
+			mu.Unlock()
+		}
+	}()
+	start := time.Now()
+	out, rerr := s.try(30*time.Minute, "cluster", "local", "rotate-ca", "--name", s.name, "--state-dir", s.state)
+	took := time.Since(start)
+	close(stop)
+	wg.Wait()
+	if rerr != nil {
+		t.Fatalf("rotate-ca: %v\n%s", rerr, out)
+	}
+	t.Logf("CA rotated in %s: %d requests, %d failed; %d etcd polls, %d failed; fewest instances registered %d", took.Round(time.Second), requests, failed, polls, etcdFailures, fewest)
+	s.results["CA rotation under load (s)"] = took.Seconds()
+	s.results["CA rotation: requests through the LB"] = float64(requests)
+	s.results["CA rotation: failed requests"] = float64(failed)
+	s.results["CA rotation: failed etcd quorum reads"] = float64(etcdFailures)
+	if failed > 0 {
+		t.Errorf("%d of %d requests failed during the rotation; first: %v", failed, requests, firstFailure)
+	}
+	if etcdFailures > 0 {
+		t.Errorf("%d of %d etcd quorum reads failed during the rotation; first: %v", etcdFailures, polls, firstEtcdErr)
+	}
+	if fewest < want {
+		t.Errorf("only %d instances registered at one poll during the rotation, want %d throughout", fewest, want)
+	}
+	if strings.Count(out, "restarting etcd") != 3*len(s.nodes(t)) {
+		t.Errorf("want 3 passes with an etcd restart on each node, got:\n%s", out)
+	}
+	newCA := ca()
+	if newCA == oldCA {
+		t.Fatal("the cluster's CA did not change")
+	}
+	for _, n := range s.nodes(t) {
+		got := dockerCmd(t, "exec", n, "cat", "/etc/ssl/etcd/ca.pem")
+		if strings.TrimSpace(got) != strings.TrimSpace(newCA) {
+			t.Errorf("%s trusts:\n%s\nwant only the new CA", n, got)
+		}
+	}
+	// The old root certificate is refused now.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "root.pem"), oldRoot, 0o600)
+	os.WriteFile(filepath.Join(dir, "root-key.pem"), oldRootKey, 0o600)
+	old := ec
+	old.Cert, old.Key = filepath.Join(dir, "root.pem"), filepath.Join(dir, "root-key.pem")
+	oc, err := old.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := oc.Get(ctx, "/services/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err == nil {
+		t.Error("etcd still accepts a certificate of the old CA")
+	}
+}
+
+// nodes are the cluster's node containers.
+func (s *story) nodes(t *testing.T) []string {
+	out := dockerCmd(t, "ps", "--filter", "label=io.deployctl.local-cluster="+s.name, "--format", "{{.Names}}")
+	var names []string
+	for _, n := range strings.Fields(out) {
+		if !strings.Contains(n, "files") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
 }

@@ -104,22 +104,28 @@ func (p *pki) issue(cn string, ips ...net.IP) (string, string, error) {
 		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})), nil
 }
 
-// nodeTLSScript is the TLS install script for a node at ip: the same
-// cloudconfig.TLSInstallScript infra runs, with this PKI's PEMs.
-func (p *pki) nodeTLSScript(ip string) (string, error) {
+// nodeTLSFiles are a node's TLS files at ip from this PKI: its CA, a new
+// server certificate and a new pair per role.
+func (p *pki) nodeTLSFiles(ip string) (cloudconfig.NodeTLSFiles, error) {
 	pems := map[string]string{"ca": p.pem}
 	var err error
 	if pems["server"], pems["server-key"], err = p.issue(cloudconfig.PeerCN, net.ParseIP(ip), net.ParseIP("127.0.0.1")); err != nil {
-		return "", err
+		return nil, err
 	}
 	for _, r := range cloudconfig.NodeRoles {
 		if pems[r], pems[r+"-key"], err = p.issue(r); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
-	files, err := cloudconfig.TLSFiles(pems)
+	return cloudconfig.TLSFiles(pems)
+}
+
+// nodeTLSScript is the TLS install script for a node at ip: the same
+// cloudconfig.TLSFirstInstallScript infra runs, with this PKI's PEMs.
+func (p *pki) nodeTLSScript(ip string) (string, error) {
+	files, err := p.nodeTLSFiles(ip)
 	if err != nil {
 		return "", err
 	}
-	return cloudconfig.TLSInstallScript(files), nil
+	return cloudconfig.TLSFirstInstallScript(files), nil
 }

@@ -1,0 +1,111 @@
+package cloudconfig
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Rotating the cluster's CA without an outage takes three passes over the
+// nodes, each node by node (the next only once this node's etcd is healthy
+// again), in this order:
+//
+//  1. RotateTrustScript: every node trusts the old and the new CA (ca.pem
+//     is a bundle of both); etcd and the node's clients restart to read it.
+//  2. RotateReissueScript: every node gets its server and role
+//     certificates from the new CA; peers and clients still trust both.
+//  3. RotateDropScript: every node trusts only the new CA.
+//
+// etcd reads its CA file only when it starts, so each pass restarts etcd
+// on one node at a time (quorum holds with the others up) and waits until
+// it answers /health as part of a cluster with a leader; fleet, flannel
+// and locksmith read theirs when they start, so they restart after it (a
+// fleetd restart keeps its units running; Docker only Wants flanneld). The
+// registrar reads the CA file on every new connection (package etcdconn),
+// so its processes follow without a restart. Each script is idempotent: on
+// a node already in its pass's state it changes and restarts nothing, so a
+// new stack or a re-run after a crash halfway converges.
+
+// rotationRestart restarts etcd on this node and waits until it is healthy,
+// then restarts its other etcd clients.
+func (c *Cluster) rotationRestart() string {
+	curl := "sudo curl -fsS --max-time 5" + c.CurlTLSArgs(RoleFleet)
+	return fmt.Sprintf(`sudo systemctl restart etcd-member.service
+ok=
+for i in $(seq 1 90); do
+  if %[1]s %[2]s/health 2>/dev/null | grep -q '"health":"true"'; then ok=1; break; fi
+  sleep 1
+done
+[ -n "$ok" ] || { echo "etcd on $(hostname) is not healthy 90 s after its restart: journalctl -u etcd-member" >&2; exit 1; }
+sudo systemctl try-restart fleet.service flanneld.service locksmithd.service
+`, curl, c.LocalEndpoint())
+}
+
+// pemBody is a PEM text with its line breaks removed, for containment checks
+// in shell (grep -F on one line).
+func pemBody(pem string) string { return strings.ReplaceAll(strings.TrimSpace(pem), "\n", "") }
+
+// RotateTrustScript is pass 1 on one node: ca.pem becomes the CA(s) it holds
+// plus newCA, then etcd and the node's clients restart. Nothing happens on
+// a node that already trusts newCA.
+func (c *Cluster) RotateTrustScript(newCA string) string {
+	return fmt.Sprintf(`set -eu
+umask 022
+if sudo cat %[1]s | tr -d '\n' | grep -qF '%[2]s'; then echo "$(hostname): already trusts the new CA"; exit 0; fi
+{ sudo cat %[1]s; cat <<'DEPLOYCTL_NEW_CA'
+%[3]s
+DEPLOYCTL_NEW_CA
+} | sudo tee %[1]s.tmp >/dev/null
+sudo chmod 0644 %[1]s.tmp && sudo mv %[1]s.tmp %[1]s
+echo "$(hostname): trusts the old and the new CA; restarting etcd"
+%[4]s`, CAFile(), pemBody(newCA), strings.TrimRight(newCA, "\n"), c.rotationRestart())
+}
+
+// RotateReissueScript is pass 2 on one node: its server and role
+// certificates and keys become files' (issued by the new CA; files'
+// CAFile entry is left out, ca.pem keeps the bundle of pass 1), then etcd
+// and the node's clients restart. Nothing happens when every file is
+// already files'.
+func (c *Cluster) RotateReissueScript(files NodeTLSFiles) string {
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		if p != CAFile() {
+			paths = append(paths, p)
+		}
+	}
+	sort.Strings(paths)
+	var want, install strings.Builder
+	for i, p := range paths {
+		delim := fmt.Sprintf("DEPLOYCTL_PEM_%d", i)
+		fmt.Fprintf(&want, "sudo tee %s.new >/dev/null <<'%s'\n%s\n%s\n", p, delim, strings.TrimRight(files[p], "\n"), delim)
+		fmt.Fprintf(&want, "sudo cmp -s %[1]s %[1]s.new || changed=1\n", p)
+		owner, mode := "root:root", "0644"
+		if strings.HasSuffix(p, "-key.pem") {
+			mode = "0600"
+		}
+		if p == ServerKeyFile() {
+			owner = "etcd:etcd"
+		}
+		fmt.Fprintf(&install, "sudo chown %s %s.new && sudo chmod %s %s.new && sudo mv %s.new %s\n", owner, p, mode, p, p, p)
+	}
+	return fmt.Sprintf(`set -eu
+umask 077
+changed=
+%sif [ -z "$changed" ]; then sudo rm -f %s/*.new; echo "$(hostname): certificates already from the new CA"; exit 0; fi
+%secho "$(hostname): certificates from the new CA installed; restarting etcd"
+%s`, want.String(), TLSDir, install.String(), c.rotationRestart())
+}
+
+// RotateDropScript is pass 3 on one node: ca.pem becomes newCA alone, then
+// etcd and the node's clients restart. Nothing happens when it already is.
+func (c *Cluster) RotateDropScript(newCA string) string {
+	return fmt.Sprintf(`set -eu
+umask 022
+sudo tee %[1]s.new >/dev/null <<'DEPLOYCTL_NEW_CA'
+%[2]s
+DEPLOYCTL_NEW_CA
+if sudo cmp -s %[1]s %[1]s.new; then sudo rm -f %[1]s.new; echo "$(hostname): trusts only the new CA already"; exit 0; fi
+sudo chmod 0644 %[1]s.new && sudo mv %[1]s.new %[1]s
+echo "$(hostname): trusts only the new CA; restarting etcd"
+%[3]s`, CAFile(), strings.TrimRight(newCA, "\n"), c.rotationRestart())
+}
