@@ -271,7 +271,7 @@ func BenchmarkDynamicTenThousand(b *testing.B) {
 		// The clock starts at the push: the snapshot as the watch hands
 		// it over (listing 10,000 keys from etcd is reported apart).
 		took := measure(b, lb.URL, "shared", func() error {
-			_, out, err := f.ApplySnapshot(ctx, snap)
+			_, out, err := nginx.ApplySnapshot(f, ctx, snap)
 			if err == nil && out != nginx.Pushed {
 				err = fmt.Errorf("outcome %v, want a push", out)
 			}

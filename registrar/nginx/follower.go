@@ -93,7 +93,8 @@ func (a files) equal(b files) bool {
 	return bytes.Equal(a.upstream, b.upstream) && bytes.Equal(a.site, b.site)
 }
 
-// Follower keeps nginx serving the instances in etcd. It is a
+// Follower keeps nginx serving the instances in etcd. It is not safe for
+// concurrent use: one goroutine calls Run (or Once, or Render). It is a
 // level-triggered reconciler: desired is what the latest snapshot renders
 // to, applied is what nginx has accepted (nginx -t) and been reloaded
 // with; every failure leaves them apart and is retried with backoff until
@@ -177,9 +178,9 @@ func (f *Follower) onDisk() files {
 	return fs
 }
 
-// Backends turns a snapshot into validated, sorted backends, counting and
+// backends turns a snapshot into validated, sorted backends, counting and
 // logging each invalid value once.
-func (f *Follower) Backends(s catalog.Snapshot) []upstream.Backend {
+func (f *Follower) backends(s catalog.Snapshot) []upstream.Backend {
 	bs := make([]upstream.Backend, 0, len(s.Entries))
 	invalid := make(map[string]string)
 	for inst, v := range s.Entries {
@@ -202,7 +203,7 @@ func (f *Follower) Backends(s catalog.Snapshot) []upstream.Backend {
 // Render renders the upstream file for a snapshot (in dynamic mode the
 // file does not depend on it).
 func (f *Follower) Render(s catalog.Snapshot) ([]upstream.Backend, []byte) {
-	bs := f.Backends(s)
+	bs := f.backends(s)
 	if f.push != nil {
 		return bs, f.dynText
 	}
@@ -238,7 +239,7 @@ func (f *Follower) reconcile(ctx context.Context, s catalog.Snapshot) ([]upstrea
 			return bs, text, Retry, fmt.Errorf("write the Lua balancer: %w", err)
 		}
 	}
-	out, err := f.Apply(ctx, text)
+	out, err := f.apply(ctx, text)
 	if f.push == nil || (out != InSync && out != Reloaded) {
 		return bs, text, out, err
 	}
@@ -262,12 +263,12 @@ func (f *Follower) reconcile(ctx context.Context, s catalog.Snapshot) ([]upstrea
 	return bs, text, out, nil
 }
 
-// Apply makes nginx run the upstream text (and the site, when
+// apply makes nginx run the upstream text (and the site, when
 // configured): it writes the files that differ from it on disk, validates
 // them with nginx -t, and reloads. A file is never removed because nginx
 // is not running: it reads it when it starts. When nginx -t rejects the
 // set, both files go back to the last set nginx accepted.
-func (f *Follower) Apply(ctx context.Context, text []byte) (Outcome, error) {
+func (f *Follower) apply(ctx context.Context, text []byte) (Outcome, error) {
 	want := files{upstream: text, site: f.cfg.Site}
 	disk := f.onDisk()
 	if f.applied != nil && f.applied.equal(want) && disk.equal(want) {

@@ -21,7 +21,7 @@ func (f *Follower) Once(ctx context.Context) ([]upstream.Backend, Outcome, error
 		if err != nil {
 			return nil, Retry, err
 		}
-		bs, out, err := f.ApplySnapshot(ctx, s)
+		bs, out, err := f.applySnapshot(ctx, s)
 		if out != Retry {
 			return bs, out, err
 		}
@@ -85,10 +85,10 @@ func (f *Follower) resync(ctx context.Context, latest catalog.Snapshot, have boo
 	return latest, have
 }
 
-// ApplySnapshot makes nginx serve one snapshot once (files, and in dynamic
+// applySnapshot makes nginx serve one snapshot once (files, and in dynamic
 // mode the instance list), records the outcome in metrics and logs, and
 // returns the backends applied.
-func (f *Follower) ApplySnapshot(ctx context.Context, s catalog.Snapshot) ([]upstream.Backend, Outcome, error) {
+func (f *Follower) applySnapshot(ctx context.Context, s catalog.Snapshot) ([]upstream.Backend, Outcome, error) {
 	bs, text, out, err := f.reconcile(ctx, s)
 	f.note(out, s, bs, text, err)
 	return bs, out, err
