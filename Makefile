@@ -4,7 +4,7 @@ SHELL   := /bin/bash
 GO      ?= go
 BIN     ?= bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/deployctl/deployctl/internal/registrarcli.Version=$(VERSION) -X github.com/deployctl/deployctl/internal/cli.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/deployctl/deployctl/cmd/registrar/cli.Version=$(VERSION) -X github.com/deployctl/deployctl/cmd/deployctl/cli.Version=$(VERSION)
 # Static binaries (CGO_ENABLED=0): the demo runs deployctl itself in
 # FROM scratch images, and releases run anywhere.
 STATIC  := CGO_ENABLED=0

@@ -95,7 +95,7 @@ func main() {
 	}
 
 	runs := []run{
-		{"./internal/registrarcli/", "^(BenchmarkDockerStopToWithdraw|BenchmarkDockerKillToWithdraw|BenchmarkKillToExpire)$", "", nil},
+		{"./cmd/registrar/cli/", "^(BenchmarkDockerStopToWithdraw|BenchmarkDockerKillToWithdraw|BenchmarkKillToExpire)$", "", nil},
 		{"./registrar/nginx/", "^(BenchmarkEventToServing|BenchmarkRenderValidate10000|BenchmarkBurstReloads|BenchmarkSeedBurstReloads|BenchmarkSustainedChurn)$", "", nil},
 		{"./registrar/nginx/", "^(BenchmarkDynamicVsReload|BenchmarkDynamicBurst|BenchmarkDynamicTenThousand)$", "", nil},
 		{"./registrar/nginx/", "^BenchmarkDynamicBusy$", "", nil},
@@ -107,7 +107,7 @@ func main() {
 		runs = append(runs,
 			run{"./registrar/nginx/", "^BenchmarkChurn$", "", []string{"-churn.duration=" + churn.String()}},
 			run{"./registrar/nginx/", "^BenchmarkChurnDynamic$", "", []string{"-churn.duration=" + churn.String()}},
-			run{"./internal/registrarcli/", "^BenchmarkKillToExpireDefaults$", "", nil},
+			run{"./cmd/registrar/cli/", "^BenchmarkKillToExpireDefaults$", "", nil},
 		)
 	}
 	res := Results{Date: time.Now().UTC(), Raw: map[string]float64{}}

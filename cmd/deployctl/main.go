@@ -8,7 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/deployctl/deployctl/internal/cli"
+	"github.com/deployctl/deployctl/cmd/deployctl/cli"
 )
 
 func main() {

@@ -10,7 +10,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"github.com/deployctl/deployctl/internal/registrarcli"
+	registrarcli "github.com/deployctl/deployctl/cmd/registrar/cli"
 )
 
 func main() {

@@ -316,7 +316,7 @@ func TestPreviewOfANewStack(t *testing.T) {
 		counts[typeOf(s.URN)]++
 	}
 	want := map[string]int{
-		"pulumi:pulumi:Stack": 1,
+		"pulumi:pulumi:Stack":     1,
 		"deployctl:infra:Cluster": 1, "deployctl:infra:Network": 1, "deployctl:infra:Firewalls": 1,
 		"deployctl:infra:PKI": 1, "deployctl:infra:RegistrarShipping": 1,
 		// 3 host keys, the CA key, 5 roles and 3 nodes: a key, a CSR and a certificate each.

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/deployctl/deployctl/internal/registrarcli"
+	registrarcli "github.com/deployctl/deployctl/cmd/registrar/cli"
 )
 
 // runner is something the demo started and stops: a process (the app in

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
-	"github.com/deployctl/deployctl/internal/testenv"
+	"github.com/deployctl/deployctl/internal/harness/testenv"
 	"github.com/deployctl/deployctl/registrar/upstream"
 	"github.com/deployctl/deployctl/units"
 	"github.com/deployctl/deployctl/units/deployspec"

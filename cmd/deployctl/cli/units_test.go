@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/cli"
+	"github.com/deployctl/deployctl/cmd/deployctl/cli"
 	"github.com/deployctl/deployctl/units/fleettest"
 )
 
@@ -25,7 +25,7 @@ func run(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-const example = "../../examples/deploy.yaml"
+const example = "../../../examples/deploy.yaml"
 
 func TestUnitsRender(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "units")

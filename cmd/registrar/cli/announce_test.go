@@ -1,4 +1,4 @@
-package registrarcli_test
+package cli_test
 
 import (
 	"bytes"
@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/etcdserver"
-	"github.com/deployctl/deployctl/internal/registrarcli"
-	"github.com/deployctl/deployctl/internal/testenv"
+	registrarcli "github.com/deployctl/deployctl/cmd/registrar/cli"
+	"github.com/deployctl/deployctl/internal/harness/etcdserver"
+	"github.com/deployctl/deployctl/internal/harness/testenv"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 

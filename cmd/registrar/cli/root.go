@@ -1,9 +1,9 @@
-// Package registrarcli is the command tree of the registrar binary, which
+// Package cli is the command tree of the registrar binary, which
 // fleet units run next to each app instance (`registrar announce`) and next
 // to each nginx load balancer (`registrar nginx`). It is kept apart from
 // deployctl's tree so the registrar links neither the embedded etcd server
 // nor Pulumi.
-package registrarcli
+package cli
 
 import (
 	"context"

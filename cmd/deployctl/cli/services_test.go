@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/cli"
-	"github.com/deployctl/deployctl/internal/testenv"
+	"github.com/deployctl/deployctl/cmd/deployctl/cli"
+	"github.com/deployctl/deployctl/internal/harness/testenv"
 	"github.com/deployctl/deployctl/registrar/catalog"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )

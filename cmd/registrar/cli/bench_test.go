@@ -1,4 +1,4 @@
-package registrarcli_test
+package cli_test
 
 import (
 	"bufio"
@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/containers"
-	"github.com/deployctl/deployctl/internal/testenv"
+	"github.com/deployctl/deployctl/internal/harness/containers"
+	"github.com/deployctl/deployctl/internal/harness/testenv"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 

@@ -1,4 +1,4 @@
-package registrarcli_test
+package cli_test
 
 import (
 	"context"
@@ -19,8 +19,8 @@ import (
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 	"github.com/deployctl/deployctl/internal/etcdconn"
-	"github.com/deployctl/deployctl/internal/etcdserver"
-	"github.com/deployctl/deployctl/internal/testenv"
+	"github.com/deployctl/deployctl/internal/harness/etcdserver"
+	"github.com/deployctl/deployctl/internal/harness/testenv"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 

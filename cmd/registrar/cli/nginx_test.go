@@ -1,4 +1,4 @@
-package registrarcli_test
+package cli_test
 
 import (
 	"bytes"
@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/etcdserver"
-	"github.com/deployctl/deployctl/internal/registrarcli"
-	"github.com/deployctl/deployctl/internal/testenv"
+	registrarcli "github.com/deployctl/deployctl/cmd/registrar/cli"
+	"github.com/deployctl/deployctl/internal/harness/etcdserver"
+	"github.com/deployctl/deployctl/internal/harness/testenv"
 )
 
 func run(t *testing.T, args ...string) (int, string, string) {

@@ -1,4 +1,4 @@
-package registrarcli
+package cli
 
 import (
 	"context"
