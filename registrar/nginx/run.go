@@ -14,21 +14,42 @@ import (
 // Once lists the prefix and applies it, retrying a step that could not be
 // done (nginx not running yet, engine busy) with backoff until ctx ends.
 // It returns the backends and the outcome: Reloaded or InSync on success.
+// A failed list is returned at once.
 func (f *Follower) Once(ctx context.Context) ([]upstream.Backend, Outcome, error) {
-	b := backoff.New(f.cfg.RetryMin, f.cfg.RetryMax)
-	for {
+	var (
+		bs       []upstream.Backend
+		out      Outcome = Retry
+		applyErr error
+		listErr  error
+	)
+	p := backoff.Policy{Min: f.cfg.RetryMin, Max: f.cfg.RetryMax, Classify: func(error) backoff.Verdict {
+		if listErr != nil {
+			return backoff.Permanent
+		}
+		return backoff.Transient
+	}}
+	err := p.Retry(ctx, func(ctx context.Context) error {
 		s, err := catalog.List(ctx, f.cfg.Client, f.cfg.Prefix)
 		if err != nil {
-			return nil, Retry, err
+			listErr = err
+			return err
 		}
-		bs, out, err := f.applySnapshot(ctx, s)
+		bs, out, applyErr = f.applySnapshot(ctx, s)
 		if out != Retry {
-			return bs, out, err
+			return nil
 		}
-		if !b.Wait(ctx) {
-			return bs, Retry, err
+		if applyErr == nil {
+			return errors.New("not applied yet")
 		}
+		return applyErr
+	})
+	switch {
+	case listErr != nil:
+		return nil, Retry, listErr
+	case err != nil:
+		return bs, Retry, applyErr
 	}
+	return bs, out, applyErr
 }
 
 // forget drops what nginx was known to run: a new nginx is validated,

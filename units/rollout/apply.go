@@ -182,24 +182,27 @@ func transient(err error) bool {
 // retry runs op until it succeeds, fails for good, ctx ends, or it has
 // failed for ProgressDeadline.
 func (r *roller) retry(ctx context.Context, what string, op func(context.Context) error) error {
-	b := backoff.New(100*time.Millisecond, 5*time.Second)
-	deadline := time.Now().Add(r.o.ProgressDeadline)
-	for {
-		err := op(ctx)
-		if err == nil {
-			return nil
-		}
-		if !transient(err) || ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: still failing after %s (--progress-deadline): %w", what, r.o.ProgressDeadline, err)
-		}
-		r.progress("%s failed, retrying: %v", what, err)
-		if !b.Wait(ctx) {
-			return fmt.Errorf("%s: %w (gave up: %w)", what, err, ctx.Err())
-		}
+	p := backoff.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Second, Deadline: r.o.ProgressDeadline,
+		Classify: func(err error) backoff.Verdict {
+			if transient(err) {
+				return backoff.Transient
+			}
+			return backoff.Permanent
+		},
+		OnRetry: func(err error, _ time.Duration) { r.progress("%s failed, retrying: %v", what, err) },
 	}
+	err := p.Retry(ctx, op)
+	var gu *backoff.GiveUpError
+	if !errors.As(err, &gu) {
+		return err
+	}
+	switch gu.Why {
+	case "deadline":
+		return fmt.Errorf("%s: still failing after %s (--progress-deadline): %w", what, r.o.ProgressDeadline, gu.Err)
+	case "canceled":
+		return fmt.Errorf("%s: %w (gave up: %w)", what, gu.Err, ctx.Err())
+	}
+	return fmt.Errorf("%s: %w", what, gu.Err)
 }
 
 // putFile creates or replaces a template: one PUT with the new options,
