@@ -73,9 +73,9 @@ func unitStatus(v *view, want *units.Unit) (s status, active bool, report string
 // shows the new hash active; a unit that takes longer than
 // ProgressDeadline from its put stops everything with a StuckError.
 func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
-	// since is when each unit set began to come up: when it was put, or
+	// comingUpSince is when each unit set began to come up: when it was put, or
 	// first seen on its way up; one waiting its turn has no clock.
-	since := map[string]time.Time{}
+	comingUpSince := map[string]time.Time{}
 	reported := map[string]int{}
 	b := backoff.New(r.o.Poll, 500*time.Millisecond)
 	lastSaid := time.Now()     // when what is awaited was last printed
@@ -100,7 +100,7 @@ func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
 		var waiting []string
 		todo, plainBusy := 0, 0
 		for _, g := range groups {
-			gp, err := r.pass(v, g, since, reported)
+			gp, err := r.observeGroup(v, g, comingUpSince, reported)
 			if err != nil {
 				return err
 			}
@@ -136,8 +136,8 @@ func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
 			}
 			now := time.Now()
 			for _, in := range act {
-				if _, ok := since[in.key]; !ok {
-					since[in.key] = now
+				if _, ok := comingUpSince[in.key]; !ok {
+					comingUpSince[in.key] = now
 				}
 			}
 			b.Reset()
@@ -165,10 +165,10 @@ type groupPass struct {
 	waiting []string
 }
 
-// sets are the unit sets of g that converge as one: each instance (app and
+// unitSets are the unit sets of g that converge as one: each instance (app and
 // sidekick), and the group's plain units together (a load balancer and its
 // registrar nginx, ready once nginx serves what etcd holds).
-func sets(g *generate.Group) []instance {
+func unitSets(g *generate.Group) []instance {
 	ins := instancesOf(g)
 	if len(g.Units) > 0 {
 		in := instance{key: g.Units[0].Name, plain: true}
@@ -180,50 +180,50 @@ func sets(g *generate.Group) []instance {
 	return ins
 }
 
-func (r *roller) pass(v *view, g *generate.Group, since map[string]time.Time, reported map[string]int) (groupPass, error) {
+func (r *roller) observeGroup(v *view, g *generate.Group, comingUpSince map[string]time.Time, reported map[string]int) (groupPass, error) {
 	var gp groupPass
 	var serving []instance
 	var stuckErr *StuckError
 	unavailable, nUpdated := 0, 0
-	for _, in := range sets(g) {
-		worst, allActive := updated, true
+	for _, in := range unitSets(g) {
+		leastDone, allActive := updated, true
 		var stuck, stuckReport string
 		for k, want := range in.want {
 			s, active, report := unitStatus(v, want)
 			if !r.o.Start && s == stopped {
 				s = updated // not asked to start: the right options are enough
 			}
-			worst = min(worst, s)
+			leastDone = min(leastDone, s)
 			if s != updated && stuck == "" {
 				stuck, stuckReport = in.names[k], report
 			}
 			allActive = allActive && active
 		}
-		if worst == updated {
+		if leastDone == updated {
 			if !in.plain {
 				nUpdated++
 			}
-			delete(since, in.key)
+			delete(comingUpSince, in.key)
 			continue
 		}
 		gp.todo++
 		gp.waiting = append(gp.waiting, fmt.Sprintf("%s (%s)", stuck, stuckReport))
-		if _, ok := since[in.key]; !ok && worst == pending {
-			since[in.key] = time.Now()
+		if _, ok := comingUpSince[in.key]; !ok && leastDone == pending {
+			comingUpSince[in.key] = time.Now()
 		}
-		if t, ok := since[in.key]; ok && time.Since(t) > r.o.ProgressDeadline && stuckErr == nil {
+		if t, ok := comingUpSince[in.key]; ok && time.Since(t) > r.o.ProgressDeadline && stuckErr == nil {
 			// Reported once every set has been counted: Updated is the
 			// whole service's, not the sets before this one.
 			stuckErr = &StuckError{Service: g.Service, Unit: stuck, State: stuckReport, Deadline: r.o.ProgressDeadline, Desired: g.Instances}
 		}
 		switch {
-		case worst == outdated && allActive && in.plain:
+		case leastDone == outdated && allActive && in.plain:
 			// A serving load balancer is replaced only while no other
 			// plain set of the spec is on its way up: one at a time.
 			gp.plainServing = append(gp.plainServing, in)
-		case worst == outdated && allActive:
+		case leastDone == outdated && allActive:
 			serving = append(serving, in)
-		case worst == outdated || worst == missing || worst == stopped:
+		case leastDone == outdated || leastDone == missing || leastDone == stopped:
 			if !in.plain {
 				unavailable++
 			}

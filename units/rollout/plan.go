@@ -158,9 +158,9 @@ func instancesOf(g *generate.Group) []instance {
 	return out
 }
 
-// extra lists the owned instances of g's templates beyond its count,
+// beyondCount lists the owned instances of g's templates beyond its count,
 // highest number first, sidekicks before their apps.
-func extra(v *view, g *generate.Group) []string {
+func beyondCount(v *view, g *generate.Group) []string {
 	type inst struct {
 		n    int
 		side bool
@@ -205,7 +205,7 @@ func extra(v *view, g *generate.Group) []string {
 // stale lists the units g's service owns that it no longer generates (a
 // renamed load balancer, a dropped sidekick or template and its
 // instances), instances first. An instance of a current template is
-// extra's, not stale.
+// beyondCount's, not stale.
 func stale(v *view, g *generate.Group) []string {
 	generated := map[string]bool{}
 	templates := map[string]bool{}
@@ -253,7 +253,7 @@ func compute(v *view, p *generate.Plan, o Options) Plan {
 		case conflict(cur, service, o) != "":
 			st.Action, st.Reason = Conflict, conflict(cur, service, o)
 		case cur.File().Hash() != u.Hash():
-			st.Action, st.Reason, st.State = Replace, "options changed", keep(cur.DesiredState, want, launch)
+			st.Action, st.Reason, st.State = Replace, "options changed", stateAfterReplace(cur.DesiredState, want, launch)
 		case launch && o.Start && cur.DesiredState != fleet.StateLaunched:
 			st.Action, st.Reason, st.State = Start, "desired "+cur.DesiredState, fleet.StateLaunched
 		default:
@@ -271,7 +271,7 @@ func compute(v *view, p *generate.Plan, o Options) Plan {
 		}
 	}
 	for _, g := range p.Groups {
-		for _, name := range extra(v, g) {
+		for _, name := range beyondCount(v, g) {
 			plan = append(plan, Step{Unit: name, Service: g.Service, Action: ScaleDown, Reason: fmt.Sprintf("spec has %d instances", g.Instances)})
 		}
 		for _, name := range stale(v, g) {
@@ -295,7 +295,7 @@ func compute(v *view, p *generate.Plan, o Options) Plan {
 				case conflict(cur, g.Service, o) != "":
 					st.Action, st.Reason = Conflict, conflict(cur, g.Service, o)
 				case cur.File().Hash() != in.want[k].Hash():
-					st.Action, st.Reason, st.State = Replace, "template changed; rolling", keep(cur.DesiredState, started, true)
+					st.Action, st.Reason, st.State = Replace, "template changed; rolling", stateAfterReplace(cur.DesiredState, started, true)
 				case o.Start && cur.DesiredState != fleet.StateLaunched:
 					st.Action, st.Reason, st.State = Start, "desired "+cur.DesiredState, fleet.StateLaunched
 				default:
@@ -321,9 +321,9 @@ func conflict(cur *fleet.Unit, service string, o Options) string {
 	return ""
 }
 
-// keep is the desired state after a replace: launched when asked to start
+// stateAfterReplace is the desired state after a replace: launched when asked to start
 // (for units that launch), else what the unit had.
-func keep(current, want string, launch bool) string {
+func stateAfterReplace(current, want string, launch bool) string {
 	if launch && want == fleet.StateLaunched {
 		return fleet.StateLaunched
 	}
