@@ -19,15 +19,22 @@ import (
 // etcd reads its CA file only when it starts, so each pass restarts etcd
 // on one node at a time (quorum holds with the others up) and waits until
 // it answers /health as part of a cluster with a leader; fleet, flannel
-// and locksmith read theirs when they start, so they restart after it (a
-// fleetd restart keeps its units running; Docker only Wants flanneld). The
+// and locksmith read theirs when they start, so they restart after it
+// (fleetd by SIGKILL, so that it keeps its machine and units; Docker only
+// Wants flanneld, so flannel's restart leaves the containers alone). The
 // registrar reads the CA file on every new connection (package etcdconn),
 // so its processes follow without a restart. Each script is idempotent: on
 // a node already in its pass's state it changes and restarts nothing, so a
 // new stack or a re-run after a crash halfway converges.
 
 // rotationRestart restarts etcd on this node and waits until it is healthy,
-// then restarts its other etcd clients.
+// then restarts its other etcd clients. fleetd is restarted by SIGKILL,
+// never by a stop: a fleetd stopped with SIGTERM gives up its machine at
+// once and fleet reschedules the machine's units elsewhere (design §6: its
+// states drop in ~1 s), an outage for every instance and load balancer on
+// it; killed, its machine stays registered until its TTL (~14 s measured)
+// and the new fleetd takes it back seconds later, units untouched. The
+// restart is confirmed by fleet listing this machine again.
 func (c *Cluster) rotationRestart() string {
 	curl := "sudo curl -fsS --max-time 5" + c.CurlTLSArgs(RoleFleet)
 	return fmt.Sprintf(`sudo systemctl restart etcd-member.service
@@ -37,13 +44,27 @@ for i in $(seq 1 90); do
   sleep 1
 done
 [ -n "$ok" ] || { echo "etcd on $(hostname) is not healthy 90 s after its restart: journalctl -u etcd-member" >&2; exit 1; }
-sudo systemctl try-restart fleet.service flanneld.service locksmithd.service
+sudo systemctl try-restart flanneld.service locksmithd.service
+if systemctl is-active -q fleet.service; then
+  sudo systemctl kill --signal=SIGKILL fleet.service
+  sleep 1
+  sudo systemctl restart fleet.service
+  ok=
+  for i in $(seq 1 60); do
+    if sudo /opt/bin/fleetctl list-machines --full --no-legend 2>/dev/null | grep -q "^$(cat /etc/machine-id)"; then ok=1; break; fi
+    sleep 1
+  done
+  [ -n "$ok" ] || { echo "fleet on $(hostname) did not list this machine 60 s after its restart: journalctl -u fleet" >&2; exit 1; }
+fi
 `, curl, c.LocalEndpoint())
 }
 
-// pemBody is a PEM text with its line breaks removed, for containment checks
-// in shell (grep -F on one line).
-func pemBody(pem string) string { return strings.ReplaceAll(strings.TrimSpace(pem), "\n", "") }
+// pemInFile is a shell condition: the file (read by cat, e.g. "sudo cat")
+// holds the PEM block, compared with line breaks removed. grep gets it
+// after -e: a pattern starting with "-----" is otherwise taken for options.
+func pemInFile(cat, path, pem string) string {
+	return fmt.Sprintf("%s %s | tr -d '\\n' | grep -qF -e '%s'", cat, path, strings.ReplaceAll(strings.TrimSpace(pem), "\n", ""))
+}
 
 // RotateTrustScript is pass 1 on one node: ca.pem becomes the CA(s) it holds
 // plus newCA, then etcd and the node's clients restart. Nothing happens on
@@ -51,14 +72,14 @@ func pemBody(pem string) string { return strings.ReplaceAll(strings.TrimSpace(pe
 func (c *Cluster) RotateTrustScript(newCA string) string {
 	return fmt.Sprintf(`set -eu
 umask 022
-if sudo cat %[1]s | tr -d '\n' | grep -qF '%[2]s'; then echo "$(hostname): already trusts the new CA"; exit 0; fi
+if %[2]s; then echo "$(hostname): already trusts the new CA"; exit 0; fi
 { sudo cat %[1]s; cat <<'DEPLOYCTL_NEW_CA'
 %[3]s
 DEPLOYCTL_NEW_CA
 } | sudo tee %[1]s.tmp >/dev/null
 sudo chmod 0644 %[1]s.tmp && sudo mv %[1]s.tmp %[1]s
 echo "$(hostname): trusts the old and the new CA; restarting etcd"
-%[4]s`, CAFile(), pemBody(newCA), strings.TrimRight(newCA, "\n"), c.rotationRestart())
+%[4]s`, CAFile(), pemInFile("sudo cat", CAFile(), newCA), strings.TrimRight(newCA, "\n"), c.rotationRestart())
 }
 
 // RotateReissueScript is pass 2 on one node: its server and role
