@@ -39,4 +39,3 @@ func TestPEMInFile(t *testing.T) {
 		}
 	}
 }
-
