@@ -102,3 +102,19 @@ func table(w io.Writer, header []string, rows [][]string) error {
 	}
 	return tw.Flush()
 }
+
+// list writes items as a JSON array (empty, not null, when there are none)
+// with -o json, otherwise as a table with one row per item.
+func list[T any](e *env, o *output, items []T, header []string, row func(T) []string) error {
+	if o.json() {
+		if items == nil {
+			items = []T{}
+		}
+		return writeJSON(e.stdout, items)
+	}
+	rows := make([][]string, 0, len(items))
+	for _, it := range items {
+		rows = append(rows, row(it))
+	}
+	return table(e.stdout, header, rows)
+}

@@ -78,14 +78,7 @@ func newServicesLsCmd(e *env) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%w (is etcd running at %s? `deployctl demo` starts one)", err, strings.Join(ec.Endpoints, ","))
 			}
-			if o.json() {
-				if ins == nil {
-					ins = []catalog.Instance{}
-				}
-				return writeJSON(e.stdout, ins)
-			}
-			var rows [][]string
-			for _, in := range ins {
+			return list(e, o, ins, []string{"SERVICE", "INSTANCE", "ADDRESS", "TTL LEFT", "AGE"}, func(in catalog.Instance) []string {
 				ttl, age := "-", "-"
 				if in.TTLLeft >= 0 {
 					ttl = fmt.Sprintf("%ds", in.TTLLeft)
@@ -93,9 +86,8 @@ func newServicesLsCmd(e *env) *cobra.Command {
 				if in.Age > 0 {
 					age = (time.Duration(in.Age) * time.Second).Round(time.Second).String()
 				}
-				rows = append(rows, []string{in.Service, in.Instance, in.Address, ttl, age})
-			}
-			return table(e.stdout, []string{"SERVICE", "INSTANCE", "ADDRESS", "TTL LEFT", "AGE"}, rows)
+				return []string{in.Service, in.Instance, in.Address, ttl, age}
+			})
 		},
 	}
 	rf.bind(cmd)

@@ -180,17 +180,9 @@ func newUnitsListCmd(e *env) *cobra.Command {
 				rows = append(rows, row{s.Name, s.MachineID, ip[s.MachineID], s.SystemdActiveState, s.SystemdSubState})
 			}
 			sort.SliceStable(rows, func(i, j int) bool { return rows[i].Unit < rows[j].Unit })
-			if o.json() {
-				if rows == nil {
-					rows = []row{}
-				}
-				return writeJSON(e.stdout, rows)
-			}
-			var t [][]string
-			for _, r := range rows {
-				t = append(t, []string{r.Unit, machineColumn(r.Machine, r.IP), r.Active, r.Sub})
-			}
-			return table(e.stdout, []string{"UNIT", "MACHINE", "ACTIVE", "SUB"}, t)
+			return list(e, &o, rows, []string{"UNIT", "MACHINE", "ACTIVE", "SUB"}, func(r row) []string {
+				return []string{r.Unit, machineColumn(r.Machine, r.IP), r.Active, r.Sub}
+			})
 		},
 	}
 	ff.bind(cmd)
@@ -245,17 +237,9 @@ func newUnitsStatusCmd(e *env) *cobra.Command {
 			for _, u := range us {
 				rows = append(rows, row{u.Name, u.DesiredState, u.CurrentState, u.MachineID, ip[u.MachineID], u.File().Hash()[:10]})
 			}
-			if o.json() {
-				if rows == nil {
-					rows = []row{}
-				}
-				return writeJSON(e.stdout, rows)
-			}
-			var t [][]string
-			for _, r := range rows {
-				t = append(t, []string{r.Unit, r.Desired, r.Current, machineColumn(r.Machine, r.IP), r.Hash})
-			}
-			return table(e.stdout, []string{"UNIT", "DESIRED", "CURRENT", "MACHINE", "HASH"}, t)
+			return list(e, &o, rows, []string{"UNIT", "DESIRED", "CURRENT", "MACHINE", "HASH"}, func(r row) []string {
+				return []string{r.Unit, r.Desired, r.Current, machineColumn(r.Machine, r.IP), r.Hash}
+			})
 		},
 	}
 	ff.bind(cmd)
