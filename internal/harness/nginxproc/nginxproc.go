@@ -16,8 +16,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/deployctl/deployctl/internal/child"
 )
 
 // Options configure an instance.
@@ -53,8 +54,7 @@ func LuaModules() ([]string, error) {
 type Instance struct {
 	Dir    string
 	Binary string
-	cmd    *exec.Cmd
-	done   chan error
+	proc   *child.Process
 }
 
 // ConfDir is where *.conf files are included from.
@@ -172,23 +172,21 @@ func (i *Instance) Start(ctx context.Context) error {
 	cmd := exec.Command(i.Binary, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	p, err := child.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start nginx: %w", err)
 	}
-	i.cmd = cmd
-	i.done = make(chan error, 1)
-	go func() { i.done <- cmd.Wait() }()
+	i.proc = p
 	for {
 		if b, err := os.ReadFile(i.PidFile()); err == nil {
-			if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid == cmd.Process.Pid {
+			if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid == p.Pid() {
 				return nil
 			}
 		}
 		select {
-		case err := <-i.done:
-			i.done <- err
-			return fmt.Errorf("nginx exited at start: %v: %s", err, strings.TrimSpace(stderr.String()))
+		case <-p.Done():
+			i.proc = nil
+			return fmt.Errorf("nginx exited at start: %v: %s", p.Err(), strings.TrimSpace(stderr.String()))
 		case <-ctx.Done():
 			i.Stop()
 			return fmt.Errorf("nginx did not start: %w", ctx.Err())
@@ -199,37 +197,24 @@ func (i *Instance) Start(ctx context.Context) error {
 
 // Pid is the master's pid, 0 when not started.
 func (i *Instance) Pid() int {
-	if i.cmd == nil || i.cmd.Process == nil {
+	if i.proc == nil {
 		return 0
 	}
-	return i.cmd.Process.Pid
+	return i.proc.Pid()
 }
 
 // Stop asks nginx to quit fast (SIGTERM), kills it after 5s, and waits.
 func (i *Instance) Stop() {
-	if i.cmd == nil {
-		return
-	}
-	_ = i.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-i.done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-i.cmd.Process.Pid, syscall.SIGKILL)
-		<-i.done
-	}
-	i.cmd = nil
+	i.proc.Stop(5 * time.Second)
+	i.proc = nil
 }
 
 // Kill ends nginx uncleanly, as an OOM kill, a power loss or systemd's
 // control-group kill after a SIGKILLed master does: SIGKILL to the master
 // and its workers at once. nginx removes nothing (its unix sockets stay).
 func (i *Instance) Kill() {
-	if i.cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-i.cmd.Process.Pid, syscall.SIGKILL)
-	<-i.done
-	i.cmd = nil
+	i.proc.Kill()
+	i.proc = nil
 }
 
 // ErrorLog returns the instance's error log (for test failure messages).
