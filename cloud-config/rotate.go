@@ -11,7 +11,7 @@ import (
 // again), in this order:
 //
 //  1. RotateTrustScript: every node trusts the old and the new CA (ca.pem
-//     is a bundle of both); etcd and the node's clients restart to read it.
+//     is a bundle of both); etcd restarts to read it.
 //  2. RotateReissueScript: every node gets its server and role
 //     certificates from the new CA; peers and clients still trust both.
 //  3. RotateDropScript: every node trusts only the new CA.
@@ -20,39 +20,70 @@ import (
 // on one node at a time (quorum holds with the others up) and waits until
 // it answers /health as part of a cluster with a leader; fleet, flannel
 // and locksmith read theirs when they start, so they restart after it
-// (fleetd by SIGKILL, so that it keeps its machine and units; Docker only
-// Wants flanneld, so flannel's restart leaves the containers alone). The
-// registrar reads the CA file on every new connection (package etcdconn),
+// when their local etcd's certificate changes (rotationRestart; Docker
+// only Wants flanneld, so flannel's restart leaves the containers alone).
+// The registrar reads the CA file on every new connection (package etcdconn),
 // so its processes follow without a restart. Each script is idempotent: on
 // a node already in its pass's state it changes and restarts nothing, so a
 // new stack or a re-run after a crash halfway converges.
 
-// rotationRestart restarts etcd on this node and waits until it is healthy,
-// then restarts its other etcd clients. fleetd is restarted by SIGKILL,
-// never by a stop: a fleetd stopped with SIGTERM gives up its machine at
-// once and fleet reschedules the machine's units elsewhere (design §6: its
-// states drop in ~1 s), an outage for every instance and load balancer on
-// it; killed, its machine stays registered until its TTL (~14 s measured)
-// and the new fleetd takes it back seconds later, units untouched. The
-// restart is confirmed by fleet listing this machine again.
-func (c *Cluster) rotationRestart() string {
+// Which of a node's etcd clients a pass restarts after etcd. They all
+// reach etcd on this node only (LocalEndpoint), so in pass 1 none needs
+// to: the local etcd still presents the old CA's certificate, which they
+// trust, and trusts theirs. In pass 2 it presents the new one, so they
+// restart to read the bundle and their new certificates (fleetd by
+// restartFleet); in pass 3 flannel and locksmith restart to forget the old
+// CA (fleetd keeps it in memory until its next restart: it only ever
+// talks to the local etcd, which presents the new CA's certificate).
+const (
+	restartNoClients = iota
+	restartAllClients
+	restartClientsButFleet
+)
+
+// rotationRestart restarts etcd on this node and waits until it answers
+// /health as part of a cluster with a leader, then restarts the node's
+// etcd clients as clients says.
+func (c *Cluster) rotationRestart(clients int) string {
 	curl := "sudo curl -fsS --max-time 5" + c.CurlTLSArgs(RoleFleet)
-	return fmt.Sprintf(`sudo systemctl restart etcd-member.service
+	s := fmt.Sprintf(`sudo systemctl restart etcd-member.service
 ok=
 for i in $(seq 1 90); do
   if %[1]s %[2]s/health 2>/dev/null | grep -q '"health":"true"'; then ok=1; break; fi
   sleep 1
 done
 [ -n "$ok" ] || { echo "etcd on $(hostname) is not healthy 90 s after its restart: journalctl -u etcd-member" >&2; exit 1; }
-sudo systemctl try-restart flanneld.service locksmithd.service
-if systemctl is-active -q fleet.service; then
+`, curl, c.LocalEndpoint())
+	switch clients {
+	case restartAllClients:
+		s += "sudo systemctl try-restart flanneld.service locksmithd.service\n" + c.restartFleet()
+	case restartClientsButFleet:
+		s += "sudo systemctl try-restart flanneld.service locksmithd.service\n"
+	}
+	return s
+}
+
+// restartFleet restarts fleetd so that it reads its new certificate,
+// without fleet moving this machine's units. A fleetd stopped with SIGTERM
+// unloads its units and gives up its machine (design §6: its states drop
+// in ~1 s), and fleet reschedules them: an outage for every instance and
+// load balancer here. Killed, it leaves its units running and its machine
+// registered, but a new fleetd cannot register while that registration
+// lives (fleet 1.0.0: "Key already exists", retried after 1, 2, 4, 8, 16 s)
+// and fleet moved the units in the gap after it expired (measured on the
+// local cluster). So: kill it, remove its registration, start it at once
+// (it registers within a second), and confirm fleet lists this machine.
+func (c *Cluster) restartFleet() string {
+	curl := "sudo curl -fsS --max-time 5" + c.CurlTLSArgs(RoleFleet)
+	return fmt.Sprintf(`if systemctl is-active -q fleet.service; then
   sudo systemctl kill --signal=SIGKILL fleet.service
-  sleep 1
+  sleep 0.5
+  %[1]s -o /dev/null -X DELETE "%[2]s/v2/keys/_coreos.com/fleet/machines/$(cat /etc/machine-id)/object" || true
   sudo systemctl restart fleet.service
   ok=
-  for i in $(seq 1 60); do
+  for i in $(seq 1 120); do
     if sudo /opt/bin/fleetctl list-machines --full --no-legend 2>/dev/null | grep -q "^$(cat /etc/machine-id)"; then ok=1; break; fi
-    sleep 1
+    sleep 0.5
   done
   [ -n "$ok" ] || { echo "fleet on $(hostname) did not list this machine 60 s after its restart: journalctl -u fleet" >&2; exit 1; }
 fi
@@ -79,7 +110,7 @@ DEPLOYCTL_NEW_CA
 } | sudo tee %[1]s.tmp >/dev/null
 sudo chmod 0644 %[1]s.tmp && sudo mv %[1]s.tmp %[1]s
 echo "$(hostname): trusts the old and the new CA; restarting etcd"
-%[4]s`, CAFile(), pemInFile("sudo cat", CAFile(), newCA), strings.TrimRight(newCA, "\n"), c.rotationRestart())
+%[4]s`, CAFile(), pemInFile("sudo cat", CAFile(), newCA), strings.TrimRight(newCA, "\n"), c.rotationRestart(restartNoClients))
 }
 
 // RotateReissueScript is pass 2 on one node: its server and role
@@ -114,7 +145,7 @@ umask 077
 changed=
 %sif [ -z "$changed" ]; then sudo rm -f %s/*.new; echo "$(hostname): certificates already from the new CA"; exit 0; fi
 %secho "$(hostname): certificates from the new CA installed; restarting etcd"
-%s`, want.String(), TLSDir, install.String(), c.rotationRestart())
+%s`, want.String(), TLSDir, install.String(), c.rotationRestart(restartAllClients))
 }
 
 // RotateDropScript is pass 3 on one node: ca.pem becomes newCA alone, then
@@ -128,5 +159,5 @@ DEPLOYCTL_NEW_CA
 if sudo cmp -s %[1]s %[1]s.new; then sudo rm -f %[1]s.new; echo "$(hostname): trusts only the new CA already"; exit 0; fi
 sudo chmod 0644 %[1]s.new && sudo mv %[1]s.new %[1]s
 echo "$(hostname): trusts only the new CA; restarting etcd"
-%[3]s`, CAFile(), strings.TrimRight(newCA, "\n"), c.rotationRestart())
+%[3]s`, CAFile(), strings.TrimRight(newCA, "\n"), c.rotationRestart(restartClientsButFleet))
 }
