@@ -53,6 +53,7 @@ for i in $(seq 1 90); do
   sleep 1
 done
 [ -n "$ok" ] || { echo "etcd on $(hostname) is not healthy 90 s after its restart: journalctl -u etcd-member" >&2; exit 1; }
+echo "$(hostname): etcd healthy after $i s"
 `, curl, c.LocalEndpoint())
 	switch clients {
 	case restartAllClients:
@@ -86,6 +87,7 @@ func (c *Cluster) restartFleet() string {
     sleep 0.5
   done
   [ -n "$ok" ] || { echo "fleet on $(hostname) did not list this machine 60 s after its restart: journalctl -u fleet" >&2; exit 1; }
+  echo "$(hostname): fleet restarted, its machine and units kept"
 fi
 `, curl, c.LocalEndpoint())
 }

@@ -801,8 +801,8 @@ func (s *story) rotateUnderLoad(t *testing.T) {
 	if fewest < want {
 		t.Errorf("only %d instances registered at one poll during the rotation, want %d throughout", fewest, want)
 	}
-	if strings.Count(out, "restarting etcd") != 3*len(s.nodes(t)) || strings.Contains(out, "already") {
-		t.Errorf("want 3 passes with an etcd restart on each node, got:\n%s", out)
+	if n := len(s.nodes(t)); strings.Count(out, "restarting etcd") != 3*n || strings.Count(out, "fleet restarted, its machine and units kept") != n || strings.Contains(out, "already") {
+		t.Errorf("want 3 passes with an etcd restart on each node and one fleet restart per node, got:\n%s", out)
 	}
 	newCA := ca()
 	if newCA == oldCA {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
@@ -94,7 +95,11 @@ func RotateCA(ctx context.Context, cfg Config) (*State, error) {
 			if err != nil {
 				return fmt.Errorf("CA rotation, %s on %s: %w (run deployctl cluster local rotate-ca --name %s again to go on)", pass, n.Name, err, s.Name)
 			}
-			cfg.say("%s", finalLine(out))
+			for _, l := range strings.Split(out, "\n") {
+				if l = strings.TrimSpace(l); l != "" {
+					cfg.say("%s", l)
+				}
+			}
 		}
 		return nil
 	}
@@ -159,17 +164,4 @@ func issueOperator(ca *pki, dir string) error {
 		return err
 	}
 	return atomicfile.WriteFile(key, []byte(k), 0o600)
-}
-
-// finalLine is the last line of a script's output.
-func finalLine(s string) string {
-	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == ' ') {
-		s = s[:len(s)-1]
-	}
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '\n' {
-			return s[i+1:]
-		}
-	}
-	return s
 }
