@@ -92,6 +92,13 @@ fi
 `, curl, c.LocalEndpoint())
 }
 
+// etcdOlderThan is a shell condition: etcd-member last started before
+// path was last changed, so it does not run with what path holds now (a
+// pass stopped after writing its files and before etcd restarted).
+func etcdOlderThan(path string) string {
+	return fmt.Sprintf(`[ "$(sudo stat -c %%Y %s)" -ge "$(date -d "$(systemctl show -p ActiveEnterTimestamp --value etcd-member.service)" +%%s 2>/dev/null || echo 0)" ]`, path)
+}
+
 // pemInFile is a shell condition: the file (read by cat, e.g. "sudo cat")
 // holds the PEM block, compared with line breaks removed. grep gets it
 // after -e: a pattern starting with "-----" is otherwise taken for options.
@@ -105,14 +112,18 @@ func pemInFile(cat, path, pem string) string {
 func (c *Cluster) RotateTrustScript(newCA string) string {
 	return fmt.Sprintf(`set -eu
 umask 022
-if %[2]s; then echo "$(hostname): already trusts the new CA"; exit 0; fi
+if %[2]s; then
+  if ! %[5]s; then echo "$(hostname): already trusts the new CA"; exit 0; fi
+  echo "$(hostname): trusts the new CA, but etcd started before; restarting etcd"
+else
 { sudo cat %[1]s; cat <<'DEPLOYCTL_NEW_CA'
 %[3]s
 DEPLOYCTL_NEW_CA
 } | sudo tee %[1]s.tmp >/dev/null
 sudo chmod 0644 %[1]s.tmp && sudo mv %[1]s.tmp %[1]s
 echo "$(hostname): trusts the old and the new CA; restarting etcd"
-%[4]s`, CAFile(), pemInFile("sudo cat", CAFile(), newCA), strings.TrimRight(newCA, "\n"), c.rotationRestart(restartNoClients))
+fi
+%[4]s`, CAFile(), pemInFile("sudo cat", CAFile(), newCA), strings.TrimRight(newCA, "\n"), c.rotationRestart(restartNoClients), etcdOlderThan(CAFile()))
 }
 
 // RotateReissueScript is pass 2 on one node: its server and role
@@ -145,9 +156,14 @@ func (c *Cluster) RotateReissueScript(files NodeTLSFiles) string {
 	return fmt.Sprintf(`set -eu
 umask 077
 changed=
-%sif [ -z "$changed" ]; then sudo rm -f %s/*.new; echo "$(hostname): certificates already from the new CA"; exit 0; fi
-%secho "$(hostname): certificates from the new CA installed; restarting etcd"
-%s`, want.String(), TLSDir, install.String(), c.rotationRestart(restartAllClients))
+%[1]sif [ -z "$changed" ]; then
+  sudo rm -f %[2]s/*.new
+  if ! %[5]s; then echo "$(hostname): certificates already from the new CA"; exit 0; fi
+  echo "$(hostname): certificates from the new CA, but etcd started before; restarting etcd"
+else
+%[3]secho "$(hostname): certificates from the new CA installed; restarting etcd"
+fi
+%[4]s`, want.String(), TLSDir, install.String(), c.rotationRestart(restartAllClients), etcdOlderThan(ServerCertFile()))
 }
 
 // RotateDropScript is pass 3 on one node: ca.pem becomes newCA alone, then
@@ -158,8 +174,13 @@ umask 022
 sudo tee %[1]s.new >/dev/null <<'DEPLOYCTL_NEW_CA'
 %[2]s
 DEPLOYCTL_NEW_CA
-if sudo cmp -s %[1]s %[1]s.new; then sudo rm -f %[1]s.new; echo "$(hostname): trusts only the new CA already"; exit 0; fi
+if sudo cmp -s %[1]s %[1]s.new; then
+  sudo rm -f %[1]s.new
+  if ! %[4]s; then echo "$(hostname): trusts only the new CA already"; exit 0; fi
+  echo "$(hostname): trusts only the new CA, but etcd started before; restarting etcd"
+else
 sudo chmod 0644 %[1]s.new && sudo mv %[1]s.new %[1]s
 echo "$(hostname): trusts only the new CA; restarting etcd"
-%[3]s`, CAFile(), strings.TrimRight(newCA, "\n"), c.rotationRestart(restartClientsButFleet))
+fi
+%[3]s`, CAFile(), strings.TrimRight(newCA, "\n"), c.rotationRestart(restartClientsButFleet), etcdOlderThan(CAFile()))
 }

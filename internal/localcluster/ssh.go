@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -78,7 +79,10 @@ func (s *shell) run(ctx context.Context, script string, stdin io.Reader) (string
 		return "", fmt.Errorf("ssh core@%s: %w", s.addr, err)
 	}
 	defer sess.Close()
-	var out bytes.Buffer
+	// The session copies stdout and stderr in goroutines of their own: one
+	// buffer for both needs a lock (without it, a script's output was now
+	// and then lost whole).
+	var out lockedBuffer
 	sess.Stdout, sess.Stderr, sess.Stdin = &out, &out, stdin
 	if err := sess.Run(script); err != nil {
 		if ctx.Err() != nil {
@@ -116,4 +120,22 @@ func (s *shell) copyFile(ctx context.Context, local, path string) error {
 	defer f.Close()
 	_, err = s.run(ctx, "cat > "+path, f)
 	return err
+}
+
+// lockedBuffer is a bytes.Buffer several goroutines write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
