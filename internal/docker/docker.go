@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/deployctl/deployctl/internal/apitransport"
 )
 
 // ErrNotFound is returned when the engine answers 404 for a container,
@@ -51,22 +52,14 @@ func New(host string) (*Client, error) {
 	if host == "" {
 		host = os.Getenv("DOCKER_HOST")
 	}
-	if host == "" {
-		host = DefaultHost
-	}
-	u, err := url.Parse(host)
+	u, host, err := apitransport.Parse("docker host", host, DefaultHost)
 	if err != nil {
-		return nil, fmt.Errorf("docker host %q: %w", host, err)
+		return nil, err
 	}
-	tr := &http.Transport{MaxIdleConns: 4, IdleConnTimeout: 30 * time.Second}
+	tr := apitransport.New(u, nil, 4)
 	c := &Client{http: &http.Client{Transport: tr}}
 	switch u.Scheme {
 	case "unix":
-		path := u.Path
-		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		}
 		c.base = "http://docker"
 	case "tcp", "http", "https":
 		if u.Host == "" {

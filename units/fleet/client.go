@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deployctl/deployctl/internal/apitransport"
 	"github.com/deployctl/deployctl/units"
 )
 
@@ -102,32 +103,22 @@ func (c *Client) SetRequestTimeout(d time.Duration) {
 
 // dial, when non-nil, replaces the network dialer (for tunnels).
 func New(endpoint string, dial Dialer) (*Client, error) {
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	u, err := url.Parse(endpoint)
+	u, endpoint, err := apitransport.Parse("fleet endpoint", endpoint, DefaultEndpoint)
 	if err != nil {
-		return nil, fmt.Errorf("fleet endpoint %q: %w", endpoint, err)
+		return nil, err
 	}
-	tr := &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second}
+	tr := apitransport.New(u, apitransport.Dialer(dial), 8)
 	c := &Client{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, endpoint: endpoint}
-	var d net.Dialer
-	if dial == nil {
-		dial = d.DialContext
-	}
 	switch u.Scheme {
 	case "unix":
 		if u.Path == "" {
 			return nil, fmt.Errorf("fleet endpoint %q: a unix endpoint needs a path, e.g. unix:///var/run/fleet.sock", endpoint)
 		}
-		path := u.Path
-		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx, "unix", path) }
 		c.base = "http://fleet/fleet/v1"
 	case "http", "https":
 		if u.Host == "" {
 			return nil, fmt.Errorf("fleet endpoint %q has no host", endpoint)
 		}
-		tr.DialContext = dial
 		c.base = u.Scheme + "://" + u.Host + strings.TrimSuffix(u.Path, "/") + "/fleet/v1"
 	default:
 		return nil, fmt.Errorf("fleet endpoint %q: use unix:///var/run/fleet.sock or http://host:port", endpoint)
