@@ -323,8 +323,9 @@ func TestPreviewOfANewStack(t *testing.T) {
 		"tls:index/privateKey:PrivateKey": 12, "tls:index/selfSignedCert:SelfSignedCert": 1,
 		"tls:index/certRequest:CertRequest": 8, "tls:index/locallySignedCert:LocallySignedCert": 8,
 		// per node: TLS install, etcd bootstrap, registrar install; nodes
-		// 2-3: an etcd membership; the auth setup
-		"command:remote:Command": 12, "command:remote:CopyToRemote": 3,
+		// 2-3: an etcd membership; the auth setup; per node the three CA
+		// rotation passes
+		"command:remote:Command": 12 + 3*3, "command:remote:CopyToRemote": 3,
 		"digitalocean:index/customImage:CustomImage": 1, "digitalocean:index/sshKey:SshKey": 1,
 		"digitalocean:index/vpc:Vpc": 1, "digitalocean:index/tag:Tag": 2,
 		"digitalocean:index/droplet:Droplet": 3, "digitalocean:index/firewall:Firewall": 2,
