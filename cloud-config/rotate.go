@@ -64,32 +64,45 @@ echo "$(hostname): etcd healthy after $i s"
 	return s
 }
 
+// rotationLeaseHolder holds fleet's engine lease while a fleetd restarts.
+const rotationLeaseHolder = `{"MachineID":"deployctl-ca-rotation","Version":1}`
+
 // restartFleet restarts fleetd so that it reads its new certificate,
 // without fleet moving this machine's units. A fleetd stopped with SIGTERM
 // unloads its units and gives up its machine (design §6: its states drop
 // in ~1 s), and fleet reschedules them: an outage for every instance and
 // load balancer here. Killed, it leaves its units running and its machine
 // registered, but a new fleetd cannot register while that registration
-// lives (fleet 1.0.0: "Key already exists", retried after 1, 2, 4, 8, 16 s)
-// and fleet moved the units in the gap after it expired (measured on the
-// local cluster). So: kill it, remove its registration, start it at once
-// (it registers within a second), and confirm fleet lists this machine.
+// lives (fleet 1.0.0: "Key already exists", retried after 1, 2, 4, 8, 16 s),
+// and fleet's engine moved the units in the gap (measured on the local
+// cluster). So, for the few seconds of the restart, the engine lease is
+// held in deployctl's name (fleet 1.0.0's engines keep off a lease held at
+// their version, and the leader's renewal, a compare-and-swap, fails): no
+// engine reschedules anything. fleetd is killed, its registration removed,
+// a new fleetd started at once; once fleet lists the machine again the
+// lease is released (only if still deployctl's) and an engine takes it
+// back, finding every machine in place.
 func (c *Cluster) restartFleet() string {
 	curl := "sudo curl -fsS --max-time 5" + c.CurlTLSArgs(RoleFleet)
+	keys := c.LocalEndpoint() + "/v2/keys/_coreos.com/fleet"
 	return fmt.Sprintf(`if systemctl is-active -q fleet.service; then
+  holder='%[3]s'
+  %[1]s -o /dev/null -X PUT "%[2]s/lease/engine-leader" --data-urlencode "value=$holder" -d ttl=30
+  sleep 1
   sudo systemctl kill --signal=SIGKILL fleet.service
   sleep 0.5
-  %[1]s -o /dev/null -X DELETE "%[2]s/v2/keys/_coreos.com/fleet/machines/$(cat /etc/machine-id)/object" || true
+  %[1]s -o /dev/null -X DELETE "%[2]s/machines/$(cat /etc/machine-id)/object" || true
   sudo systemctl restart fleet.service
   ok=
   for i in $(seq 1 120); do
     if sudo /opt/bin/fleetctl list-machines --full --no-legend 2>/dev/null | grep -q "^$(cat /etc/machine-id)"; then ok=1; break; fi
     sleep 0.5
   done
+  %[1]s -o /dev/null -X DELETE -G "%[2]s/lease/engine-leader" --data-urlencode "prevValue=$holder" || true
   [ -n "$ok" ] || { echo "fleet on $(hostname) did not list this machine 60 s after its restart: journalctl -u fleet" >&2; exit 1; }
   echo "$(hostname): fleet restarted, its machine and units kept"
 fi
-`, curl, c.LocalEndpoint())
+`, curl, keys, rotationLeaseHolder)
 }
 
 // etcdOlderThan is a shell condition: etcd-member last started before

@@ -48,6 +48,44 @@ func (s *State) settleTLSDirs() error {
 // CA waits in tls-next until the last pass is done, so a rotation stopped
 // halfway goes on with the same CA when run again.
 func RotateCA(ctx context.Context, cfg Config) (*State, error) {
+	s, err := loadRotatable(cfg)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	next, err := s.prepareRotation()
+	if err != nil {
+		return nil, err
+	}
+	cc := s.cc()
+	if err := s.rotationPass(ctx, &cfg, "trust the new CA beside the old", func(int) (string, error) { return cc.RotateTrustScript(next.pem), nil }); err != nil {
+		return nil, err
+	}
+	if err := s.rotationPass(ctx, &cfg, "certificates from the new CA", func(i int) (string, error) {
+		files, err := next.nodeTLSFiles(s.Nodes[i].IP)
+		if err != nil {
+			return "", err
+		}
+		return cc.RotateReissueScript(files), nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.switchOperator(); err != nil {
+		return nil, err
+	}
+	if err := s.rotationPass(ctx, &cfg, "drop the old CA", func(int) (string, error) { return cc.RotateDropScript(next.pem), nil }); err != nil {
+		return nil, err
+	}
+	if err := s.finishRotation(next); err != nil {
+		return nil, err
+	}
+	cfg.say("CA rotated on %d nodes in %s", len(s.Nodes), time.Since(start).Round(time.Second))
+	return s, nil
+}
+
+// loadRotatable loads a cluster whose CA can be rotated: TLS on, every
+// node bootstrapped, a swap a crash interrupted finished.
+func loadRotatable(cfg Config) (*State, error) {
 	s, err := Load(cfg.StateDir, cfg.Name)
 	if err != nil {
 		return nil, err
@@ -63,7 +101,13 @@ func RotateCA(ctx context.Context, cfg Config) (*State, error) {
 	if err := s.settleTLSDirs(); err != nil {
 		return nil, fmt.Errorf("local cluster CA: %w", err)
 	}
-	start := time.Now()
+	return s, nil
+}
+
+// prepareRotation makes (or, after a stop halfway, loads) the new CA and
+// the operator's pair from it in tls-next, and has the operator trust both
+// CAs.
+func (s *State) prepareRotation() (*pki, error) {
 	cur, err := loadOrMakePKI(s.TLSDir())
 	if err != nil {
 		return nil, fmt.Errorf("local cluster CA: %w", err)
@@ -81,73 +125,65 @@ func RotateCA(ctx context.Context, cfg Config) (*State, error) {
 	if err := atomicfile.WriteFile(s.trustFile(), []byte(cur.pem+next.pem), 0o644); err != nil {
 		return nil, err
 	}
-	cc := s.cc()
-	run := func(pass string, script func(i int) (string, error)) error {
-		for i, n := range s.Nodes {
-			sc, err := script(i)
-			if err != nil {
-				return err
-			}
-			cfg.say("CA rotation: %s: %s", pass, n.Name)
-			sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-			out, err := s.Run(sctx, i, sc)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("CA rotation, %s on %s: %w (run deployctl cluster local rotate-ca --name %s again to go on)", pass, n.Name, err, s.Name)
-			}
-			for _, l := range strings.Split(out, "\n") {
-				if l = strings.TrimSpace(l); l != "" {
-					cfg.say("%s", l)
-				}
-			}
-		}
-		return nil
-	}
-	if err := run("trust the new CA beside the old", func(int) (string, error) { return cc.RotateTrustScript(next.pem), nil }); err != nil {
-		return nil, err
-	}
-	if err := run("certificates from the new CA", func(i int) (string, error) {
-		files, err := next.nodeTLSFiles(s.Nodes[i].IP)
+	return next, nil
+}
+
+// rotationPass runs one pass's script on each node in turn, showing what
+// each printed; a failure stops the rotation (running it again goes on).
+func (s *State) rotationPass(ctx context.Context, cfg *Config, pass string, script func(i int) (string, error)) error {
+	for i, n := range s.Nodes {
+		sc, err := script(i)
 		if err != nil {
-			return "", err
+			return err
 		}
-		return cc.RotateReissueScript(files), nil
-	}); err != nil {
-		return nil, err
+		cfg.say("CA rotation: %s: %s", pass, n.Name)
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		out, err := s.Run(sctx, i, sc)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("CA rotation, %s on %s: %w (run deployctl cluster local rotate-ca --name %s again to go on)", pass, n.Name, err, s.Name)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				cfg.say("%s", l)
+			}
+		}
 	}
-	// The operator's root pair from the new CA, while every node still
-	// trusts both.
+	return nil
+}
+
+// switchOperator gives the operator the root pair from the new CA, while
+// every node still trusts both CAs.
+func (s *State) switchOperator() error {
 	for _, f := range []string{"root-key.pem", "root.pem"} {
 		b, err := os.ReadFile(filepath.Join(s.nextTLSDir(), f))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		mode := os.FileMode(0o644)
 		if f == "root-key.pem" {
 			mode = 0o600
 		}
 		if err := atomicfile.WriteFile(filepath.Join(s.TLSDir(), f), b, mode); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if err := run("drop the old CA", func(int) (string, error) { return cc.RotateDropScript(next.pem), nil }); err != nil {
-		return nil, err
-	}
-	// The new CA becomes the cluster's: tls-next replaces tls.
+	return nil
+}
+
+// finishRotation makes the new CA the cluster's: tls-next, with the
+// operator trusting only it, replaces tls.
+func (s *State) finishRotation(next *pki) error {
 	if err := atomicfile.WriteFile(filepath.Join(s.nextTLSDir(), "trust.pem"), []byte(next.pem), 0o644); err != nil {
-		return nil, err
+		return err
 	}
 	if err := os.RemoveAll(s.oldTLSDir()); err != nil {
-		return nil, err
+		return err
 	}
 	if err := os.Rename(s.TLSDir(), s.oldTLSDir()); err != nil {
-		return nil, err
+		return err
 	}
-	if err := s.settleTLSDirs(); err != nil {
-		return nil, err
-	}
-	cfg.say("CA rotated on %d nodes in %s", len(s.Nodes), time.Since(start).Round(time.Second))
-	return s, nil
+	return s.settleTLSDirs()
 }
 
 // issueOperator writes etcd root's pair from ca into dir, once.
