@@ -95,7 +95,7 @@ func (h *Host) Test(ctx context.Context) error {
 		// master lives: a new nginx started meanwhile (systemd's Restart=
 		// after a crash) wrote its own pid, which a stale one must not
 		// replace (the follower then took the new nginx for dead forever).
-		if now, _ := os.ReadFile(h.PidFile); len(bytes.TrimSpace(now)) == 0 && pidAlive(saved) {
+		if now, _ := os.ReadFile(h.PidFile); len(bytes.TrimSpace(now)) == 0 && savedLives(saved) {
 			if werr := restorePid(h.PidFile, saved); werr != nil {
 				return fmt.Errorf("restore pid file after nginx -t: %w", werr)
 			}
@@ -153,7 +153,7 @@ func (h *Host) Alive(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+	if !processLives(pid) {
 		return fmt.Errorf("%w (pid %d from %s is gone)", ErrNotRunning, pid, h.PidFile)
 	}
 	return nil
@@ -168,11 +168,23 @@ func (h *Host) pid() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read pid file: %w", err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
+	pid, ok := parsePid(b)
+	if !ok {
 		return 0, fmt.Errorf("%w (pid file %s holds %q)", ErrNotRunning, h.PidFile, b)
 	}
 	return pid, nil
+}
+
+// parsePid reads a pid file's text; init's pid or less is no master.
+func parsePid(text []byte) (int, bool) {
+	pid, err := strconv.Atoi(strings.TrimSpace(string(text)))
+	return pid, err == nil && pid > 1
+}
+
+// processLives reports whether pid is a process (one of another user
+// answers EPERM: it lives).
+func processLives(pid int) bool {
+	return !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
 
 // Reload sends SIGHUP to the master (or runs nginx -s reload).
@@ -320,11 +332,8 @@ func lastLines(b []byte, n int) string {
 	return strings.Join(lines, " | ")
 }
 
-// pidAlive reports whether the pid in a pid file's text is a live process.
-func pidAlive(text []byte) bool {
-	pid, err := strconv.Atoi(strings.TrimSpace(string(text)))
-	if err != nil || pid <= 0 {
-		return false
-	}
-	return syscall.Kill(pid, 0) == nil
+// savedLives reports whether a pid file's text names a live master.
+func savedLives(text []byte) bool {
+	pid, ok := parsePid(text)
+	return ok && processLives(pid)
 }
