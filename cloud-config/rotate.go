@@ -2,7 +2,6 @@ package cloudconfig
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -45,7 +44,7 @@ const (
 // /health as part of a cluster with a leader, then restarts the node's
 // etcd clients as clients says.
 func (c *Cluster) rotationRestart(clients int) string {
-	curl := "sudo curl -fsS --max-time 5" + c.CurlTLSArgs(RoleFleet)
+	curl := c.fleetCurl()
 	s := fmt.Sprintf(`sudo systemctl restart etcd-member.service
 ok=
 for i in $(seq 1 90); do
@@ -67,6 +66,9 @@ echo "$(hostname): etcd healthy after $i s"
 // rotationLeaseHolder holds fleet's engine lease while a fleetd restarts.
 const rotationLeaseHolder = `{"MachineID":"deployctl-ca-rotation","Version":1}`
 
+// fleetCurl is curl to the local etcd as fleet's role, bounded to 5 s.
+func (c *Cluster) fleetCurl() string { return "sudo curl -fsS --max-time 5" + c.CurlTLSArgs(RoleFleet) }
+
 // restartFleet restarts fleetd so that it reads its new certificate,
 // without fleet moving this machine's units. A fleetd stopped with SIGTERM
 // unloads its units and gives up its machine (design §6: its states drop
@@ -83,7 +85,7 @@ const rotationLeaseHolder = `{"MachineID":"deployctl-ca-rotation","Version":1}`
 // lease is released (only if still deployctl's) and an engine takes it
 // back, finding every machine in place.
 func (c *Cluster) restartFleet() string {
-	curl := "sudo curl -fsS --max-time 5" + c.CurlTLSArgs(RoleFleet)
+	curl := c.fleetCurl()
 	keys := c.LocalEndpoint() + "/v2/keys/_coreos.com/fleet"
 	return fmt.Sprintf(`if systemctl is-active -q fleet.service; then
   holder='%[3]s'
@@ -145,25 +147,12 @@ fi
 // and the node's clients restart. Nothing happens when every file is
 // already files'.
 func (c *Cluster) RotateReissueScript(files NodeTLSFiles) string {
-	paths := make([]string, 0, len(files))
-	for p := range files {
-		if p != CAFile() {
-			paths = append(paths, p)
-		}
-	}
-	sort.Strings(paths)
 	var want, install strings.Builder
-	for i, p := range paths {
+	for i, p := range files.paths(CAFile()) {
 		delim := fmt.Sprintf("DEPLOYCTL_PEM_%d", i)
 		fmt.Fprintf(&want, "sudo tee %s.new >/dev/null <<'%s'\n%s\n%s\n", p, delim, strings.TrimRight(files[p], "\n"), delim)
 		fmt.Fprintf(&want, "sudo cmp -s %[1]s %[1]s.new || changed=1\n", p)
-		owner, mode := "root:root", "0644"
-		if strings.HasSuffix(p, "-key.pem") {
-			mode = "0600"
-		}
-		if p == ServerKeyFile() {
-			owner = "etcd:etcd"
-		}
+		owner, mode := tlsFileOwnerMode(p)
 		fmt.Fprintf(&install, "sudo chown %s %s.new && sudo chmod %s %s.new && sudo mv %s.new %s\n", owner, p, mode, p, p, p)
 	}
 	return fmt.Sprintf(`set -eu

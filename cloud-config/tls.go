@@ -181,28 +181,43 @@ func TLSFiles(pems map[string]string) (NodeTLSFiles, error) {
 // each through a temp file and a rename. Run before BootstrapScript; it is
 // idempotent.
 func TLSInstallScript(files NodeTLSFiles) string {
-	paths := make([]string, 0, len(files))
-	for p := range files {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
+	paths := files.paths("")
 	var b strings.Builder
 	fmt.Fprintf(&b, "set -eu\numask 077\nsudo install -d -m 0755 %s\n", TLSDir)
 	// root's pair is never kept on a node (an older deployctl installed it).
 	fmt.Fprintf(&b, "sudo rm -f %[1]s/root.pem %[1]s/root-key.pem\n", TLSDir)
 	for i, p := range paths {
-		owner, mode := "root:root", "0644"
-		if strings.HasSuffix(p, "-key.pem") {
-			mode = "0600"
-		}
-		if p == ServerKeyFile() {
-			owner = "etcd:etcd"
-		}
+		owner, mode := tlsFileOwnerMode(p)
 		delim := fmt.Sprintf("DEPLOYCTL_PEM_%d", i)
 		fmt.Fprintf(&b, "sudo tee %s.tmp >/dev/null <<'%s'\n%s\n%s\n", p, delim, strings.TrimRight(files[p], "\n"), delim)
 		fmt.Fprintf(&b, "sudo chown %s %s.tmp && sudo chmod %s %s.tmp && sudo mv %s.tmp %s\n", owner, p, mode, p, p, p)
 	}
 	return b.String()
+}
+
+// paths are the files' paths in order, but skip.
+func (files NodeTLSFiles) paths(skip string) []string {
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		if p != skip {
+			paths = append(paths, p)
+		}
+	}
+	sort.Strings(paths)
+	return paths
+}
+
+// tlsFileOwnerMode is who owns a node's TLS file and its mode: keys 0600,
+// the server key owned by etcd (etcd-member runs as etcd), the rest root's.
+func tlsFileOwnerMode(path string) (owner, mode string) {
+	owner, mode = "root:root", "0644"
+	if strings.HasSuffix(path, "-key.pem") {
+		mode = "0600"
+	}
+	if path == ServerKeyFile() {
+		owner = "etcd:etcd"
+	}
+	return owner, mode
 }
 
 // TLSFirstInstallScript is TLSInstallScript on a node that has no TLS files
