@@ -13,8 +13,7 @@ import (
 // proc is a child process the demo owns, its output in logDir/NAME.log;
 // stop ends it and waits.
 type proc struct {
-	name string
-	p    *child.Process
+	p *child.Process
 }
 
 func start(logDir, name, bin string, args ...string) (*proc, error) {
@@ -33,7 +32,7 @@ func start(logDir, name, bin string, args ...string) (*proc, error) {
 		<-p.Done()
 		lf.Close()
 	}()
-	return &proc{name: name, p: p}, nil
+	return &proc{p: p}, nil
 }
 
 // stop sends SIGTERM (the sidekick revokes its lease on it), then SIGKILL
