@@ -114,6 +114,9 @@ func TestValidateXFleet(t *testing.T) {
 		mk("a@.service", "MachineOf", "b@%i.service"),
 		mk("a.service", "MachineID", "0123456789abcdef0123456789abcdef"),
 		mk("a@.service", "Conflicts", "a@*.service"),
+		// A per-machine template: each instance is named by its machine.
+		mk("a@.service", "MachineID", "%i", "MachineMetadata", "role=edge"),
+		mk("a@0123456789abcdef0123456789abcdef.service", "MachineID", "%i"),
 	}
 	for _, u := range ok {
 		if err := u.Validate(); err != nil {
@@ -123,6 +126,7 @@ func TestValidateXFleet(t *testing.T) {
 	bad := map[string]*Unit{
 		"MachineID cannot":    mk("a.service", "MachineID", "0123456789abcdef0123456789abcdef", "Global", "true"),
 		"32 hex":              mk("a.service", "MachineID", "xyz"),
+		"\"1\" is not 32 hex": mk("a@1.service", "MachineID", "%i"),
 		"Global units":        mk("a.service", "Global", "true", "MachineOf", "b.service"),
 		"Global units cannot": mk("a.service", "Global", "1", "Replaces", "b.service"),
 		"cannot be combined":  mk("a.service", "Conflicts", "b.service", "Replaces", "c.service"),

@@ -48,6 +48,9 @@ func (u *Unit) ValidateXFleet() error {
 	}
 	if ids := has["MachineID"]; len(ids) > 0 {
 		for _, id := range ids {
+			if n.IsTemplate() && id == "" && u.hasRaw(XFleet, "MachineID", "%i") {
+				continue // each instance's name is its machine's ID
+			}
 			if len(id) != 32 || strings.Trim(strings.ToLower(id), "0123456789abcdef") != "" {
 				return fmt.Errorf("unit %s: MachineID %q is not 32 hex characters", u.Name, id)
 			}
@@ -92,4 +95,15 @@ func (u *Unit) ValidateXFleet() error {
 		}
 	}
 	return nil
+}
+
+// hasRaw reports whether an option of that section and name, before
+// fleet's specifier substitution, is exactly value.
+func (u *Unit) hasRaw(section, name, value string) bool {
+	for _, o := range u.Get(section, name) {
+		if strings.TrimSpace(o) == value {
+			return true
+		}
+	}
+	return false
 }

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/etcdconn"
+	"github.com/deployctl/deployctl/internal/localcluster"
+	"github.com/deployctl/deployctl/units"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -191,6 +193,17 @@ func (s *story) status() map[string]unitStatus {
 		m[r.Unit] = r
 	}
 	return m
+}
+
+// machines counts the machines fleet lists.
+func (s *story) machines() int {
+	s.t.Helper()
+	out := s.deployctl(time.Minute, "units", "machines", "-o", "json")
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		s.t.Fatalf("units machines -o json: %v\n%s", err, out)
+	}
+	return len(rows)
 }
 
 // container is the node container with ip.
@@ -525,7 +538,108 @@ func TestE2EPlain(t *testing.T) {
 		s.waitAll(instances, 2*time.Minute)
 		s.results["nginx SIGKILL to serving all (s)"] = time.Since(killed).Seconds()
 	})
-	// 6. A new version that never becomes healthy: the roll stops at the
+	// 6. A global load balancer (one per machine) rolls machine by
+	// machine on real fleet: a mode switch restarts nginx on every
+	// machine, never on more than max-unavailable (1) at once.
+	t.Run("global LB rolls machine by machine", func(t *testing.T) {
+		spec := func(mode string) string {
+			b, err := os.ReadFile(specFile(t, "1.5", false, "READY_AFTER: 2s")) // what runs now: only the LB changes
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(t.TempDir(), "deploy.yaml")
+			edge := fmt.Sprintf("  edge:\n    nginx: {listen: 8080, upstream: someapp, image: %q, mode: %s}\n    machine: {global: true}\n", localcluster.OpenRestyTag, mode)
+			out := strings.Replace(string(b), "registry:", edge+"registry:", 1)
+			if err := os.WriteFile(p, []byte(out), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		s.deployctl(10*time.Minute, "units", "submit", "-f", spec("dynamic"), "--start")
+		var ips []string
+		for name, u := range s.status() {
+			if strings.HasPrefix(name, "someapp-edge@") && u.IP != "" {
+				ips = append(ips, u.IP)
+			}
+		}
+		sort.Strings(ips)
+		alive := s.machines()
+		if len(ips) != alive || len(ips) < 3 {
+			t.Fatalf("global LB on %v, want one on each of fleet's %d machines", ips, alive)
+		}
+		probe := func(ip string) error {
+			resp, err := s.http.Get("http://" + ip + ":8080/")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		}
+		for _, ip := range ips {
+			deadline := time.Now().Add(time.Minute)
+			for probe(ip) != nil {
+				if time.Now().After(deadline) {
+					t.Fatalf("the LB on %s does not answer: %v", ip, probe(ip))
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		most, rounds := 0, 0
+		downAt := map[string]bool{}
+		wg.Add(1)
+		go func() { // bounded: one round of probes every 100 ms until the roll ends
+			defer wg.Done()
+			for rounds < 20000 {
+				select {
+				case <-done:
+					return
+				case <-ctx.Done():
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				rounds++
+				down := 0
+				for _, ip := range ips {
+					if probe(ip) != nil {
+						down++
+						downAt[ip] = true
+					}
+				}
+				most = max(most, down)
+			}
+		}()
+		start := time.Now()
+		out, err := s.try(10*time.Minute, "units", "submit", "-f", spec("reload"), "--start")
+		close(done)
+		wg.Wait()
+		took := time.Since(start)
+		if err != nil {
+			t.Fatalf("submit mode: reload: %v\n%s", err, out)
+		}
+		s.results["global LB roll, mode switch on every machine (s)"] = took.Seconds()
+		s.results["global LB roll: most machines down at once"] = float64(most)
+		if most > 1 {
+			t.Fatalf("%d machines' LBs were down at once during the roll, want at most max-unavailable (1)\n%s", most, out)
+		}
+		st := s.status()
+		for name, u := range st {
+			if pn, err := units.ParseName(name); err == nil && pn.IsInstance() && strings.HasPrefix(name, "someapp-edge") {
+				if tpl := st[pn.Template()]; u.Hash != tpl.Hash {
+					t.Errorf("%s runs %s, the template is %s", name, u.Hash, tpl.Hash)
+				}
+			}
+		}
+		t.Logf("global LB: %d machines rolled in %s; %d probe rounds, at most %d down at once, %d machines seen down", len(ips), took.Round(100*time.Millisecond), rounds, most, len(downAt))
+	})
+
+	// 7. A new version that never becomes healthy: the roll stops at the
 	// progress deadline with one instance on it (not registered) and the
 	// other three still serving the old version.
 	t.Run("broken version stops at the deadline", func(t *testing.T) {

@@ -53,6 +53,7 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 		{"short ttl", "services:\n  web: {image: a/b:1, port: 80, ttl: 1s}\n", "services.web.ttl"},
 		{"duplicate", "services:\n  web: {image: a/b:1, port: 80}\n  web: {image: a/b:1, port: 80}\n", "appears twice"},
 		{"spread and global", "services:\n  web: {image: a/b:1, port: 80, spread: true, machine: {global: true}}\n", "spread does not apply"},
+		{"instances and global", "services:\n  web:\n    image: a/b:1\n    port: 80\n    instances: 2\n    machine: {global: true}\n", "f.yaml:5: services.web.instances: a global service runs one instance on every matching machine"},
 		{"spread and global, on global's line", "services:\n  web:\n    image: a/b:1\n    port: 80\n    spread: true\n    machine:\n      global: true\n", "f.yaml:7: services.web.machine.global"},
 	}
 	for _, c := range cases {

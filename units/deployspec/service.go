@@ -104,6 +104,9 @@ func (p *parser) service(name string, k, v *yaml.Node, field string) *Service {
 		}
 		p.errf(at, field+".machine.global", "global services run on every machine; spread does not apply (remove spread: true or global: true)")
 	}
+	if s.Machine.Global && instancesNode != nil {
+		p.errf(instancesNode, field+".instances", "a global service runs one instance on every matching machine; instances does not apply (remove instances: or global: true)")
+	}
 	return s
 }
 

@@ -193,27 +193,28 @@ func (s *Server) pickMachine(u *fleet.Unit) string {
 	for _, v := range uf.Get(units.XFleet, "Conflicts") {
 		conflicts = append(conflicts, strings.Fields(sub.Replace(v))...)
 	}
+	wantMeta := metadataOf(uf)
+	// MachineID (after fleet's specifier substitution: a per-machine
+	// template's instance names its machine) places the unit there or
+	// nowhere; the machine must also match its metadata, as fleet's
+	// agents check both.
+	for _, id := range uf.Get(units.XFleet, "MachineID") {
+		for _, m := range s.machines {
+			if m.ID == sub.Replace(id) && hasMetadata(m.Metadata, wantMeta) {
+				return m.ID
+			}
+		}
+		return ""
+	}
 	for _, target := range uf.Get(units.XFleet, "MachineOf") {
 		if t, ok := s.units[sub.Replace(target)]; ok {
 			return t.MachineID
 		}
 		return ""
 	}
-	var wantMeta [][2]string
-	for _, md := range uf.Get(units.XFleet, "MachineMetadata") {
-		for _, pair := range strings.Fields(md) {
-			k, v, _ := strings.Cut(strings.Trim(pair, `"`), "=")
-			wantMeta = append(wantMeta, [2]string{k, v})
-		}
-	}
 	best, bestLoad := "", -1
 	for _, m := range s.machines {
-		ok := true
-		for _, kv := range wantMeta {
-			if m.Metadata[kv[0]] != kv[1] {
-				ok = false
-			}
-		}
+		ok := hasMetadata(m.Metadata, wantMeta)
 		load := 0
 		for _, other := range s.units {
 			if other.MachineID != m.ID || other.Name == u.Name {
@@ -231,4 +232,26 @@ func (s *Server) pickMachine(u *fleet.Unit) string {
 		}
 	}
 	return best
+}
+
+// metadataOf reads a unit's MachineMetadata pairs.
+func metadataOf(u *units.Unit) [][2]string {
+	var want [][2]string
+	for _, md := range u.Get(units.XFleet, "MachineMetadata") {
+		for _, pair := range strings.Fields(md) {
+			k, v, _ := strings.Cut(strings.Trim(pair, `"`), "=")
+			want = append(want, [2]string{k, v})
+		}
+	}
+	return want
+}
+
+// hasMetadata reports whether a machine's metadata has every pair.
+func hasMetadata(have map[string]string, want [][2]string) bool {
+	for _, kv := range want {
+		if have[kv[0]] != kv[1] {
+			return false
+		}
+	}
+	return true
 }

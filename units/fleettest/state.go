@@ -20,12 +20,15 @@ type ghost struct {
 }
 
 // machinesOf lists where a scheduled unit runs: its machine, or every
-// machine for a global unit.
+// machine matching its metadata for a global unit.
 func (s *Server) machinesOf(u *fleet.Unit) []string {
 	if s.isGlobal(u) {
+		want := metadataOf(&units.Unit{Name: u.Name, Options: u.Options})
 		var ids []string
 		for _, m := range s.machines {
-			ids = append(ids, m.ID)
+			if hasMetadata(m.Metadata, want) {
+				ids = append(ids, m.ID)
+			}
 		}
 		return ids
 	}

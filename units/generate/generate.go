@@ -8,6 +8,7 @@ package generate
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,27 +39,41 @@ func OwnerOf(u *units.Unit) string {
 type Plan struct {
 	// Units are the unit files to submit: templates and plain units.
 	Units []*units.Unit
-	// Launch are the units to start, in order: instances of templates
-	// (someapp@1.service, someapp-discovery@1.service, ...) and plain units.
-	Launch []string
 	// Groups are the same units per service, as the reconciler rolls them.
 	Groups []*Group
 }
 
 // Group is one service's units: for an app, the app and sidekick
 // templates whose instances 1..Instances run as pairs; for a load
-// balancer, its plain units.
+// balancer, its plain units; for a global service (machine: {global:
+// true}), templates with one instance per machine.
 type Group struct {
 	Service string
-	// Templates are the app template, then its sidekick's.
+	// Templates are the app template, then its sidekick's (or a global
+	// load balancer's nginx, then its companion's).
 	Templates []*units.Unit
 	Instances int
+	// PerMachine: the templates run one instance on every machine of
+	// fleet's that matches Metadata, named by its machine ID (X-Fleet
+	// MachineID=%i) instead of numbered 1..Instances. fleet replaces a
+	// Global unit on every machine at once; per-machine instances roll one
+	// machine at a time. A machine that joins later gets its instance from
+	// the next `units submit`.
+	PerMachine bool
+	// Metadata is the placement's machine metadata, key=value, sorted.
+	Metadata [][2]string
 	// Units are plain units (a load balancer and its companion).
 	Units []*units.Unit
 }
 
 // Instance returns template's instance name for number i.
-func Instance(template string, i int) string { return instanceName(template, i) }
+func Instance(template string, i int) string { return InstanceOf(template, strconv.Itoa(i)) }
+
+// InstanceOf returns template's instance name for an instance string: a
+// number, or a per-machine group's machine ID.
+func InstanceOf(template, instance string) string {
+	return strings.Replace(template, "@.", "@"+instance+".", 1)
+}
 
 // Unit returns the plan's unit with that name, or nil.
 func (p *Plan) Unit(name string) *units.Unit {
@@ -75,17 +90,18 @@ func ForSpec(spec *deployspec.Spec) (*Plan, error) {
 	p := &Plan{}
 	var errs deployspec.Errors
 	for _, s := range spec.Services {
-		g := &Group{Service: s.Name}
-		if s.LB != nil {
+		g := &Group{Service: s.Name, PerMachine: s.Machine.Global, Metadata: s.Machine.Metadata}
+		switch {
+		case s.LB != nil && s.Machine.Global:
+			lb, companion := LoadBalancer(spec, s)
+			g.Templates = []*units.Unit{lb, companion}
+		case s.LB != nil:
 			lb, companion := LoadBalancer(spec, s)
 			g.Units = []*units.Unit{lb, companion}
-			p.Launch = append(p.Launch, lb.Name, companion.Name)
-		} else {
-			app, side := App(spec, s), Sidekick(spec, s)
-			g.Templates, g.Instances = []*units.Unit{app, side}, s.Instances
-			for i := 1; i <= s.Instances; i++ {
-				p.Launch = append(p.Launch, instanceName(app.Name, i), instanceName(side.Name, i))
-			}
+		case s.Machine.Global:
+			g.Templates = []*units.Unit{App(spec, s), Sidekick(spec, s)}
+		default:
+			g.Templates, g.Instances = []*units.Unit{App(spec, s), Sidekick(spec, s)}, s.Instances
 		}
 		for _, u := range append(g.Templates, g.Units...) {
 			u.Add(Owner, "Service", s.Name)
@@ -131,10 +147,6 @@ func specError(spec *deployspec.Spec, s *deployspec.Service, u *units.Unit, err 
 	e.Msg = fmt.Sprintf("makes the %s= line of %s %d bytes; fleet refuses unit lines of %d bytes or more: shorten it by at least %d bytes (long configuration belongs in an env file or the image)",
 		lt.Option, u.Name, lt.Len, units.MaxLine, lt.Len-units.MaxLine+1)
 	return e
-}
-
-func instanceName(template string, i int) string {
-	return strings.Replace(template, "@.", fmt.Sprintf("@%d.", i), 1)
 }
 
 // quote escapes a literal for a systemd command line: % and $ are doubled
@@ -214,6 +226,11 @@ func App(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
 	return u
 }
 
+// addPlacement writes the service's machine metadata and, for a global
+// service, MachineID=%i: its templates' instances are named by the machine
+// they run on (Group.PerMachine), so fleet places each on its own machine
+// and a change rolls machine by machine. (fleet's Global=true would replace
+// the unit on every machine at once.)
 func addPlacement(u *units.Unit, s *deployspec.Service) {
 	if len(s.Machine.Metadata) > 0 {
 		var pairs []string
@@ -223,7 +240,7 @@ func addPlacement(u *units.Unit, s *deployspec.Service) {
 		u.Add(units.XFleet, "MachineMetadata", strings.Join(pairs, " "))
 	}
 	if s.Machine.Global {
-		u.Add(units.XFleet, "Global", "true")
+		u.Add(units.XFleet, "MachineID", "%i")
 	}
 }
 
@@ -244,12 +261,7 @@ func etcdFlags(spec *deployspec.Spec) []string {
 // app instance on the same machine.
 func Sidekick(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
 	app := s.Name + "@%i.service"
-	instance := s.Name + "@%i"
-	if s.Machine.Global {
-		// A global app runs under the same name on every machine: each
-		// machine's sidekick announces it under a name of its own.
-		instance = s.Name + "@%i-%m"
-	}
+	instance := s.Name + "@%i" // a global app's %i is its machine's ID
 	u := &units.Unit{Name: s.Name + "-discovery@.service"}
 	u.Add("Unit", "Description", fmt.Sprintf("Announce %s@%%i in etcd", s.Name))
 	u.Add("Unit", "BindsTo", app)
@@ -272,9 +284,7 @@ func Sidekick(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
 	u.Add("Service", "RestartSec", "2s")
 	u.Add("Service", "TimeoutStopSec", "10s")
 	if s.Machine.Global {
-		// MachineOf would place one sidekick; a global one runs beside the
-		// app on every machine the app runs on.
-		addPlacement(u, s)
+		addPlacement(u, s) // the app's machine: the same MachineID=%i
 	} else {
 		u.Add(units.XFleet, "MachineOf", app)
 	}
@@ -301,15 +311,21 @@ func ControlSocket(upstream string) string { return "deployctl-control/" + upstr
 // LoadBalancer is <upstream>-<lb>.service running nginx in a container on
 // the host network with its conf.d mounted from the host, and its companion
 // <upstream>-<lb>-discovery.service running `registrar nginx` against that
-// container.
+// container. A global load balancer is a pair of templates instead,
+// <upstream>-<lb>@.service and its companion's, one instance per machine
+// (addPlacement); the container keeps the name <upstream>-<lb>.
 func LoadBalancer(spec *deployspec.Spec, s *deployspec.Service) (lb, companion *units.Unit) {
 	name := s.LB.Upstream + "-" + s.Name
 	conf := deployspec.Defaults.ConfRoot + "/" + name
-	lb = &units.Unit{Name: name + ".service"}
+	unit, discovery := name+".service", name+"-discovery.service"
+	if s.Machine.Global {
+		unit, discovery = name+"@.service", name+"-discovery@.service"
+	}
+	lb = &units.Unit{Name: unit}
 	lb.Add("Unit", "Description", fmt.Sprintf("nginx load balancer %s for %s", s.Name, s.LB.Upstream))
 	lb.Add("Unit", "After", "docker.service")
 	lb.Add("Unit", "Requires", "docker.service")
-	lb.Add("Unit", "Wants", name+"-discovery.service") // started with every start of nginx, as an instance's sidekick is
+	lb.Add("Unit", "Wants", strings.Replace(discovery, "@.", "@%i.", 1)) // started with every start of nginx, as an instance's sidekick is
 	lb.Add("Service", "TimeoutStartSec", "0")
 	lb.Add("Service", "Restart", "always")
 	lb.Add("Service", "RestartSec", "5s")
@@ -326,10 +342,11 @@ func LoadBalancer(spec *deployspec.Spec, s *deployspec.Service) (lb, companion *
 	lb.Add("Service", "ExecStop", "/usr/bin/docker stop %p")
 	addPlacement(lb, s)
 
-	companion = &units.Unit{Name: name + "-discovery.service"}
-	companion.Add("Unit", "Description", fmt.Sprintf("Keep %s following %s in etcd", lb.Name, s.LB.Upstream))
-	companion.Add("Unit", "BindsTo", lb.Name)
-	companion.Add("Unit", "After", lb.Name)
+	bound := strings.Replace(lb.Name, "@.", "@%i.", 1)
+	companion = &units.Unit{Name: discovery}
+	companion.Add("Unit", "Description", fmt.Sprintf("Keep %s following %s in etcd", bound, s.LB.Upstream))
+	companion.Add("Unit", "BindsTo", bound)
+	companion.Add("Unit", "After", bound)
 	companion.Add("Unit", "Requires", RegistrarReady)
 	companion.Add("Unit", "After", RegistrarReady)
 	args := []string{quote(spec.Registrar), "nginx", "--service", s.LB.Upstream,

@@ -85,11 +85,12 @@ func TestExamplePlan(t *testing.T) {
 			t.Fatalf("app publishes ports: %s", l)
 		}
 	}
-	if len(p.Launch) != 4*2+2 {
-		t.Fatalf("launch list %v", p.Launch)
+	groups := map[string]*generate.Group{}
+	for _, g := range p.Groups {
+		groups[g.Service] = g
 	}
-	if p.Launch[0] != "someapp-lb.service" && p.Launch[0] != "someapp@1.service" {
-		t.Fatalf("launch order %v", p.Launch)
+	if a, lb := groups["someapp"], groups["lb"]; len(p.Groups) != 2 || a.Instances != 4 || len(a.Templates) != 2 || len(lb.Units) != 2 || a.PerMachine || lb.PerMachine {
+		t.Fatalf("groups %+v %+v", groups["someapp"], groups["lb"])
 	}
 	lb := p.Unit("someapp-lb-discovery.service")
 	if lb == nil || !strings.Contains(lb.Get("Service", "ExecStart")[0], "registrar nginx --service someapp") {
@@ -134,18 +135,30 @@ func TestGlobalAppIsAnnouncedOnEveryMachine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// fleet replaces a Global=true unit on every machine at once: a global
+	// service is a per-machine group of templates instead, each instance
+	// named by (and pinned to) its machine.
+	if len(p.Groups) != 1 || !p.Groups[0].PerMachine || p.Groups[0].Instances != 0 {
+		t.Fatalf("global service's group: %+v", p.Groups[0])
+	}
+	for _, name := range []string{"agent@.service", "agent-discovery@.service"} {
+		u := p.Unit(name)
+		if got := u.Get(units.XFleet, "Global"); len(got) != 0 {
+			t.Fatalf("%s is Global=%v: fleet would replace it everywhere at once", name, got)
+		}
+		if got := u.Get(units.XFleet, "MachineID"); len(got) != 1 || got[0] != "%i" {
+			t.Fatalf("%s MachineID = %v, want %%i", name, got)
+		}
+		if got := u.Get(units.XFleet, "MachineMetadata"); len(got) != 1 || got[0] != "role=worker" {
+			t.Fatalf("%s must keep the service's metadata, got %v", name, got)
+		}
+	}
 	side := p.Unit("agent-discovery@.service")
 	if got := side.Get(units.XFleet, "MachineOf"); len(got) != 0 {
-		t.Fatalf("global sidekick placed with MachineOf %v: it would run on one machine only", got)
+		t.Fatalf("global sidekick placed with MachineOf %v besides MachineID", got)
 	}
-	if got := side.Get(units.XFleet, "Global"); len(got) != 1 || got[0] != "true" {
-		t.Fatalf("global sidekick Global = %v", got)
-	}
-	if got := side.Get(units.XFleet, "MachineMetadata"); len(got) != 1 || got[0] != "role=worker" {
-		t.Fatalf("global sidekick must follow the app's metadata, got %v", got)
-	}
-	if start := side.Get("Service", "ExecStart")[0]; !strings.Contains(start, "--instance agent@%i-%m ") {
-		t.Fatalf("global sidekick instance name is not per machine: %s", start)
+	if start := side.Get("Service", "ExecStart")[0]; !strings.Contains(start, "--instance agent@%i ") {
+		t.Fatalf("global sidekick's instance name is not its machine's: %s", start)
 	}
 	testenv.VerifyUnits(t, map[string][]byte{side.Name: side.Render(), "agent@.service": p.Unit("agent@.service").Render(),
 		generate.RegistrarReady: []byte(cloudconfig.RegistrarReadyService)})

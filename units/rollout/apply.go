@@ -45,7 +45,11 @@ func observe(ctx context.Context, c *fleet.Client) (*view, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read fleet's unit states: %w", err)
 	}
-	v := &view{units: map[string]*fleet.Unit{}, states: map[string][]fleet.UnitState{}}
+	ms, err := c.Machines(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read fleet's machines: %w", err)
+	}
+	v := &view{units: map[string]*fleet.Unit{}, states: map[string][]fleet.UnitState{}, machines: ms}
 	for i := range us {
 		v.units[us[i].Name] = &us[i]
 	}

@@ -168,8 +168,8 @@ type groupPass struct {
 // unitSets are the unit sets of g that converge as one: each instance (app and
 // sidekick), and the group's plain units together (a load balancer and its
 // registrar nginx, ready once nginx serves what etcd holds).
-func unitSets(g *generate.Group) []instance {
-	ins := instancesOf(g)
+func unitSets(v *view, g *generate.Group) []instance {
+	ins := instancesOf(v, g)
 	if len(g.Units) > 0 {
 		in := instance{key: g.Units[0].Name, plain: true}
 		for _, u := range g.Units {
@@ -185,7 +185,8 @@ func (r *roller) observeGroup(v *view, g *generate.Group, comingUpSince map[stri
 	var serving []instance
 	var stuckErr *StuckError
 	unavailable, nUpdated := 0, 0
-	for _, in := range unitSets(g) {
+	sets := unitSets(v, g)
+	for _, in := range sets {
 		leastDone, allActive := updated, true
 		var stuck, stuckReport string
 		for k, want := range in.want {
@@ -214,7 +215,7 @@ func (r *roller) observeGroup(v *view, g *generate.Group, comingUpSince map[stri
 		if t, ok := comingUpSince[in.key]; ok && time.Since(t) > r.o.ProgressDeadline && stuckErr == nil {
 			// Reported once every set has been counted: Updated is the
 			// whole service's, not the sets before this one.
-			stuckErr = &StuckError{Service: g.Service, Unit: stuck, State: stuckReport, Deadline: r.o.ProgressDeadline, Desired: g.Instances}
+			stuckErr = &StuckError{Service: g.Service, Unit: stuck, State: stuckReport, Deadline: r.o.ProgressDeadline, Desired: len(instancesOf(v, g))}
 		}
 		switch {
 		case leastDone == outdated && allActive && in.plain:
@@ -248,8 +249,8 @@ func (r *roller) observeGroup(v *view, g *generate.Group, comingUpSince map[stri
 		gp.act = append(gp.act, in)
 		budget--
 	}
-	if g.Instances > 0 && reported[g.Service] != nUpdated+1 {
-		r.progress("%s: %d of %d instances updated", g.Service, nUpdated, g.Instances)
+	if n := len(instancesOf(v, g)); n > 0 && reported[g.Service] != nUpdated+1 {
+		r.progress("%s: %d of %d instances updated", g.Service, nUpdated, n)
 		reported[g.Service] = nUpdated + 1
 	}
 	return gp, nil

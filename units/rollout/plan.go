@@ -119,10 +119,29 @@ func (o *Options) defaults() {
 	}
 }
 
-// view is what fleet holds: units by name and their agents' states.
+// view is what fleet holds: units by name, their agents' states and the
+// machines.
 type view struct {
-	units  map[string]*fleet.Unit
-	states map[string][]fleet.UnitState
+	units    map[string]*fleet.Unit
+	states   map[string][]fleet.UnitState
+	machines []fleet.Machine
+}
+
+// machinesFor lists the IDs of the machines a per-machine group runs on:
+// those whose metadata has every pair of the group's, sorted.
+func (v *view) machinesFor(g *generate.Group) []string {
+	var ids []string
+	for _, m := range v.machines {
+		ok := true
+		for _, kv := range g.Metadata {
+			ok = ok && m.Metadata[kv[0]] == kv[1]
+		}
+		if ok {
+			ids = append(ids, m.ID)
+		}
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 func (v *view) owner(name string) string {
@@ -141,12 +160,22 @@ type instance struct {
 	plain bool
 }
 
-func instancesOf(g *generate.Group) []instance {
+// instancesOf lists g's instances: 1..Instances, or one per matching
+// machine (in machine ID order) for a per-machine group.
+func instancesOf(v *view, g *generate.Group) []instance {
+	ids := []string{}
+	if g.PerMachine {
+		ids = v.machinesFor(g)
+	} else {
+		for i := 1; i <= g.Instances; i++ {
+			ids = append(ids, strconv.Itoa(i))
+		}
+	}
 	var out []instance
-	for i := 1; i <= g.Instances; i++ {
+	for _, id := range ids {
 		var in instance
 		for _, t := range g.Templates {
-			name := generate.Instance(t.Name, i)
+			name := generate.InstanceOf(t.Name, id)
 			if in.key == "" {
 				in.key = name
 			}
@@ -159,8 +188,12 @@ func instancesOf(g *generate.Group) []instance {
 }
 
 // beyondCount lists the owned instances of g's templates beyond its count,
-// highest number first, sidekicks before their apps.
+// highest number first, sidekicks before their apps; for a per-machine
+// group, those of machines fleet no longer has or that no longer match.
 func beyondCount(v *view, g *generate.Group) []string {
+	if g.PerMachine {
+		return offMachines(v, g)
+	}
 	type inst struct {
 		n    int
 		side bool
@@ -200,6 +233,38 @@ func beyondCount(v *view, g *generate.Group) []string {
 		names[i] = f.name
 	}
 	return names
+}
+
+// offMachines lists the owned instances of a per-machine group's templates
+// that are not instancesOf it (their machine left fleet or no longer
+// matches; an instance numbered by an older, Global, version), sidekicks
+// first, each kind by name.
+func offMachines(v *view, g *generate.Group) []string {
+	want := map[string]bool{}
+	for _, in := range instancesOf(v, g) {
+		for _, n := range in.names {
+			want[n] = true
+		}
+	}
+	var apps, sides []string
+	for name := range v.units {
+		pn, err := units.ParseName(name)
+		if err != nil || !pn.IsInstance() || want[name] || v.owner(name) != g.Service {
+			continue
+		}
+		for ti, t := range g.Templates {
+			switch {
+			case pn.Template() != t.Name:
+			case ti > 0:
+				sides = append(sides, name)
+			default:
+				apps = append(apps, name)
+			}
+		}
+	}
+	sort.Strings(apps)
+	sort.Strings(sides)
+	return append(sides, apps...)
 }
 
 // stale lists the units g's service owns that it no longer generates (a
@@ -271,8 +336,12 @@ func compute(v *view, p *generate.Plan, o Options) Plan {
 		}
 	}
 	for _, g := range p.Groups {
+		why := fmt.Sprintf("spec has %d instances", g.Instances)
+		if g.PerMachine {
+			why = "not on a machine the service runs on"
+		}
 		for _, name := range beyondCount(v, g) {
-			plan = append(plan, Step{Unit: name, Service: g.Service, Action: ScaleDown, Reason: fmt.Sprintf("spec has %d instances", g.Instances)})
+			plan = append(plan, Step{Unit: name, Service: g.Service, Action: ScaleDown, Reason: why})
 		}
 		for _, name := range stale(v, g) {
 			plan = append(plan, Step{Unit: name, Service: g.Service, Action: Remove, Reason: "the service no longer generates it"})
@@ -283,7 +352,7 @@ func compute(v *view, p *generate.Plan, o Options) Plan {
 		started = fleet.StateLaunched
 	}
 	for _, g := range p.Groups {
-		for _, in := range instancesOf(g) {
+		for _, in := range instancesOf(v, g) {
 			for k, name := range in.names {
 				st := Step{Unit: name, Service: g.Service}
 				cur, ok := v.units[name]

@@ -233,7 +233,8 @@ func TestFleetRefusesLongLineWith400(t *testing.T) {
 	}
 }
 
-// Finding 4 of issue 11: a global app is announced on every machine.
+// Finding 4 of issue 11: a global app is announced on every machine. Its
+// instances are named by their machines (issue 21, item 3).
 func TestGlobalAppHasASidekickOnEveryMachine(t *testing.T) {
 	_, c := newFleet(t, 4)
 	ctx := context.Background()
@@ -246,18 +247,184 @@ func TestGlobalAppHasASidekickOnEveryMachine(t *testing.T) {
 	if _, err := rollout.Apply(ctx, c, p, fast); err != nil {
 		t.Fatal(err)
 	}
-	sts, err := c.States(ctx, "", "agent-discovery@1.service")
+	ms, err := c.Machines(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	machines := map[string]bool{}
+	sts, err := c.States(ctx, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := map[string]string{}
 	for _, s := range sts {
-		if s.SystemdActiveState == "active" {
-			machines[s.MachineID] = true
+		if strings.HasPrefix(s.Name, "agent-discovery@") && s.SystemdActiveState == "active" {
+			on[s.MachineID] = s.Name
 		}
 	}
-	if len(machines) != 4 {
-		t.Fatalf("sidekick active on %d of 4 machines: %+v", len(machines), sts)
+	for _, m := range ms {
+		if on[m.ID] != "agent-discovery@"+m.ID+".service" {
+			t.Fatalf("machine %s runs sidekick %q, want its own instance; all: %v", m.ID, on[m.ID], on)
+		}
+	}
+}
+
+// globalLB is a spec with a global load balancer on the edge machines.
+const globalLB = `services:
+  web: {image: a/web:1, port: 3000, instances: 1}
+  edge:
+    nginx: {listen: 80, upstream: web, image: "openresty/openresty:%s"}
+    machine: {global: true, metadata: {role: edge}}
+`
+
+// lbActive counts the machines whose global LB companion fleet reports
+// active, and those active with want's hash.
+func lbActive(ctx context.Context, c *fleet.Client, want *units.Unit) (active, fresh int, err error) {
+	sts, err := c.States(ctx, "", "")
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, st := range sts {
+		if strings.HasPrefix(st.Name, "web-edge-discovery@") && st.SystemdActiveState == "active" {
+			active++
+			if st.Hash == (&units.Unit{Name: st.Name, Options: want.Options}).Hash() {
+				fresh++
+			}
+		}
+	}
+	return active, fresh, nil
+}
+
+// Issue 21, item 3: fleet replaces a Global unit on every machine in the
+// same moment, so a global load balancer is one instance per machine and
+// a change (here the nginx image) rolls machine by machine: never more
+// than MaxUnavailable edge machines without a serving LB.
+func TestGlobalLoadBalancerRollsMachineByMachine(t *testing.T) {
+	edge := map[string]string{"role": "edge"}
+	fs, c := newFleet(t, 4, edge, edge, edge, map[string]string{"role": "worker"})
+	fs.SetTiming(fleettest.Timing{Activate: 300 * time.Millisecond, Stale: 100 * time.Millisecond})
+	ctx := context.Background()
+	if _, err := rollout.Apply(ctx, c, planOf(t, fmt.Sprintf(globalLB, "1.25.3.1-bookworm")), fast); err != nil {
+		t.Fatal(err)
+	}
+	ms, _ := c.Machines(ctx)
+	for i, m := range ms {
+		u := fs.Unit("web-edge@" + m.ID + ".service")
+		switch {
+		case i < 3 && (u == nil || u.MachineID != m.ID || u.CurrentState != fleet.StateLaunched):
+			t.Fatalf("edge machine %s: LB instance %+v", m.ID, u)
+		case i == 3 && u != nil:
+			t.Fatalf("the worker machine got an LB instance: %+v", u)
+		}
+	}
+	next := planOf(t, fmt.Sprintf(globalLB, "1.25.3.2-bookworm"))
+	plan, err := rollout.Compute(ctx, c, next, fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(plan, rollout.Replace); n != 1+3 { // the nginx template and its 3 instances
+		t.Fatalf("plan replaces %d units, want 4:\n%+v", n, plan)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := rollout.Apply(ctx, c, next, fast)
+		done <- err
+	}()
+	fewest := 3
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fewest < 2 {
+				t.Fatalf("%d of 3 edge machines had a serving LB at one point, want at least 3 - max-unavailable (1)", fewest)
+			}
+			active, fresh, err := lbActive(ctx, c, next.Unit("web-edge-discovery@.service"))
+			if err != nil || active != 3 || fresh != 3 {
+				t.Fatalf("after the roll: %d active, %d on the new version (%v)", active, fresh, err)
+			}
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+		active, _, err := lbActive(ctx, c, next.Unit("web-edge-discovery@.service"))
+		if err == nil {
+			fewest = min(fewest, active)
+		}
+	}
+}
+
+// A per-machine service follows fleet's machines: an edge machine that
+// stops matching loses its instances, one that starts matching gets them,
+// each at the next submit; a Global unit written by an older deployctl is
+// replaced by the per-machine instances.
+func TestGlobalServiceFollowsMachines(t *testing.T) {
+	fs, c := newFleet(t, 3, map[string]string{"role": "edge"}, map[string]string{"role": "edge"}, map[string]string{"role": "worker"})
+	ctx := context.Background()
+	// What deployctl wrote before: one Global=true unit pair.
+	old := planOf(t, fmt.Sprintf(globalLB, "1"))
+	for _, g := range old.Groups {
+		if g.Service != "edge" {
+			continue
+		}
+		for _, tpl := range g.Templates {
+			u := &units.Unit{Name: strings.Replace(tpl.Name, "@.", ".", 1)}
+			for _, o := range tpl.Options {
+				switch {
+				case o.Section == units.XFleet && o.Name == "MachineID":
+					u.Add(units.XFleet, "Global", "true")
+				default:
+					u.Add(o.Section, o.Name, strings.ReplaceAll(o.Value, "@%i.", "."))
+				}
+			}
+			if err := c.Create(ctx, u, fleet.StateLaunched); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	p := planOf(t, fmt.Sprintf(globalLB, "1"))
+	plan, err := rollout.Apply(ctx, c, p, fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count(plan, rollout.Remove) != 2 || count(plan, rollout.ScaleUp) != 4+2 {
+		t.Fatalf("migration plan: %+v", plan)
+	}
+	if fs.Unit("web-edge.service") != nil || fs.Unit("web-edge-discovery.service") != nil {
+		t.Fatal("the old Global units are still in fleet")
+	}
+	ms, _ := c.Machines(ctx)
+	patch := func(id, role string) {
+		body := fmt.Sprintf(`[{"op":"replace","path":"/%s/metadata/role","value":{"value":%q}}]`, id, role)
+		req, _ := http.NewRequest(http.MethodPatch, c.Endpoint()+"/fleet/v1/machines", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("patch %s: %v %v", id, resp, err)
+		}
+		resp.Body.Close()
+	}
+	patch(ms[1].ID, "worker")
+	patch(ms[2].ID, "edge")
+	plan, err = rollout.Apply(ctx, c, p, fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var down, up []string
+	for _, st := range plan {
+		switch st.Action {
+		case rollout.ScaleDown:
+			down = append(down, st.Unit)
+		case rollout.ScaleUp:
+			up = append(up, st.Unit)
+		}
+	}
+	wantDown := []string{"web-edge-discovery@" + ms[1].ID + ".service", "web-edge@" + ms[1].ID + ".service"}
+	wantUp := []string{"web-edge@" + ms[2].ID + ".service", "web-edge-discovery@" + ms[2].ID + ".service"}
+	if fmt.Sprint(down) != fmt.Sprint(wantDown) || fmt.Sprint(up) != fmt.Sprint(wantUp) {
+		t.Fatalf("after the metadata change: scale-down %v (want %v), scale-up %v (want %v)", down, wantDown, up, wantUp)
+	}
+	if u := fs.Unit(wantUp[0]); u == nil || u.MachineID != ms[2].ID {
+		t.Fatalf("%s placed on %+v, want %s", wantUp[0], u, ms[2].ID)
 	}
 }
 

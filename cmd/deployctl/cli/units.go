@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/deployctl/deployctl/internal/atomicfile"
@@ -99,9 +100,12 @@ func newUnitsCmd(e *env) *cobra.Command {
 		Long: `units turns deploy.yaml into the fleet units of the app (NAME@.service), its
 discovery sidekick (NAME-discovery@.service, running registrar announce) and
 each nginx load balancer (UPSTREAM-LB.service with UPSTREAM-LB-discovery.service
-running registrar nginx), and submits them to fleet.`,
+running registrar nginx), and submits them to fleet. A global service
+(machine: {global: true}) runs one instance per matching machine, named by its
+machine ID (NAME@MACHINEID.service), so a change rolls machine by machine;
+a machine that joins later gets its instance from the next submit.`,
 	}
-	cmd.AddCommand(newUnitsRenderCmd(e), newUnitsDiffCmd(e), newUnitsSubmitCmd(e), newUnitsListCmd(e), newUnitsStatusCmd(e), newUnitsDestroyCmd(e))
+	cmd.AddCommand(newUnitsRenderCmd(e), newUnitsDiffCmd(e), newUnitsSubmitCmd(e), newUnitsListCmd(e), newUnitsStatusCmd(e), newUnitsMachinesCmd(e), newUnitsDestroyCmd(e))
 	return cmd
 }
 
@@ -182,6 +186,60 @@ func newUnitsListCmd(e *env) *cobra.Command {
 			sort.SliceStable(rows, func(i, j int) bool { return rows[i].Unit < rows[j].Unit })
 			return list(e, &o, rows, []string{"UNIT", "MACHINE", "ACTIVE", "SUB"}, func(r row) []string {
 				return []string{r.Unit, machineColumn(r.Machine, r.IP), r.Active, r.Sub}
+			})
+		},
+	}
+	ff.bind(cmd)
+	o.bind(cmd)
+	return cmd
+}
+
+func newUnitsMachinesCmd(e *env) *cobra.Command {
+	var ff fleetFlags
+	var o output
+	cmd := &cobra.Command{
+		Use:   "machines",
+		Short: "List fleet's machines with their IP and metadata, like fleetctl list-machines",
+		Long: `machines lists the machines fleet knows, with their full IDs (a global
+service's instances are named by them), IPs and metadata.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.check(); err != nil {
+				return err
+			}
+			ctx, c, done, err := ff.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			ms, err := c.Machines(ctx)
+			if err != nil {
+				return err
+			}
+			type row struct {
+				Machine  string            `json:"machineID"`
+				IP       string            `json:"ip,omitempty"`
+				Metadata map[string]string `json:"metadata,omitempty"`
+			}
+			var rows []row
+			for _, m := range ms {
+				rows = append(rows, row{m.ID, m.PrimaryIP, m.Metadata})
+			}
+			sort.Slice(rows, func(i, j int) bool { return rows[i].Machine < rows[j].Machine })
+			return list(e, &o, rows, []string{"MACHINE", "IP", "METADATA"}, func(r row) []string {
+				keys := make([]string, 0, len(r.Metadata))
+				for k := range r.Metadata {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				var md []string
+				for _, k := range keys {
+					md = append(md, k+"="+r.Metadata[k])
+				}
+				if len(md) == 0 {
+					md = []string{"-"}
+				}
+				return []string{r.Machine, r.IP, strings.Join(md, ",")}
 			})
 		},
 	}

@@ -94,6 +94,18 @@ func TestUnitsSubmitListStatusDestroy(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "launched") || !regexp.MustCompile(`[0-9a-f]{8}\.\.\./[0-9.]+ `).MatchString(out) {
 		t.Fatalf("status (the machine as fleetctl shows it, ID and IP): %s", out)
 	}
+	code, out, _ = run(t, "units", "machines", ep)
+	if code != 0 || !strings.HasPrefix(out, "MACHINE") || !strings.Contains(out, "00000000000000000000000000000001  10.132.0.11  role=edge") || strings.Count(out, "\n") != 6 {
+		t.Fatalf("machines table: %q", out)
+	}
+	code, out, _ = run(t, "units", "machines", ep, "-o", "json")
+	var ms []struct {
+		Machine  string            `json:"machineID"`
+		Metadata map[string]string `json:"metadata"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &ms) != nil || len(ms) != 5 || ms[0].Metadata["role"] != "edge" || len(ms[0].Machine) != 32 {
+		t.Fatalf("machines json: %d %s", code, out)
+	}
 	code, _, errs = run(t, "units", "destroy", "-f", example, ep)
 	if code != 0 {
 		t.Fatalf("destroy: %s", errs)
