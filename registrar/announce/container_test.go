@@ -2,8 +2,10 @@ package announce_test
 
 import (
 	"context"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,4 +135,52 @@ func TestContainerLifecycle(t *testing.T) {
 	if _, ok := testenv.Get(t, etcd, key); ok {
 		t.Fatal("key left behind after the announcer stopped")
 	}
+}
+
+// Issue 21: "available" is the new version registered. While fleet replaces
+// an instance the old version's container can still run under the same
+// name; the new version's sidekick (Version set) must not register it, or
+// say READY=1 for it, and registers the new one once that runs.
+func TestContainerOfAnotherVersionIsNotAnnounced(t *testing.T) {
+	dc := testenv.Docker(t)
+	_, etcd := testenv.Etcd(t)
+	network := testenv.Network(t, dc)
+	name := testenv.Unique("someapp-1")
+	key := "/services/someapp/upstream/someapp@1"
+	run := func(version string) {
+		testenv.RunContainer(t, dc, name, containers.CreateSpec{Image: testenv.DemoImage(t, dc), Env: []string{"INSTANCE=someapp@1"},
+			Network: network, Labels: map[string]string{registry.VersionLabel: version}})
+	}
+	run("v1") // the old version, running
+	var changes []string
+	var mu sync.Mutex
+	startAnnouncer(t, announce.Config{
+		Client: etcd, Key: key, TTL: 5 * time.Second, Logger: quiet(),
+		Source:   &announce.Container{Docker: dc, Name: name, Network: network, Port: 3000, Version: "v2", Logger: quiet()},
+		OnChange: func(addr string) { mu.Lock(); changes = append(changes, addr); mu.Unlock() },
+	})
+	time.Sleep(2 * time.Second)
+	if v, ok := testenv.Get(t, etcd, key); ok {
+		t.Fatalf("the v2 sidekick registered the v1 container: %s", v)
+	}
+	mu.Lock()
+	if len(changes) > 0 {
+		t.Fatalf("the v2 sidekick reported %v for the v1 container (READY=1 would follow)", changes)
+	}
+	mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := containers.Remove(ctx, dc, name, true); err != nil {
+		t.Fatal(err)
+	}
+	run("v2")
+	ct, err := dc.Inspect(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ct.IP(network) + ":3000"
+	testenv.WaitFor(t, 10*time.Second, "key = "+want, func() bool {
+		v, ok := testenv.Get(t, etcd, key)
+		return ok && v == want
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"log/slog"
 	"net"
 	"strconv"
@@ -44,6 +45,11 @@ type Container struct {
 	Network string
 	Port    int
 	Logger  *slog.Logger
+	// Version, when set, is the io.deployctl.version label the container
+	// must carry to be announced: the sidekick of a new version never
+	// registers (nor says READY=1 for) the old version's container, which
+	// may still run under the same name while fleet replaces the unit.
+	Version string
 	// RecheckAfter is how long after a stop signal the container is
 	// inspected again in case it survived the signal (default 10s).
 	RecheckAfter time.Duration
@@ -185,6 +191,12 @@ func (c *Container) inspect(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("inspect container %s: %w", c.Name, err)
 	}
 	if !ct.State.Running {
+		return "", nil
+	}
+	if got := ct.Config.Labels[registry.VersionLabel]; c.Version != "" && got != c.Version {
+		if c.Logger != nil {
+			c.Logger.Info("container runs another version; waiting for this one", "container", c.Name, "label", registry.VersionLabel, "has", got, "want", c.Version)
+		}
 		return "", nil
 	}
 	ip := ct.IP(c.Network)

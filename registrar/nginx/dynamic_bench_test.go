@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +37,23 @@ type sideBySide struct {
 	rlFile, rlURL string
 	dynM, rlM     *nginx.Metrics
 	backends      []string // addresses; backend i answers "b<i>"
+	// applied are dynamic mode's confirmed pushes, for the breakdown of
+	// put → served into put → watch event → nginx confirmed → served.
+	mu      sync.Mutex
+	applied []nginx.Applied
+}
+
+// appliedSince returns the pushes confirmed after the first n.
+func (s *sideBySide) appliedSince(n int) []nginx.Applied {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]nginx.Applied(nil), s.applied[n:]...)
+}
+
+func (s *sideBySide) nApplied() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.applied)
 }
 
 func newSideBySide(b *testing.B, backends int) *sideBySide {
@@ -62,7 +80,8 @@ func newSideBySide(b *testing.B, backends int) *sideBySide {
 		b.Fatal(err)
 	}
 	follow(b, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: registry.UpstreamPrefix("/services", "web"), Upstream: upstream.Options{Name: "web", Keepalive: 8},
-		File: lb.UpstreamFile, Controller: lb.Host(), Metrics: s.dynM, Dynamic: &nginx.Dynamic{}, Logger: benchLogger()})
+		File: lb.UpstreamFile, Controller: lb.Host(), Metrics: s.dynM, Dynamic: &nginx.Dynamic{}, Logger: benchLogger(),
+		OnApplied: func(a nginx.Applied) { s.mu.Lock(); s.applied = append(s.applied, a); s.mu.Unlock() }})
 	follow(b, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: registry.UpstreamPrefix("/services", "rl"), Upstream: upstream.Options{Name: "rl", Keepalive: 8},
 		File: s.rlFile, Controller: lb.Host(), Metrics: s.rlM, Logger: benchLogger()})
 	time.Sleep(1500 * time.Millisecond) // first applies and their reloads settle
@@ -82,7 +101,7 @@ func freeLoopbackPort() (int, error) {
 // isolated measures n changes spaced by gap: from issuing the change to
 // nginx serving the new backend, for the floor (rl by hand), reload mode
 // (rl through etcd) and dynamic mode (web through etcd), interleaved.
-func (s *sideBySide) isolated(b *testing.B, n int, gap time.Duration) (floor, reload, dyn []time.Duration) {
+func (s *sideBySide) isolated(b *testing.B, n int, gap time.Duration) (floor, reload, dyn []time.Duration, parts breakdown) {
 	ctx := context.Background()
 	host := s.lb.Host()
 	k := 0
@@ -107,13 +126,44 @@ func (s *sideBySide) isolated(b *testing.B, n int, gap time.Duration) (floor, re
 		}))
 		time.Sleep(gap)
 		j, addr = next()
-		dyn = append(dyn, measure(b, s.lb.URL, fmt.Sprintf("b%d", j), func() error {
+		before := s.nApplied()
+		var put time.Time
+		took := measure(b, s.lb.URL, fmt.Sprintf("b%d", j), func() error {
+			put = time.Now()
 			_, err := s.etcd.Put(ctx, "/services/web/upstream/web@1", addr)
 			return err
-		}))
+		})
+		dyn = append(dyn, took)
+		if as := s.appliedSince(before); len(as) > 0 {
+			a := as[len(as)-1]
+			parts.add(a.EventAt.Sub(put), a.ReloadedAt.Sub(a.EventAt), put.Add(took).Sub(a.ReloadedAt))
+		}
 		time.Sleep(gap)
 	}
-	return floor, reload, dyn
+	return floor, reload, dyn, parts
+}
+
+// breakdown splits dynamic mode's put → served: etcd (the put until the
+// follower's watch delivers it), the registrar (the event until nginx
+// confirmed the push) and nginx with the client (until the poll answered
+// from the new instance).
+type breakdown struct{ etcd, registrar, serve []time.Duration }
+
+func (p *breakdown) add(etcd, registrar, serve time.Duration) {
+	p.etcd, p.registrar, p.serve = append(p.etcd, etcd), append(p.registrar, registrar), append(p.serve, serve)
+}
+
+func (p *breakdown) report(b *testing.B, prefix string) {
+	if len(p.etcd) == 0 {
+		return
+	}
+	for _, part := range []struct {
+		name string
+		ds   []time.Duration
+	}{{"etcd", p.etcd}, {"registrar", p.registrar}, {"serve", p.serve}} {
+		b.ReportMetric(ms(percentile(part.ds, .5)), prefix+part.name+"-p50-ms")
+		b.ReportMetric(ms(percentile(part.ds, .99)), prefix+part.name+"-p99-ms")
+	}
 }
 
 // BenchmarkDynamicVsReload: changes spaced 1.3 s, from the put to nginx
@@ -161,15 +211,25 @@ func BenchmarkDynamicBusy(b *testing.B) {
 // isolated changes (1.3 s apart) and a change every 250 ms. It returns
 // reload mode's isolated latencies.
 func (s *sideBySide) measureBoth(b *testing.B) (reload []time.Duration) {
-	floor, reload, dyn := s.isolated(b, 20, 1300*time.Millisecond/3)
+	floor, reload, dyn, parts := s.isolated(b, 20, 1300*time.Millisecond/3)
+	parts.report(b, "dyn-")
 	fp50 := percentile(floor, .5)
 	b.ReportMetric(ms(fp50), "floor-p50-ms")
 	b.ReportMetric(ms(percentile(dyn, .5)), "dyn-p50-ms")
 	b.ReportMetric(ms(percentile(dyn, .99)), "dyn-p99-ms")
 	b.ReportMetric(float64(percentile(dyn, .5))/float64(fp50), "dyn-x-floor")
+	before := s.nApplied()
 	p50, p99 := s.sustained(b, 40, 250*time.Millisecond)
 	b.ReportMetric(ms(p50), "dyn-250-p50-ms")
 	b.ReportMetric(ms(p99), "dyn-250-p99-ms")
+	var reg []time.Duration
+	for _, a := range s.appliedSince(before) {
+		reg = append(reg, a.ReloadedAt.Sub(a.EventAt))
+	}
+	if len(reg) > 0 {
+		b.ReportMetric(ms(percentile(reg, .5)), "dyn-250-registrar-p50-ms")
+		b.ReportMetric(ms(percentile(reg, .99)), "dyn-250-registrar-p99-ms")
+	}
 	return reload
 }
 

@@ -36,3 +36,10 @@ type Meta struct {
 	Addr  string    `json:"addr"`
 	Since time.Time `json:"since"`
 }
+
+// VersionLabel is the container label that says which version of its unit
+// started the container: the generated app unit sets it and its sidekick
+// (registrar announce --container-version) registers only a container
+// that carries the same value, so a new version's sidekick never
+// registers, nor says READY=1 for, the old version's container.
+const VersionLabel = "io.deployctl.version"

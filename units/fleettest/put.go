@@ -120,6 +120,16 @@ func (s *Server) restartBound(name string) {
 		}
 		for _, o := range u.Options {
 			if o.Section == "Unit" && o.Name == "BindsTo" && strings.ReplaceAll(o.Value, "%i", inst) == name {
+				// systemd restarts it with the unit it binds to, but its
+				// agent reports that later: fleet still shows its earlier
+				// state (active, its hash) until Stale after the replaced
+				// unit is active again (seen on fleetd 1.0.0: an instance's
+				// new app active beside its sidekick's old "active").
+				s.unload(u.Name)
+				if g, ok := s.ghosts[u.Name]; ok {
+					g.until = s.activeAt[name].Add(s.timing.Stale)
+					s.ghosts[u.Name] = g
+				}
 				s.launching(u.Name)
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/deployctl/deployctl/units"
 	"github.com/deployctl/deployctl/units/deployspec"
 )
@@ -190,8 +191,22 @@ func mutableTag(image string) bool {
 }
 
 // App is someapp@.service: the container, with no published ports (flannel
-// gives it a routable private IP), and Conflicts when spread.
+// gives it a routable private IP), and Conflicts when spread. The
+// container carries the app's version (registry.VersionLabel), which its
+// sidekick requires before it registers it.
 func App(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
+	return app(spec, s, AppVersion(spec, s))
+}
+
+// AppVersion is the version of s's app unit: a digest of everything in it
+// but the version label itself. A change to the app (image, env, command,
+// placement) changes it, and so the sidekick unit too: a roll waits for
+// the new sidekick, which registers only the new version's container.
+func AppVersion(spec *deployspec.Spec, s *deployspec.Service) string {
+	return app(spec, s, "").Hash()[:12]
+}
+
+func app(spec *deployspec.Spec, s *deployspec.Service, version string) *units.Unit {
 	u := &units.Unit{Name: s.Name + "@.service"}
 	u.Add("Unit", "Description", fmt.Sprintf("%s instance %%i (%s)", s.Name, quote(s.Image)))
 	u.Add("Unit", "After", "docker.service")
@@ -212,6 +227,9 @@ func App(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
 	}
 	for _, kv := range s.Env {
 		run = append(run, "-e", quote(kv[0]+"="+kv[1]))
+	}
+	if version != "" {
+		run = append(run, "--label", registry.VersionLabel+"="+version)
 	}
 	run = append(run, "-e", "INSTANCE=%p@%i", quote(s.Image))
 	for _, a := range s.Command {
@@ -269,7 +287,7 @@ func Sidekick(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
 	u.Add("Unit", "Requires", RegistrarReady)
 	u.Add("Unit", "After", RegistrarReady)
 	args := []string{quote(spec.Registrar), "announce",
-		"--service", s.Name, "--instance", instance, "--container", s.Name + "-%i",
+		"--service", s.Name, "--instance", instance, "--container", s.Name + "-%i", "--container-version", AppVersion(spec, s),
 		"--port", fmt.Sprint(s.Port), "--ttl", seconds(s.TTL)}
 	if s.Network != deployspec.Defaults.Network {
 		args = append(args, "--network", quote(s.Network))

@@ -135,7 +135,7 @@ func TestRollWaitsForNewHashAndKeepsCapacity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := count(plan, rollout.Replace); n != 1+4 { // the app template and its 4 instances (the sidekick has no image)
+	if n := count(plan, rollout.Replace); n != 2+2*4 { // both templates and the 4 instances of each (the sidekick waits for the new version's container)
 		t.Fatalf("plan: %d replaces: %+v", n, plan)
 	}
 	// When Apply returns, fleet reports every instance active with the new hash.
@@ -660,26 +660,42 @@ func TestWaitingIsReported(t *testing.T) {
 // at max-unavailable: one instance tried, the other N-1 still serving the
 // old version, and submit ends at the progress deadline naming it.
 func TestNeverReadyVersionStopsAtMaxUnavailable(t *testing.T) {
-	fs, c := newFleet(t, 4, map[string]string{"role": "edge"})
-	ctx := context.Background()
-	if _, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.4", 4)), fast); err != nil {
-		t.Fatal(err)
-	}
-	oldTpl := planOf(t, app("example/someapp:1.4", 4)).Unit("someapp@.service")
-	fs.Unready("someapp-discovery@.service", true)
-	o := fast
-	o.ProgressDeadline = time.Second
-	_, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.5", 4)), o)
-	var stuck *rollout.StuckError
-	if !errors.As(err, &stuck) {
-		t.Fatalf("a never-ready version: %v, want a StuckError at the progress deadline", err)
-	}
-	_, serving, err := instanceStates(ctx, c, oldTpl, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if serving != 3 {
-		t.Fatalf("%d instances serve the old version after the stopped roll, want 3 (N - max-unavailable)", serving)
+	for _, tc := range []struct {
+		name   string
+		timing fleettest.Timing
+	}{
+		{"states reported at once", fleettest.Timing{}},
+		// fleet reports the sidekick's restart after the app's: its old
+		// "active" must not count for the new version.
+		{"the sidekick's restart reported late", fleettest.Timing{Stale: 400 * time.Millisecond, Activate: 100 * time.Millisecond}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs, c := newFleet(t, 4, map[string]string{"role": "edge"})
+			ctx := context.Background()
+			if _, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.4", 4)), fast); err != nil {
+				t.Fatal(err)
+			}
+			fs.SetTiming(tc.timing)
+			oldTpl := planOf(t, app("example/someapp:1.4", 4)).Unit("someapp@.service")
+			fs.Unready("someapp-discovery@.service", true)
+			o := fast
+			o.ProgressDeadline = 2 * time.Second
+			_, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.5", 4)), o)
+			var stuck *rollout.StuckError
+			if !errors.As(err, &stuck) {
+				t.Fatalf("a never-ready version: %v, want a StuckError at the progress deadline", err)
+			}
+			if stuck.Updated != 0 {
+				t.Fatalf("%d instances counted updated on a version that never registers", stuck.Updated)
+			}
+			_, serving, err := instanceStates(ctx, c, oldTpl, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if serving != 3 {
+				t.Fatalf("%d instances serve the old version after the stopped roll, want 3 (N - max-unavailable)", serving)
+			}
+		})
 	}
 }
 

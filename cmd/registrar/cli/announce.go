@@ -20,6 +20,7 @@ type announceOpts struct {
 	service    string
 	instance   string
 	container  string
+	version    string
 	network    string
 	addr       string
 	loopback   bool
@@ -87,7 +88,7 @@ announce exits 0. If announce itself is killed, the key expires with the TTL.`,
 					return exitcode.Usage(fmt.Errorf("--docker-host: %w", err))
 				}
 				defer dc.Close()
-				src = &announce.Container{Docker: dc, Name: o.container, Network: o.network, Port: o.port, Logger: log}
+				src = &announce.Container{Docker: dc, Name: o.container, Network: o.network, Port: o.port, Version: o.version, Logger: log}
 			} else {
 				src = announce.Static{Addr: o.addr}
 			}
@@ -108,6 +109,7 @@ announce exits 0. If announce itself is killed, the key expires with the TTL.`,
 	f.StringVar(&o.service, "service", "", "service name (required), e.g. someapp")
 	f.StringVar(&o.instance, "instance", "", "instance name (required), a fleet unit name without .service, e.g. someapp@1")
 	f.StringVar(&o.container, "container", "", "Docker container to follow (exclusive with --addr)")
+	f.StringVar(&o.version, "container-version", "", "announce the container only while it carries the label "+registry.VersionLabel+"=VALUE (units submit sets it: a new version's sidekick never registers the old container)")
 	f.StringVar(&o.network, "network", "bridge", "Docker network whose IP is announced (on a flannel node, docker's bridge)")
 	f.StringVar(&o.addr, "addr", "", "fixed IP:PORT to announce instead of a container's (not loopback, link-local, multicast or unspecified)")
 	f.BoolVar(&o.loopback, "allow-loopback", false, "let --addr be a loopback address (a load balancer and its instances on one machine; registrar nginx needs --allow-loopback too)")
@@ -138,6 +140,8 @@ func (o *announceOpts) validate(cmd *cobra.Command) error {
 		return errors.New("one of --container or --addr is required")
 	case o.container != "" && o.addr != "":
 		return errors.New("--container and --addr exclude each other: give one")
+	case o.version != "" && o.container == "":
+		return errors.New("--container-version goes with --container: it names the label the container must carry")
 	case o.container != "":
 		if !cmd.Flags().Changed("port") {
 			return errors.New("--port is required with --container (the app's port inside the container)")
