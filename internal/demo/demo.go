@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -171,7 +172,7 @@ func (r *run) startApp(ctx context.Context, a *app) error {
 			"--etcd-endpoints", r.etcd.Endpoint(), "--health-http", healthPath(r.svc), "--health-interval", "1s")
 		return err
 	}
-	port, err := etcdserver.FreePort()
+	port, err := freePortBut(etcdserver.FreePort, r.opts.Port, r.opts.EtcdPort)
 	if err != nil {
 		return err
 	}
@@ -260,4 +261,21 @@ func (r *run) cleanup() {
 	if r.etcd != nil {
 		r.say("==> Cleaned up: nothing of the demo is left running")
 	}
+}
+
+// freePortBut picks a free port that is none of taken: the demo's nginx
+// and etcd ports are free too while the instances start (nginx binds its
+// port after them), and an instance given one of them kept nginx from
+// starting ("bind() ... Address already in use"; seen in CI).
+func freePortBut(pick func() (int, error), taken ...int) (int, error) {
+	for range 20 {
+		p, err := pick()
+		if err != nil {
+			return 0, err
+		}
+		if !slices.Contains(taken, p) {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port other than %v in 20 picks", taken)
 }

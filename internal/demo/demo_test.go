@@ -45,6 +45,9 @@ func runDemo(t *testing.T, mode, lbMode string) *demo.Result {
 	}
 	port, _ := etcdserver.FreePort()
 	etcdPort, _ := etcdserver.FreePort()
+	for etcdPort == port {
+		etcdPort, _ = etcdserver.FreePort()
+	}
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
