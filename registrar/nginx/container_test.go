@@ -2,6 +2,7 @@ package nginx_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,4 +132,34 @@ http {
 		logged, err := lc.Logged(ctx)
 		return err == nil && strings.Contains(logged, "upstream")
 	})
+}
+
+// A load balancer's companion of a new version does not take the old
+// version's nginx container (still running under the same name while
+// fleet replaces the unit) for running: Alive, which gates its READY=1 and
+// in_sync, says not running until the container of its version runs.
+func TestContainerOfAnotherVersionIsNotRunning(t *testing.T) {
+	dc := testenv.Docker(t)
+	name := testenv.Unique("someapp-lb")
+	run := func(version string) {
+		testenv.RunContainer(t, dc, name, containers.CreateSpec{Image: testenv.DemoImage(t, dc), Env: []string{"INSTANCE=lb"},
+			Labels: map[string]string{registry.VersionLabel: version}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run("v1")
+	if err := (&nginx.Container{Docker: dc, Name: name}).Alive(ctx); err != nil {
+		t.Fatalf("without a version any running container counts: %v", err)
+	}
+	err := (&nginx.Container{Docker: dc, Name: name, Version: "v2"}).Alive(ctx)
+	if !errors.Is(err, nginx.ErrNotRunning) || !strings.Contains(err.Error(), `runs version "v1", not "v2"`) {
+		t.Fatalf("the v2 companion took the v1 container for running: %v", err)
+	}
+	if err := containers.Remove(ctx, dc, name, true); err != nil {
+		t.Fatal(err)
+	}
+	run("v2")
+	if err := (&nginx.Container{Docker: dc, Name: name, Version: "v2"}).Alive(ctx); err != nil {
+		t.Fatalf("the v2 container: %v", err)
+	}
 }

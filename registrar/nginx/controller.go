@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"io"
 	"os"
 	"os/exec"
@@ -220,6 +221,11 @@ type Container struct {
 	Binary string
 	// Conf inside the container, passed as -c when set.
 	Conf string
+	// Version, when set, is the registry.VersionLabel value the container
+	// must carry to count as running: while fleet replaces a load
+	// balancer, the old version's container does not make the new
+	// companion ready.
+	Version string
 }
 
 // Test execs nginx -t inside the container.
@@ -259,6 +265,8 @@ func (c *Container) Alive(ctx context.Context) error {
 		return fmt.Errorf("inspect %s: %w", c.Name, err)
 	case !ct.State.Running:
 		return fmt.Errorf("%w (container %s is %s)", ErrNotRunning, c.Name, ct.State.Status)
+	case c.Version != "" && ct.Config.Labels[registry.VersionLabel] != c.Version:
+		return fmt.Errorf("%w (container %s runs version %q, not %q)", ErrNotRunning, c.Name, ct.Config.Labels[registry.VersionLabel], c.Version)
 	}
 	return nil
 }

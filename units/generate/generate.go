@@ -333,6 +333,13 @@ func ControlSocket(upstream string) string { return "deployctl-control/" + upstr
 // <upstream>-<lb>@.service and its companion's, one instance per machine
 // (addPlacement); the container keeps the name <upstream>-<lb>.
 func LoadBalancer(spec *deployspec.Spec, s *deployspec.Service) (lb, companion *units.Unit) {
+	// The nginx container carries the load balancer's version and the
+	// companion asks for it, as an app and its sidekick do (AppVersion).
+	unversioned, _ := loadBalancer(spec, s, "")
+	return loadBalancer(spec, s, unversioned.Hash()[:12])
+}
+
+func loadBalancer(spec *deployspec.Spec, s *deployspec.Service, version string) (lb, companion *units.Unit) {
 	name := s.LB.Upstream + "-" + s.Name
 	conf := deployspec.Defaults.ConfRoot + "/" + name
 	unit, discovery := name+".service", name+"-discovery.service"
@@ -356,7 +363,11 @@ func LoadBalancer(spec *deployspec.Spec, s *deployspec.Service) (lb, companion *
 		lb.Add("Service", "ExecStartPre", "/usr/bin/rm -f "+conf+"/"+ControlSocket(s.LB.Upstream))
 	}
 	lb.Add("Service", "ExecStartPre", Pull(s.LB.Image))
-	lb.Add("Service", "ExecStart", join("/usr/bin/docker run --rm --name %p --network host -v", conf+":/etc/nginx/conf.d", quote(s.LB.Image)))
+	label := ""
+	if version != "" {
+		label = " --label " + registry.VersionLabel + "=" + version
+	}
+	lb.Add("Service", "ExecStart", join("/usr/bin/docker run --rm --name %p --network host"+label+" -v", conf+":/etc/nginx/conf.d", quote(s.LB.Image)))
 	lb.Add("Service", "ExecStop", "/usr/bin/docker stop %p")
 	addPlacement(lb, s)
 
@@ -371,6 +382,9 @@ func LoadBalancer(spec *deployspec.Spec, s *deployspec.Service) (lb, companion *
 		"--upstream-file", conf + "/" + s.LB.Upstream + ".upstream.conf",
 		"--site-file", conf + "/" + s.LB.Upstream + ".site.conf",
 		"--listen", fmt.Sprint(s.LB.Listen), "--container", name}
+	if version != "" {
+		args = append(args, "--container-version", version)
+	}
 	if s.LB.Mode == "dynamic" {
 		args = append(args, "--mode", "dynamic", "--nginx-conf-dir", "/etc/nginx/conf.d")
 	}

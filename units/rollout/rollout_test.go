@@ -321,8 +321,8 @@ func TestGlobalLoadBalancerRollsMachineByMachine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := count(plan, rollout.Replace); n != 1+3 { // the nginx template and its 3 instances
-		t.Fatalf("plan replaces %d units, want 4:\n%+v", n, plan)
+	if n := count(plan, rollout.Replace); n != 2+2*3 { // both templates and their 3 instances (the companion asks for the new nginx's version)
+		t.Fatalf("plan replaces %d units, want 8:\n%+v", n, plan)
 	}
 	done := make(chan error, 1)
 	go func() {

@@ -25,6 +25,7 @@ import (
 
 type nginxOpts struct {
 	etcd         etcdconn.Config
+	version      string
 	loopback     bool
 	service      string
 	prefix       string
@@ -67,7 +68,7 @@ func (o *nginxOpts) run(ctx context.Context, g *globals, stdout io.Writer) error
 	prefix := registry.UpstreamPrefix(o.prefix, o.service)
 	cfg := nginx.Config{
 		Client: cli, Prefix: prefix, File: o.upstreamFile, MinReloadInterval: o.interval, Resync: o.resync, Logger: log, AllowLoopback: o.loopback,
-		OnInSync: inSyncOnce(log),
+		OnInSync: inSyncOnce(log, nil),
 		Upstream: upstream.Options{Name: o.upstreamName, Keepalive: o.keepalive, Source: prefix},
 	}
 	if o.dryRun {
@@ -87,7 +88,16 @@ func (o *nginxOpts) run(ctx context.Context, g *globals, stdout io.Writer) error
 			return exitcode.Usage(fmt.Errorf("--docker-host: %w", err))
 		}
 		defer dc.Close()
-		cfg.Controller = &nginx.Container{Docker: dc, Name: o.container, Binary: o.nginxBin, Conf: o.nginxConf}
+		ctl := &nginx.Container{Docker: dc, Name: o.container, Binary: o.nginxBin, Conf: o.nginxConf, Version: o.version}
+		cfg.Controller = ctl
+		if o.version != "" {
+			// READY=1 only once the container of this version serves.
+			cfg.OnInSync = inSyncOnce(log, func() error {
+				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				return ctl.Alive(actx)
+			})
+		}
 		if !o.once {
 			cfg.NginxStarted = nginx.ContainerStarts(ctx, dc, o.container, log)
 		}
@@ -198,6 +208,7 @@ the main process of a Docker container (--container), as on Flatcar.`,
 	f.StringVar(&o.pidFile, "pid-file", "", "nginx master's pid file; without it, reloads run nginx -s reload")
 	f.StringVar(&o.errorLog, "nginx-error-log", "", "nginx's error log file (host mode): a push nginx refuses with only a status is reported with its last lines (in a container, its log is read from the engine)")
 	f.StringVar(&o.container, "container", "", "nginx runs as this Docker container: nginx -t by exec, reload by SIGHUP")
+	f.StringVar(&o.version, "container-version", "", "with --container: the container counts as running (and READY=1 is said) only while it carries the label "+registry.VersionLabel+"=VALUE (units submit sets it)")
 	f.StringVar(&o.dockerHost, "docker-host", "", "Docker engine address (default $DOCKER_HOST, then unix:///var/run/docker.sock)")
 	f.DurationVar(&o.interval, "min-reload-interval", time.Second, "at most one reload per interval after the first")
 	f.StringVar(&o.metrics, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9102")
@@ -253,6 +264,9 @@ func (o *nginxOpts) validate() error {
 	if o.interval < 0 {
 		return fmt.Errorf("--min-reload-interval must not be negative, got %s", o.interval)
 	}
+	if o.version != "" && o.container == "" {
+		return errors.New("--container-version goes with --container: it names the label the nginx container must carry")
+	}
 	if o.container != "" && (o.pidFile != "" || o.nginxPrefix != "" || o.nginxGlobals != "" || o.errorLog != "") {
 		return errors.New("--container excludes --pid-file, --nginx-prefix, --nginx-global and --nginx-error-log (nginx runs in the container; its log is read from the engine)")
 	}
@@ -299,11 +313,17 @@ func (o *nginxOpts) validate() error {
 // inSyncOnce returns an OnInSync for a Type=notify unit: READY=1 the first
 // time nginx runs what etcd holds (the load balancer serves), nothing
 // before.
-func inSyncOnce(log *slog.Logger) func() {
+func inSyncOnce(log *slog.Logger, serving func() error) func() {
 	ready := false
 	return func() {
 		if ready {
 			return
+		}
+		if serving != nil {
+			if err := serving(); err != nil {
+				log.Info("in sync, but not ready yet", "err", err)
+				return
+			}
 		}
 		ready = true
 		if err := sdnotify.Ready("nginx in sync with etcd"); err != nil {
