@@ -55,14 +55,12 @@ type Group struct {
 	Templates []*units.Unit
 	Instances int
 	// PerMachine: the templates run one instance on every machine of
-	// fleet's that matches Metadata, named by its machine ID (X-Fleet
+	// fleet's that matches their MachineMetadata, named by its machine ID (X-Fleet
 	// MachineID=%i) instead of numbered 1..Instances. fleet replaces a
 	// Global unit on every machine at once; per-machine instances roll one
 	// machine at a time. A machine that joins later gets its instance from
 	// the next `units submit`.
 	PerMachine bool
-	// Metadata is the placement's machine metadata, key=value, sorted.
-	Metadata [][2]string
 	// Units are plain units (a load balancer and its companion).
 	Units []*units.Unit
 }
@@ -91,7 +89,7 @@ func ForSpec(spec *deployspec.Spec) (*Plan, error) {
 	p := &Plan{}
 	var errs deployspec.Errors
 	for _, s := range spec.Services {
-		g := &Group{Service: s.Name, PerMachine: s.Machine.Global, Metadata: s.Machine.Metadata}
+		g := &Group{Service: s.Name, PerMachine: s.Machine.Global}
 		switch {
 		case s.LB != nil && s.Machine.Global:
 			lb, companion := LoadBalancer(spec, s)
@@ -350,7 +348,7 @@ func loadBalancer(spec *deployspec.Spec, s *deployspec.Service, version string) 
 	lb.Add("Unit", "Description", fmt.Sprintf("nginx load balancer %s for %s", s.Name, s.LB.Upstream))
 	lb.Add("Unit", "After", "docker.service")
 	lb.Add("Unit", "Requires", "docker.service")
-	lb.Add("Unit", "Wants", strings.Replace(discovery, "@.", "@%i.", 1)) // started with every start of nginx, as an instance's sidekick is
+	lb.Add("Unit", "Wants", InstanceOf(discovery, "%i")) // started with every start of nginx, as an instance's sidekick is
 	lb.Add("Service", "TimeoutStartSec", "0")
 	lb.Add("Service", "Restart", "always")
 	lb.Add("Service", "RestartSec", "5s")
@@ -371,7 +369,7 @@ func loadBalancer(spec *deployspec.Spec, s *deployspec.Service, version string) 
 	lb.Add("Service", "ExecStop", "/usr/bin/docker stop %p")
 	addPlacement(lb, s)
 
-	bound := strings.Replace(lb.Name, "@.", "@%i.", 1)
+	bound := InstanceOf(lb.Name, "%i")
 	companion = &units.Unit{Name: discovery}
 	companion.Add("Unit", "Description", fmt.Sprintf("Keep %s following %s in etcd", bound, s.LB.Upstream))
 	companion.Add("Unit", "BindsTo", bound)

@@ -186,6 +186,12 @@ func (r *roller) observeGroup(v *view, g *generate.Group, comingUpSince map[stri
 	var stuckErr *StuckError
 	unavailable, nUpdated := 0, 0
 	sets := unitSets(v, g)
+	desired := 0 // the group's instances (its plain set is not one)
+	for _, in := range sets {
+		if !in.plain {
+			desired++
+		}
+	}
 	for _, in := range sets {
 		leastDone, allActive := updated, true
 		var stuck, stuckReport string
@@ -215,7 +221,7 @@ func (r *roller) observeGroup(v *view, g *generate.Group, comingUpSince map[stri
 		if t, ok := comingUpSince[in.key]; ok && time.Since(t) > r.o.ProgressDeadline && stuckErr == nil {
 			// Reported once every set has been counted: Updated is the
 			// whole service's, not the sets before this one.
-			stuckErr = &StuckError{Service: g.Service, Unit: stuck, State: stuckReport, Deadline: r.o.ProgressDeadline, Desired: len(instancesOf(v, g))}
+			stuckErr = &StuckError{Service: g.Service, Unit: stuck, State: stuckReport, Deadline: r.o.ProgressDeadline, Desired: desired}
 		}
 		switch {
 		case leastDone == outdated && allActive && in.plain:
@@ -249,8 +255,8 @@ func (r *roller) observeGroup(v *view, g *generate.Group, comingUpSince map[stri
 		gp.act = append(gp.act, in)
 		budget--
 	}
-	if n := len(instancesOf(v, g)); n > 0 && reported[g.Service] != nUpdated+1 {
-		r.progress("%s: %d of %d instances updated", g.Service, nUpdated, n)
+	if desired > 0 && reported[g.Service] != nUpdated+1 {
+		r.progress("%s: %d of %d instances updated", g.Service, nUpdated, desired)
 		reported[g.Service] = nUpdated + 1
 	}
 	return gp, nil

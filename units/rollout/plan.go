@@ -128,15 +128,16 @@ type view struct {
 }
 
 // machinesFor lists the IDs of the machines a per-machine group runs on:
-// those whose metadata has every pair of the group's, sorted.
+// those matching its templates' MachineMetadata (as checkSchedulable reads
+// it), sorted.
 func (v *view) machinesFor(g *generate.Group) []string {
+	if len(g.Templates) == 0 {
+		return nil
+	}
+	meta := metadataOf(g.Templates[0])
 	var ids []string
 	for _, m := range v.machines {
-		ok := true
-		for _, kv := range g.Metadata {
-			ok = ok && m.Metadata[kv[0]] == kv[1]
-		}
-		if ok {
+		if matches(m.Metadata, meta) {
 			ids = append(ids, m.ID)
 		}
 	}
