@@ -2,7 +2,6 @@ package announce_test
 
 import (
 	"context"
-	"github.com/deployctl/deployctl/registrar/registry"
 	"io"
 	"log/slog"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"github.com/deployctl/deployctl/internal/harness/containers"
 	"github.com/deployctl/deployctl/internal/harness/testenv"
 	"github.com/deployctl/deployctl/registrar/announce"
+	"github.com/deployctl/deployctl/registrar/registry"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/deployctl/deployctl/registrar/registry"
 	"log/slog"
 	"net"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/deployctl/deployctl/internal/backoff"
 	"github.com/deployctl/deployctl/internal/docker"
+	"github.com/deployctl/deployctl/registrar/registry"
 )
 
 // Source reports the instance's current address ("IP:port", or "" while it

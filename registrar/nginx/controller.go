@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/deployctl/deployctl/registrar/registry"
 	"io"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/deployctl/deployctl/internal/docker"
+	"github.com/deployctl/deployctl/registrar/registry"
 )
 
 // Controller validates and reloads one nginx.

@@ -3,13 +3,13 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"github.com/deployctl/deployctl/internal/sdnotify"
 	"log/slog"
 	"time"
 
 	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/etcdconn"
 	"github.com/deployctl/deployctl/internal/exitcode"
+	"github.com/deployctl/deployctl/internal/sdnotify"
 	"github.com/deployctl/deployctl/registrar/announce"
 	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/spf13/cobra"

@@ -68,7 +68,6 @@ func (o *nginxOpts) run(ctx context.Context, g *globals, stdout io.Writer) error
 	prefix := registry.UpstreamPrefix(o.prefix, o.service)
 	cfg := nginx.Config{
 		Client: cli, Prefix: prefix, File: o.upstreamFile, MinReloadInterval: o.interval, Resync: o.resync, Logger: log, AllowLoopback: o.loopback,
-		OnInSync: inSyncOnce(log, nil),
 		Upstream: upstream.Options{Name: o.upstreamName, Keepalive: o.keepalive, Source: prefix},
 	}
 	if o.dryRun {
@@ -82,6 +81,7 @@ func (o *nginxOpts) run(ctx context.Context, g *globals, stdout io.Writer) error
 	if o.siteFile != "" {
 		cfg.SiteFile, cfg.Site = o.siteFile, upstream.RenderSite(site)
 	}
+	var serving func() error // nil: in sync is ready
 	if o.container != "" {
 		dc, err := docker.New(o.dockerHost)
 		if err != nil {
@@ -92,11 +92,11 @@ func (o *nginxOpts) run(ctx context.Context, g *globals, stdout io.Writer) error
 		cfg.Controller = ctl
 		if o.version != "" {
 			// READY=1 only once the container of this version serves.
-			cfg.OnInSync = inSyncOnce(log, func() error {
+			serving = func() error {
 				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				defer cancel()
 				return ctl.Alive(actx)
-			})
+			}
 		}
 		if !o.once {
 			cfg.NginxStarted = nginx.ContainerStarts(ctx, dc, o.container, log)
@@ -104,6 +104,7 @@ func (o *nginxOpts) run(ctx context.Context, g *globals, stdout io.Writer) error
 	} else {
 		cfg.Controller = &nginx.Host{Binary: o.nginxBin, Prefix: o.nginxPrefix, Conf: o.nginxConf, Globals: o.nginxGlobals, PidFile: o.pidFile, ErrorLog: o.errorLog}
 	}
+	cfg.OnInSync = inSyncOnce(log, serving)
 	reg := newRegistry()
 	cfg.Metrics = nginx.NewMetrics(reg)
 	f, err := nginx.New(cfg)
