@@ -24,19 +24,33 @@ import (
 )
 
 // isolatedBackends serve the isolated changes; the sustained run has
-// backends of its own.
-const isolatedBackends = 8
+// backends of its own, one a change.
+const (
+	isolatedBackends = 8
+	// isolatedChanges and sustainedChanges are the samples of each run:
+	// a p99 of n samples is their maximum while n < 100.
+	isolatedChanges  = 50
+	sustainedChanges = 100
+)
 
-// sideBySide is one nginx with the Lua module serving two sites: "web"
-// followed in dynamic mode and "rl" followed in reload mode, so the reload
-// floor, reload mode and dynamic mode are measured in the same run on the
-// same nginx.
+// sideBySide is two nginx with the Lua module, alike but for what they
+// serve: lb serves "web", followed in dynamic mode; rlb serves "rl",
+// changed by hand for the reload floor and followed in reload mode. The
+// three are measured in turn in the same run. Dynamic mode has an nginx of
+// its own because that is how it runs (an LB container per service, and
+// an instance change never reloads it): on a shared nginx every dynamic
+// change came right after the floor's and reload mode's reloads, and paid
+// the new workers' first requests (afterReload measures that case apart).
 type sideBySide struct {
-	lb            *testenv.LB
+	lb, rlb       *testenv.LB
 	etcd          *clientv3.Client
 	rlFile, rlURL string
+	// flFile, flURL: the floor's upstream, changed by hand and followed
+	// by no registrar (rl's would put its own file back at a resync).
+	flFile, flURL string
 	dynM, rlM     *nginx.Metrics
 	backends      []string // addresses; backend i answers "b<i>"
+	k             int      // the last isolated backend used
 	// applied are dynamic mode's confirmed pushes, for the breakdown of
 	// put → served into put → watch event → nginx confirmed → served.
 	mu      sync.Mutex
@@ -58,32 +72,40 @@ func (s *sideBySide) nApplied() int {
 
 func newSideBySide(b *testing.B, backends int) *sideBySide {
 	lb := testenv.NginxLua(b, "web")
+	// rlb's own dynamic upstream is never used: it is there so that both
+	// nginx load the same modules and Lua.
+	rlb := testenv.NginxLua(b, "unused")
 	_, etcd := testenv.Etcd(b)
-	s := &sideBySide{lb: lb, etcd: etcd, dynM: nginx.NewMetrics(nil), rlM: nginx.NewMetrics(nil)}
+	s := &sideBySide{lb: lb, rlb: rlb, etcd: etcd, dynM: nginx.NewMetrics(nil), rlM: nginx.NewMetrics(nil)}
 	for i := 0; i < backends; i++ {
 		a, _ := testenv.Backend(b, fmt.Sprintf("b%d", i))
 		s.backends = append(s.backends, a)
 	}
-	port, err := freeLoopbackPort()
-	if err != nil {
-		b.Fatal(err)
+	dir := filepath.Dir(rlb.UpstreamFile)
+	site := func(name string) (file, url string) {
+		port, err := freeLoopbackPort()
+		if err != nil {
+			b.Fatal(err)
+		}
+		file = filepath.Join(dir, name+".upstream.conf")
+		os.WriteFile(file, upstream.Render(upstream.Options{Name: name, Keepalive: 8}, nil), 0o644)
+		os.WriteFile(filepath.Join(dir, name+".site.conf"), upstream.RenderSite(upstream.Site{Listen: fmt.Sprintf("127.0.0.1:%d", port), Upstream: name}), 0o644)
+		return file, fmt.Sprintf("http://127.0.0.1:%d/", port)
 	}
-	dir := filepath.Dir(lb.UpstreamFile)
-	s.rlFile, s.rlURL = filepath.Join(dir, "rl.upstream.conf"), fmt.Sprintf("http://127.0.0.1:%d/", port)
-	os.WriteFile(s.rlFile, upstream.Render(upstream.Options{Name: "rl", Keepalive: 8}, nil), 0o644)
-	os.WriteFile(filepath.Join(dir, "rl.site.conf"), upstream.RenderSite(upstream.Site{Listen: fmt.Sprintf("127.0.0.1:%d", port), Upstream: "rl"}), 0o644)
+	s.rlFile, s.rlURL = site("rl")
+	s.flFile, s.flURL = site("fl")
 	ctx := context.Background()
-	if err := lb.Host().Test(ctx); err != nil {
+	if err := rlb.Host().Test(ctx); err != nil {
 		b.Fatal(err)
 	}
-	if err := lb.Host().Reload(ctx); err != nil {
+	if err := rlb.Host().Reload(ctx); err != nil {
 		b.Fatal(err)
 	}
 	follow(b, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: registry.UpstreamPrefix("/services", "web"), Upstream: upstream.Options{Name: "web", Keepalive: 8},
 		File: lb.UpstreamFile, Controller: lb.Host(), Metrics: s.dynM, Dynamic: &nginx.Dynamic{}, Logger: benchLogger(),
 		OnApplied: func(a nginx.Applied) { s.mu.Lock(); s.applied = append(s.applied, a); s.mu.Unlock() }})
 	follow(b, nginx.Config{AllowLoopback: true, Client: etcd, Prefix: registry.UpstreamPrefix("/services", "rl"), Upstream: upstream.Options{Name: "rl", Keepalive: 8},
-		File: s.rlFile, Controller: lb.Host(), Metrics: s.rlM, Logger: benchLogger()})
+		File: s.rlFile, Controller: rlb.Host(), Metrics: s.rlM, Logger: benchLogger()})
 	time.Sleep(1500 * time.Millisecond) // first applies and their reloads settle
 	return s
 }
@@ -99,18 +121,17 @@ func freeLoopbackPort() (int, error) {
 }
 
 // isolated measures n changes spaced by gap: from issuing the change to
-// nginx serving the new backend, for the floor (rl by hand), reload mode
+// nginx serving the new backend, for the floor (fl by hand), reload mode
 // (rl through etcd) and dynamic mode (web through etcd), interleaved.
 func (s *sideBySide) isolated(b *testing.B, n int, gap time.Duration) (floor, reload, dyn []time.Duration, parts breakdown) {
 	ctx := context.Background()
-	host := s.lb.Host()
-	k := 0
-	next := func() (int, string) { k++; return k % isolatedBackends, s.backends[k%isolatedBackends] }
+	host := s.rlb.Host()
+	next := func() (int, string) { s.k++; return s.k % isolatedBackends, s.backends[s.k%isolatedBackends] }
 	for i := 0; i < n; i++ {
 		j, addr := next()
-		text := upstream.Render(upstream.Options{Name: "rl", Keepalive: 8}, []upstream.Backend{{Instance: "rl@1", Addr: addr}})
-		floor = append(floor, measure(b, s.rlURL, fmt.Sprintf("b%d", j), func() error {
-			if err := atomicfile.WriteFile(s.rlFile, text, 0o644); err != nil {
+		text := upstream.Render(upstream.Options{Name: "fl", Keepalive: 8}, []upstream.Backend{{Instance: "fl@1", Addr: addr}})
+		floor = append(floor, measure(b, s.flURL, fmt.Sprintf("b%d", j), func() error {
+			if err := atomicfile.WriteFile(s.flFile, text, 0o644); err != nil {
 				return err
 			}
 			if err := host.Test(ctx); err != nil {
@@ -125,22 +146,45 @@ func (s *sideBySide) isolated(b *testing.B, n int, gap time.Duration) (floor, re
 			return err
 		}))
 		time.Sleep(gap)
-		j, addr = next()
-		before := s.nApplied()
-		var put time.Time
-		took := measure(b, s.lb.URL, fmt.Sprintf("b%d", j), func() error {
-			put = time.Now()
-			_, err := s.etcd.Put(ctx, "/services/web/upstream/web@1", addr)
-			return err
-		})
-		dyn = append(dyn, took)
-		if as := s.appliedSince(before); len(as) > 0 {
-			a := as[len(as)-1]
-			parts.add(a.EventAt.Sub(put), a.ReloadedAt.Sub(a.EventAt), put.Add(took).Sub(a.ReloadedAt))
-		}
+		j, _ = next()
+		dyn = append(dyn, s.dynamicChange(b, j, &parts))
 		time.Sleep(gap)
 	}
 	return floor, reload, dyn, parts
+}
+
+// dynamicChange moves web to backend j through etcd and returns put →
+// served, its breakdown added to parts.
+func (s *sideBySide) dynamicChange(b *testing.B, j int, parts *breakdown) time.Duration {
+	before := s.nApplied()
+	var put time.Time
+	took := measure(b, s.lb.URL, fmt.Sprintf("b%d", j), func() error {
+		put = time.Now()
+		_, err := s.etcd.Put(context.Background(), "/services/web/upstream/web@1", s.backends[j])
+		return err
+	})
+	if as := s.appliedSince(before); len(as) > 0 {
+		a := as[len(as)-1]
+		parts.add(a.EventAt.Sub(put), a.ReloadedAt.Sub(a.EventAt), put.Add(took).Sub(a.ReloadedAt))
+	}
+	return took
+}
+
+// afterReload measures n dynamic changes, each gap after a reload of
+// dynamic mode's nginx (a config change, an operator's reload): the push
+// reaches workers that have not served a request yet.
+func (s *sideBySide) afterReload(b *testing.B, n int, gap time.Duration) (dyn []time.Duration, parts breakdown) {
+	ctx := context.Background()
+	for i := 0; i < n; i++ {
+		if err := s.lb.Host().Reload(ctx); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(gap)
+		s.k++
+		dyn = append(dyn, s.dynamicChange(b, s.k%isolatedBackends, &parts))
+		time.Sleep(gap)
+	}
+	return dyn, parts
 }
 
 // breakdown splits dynamic mode's put → served: etcd (the put until the
@@ -171,7 +215,7 @@ func (p *breakdown) report(b *testing.B, prefix string) {
 // every 250 ms in dynamic mode. The floor and reload mode first answer
 // after their reload, so the clock runs from the action in all three.
 func BenchmarkDynamicVsReload(b *testing.B) {
-	s := newSideBySide(b, isolatedBackends+40)
+	s := newSideBySide(b, isolatedBackends+sustainedChanges)
 	for i := 0; i < b.N; i++ {
 		reloads := testutil.ToFloat64(s.dynM.Reloads)
 		reload := s.measureBoth(b)
@@ -185,7 +229,7 @@ func BenchmarkDynamicVsReload(b *testing.B) {
 // own, as builds on the same machine would be) running beside them on a
 // 2-core machine: the latencies under contention.
 func BenchmarkDynamicBusy(b *testing.B) {
-	s := newSideBySide(b, isolatedBackends+40)
+	s := newSideBySide(b, isolatedBackends+sustainedChanges)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var loops []*exec.Cmd
@@ -211,7 +255,7 @@ func BenchmarkDynamicBusy(b *testing.B) {
 // isolated changes (1.3 s apart) and a change every 250 ms. It returns
 // reload mode's isolated latencies.
 func (s *sideBySide) measureBoth(b *testing.B) (reload []time.Duration) {
-	floor, reload, dyn, parts := s.isolated(b, 20, 1300*time.Millisecond/3)
+	floor, reload, dyn, parts := s.isolated(b, isolatedChanges, 1300*time.Millisecond/3)
 	parts.report(b, "dyn-")
 	fp50 := percentile(floor, .5)
 	b.ReportMetric(ms(fp50), "floor-p50-ms")
@@ -219,7 +263,7 @@ func (s *sideBySide) measureBoth(b *testing.B) (reload []time.Duration) {
 	b.ReportMetric(ms(percentile(dyn, .99)), "dyn-p99-ms")
 	b.ReportMetric(float64(percentile(dyn, .5))/float64(fp50), "dyn-x-floor")
 	before := s.nApplied()
-	p50, p99 := s.sustained(b, 40, 250*time.Millisecond)
+	p50, p99 := s.sustained(b, sustainedChanges, 250*time.Millisecond)
 	b.ReportMetric(ms(p50), "dyn-250-p50-ms")
 	b.ReportMetric(ms(p99), "dyn-250-p99-ms")
 	var reg []time.Duration
@@ -229,6 +273,12 @@ func (s *sideBySide) measureBoth(b *testing.B) (reload []time.Duration) {
 	if len(reg) > 0 {
 		b.ReportMetric(ms(percentile(reg, .5)), "dyn-250-registrar-p50-ms")
 		b.ReportMetric(ms(percentile(reg, .99)), "dyn-250-registrar-p99-ms")
+	}
+	cold, coldParts := s.afterReload(b, 10, 1300*time.Millisecond/2)
+	b.ReportMetric(ms(percentile(cold, .5)), "dyn-after-reload-p50-ms")
+	b.ReportMetric(ms(percentile(cold, .99)), "dyn-after-reload-p99-ms")
+	if len(coldParts.registrar) > 0 {
+		b.ReportMetric(ms(percentile(coldParts.registrar, .5)), "dyn-after-reload-registrar-p50-ms")
 	}
 	return reload
 }
