@@ -50,7 +50,7 @@ type sideBySide struct {
 	flFile, flURL string
 	dynM, rlM     *nginx.Metrics
 	backends      []string // addresses; backend i answers "b<i>"
-	k             int      // the last isolated backend used
+	k             int      // counts the isolated changes; next picks the backend
 	// applied are dynamic mode's confirmed pushes, for the breakdown of
 	// put → served into put → watch event → nginx confirmed → served.
 	mu      sync.Mutex
@@ -126,9 +126,8 @@ func freeLoopbackPort() (int, error) {
 func (s *sideBySide) isolated(b *testing.B, n int, gap time.Duration) (floor, reload, dyn []time.Duration, parts breakdown) {
 	ctx := context.Background()
 	host := s.rlb.Host()
-	next := func() (int, string) { s.k++; return s.k % isolatedBackends, s.backends[s.k%isolatedBackends] }
 	for i := 0; i < n; i++ {
-		j, addr := next()
+		j, addr := s.next()
 		text := upstream.Render(upstream.Options{Name: "fl", Keepalive: 8}, []upstream.Backend{{Instance: "fl@1", Addr: addr}})
 		floor = append(floor, measure(b, s.flURL, fmt.Sprintf("b%d", j), func() error {
 			if err := atomicfile.WriteFile(s.flFile, text, 0o644); err != nil {
@@ -140,17 +139,25 @@ func (s *sideBySide) isolated(b *testing.B, n int, gap time.Duration) (floor, re
 			return host.Reload(ctx)
 		}))
 		time.Sleep(gap)
-		j, addr = next()
+		j, addr = s.next()
 		reload = append(reload, measure(b, s.rlURL, fmt.Sprintf("b%d", j), func() error {
 			_, err := s.etcd.Put(ctx, "/services/rl/upstream/rl@1", addr)
 			return err
 		}))
 		time.Sleep(gap)
-		j, _ = next()
+		j, _ = s.next()
 		dyn = append(dyn, s.dynamicChange(b, j, &parts))
 		time.Sleep(gap)
 	}
 	return floor, reload, dyn, parts
+}
+
+// next is the backend of the next isolated change, its index and address.
+// It steps through the isolated backends, so no change gives an upstream
+// the backend it already has (each change must be seen served).
+func (s *sideBySide) next() (int, string) {
+	s.k++
+	return s.k % isolatedBackends, s.backends[s.k%isolatedBackends]
 }
 
 // dynamicChange moves web to backend j through etcd and returns put →
@@ -180,8 +187,8 @@ func (s *sideBySide) afterReload(b *testing.B, n int, gap time.Duration) (dyn []
 			b.Fatal(err)
 		}
 		time.Sleep(gap)
-		s.k++
-		dyn = append(dyn, s.dynamicChange(b, s.k%isolatedBackends, &parts))
+		j, _ := s.next()
+		dyn = append(dyn, s.dynamicChange(b, j, &parts))
 		time.Sleep(gap)
 	}
 	return dyn, parts
