@@ -9,6 +9,8 @@ LDFLAGS := -s -w -X github.com/deployctl/deployctl/cmd/registrar/cli.Version=$(V
 # brings): a fifth of the registrar's binary and of the memory it maps.
 # internal/harness/imagebuild builds the tests' binaries with the same tags.
 GO_TAGS ?= grpcnotrace
+# Every build of ./cmd/ goes through GOBUILD: one set of flags and tags.
+GOBUILD  = $(GO) build -trimpath -tags '$(GO_TAGS)' -ldflags '$(LDFLAGS)'
 # Static binaries (CGO_ENABLED=0): the demo runs deployctl itself in
 # FROM scratch images, and releases run anywhere.
 STATIC  := CGO_ENABLED=0
@@ -20,8 +22,8 @@ all: build
 ## build: the registrar for linux/amd64 (DigitalOcean's droplets; what
 ## infra ships) and deployctl for this machine, static
 build:
-	$(STATIC) GOOS=linux GOARCH=amd64 $(GO) build -trimpath -tags '$(GO_TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/registrar ./cmd/registrar
-	$(STATIC) $(GO) build -trimpath -tags '$(GO_TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/deployctl ./cmd/deployctl
+	$(STATIC) GOOS=linux GOARCH=amd64 $(GOBUILD) -o $(BIN)/registrar ./cmd/registrar
+	$(STATIC) $(GOBUILD) -o $(BIN)/deployctl ./cmd/deployctl
 
 ## release: static deployctl and registrar for linux/amd64 and linux/arm64,
 ## deployctl for darwin, version stamped, with SHA256SUMS, in bin/release
@@ -30,11 +32,11 @@ release:
 	rm -rf $(BIN)/release && mkdir -p $(BIN)/release
 	@set -e; for p in $(RELEASE); do os=$${p%/*}; arch=$${p#*/}; \
 	  echo "release: $$os/$$arch"; \
-	  $(STATIC) GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -tags '$(GO_TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/release/registrar-$$os-$$arch ./cmd/registrar; \
-	  $(STATIC) GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -tags '$(GO_TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/release/deployctl-$$os-$$arch ./cmd/deployctl; \
+	  $(STATIC) GOOS=$$os GOARCH=$$arch $(GOBUILD) -o $(BIN)/release/registrar-$$os-$$arch ./cmd/registrar; \
+	  $(STATIC) GOOS=$$os GOARCH=$$arch $(GOBUILD) -o $(BIN)/release/deployctl-$$os-$$arch ./cmd/deployctl; \
 	done
 	@set -e; for arch in amd64 arm64; do echo "release: darwin/$$arch"; \
-	  $(STATIC) GOOS=darwin GOARCH=$$arch $(GO) build -trimpath -tags '$(GO_TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/release/deployctl-darwin-$$arch ./cmd/deployctl; done
+	  $(STATIC) GOOS=darwin GOARCH=$$arch $(GOBUILD) -o $(BIN)/release/deployctl-darwin-$$arch ./cmd/deployctl; done
 	cd $(BIN)/release && sha256sum * > SHA256SUMS && cat SHA256SUMS
 
 ## deps: install nginx, systemd-analyze, iproute2 when missing; start Docker
@@ -73,15 +75,15 @@ e2e: deps cluster-bin
 ## deployctl, registrar and etcd 3.5 (compat/etcd35, from the module proxy)
 cluster-bin:
 	@mkdir -p $(BIN)
-	$(STATIC) GOOS=linux GOARCH=amd64 $(GO) build -trimpath -tags '$(GO_TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/registrar ./cmd/registrar
-	$(STATIC) GOOS=linux GOARCH=amd64 $(GO) build -trimpath -tags '$(GO_TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/deployctl ./cmd/deployctl
+	$(STATIC) GOOS=linux GOARCH=amd64 $(GOBUILD) -o $(BIN)/registrar ./cmd/registrar
+	$(STATIC) GOOS=linux GOARCH=amd64 $(GOBUILD) -o $(BIN)/deployctl ./cmd/deployctl
 	cd compat/etcd35 && $(STATIC) GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '-s -w' -o $(abspath $(BIN))/etcd ./etcd
 
 ## demo: the whole story on this machine, no cloud account needed. It runs
 ## the built binary itself (not `go run`, which turns the Ctrl-C that ends
 ## the demo into exit status 1), so a stop the user asked for exits 0.
 demo: deps
-	$(STATIC) $(GO) build -trimpath -tags '$(GO_TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/deployctl ./cmd/deployctl
+	$(STATIC) $(GOBUILD) -o $(BIN)/deployctl ./cmd/deployctl
 	exec $(BIN)/deployctl demo $(DEMO_FLAGS)
 
 ## bench: every benchmark, one table, bench/results.json

@@ -33,9 +33,12 @@ func TestMakefileBuildsWithTheHarnessTags(t *testing.T) {
 	if !strings.Contains(string(b), "\nGO_TAGS ?= "+imagebuild.BuildTags+"\n") {
 		t.Fatalf("the Makefile's GO_TAGS is not %q (imagebuild.BuildTags)", imagebuild.BuildTags)
 	}
+	if !strings.Contains(string(b), "\nGOBUILD  = $(GO) build -trimpath -tags '$(GO_TAGS)' ") {
+		t.Fatal("the Makefile's GOBUILD does not build with -tags '$(GO_TAGS)'")
+	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, "./cmd/") && strings.Contains(line, " build ") && !strings.Contains(line, "-tags '$(GO_TAGS)'") {
-			t.Errorf("the Makefile builds without -tags '$(GO_TAGS)': %s", strings.TrimSpace(line))
+		if strings.Contains(line, "./cmd/") && !strings.HasPrefix(line, "#") && !strings.Contains(line, "$(GOBUILD) ") {
+			t.Errorf("the Makefile builds ./cmd/ without $(GOBUILD) (its flags and -tags '$(GO_TAGS)'): %s", strings.TrimSpace(line))
 		}
 	}
 }
