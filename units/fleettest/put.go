@@ -84,6 +84,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, name string) {
 		}
 		// Different options replace the unit; the agent still runs the old
 		// one until it unloads it.
+		s.raceReplace(existing, body.DesiredState)
 		s.unload(name)
 	}
 	state := body.DesiredState
@@ -110,40 +111,71 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, name string) {
 // it is "activating" again until it is ready (for a Type=notify sidekick:
 // until it has registered the new instance).
 func (s *Server) restartBound(name string) {
-	for _, u := range s.units {
-		if u.Name == name || u.DesiredState != fleet.StateLaunched {
-			continue
+	for _, u := range s.boundTo(name) {
+		// systemd restarts it with the unit it binds to, but its agent
+		// reports that later: fleet still shows its earlier state (active,
+		// its hash) until Stale after the replaced unit is active again
+		// (seen on fleetd 1.0.0: an instance's new app active beside its
+		// sidekick's old "active").
+		s.unload(u.Name)
+		if g, ok := s.ghosts[u.Name]; ok {
+			g.until = s.activeAt[name].Add(s.timing.Stale)
+			s.ghosts[u.Name] = g
 		}
-		inst := ""
-		if n, err := units.ParseName(u.Name); err == nil && n.IsInstance() {
-			inst = n.Instance
-		}
-		for _, o := range u.Options {
-			if o.Section == "Unit" && o.Name == "BindsTo" && strings.ReplaceAll(o.Value, "%i", inst) == name {
-				// systemd restarts it with the unit it binds to, but its
-				// agent reports that later: fleet still shows its earlier
-				// state (active, its hash) until Stale after the replaced
-				// unit is active again (seen on fleetd 1.0.0: an instance's
-				// new app active beside its sidekick's old "active").
-				s.unload(u.Name)
-				if g, ok := s.ghosts[u.Name]; ok {
-					g.until = s.activeAt[name].Add(s.timing.Stale)
-					s.ghosts[u.Name] = g
-				}
-				s.launching(u.Name)
-			}
-		}
+		s.launching(u.Name)
 	}
 }
 
+// raceReplace records, under ReplaceRace, that replacing u (launched,
+// active, with a launched unit bound to it) by a launched unit leaves its
+// old process running.
+func (s *Server) raceReplace(u *fleet.Unit, state string) {
+	if !s.replaceRace || state != fleet.StateLaunched || u.DesiredState != fleet.StateLaunched {
+		return
+	}
+	if active, _ := s.systemdState(u, time.Now()); active != "active" || len(s.boundTo(u.Name)) == 0 {
+		return
+	}
+	if _, ok := s.oldProcess[u.Name]; !ok {
+		s.oldProcess[u.Name] = u.File().Hash()
+	}
+}
+
+// boundTo lists the launched units bound (BindsTo=) to name.
+func (s *Server) boundTo(name string) []*fleet.Unit {
+	var out []*fleet.Unit
+	for _, u := range s.units {
+		if u.Name != name && u.DesiredState == fleet.StateLaunched && bindsTo(u) == name {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// bindsTo is the name u's BindsTo= names, with %i substituted ("" for none).
+func bindsTo(u *fleet.Unit) string {
+	inst := ""
+	if n, err := units.ParseName(u.Name); err == nil && n.IsInstance() {
+		inst = n.Instance
+	}
+	for _, o := range u.Options {
+		if o.Section == "Unit" && o.Name == "BindsTo" {
+			return strings.ReplaceAll(o.Value, "%i", inst)
+		}
+	}
+	return ""
+}
+
 // setState changes an existing unit's desired state; stopping leaves the
-// old state reported until the agent has stopped it.
+// old state reported until the agent has stopped it, and ends a process a
+// raced replace left running.
 func (s *Server) setState(u *fleet.Unit, state string) {
 	if u.DesiredState == state {
 		return
 	}
 	if u.DesiredState == fleet.StateLaunched {
 		s.unload(u.Name)
+		delete(s.oldProcess, u.Name)
 	}
 	if state == fleet.StateLaunched {
 		s.launching(u.Name)

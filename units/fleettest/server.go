@@ -48,6 +48,11 @@ type Server struct {
 	// unready: templates whose instances launched from now on never report
 	// READY=1 (a Type=notify sidekick whose instance never registers).
 	unready map[string]bool
+	// replaceRace models fleet 1.0.0's in-place replace race (see
+	// ReplaceRace); oldProcess holds, per unit, the hash of the file whose
+	// process still runs although fleet holds and reports another.
+	replaceRace bool
+	oldProcess  map[string]string
 	// Requests counts requests by "METHOD path-kind", e.g. "PUT unit".
 	Requests map[string]int
 }
@@ -56,7 +61,8 @@ type Server struct {
 // machine (may be shorter than n).
 func New(n int, metadata ...map[string]string) *Server {
 	s := &Server{TokenLimit: 100, units: map[string]*fleet.Unit{}, Requests: map[string]int{},
-		activeAt: map[string]time.Time{}, ghosts: map[string]ghost{}, failing: map[string]bool{}, unready: map[string]bool{}}
+		activeAt: map[string]time.Time{}, ghosts: map[string]ghost{}, failing: map[string]bool{}, unready: map[string]bool{},
+		oldProcess: map[string]string{}}
 	for i := 0; i < n; i++ {
 		m := fleet.Machine{ID: fmt.Sprintf("%032x", i+1), PrimaryIP: fmt.Sprintf("10.132.0.%d", i+11)}
 		if i < len(metadata) {
@@ -102,6 +108,31 @@ func (s *Server) Unready(template string, on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.unready[template] = on
+}
+
+// ReplaceRace models what fleetd 1.0.0's agent does now and then (issue
+// 37, about 1 roll in 18 on real fleet): a PUT with new options over a
+// unit that is active and has a launched unit bound to it (BindsTo, a
+// sidekick) queues systemd's stop behind the sidekick's, writes the new
+// file and asks for a start with mode "replace", which takes the place of
+// the waiting stop. The unit is never stopped: fleet reports the new hash
+// active while the process runs the old version, and the sidekick, which
+// registers only the version its unit names, stays "activating" for good.
+// Only a stop of the unit (desired state loaded or inactive) ends the old
+// process. With on, every such replace races.
+func (s *Server) ReplaceRace(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.replaceRace = on
+}
+
+// RunsOldProcess reports whether fleet holds name with options other than
+// those its running process was started from (ReplaceRace).
+func (s *Server) RunsOldProcess(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.oldProcess[name]
+	return ok
 }
 
 // Start serves on a loopback httptest server, closed at cleanup by the
@@ -230,6 +261,7 @@ func (s *Server) unit(w http.ResponseWriter, r *http.Request, escaped string, al
 		}
 		s.unload(name) // the agent still reports it for a while
 		delete(s.units, name)
+		delete(s.oldProcess, name)
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		allow(http.MethodGet, http.MethodPut, http.MethodDelete)

@@ -68,6 +68,11 @@ func (s *Server) systemdState(u *fleet.Unit, now time.Time) (active, sub string)
 	if n, err := units.ParseName(u.Name); err == nil && n.IsInstance() && s.failing[n.Template()] {
 		return "failed", "failed"
 	}
+	if _, stale := s.oldProcess[bindsTo(u)]; stale {
+		// A sidekick whose unit runs the old version waits for the new
+		// one's container and never says READY=1.
+		return "activating", "start"
+	}
 	return "active", "running"
 }
 

@@ -223,14 +223,17 @@ func (r *roller) observeGroup(v *view, g *generate.Group, comingUpSince map[stri
 			// whole service's, not the sets before this one.
 			stuckErr = &StuckError{Service: g.Service, Unit: stuck, State: stuckReport, Deadline: r.o.ProgressDeadline, Desired: desired}
 		}
+		drain := draining(v, in)
 		switch {
-		case leastDone == outdated && allActive && in.plain:
+		case leastDone == outdated && allActive && !drain && in.plain:
 			// A serving load balancer is replaced only while no other
 			// plain set of the spec is on its way up: one at a time.
 			gp.plainServing = append(gp.plainServing, in)
-		case leastDone == outdated && allActive:
+		case leastDone == outdated && allActive && !drain:
 			serving = append(serving, in)
 		case leastDone == outdated || leastDone == missing || leastDone == stopped:
+			// Missing, stopped, down, or stopped by this roll to be
+			// replaced (putSet waits until fleet reports it stopped).
 			if !in.plain {
 				unavailable++
 			}
@@ -283,15 +286,12 @@ func (r *roller) putInstances(ctx context.Context, v *view, ins []instance) erro
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			for _, want := range in.want {
-				if err := r.putInstance(ctx, v, want); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-					return
+			if err := r.putSet(ctx, v, in); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
 				}
+				mu.Unlock()
 			}
 		}()
 	}
@@ -299,18 +299,82 @@ func (r *roller) putInstances(ctx context.Context, v *view, ins []instance) erro
 	return first
 }
 
-func (r *roller) putInstance(ctx context.Context, v *view, want *units.Unit) error {
-	cur, ok := v.units[want.Name]
-	// Ownership is checked again on every pass: a unit of this name written
-	// by someone else since the plan was made is not overwritten.
-	if ok {
-		if why := conflict(cur, generate.OwnerOf(want), r.o); why != "" {
-			return &ConflictError{Steps: []Step{{Unit: want.Name, Service: generate.OwnerOf(want), Action: Conflict, Reason: why}}}
+// draining reports whether the roll has stopped one of in's units to
+// replace it: fleet holds it with other options and desired state loaded,
+// which deployctl writes for nothing else.
+func draining(v *view, in instance) bool {
+	for _, want := range in.want {
+		if cur, ok := v.units[want.Name]; ok && cur.DesiredState == fleet.StateLoaded && cur.File().Hash() != want.Hash() {
+			return true
 		}
 	}
+	return false
+}
+
+// running reports whether fleet reports name in any systemd state but
+// stopped (inactive or failed), with whatever hash.
+func running(v *view, name string) bool {
+	for _, st := range v.states[name] {
+		if st.SystemdActiveState != "inactive" && st.SystemdActiveState != "failed" {
+			return true
+		}
+	}
+	return false
+}
+
+// putSet creates, starts or replaces one unit set, its app before its
+// sidekick. A unit that runs with other options is first stopped through
+// fleet (desired state loaded), and nothing of the set is put until fleet
+// reports every such unit stopped: fleet 1.0.0 replacing a running unit in
+// place can leave its old process running under the new file for good
+// (its start job takes the place of a stop queued behind the sidekick's;
+// issue 37). A later pass puts the set once it is down.
+func (r *roller) putSet(ctx context.Context, v *view, in instance) error {
+	// Ownership is checked again on every pass: a unit of this name written
+	// by someone else since the plan was made is not overwritten.
+	for _, want := range in.want {
+		if cur, ok := v.units[want.Name]; ok {
+			if why := conflict(cur, generate.OwnerOf(want), r.o); why != "" {
+				return &ConflictError{Steps: []Step{{Unit: want.Name, Service: generate.OwnerOf(want), Action: Conflict, Reason: why}}}
+			}
+		}
+	}
+	stopping := false
+	for _, want := range in.want {
+		cur, ok := v.units[want.Name]
+		if !ok || cur.File().Hash() == want.Hash() {
+			continue
+		}
+		if cur.DesiredState == fleet.StateLaunched {
+			r.progress("stop %s to replace it", want.Name)
+			err := r.retry(ctx, "stop "+want.Name, func(ctx context.Context) error {
+				return r.c.SetState(ctx, want.Name, fleet.StateLoaded)
+			})
+			if err != nil {
+				return err
+			}
+			stopping = true
+		} else if running(v, want.Name) {
+			stopping = true // stop asked, not yet reported done
+		}
+	}
+	if stopping {
+		return nil
+	}
+	for _, want := range in.want {
+		if err := r.putInstance(ctx, v, want); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *roller) putInstance(ctx context.Context, v *view, want *units.Unit) error {
+	cur, ok := v.units[want.Name]
 	state := fleet.StateInactive
-	if r.o.Start || (ok && cur.DesiredState == fleet.StateLaunched) {
-		// Start is asked, or the unit already runs.
+	if r.o.Start || (ok && cur.DesiredState == fleet.StateLaunched) ||
+		(ok && cur.DesiredState == fleet.StateLoaded && cur.File().Hash() != want.Hash()) {
+		// Start is asked, or the unit runs, or it was stopped to be replaced.
 		state = fleet.StateLaunched
 	}
 	switch {

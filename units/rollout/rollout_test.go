@@ -816,3 +816,35 @@ func TestLoadBalancersRollOneAtATime(t *testing.T) {
 		worst = min(worst, active)
 	}
 }
+
+// Issue 37: fleet 1.0.0 can replace a running unit's file without ever
+// stopping its process (the start job takes the place of a stop queued
+// behind the sidekick's). The roll stops a unit through fleet and waits
+// until fleet reports it stopped before it puts the new options, so every
+// instance runs the new version when the roll returns.
+func TestReplacedInstanceAlwaysRunsTheNewVersion(t *testing.T) {
+	fs, c := newFleet(t, 4)
+	ctx := context.Background()
+	if _, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.4", 4)), fast); err != nil {
+		t.Fatal(err)
+	}
+	fs.SetTiming(fleettest.Timing{Stale: 100 * time.Millisecond, Activate: 50 * time.Millisecond})
+	fs.ReplaceRace(true)
+	o := fast
+	o.ProgressDeadline = 3 * time.Second
+	for i, image := range []string{"example/someapp:1.5", "example/someapp:1.4", "example/someapp:1.5"} {
+		p := planOf(t, app(image, 4))
+		if _, err := rollout.Apply(ctx, c, p, o); err != nil {
+			t.Fatalf("roll %d to %s: %v", i+1, image, err)
+		}
+		for n := 1; n <= 4; n++ {
+			name := fmt.Sprintf("someapp@%d.service", n)
+			if fs.RunsOldProcess(name) {
+				t.Fatalf("roll %d to %s: %s runs the old version under the new unit", i+1, image, name)
+			}
+		}
+		if _, fresh, err := instanceStates(ctx, c, p.Groups[1].Templates[0], 4); err != nil || fresh != 4 {
+			t.Fatalf("roll %d: %d of 4 instances active with the new hash (err %v)", i+1, fresh, err)
+		}
+	}
+}
