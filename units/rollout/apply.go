@@ -70,7 +70,7 @@ type StuckError struct {
 }
 
 func (e *StuckError) Error() string {
-	return fmt.Sprintf("%s did not report the new version active within %s (fleet reports: %s); roll of %s stopped with %d of %d instances updated, the rest left on the old version (see `deployctl units status %s`)",
+	return fmt.Sprintf("%s was not running with the new version within %s (fleet reports it %s); roll of %s stopped with %d of %d instances updated, the rest left on the old version (see `deployctl units status %s`)",
 		e.Unit, e.Deadline, e.State, e.Service, e.Updated, e.Desired, e.Unit)
 }
 

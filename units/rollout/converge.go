@@ -40,15 +40,11 @@ func unitStatus(v *view, want *units.Unit) (s status, active bool, report string
 		if st.Hash != want.Hash() || st.SystemdActiveState != "active" {
 			newActive = false
 		}
-		h := st.Hash
-		if len(h) > 7 {
-			h = h[:7]
-		}
-		parts = append(parts, fmt.Sprintf("%s/%s hash %s on %.8s", st.SystemdActiveState, st.SystemdSubState, h, st.MachineID))
+		parts = append(parts, describeState(v, st, want.Hash(), cur))
 	}
-	report = strings.Join(parts, ", ")
+	report = strings.Join(parts, "; ")
 	if report == "" {
-		report = "no state (not scheduled: does a machine satisfy its [X-Fleet] constraints?)"
+		report = "not running anywhere (not scheduled: does a machine satisfy its [X-Fleet] constraints?)"
 	}
 	switch {
 	case !ok:
@@ -61,6 +57,39 @@ func unitStatus(v *view, want *units.Unit) (s status, active bool, report string
 		return pending, active, report
 	}
 	return updated, active, report
+}
+
+// systemdWords says a systemd active state as a user reads it.
+var systemdWords = map[string]string{
+	"active":       "running",
+	"activating":   "starting (a sidekick is \"starting\" until its instance passes its health check)",
+	"deactivating": "stopping",
+	"reloading":    "reloading",
+	"inactive":     "stopped",
+	"failed":       "failed (its process exited; systemd restarts it)",
+}
+
+// describeState says in words what fleet reports of one unit on one
+// machine: its systemd state, which version, and the machine.
+func describeState(v *view, st fleet.UnitState, want string, cur *fleet.Unit) string {
+	words, ok := systemdWords[st.SystemdActiveState]
+	if !ok {
+		words = st.SystemdActiveState
+	}
+	version := "another version"
+	switch {
+	case st.Hash == want:
+		version = "the new version"
+	case cur != nil && st.Hash == cur.File().Hash():
+		version = "the version fleet holds"
+	}
+	machine := fmt.Sprintf("machine %.8s", st.MachineID)
+	for _, m := range v.machines {
+		if m.ID == st.MachineID && m.PrimaryIP != "" {
+			machine += " (" + m.PrimaryIP + ")"
+		}
+	}
+	return fmt.Sprintf("%s with %s on %s", words, version, machine)
 }
 
 // converge brings every group's plain units and instances 1..N to the

@@ -444,7 +444,7 @@ func TestProgressDeadlineStopsTheRoll(t *testing.T) {
 	o.ProgressDeadline = 300 * time.Millisecond
 	_, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.5", 3)), o)
 	var stuck *rollout.StuckError
-	if !errors.As(err, &stuck) || stuck.Unit != "someapp@1.service" || !strings.Contains(stuck.State, "failed/failed") || stuck.Updated != 0 {
+	if !errors.As(err, &stuck) || stuck.Unit != "someapp@1.service" || !strings.Contains(stuck.State, "failed (its process exited") || !strings.Contains(stuck.State, "with the new version on machine") || stuck.Updated != 0 {
 		t.Fatalf("want a stuck roll at someapp@1.service: %v", err)
 	}
 	if fs.Unit("someapp@3.service").File().Hash() != old {
