@@ -62,3 +62,18 @@ func TestCheckHealth(t *testing.T) {
 		}
 	}
 }
+
+// Issue 35: a prefix that path cleaning changes would put keys outside the
+// place its grants name; every such prefix is refused.
+func TestCheckPrefix(t *testing.T) {
+	for _, ok := range []string{"/", "/services", "/services/prod", "/a.b/c-d_e"} {
+		if err := CheckPrefix(ok); err != nil {
+			t.Errorf("CheckPrefix(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "services", "/services/", "/services/../x", "/services/./x", "/services//x", "/..", "/a b", "/a\x00b", "/a*"} {
+		if err := CheckPrefix(bad); err == nil {
+			t.Errorf("CheckPrefix(%q) passed", bad)
+		}
+	}
+}

@@ -6,7 +6,9 @@
 package registry
 
 import (
+	"fmt"
 	"path"
+	"strings"
 	"time"
 )
 
@@ -43,3 +45,28 @@ type Meta struct {
 // that carries the same value, so a new version's sidekick never
 // registers, nor says READY=1 for, the old version's container.
 const VersionLabel = "io.deployctl.version"
+
+// CheckPrefix checks a key prefix: "/" or an absolute path of segments of
+// letters, digits, '-', '_' and '.', none empty, "." or "..", with no
+// trailing slash. A prefix that path cleaning would change (such as
+// /services/../x, which becomes /x) is refused: the keys written and the
+// grants that allow them must name the same place.
+func CheckPrefix(p string) error {
+	if p == "/" {
+		return nil
+	}
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") {
+		return fmt.Errorf("%q must start with / and not end with one, e.g. /services", p)
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("%q has an empty, \".\" or \"..\" segment; give the path as it is meant, e.g. /services", p)
+		}
+		for _, r := range seg {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.", r)) {
+				return fmt.Errorf("%q: segment %q may only hold letters, digits, '-', '_' and '.'", p, seg)
+			}
+		}
+	}
+	return nil
+}

@@ -54,6 +54,16 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 		{"duplicate", "services:\n  web: {image: a/b:1, port: 80}\n  web: {image: a/b:1, port: 80}\n", "appears twice"},
 		{"spread and global", "services:\n  web: {image: a/b:1, port: 80, spread: true, machine: {global: true}}\n", "spread does not apply"},
 		{"instances and global", "services:\n  web:\n    image: a/b:1\n    port: 80\n    instances: 2\n    machine: {global: true}\n", "f.yaml:5: services.web.instances: a global service runs one instance on every matching machine"},
+		// Issue 35: a control character would reach a unit, where text after
+		// a NUL or a newline becomes a directive of its own.
+		{"NUL in env", "services:\n  web:\n    image: a/b:1\n    port: 80\n    env: {A: \"x\\0ExecStartPost=/bin/sh -c id\"}\n", "f.yaml:5: services.web.env.A: has the control character U+0000"},
+		{"escape in a command argument", "services:\n  web:\n    image: a/b:1\n    port: 80\n    command: [serve, \"a\\eb\"]\n", "services.web.command: has the control character U+001B"},
+		{"tab in network", "services:\n  web:\n    image: a/b:1\n    port: 80\n    network: \"br\\tx\"\n", "services.web.network: has the control character U+0009"},
+		{"NUL in the health path", "services:\n  web:\n    image: a/b:1\n    port: 80\n    health: {http: \"/h\\0x\"}\n", "services.web.health.http: has the control character U+0000"},
+		{"NUL in machine metadata", "services:\n  web:\n    image: a/b:1\n    port: 80\n    machine: {metadata: {role: \"a\\0b\"}}\n", "services.web.machine.metadata.role: has the control character"},
+		{"C1 control in env", "services:\n  web:\n    image: a/b:1\n    port: 80\n    env: {A: \"x\\x85y\"}\n", "services.web.env.A: has the control character U+0085"},
+		{"prefix cleaned elsewhere", "registry: {prefix: /services/../x}\nservices:\n  web: {image: a/b:1, port: 80}\n", "f.yaml:1: registry.prefix: \"/services/../x\" has an empty, \".\" or \"..\" segment"},
+		{"prefix with an empty segment", "registry: {prefix: /services//x}\nservices:\n  web: {image: a/b:1, port: 80}\n", "registry.prefix"},
 		{"spread and global, on global's line", "services:\n  web:\n    image: a/b:1\n    port: 80\n    spread: true\n    machine:\n      global: true\n", "f.yaml:7: services.web.machine.global"},
 	}
 	for _, c := range cases {

@@ -7,7 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
+	"github.com/deployctl/deployctl/registrar/registry"
 	"gopkg.in/yaml.v3"
 )
 
@@ -70,8 +72,25 @@ func (p *parser) str(n *yaml.Node, field string) (string, bool) {
 		p.errf(n, field, "must be a string")
 		return "", false
 	}
+	if !p.printable(n, field) {
+		return "", false
+	}
 	p.record(n, field)
 	return n.Value, true
+}
+
+// printable refuses a value with a control character (C0, DEL or C1):
+// every string in the spec can reach a fleet unit, where a newline or a
+// NUL starts a directive of its own (systemd reads a unit file's lines up
+// to a NUL as separate lines).
+func (p *parser) printable(n *yaml.Node, field string) bool {
+	for i, r := range n.Value {
+		if unicode.IsControl(r) {
+			p.errf(n, field, "has the control character %U at byte %d; a value that reaches a unit must be printable, on one line (no NUL, tab, newline or escape)", r, i)
+			return false
+		}
+	}
+	return true
 }
 
 func (p *parser) integer(n *yaml.Node, field string, lo, hi int) (int, bool) {
@@ -124,8 +143,7 @@ func (p *parser) pairs(n *yaml.Node, field string, keyRe *regexp.Regexp, what st
 			p.errf(v, field+"."+k.Value, "must be a string")
 			continue
 		}
-		if strings.ContainsAny(v.Value, "\n\r") {
-			p.errf(v, field+"."+k.Value, "must be one line")
+		if !p.printable(v, field+"."+k.Value) {
 			continue
 		}
 		p.record(v, field+"."+k.Value)
@@ -190,8 +208,8 @@ func (p *parser) registry(v *yaml.Node, spec *Spec) {
 	p.mapping(v, "registry", map[string]func(k, v *yaml.Node){
 		"prefix": func(k, v *yaml.Node) {
 			if s, ok := p.str(v, "registry.prefix"); ok {
-				if !strings.HasPrefix(s, "/") || (len(s) > 1 && strings.HasSuffix(s, "/")) {
-					p.errf(v, "registry.prefix", "%q must start with / and not end with one", s)
+				if err := registry.CheckPrefix(s); err != nil {
+					p.errf(v, "registry.prefix", "%v", err)
 				} else {
 					spec.Prefix, p.prefixNode = s, v
 				}

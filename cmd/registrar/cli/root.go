@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/exitcode"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -146,8 +147,8 @@ func checkServiceName(flag, s string) error {
 }
 
 func checkPrefix(p string) error {
-	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") && p != "/" {
-		return fmt.Errorf("--prefix: %q must start with / and not end with one, e.g. /services", p)
+	if err := registry.CheckPrefix(p); err != nil {
+		return fmt.Errorf("--prefix: %w", err)
 	}
 	return nil
 }
