@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -95,6 +96,13 @@ func version(text []byte) string {
 	return v
 }
 
+// sumIs reports whether the counts a and b add up to n.
+func sumIs(a, b string, n int) bool {
+	x, err1 := strconv.Atoi(a)
+	y, err2 := strconv.Atoi(b)
+	return err1 == nil && err2 == nil && x+y == n
+}
+
 // body strips the version line: what identifies a list.
 func body(text []byte) []byte {
 	if i := bytes.IndexByte(text, '\n'); i >= 0 {
@@ -166,7 +174,15 @@ func (p *pusher) push(ctx context.Context, bs []upstream.Backend) (bool, error) 
 	if resp.StatusCode != http.StatusOK {
 		return false, fmt.Errorf("nginx refused the instance list: %s: %s", resp.Status, strings.TrimSpace(string(answer)))
 	}
-	if got := strings.Fields(string(answer)); len(got) != 2 || got[0] != version(want) || got[1] != strconv.Itoa(len(bs)) {
+	got := strings.Fields(string(answer))
+	switch {
+	case len(got) == 2 && got[0] == version(want) && got[1] == strconv.Itoa(len(bs)):
+	case len(got) >= 4 && got[0] == version(want) && got[2] == "skipped" && sumIs(got[1], got[3], len(bs)):
+		// The balancer serves the rest and skipped lines its rule refuses
+		// (one rule with registry.CheckAddr, so only a registrar of
+		// another version sends them): served, said, not pushed again.
+		slog.Warn("nginx's balancer skipped instances the registrar sent", "answer", strings.TrimSpace(string(answer)))
+	default:
 		return false, fmt.Errorf("nginx answered %q to a list of %d at version %s", strings.TrimSpace(string(answer)), len(bs), version(want))
 	}
 	p.pushed = want

@@ -156,24 +156,55 @@ func control(t *testing.T, sock, method, body string) string {
 	return fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(b.String()))
 }
 
-// A malformed list is refused whole; what nginx serves does not change.
-func TestDynamicMalformedPushRefused(t *testing.T) {
+// A push without a version line is refused; a bad instance line is
+// skipped and counted, never the whole list (issue 35: one bad line had
+// kept a new instance from being served for good).
+func TestDynamicBadLinesAreSkipped(t *testing.T) {
 	r := newDynRig(t, 30*time.Second)
 	a1, _ := testenv.Backend(t, "web@1")
 	r.etcd.Put(context.Background(), r.prefix+"web@1", a1)
 	testenv.WaitFor(t, 10*time.Second, "web@1 served", func() bool { return answers(r.lb.URL, 4)["web@1"] == 4 })
-	for _, bad := range []string{"", "x\n127.0.0.1:80\n", "7\nexample.com:80\n", "7\n127.0.0.1:0\n", "7\n127.0.0.1:80; drop\n", "7\n999999.0.0.1:80\n",
-		// addresses no instance has: the metadata service, this network,
-		// multicast, broadcast, IPv6 unspecified, link-local, multicast,
-		// an IPv4-mapped one
-		"7\n169.254.169.254:80\n", "7\n0.0.0.0:80\n", "7\n224.0.0.1:80\n", "7\n255.255.255.255:80\n",
-		"7\n[::]:80\n", "7\n[fe80::1]:80\n", "7\n[FF02::1]:80\n", "7\n[::ffff:169.254.169.254]:80\n"} {
+	for _, bad := range []string{"", "x\n127.0.0.1:80\n", "127.0.0.1:80\n"} {
 		if got := control(t, r.socket(), http.MethodPost, bad); !strings.HasPrefix(got, "400") {
-			t.Errorf("malformed list %q: %s", bad, got)
+			t.Errorf("list without a version %q: %s", bad, got)
 		}
 	}
 	if a := answers(r.lb.URL, 4); a["web@1"] != 4 {
 		t.Fatalf("after refused lists: %v", a)
+	}
+	for _, bad := range []string{"example.com:80", "127.0.0.1:0", "127.0.0.1:80; drop", "999999.0.0.1:80", "240.0.0.1:80", "[1:::2]:80",
+		"169.254.169.254:80", "0.0.0.0:80", "224.0.0.1:80", "255.255.255.255:80", "[::]:80", "[fe80::1]:80", "[FF02::1]:80", "[::ffff:169.254.169.254]:80"} {
+		v := time.Now().UnixNano()
+		got := control(t, r.socket(), http.MethodPost, fmt.Sprintf("%d\n%s\n%s\n", v, bad, a1))
+		if want := fmt.Sprintf("200 %d 1 skipped 1 ", v); !strings.HasPrefix(got, want) {
+			t.Errorf("list with %q: %s, want %s…", bad, got, want)
+		}
+		if a := answers(r.lb.URL, 4); a["web@1"] != 4 {
+			t.Fatalf("list with %q: served %v", bad, a)
+		}
+	}
+}
+
+// Issue 35: one address rule. Every address in the table gets the same
+// verdict from registry.CheckLocalAddr (the registrar's rule, loopback
+// allowed as the balancer allows it) and from the Lua balancer in real
+// nginx.
+func TestAddressRuleIsOne(t *testing.T) {
+	r := newDynRig(t, 30*time.Second)
+	for _, addr := range []string{
+		"10.1.2.3:3000", "1.2.3.4:65535", "127.0.0.1:80", "192.168.0.1:80", "100.64.0.1:80", "223.255.255.255:80",
+		"0.0.0.0:80", "0.1.2.3:80", "240.0.0.1:80", "255.255.255.255:80", "169.254.169.254:80", "224.0.0.1:80", "239.1.1.1:80",
+		"10.01.2.3:80", "10.1.2.3:080", "10.1.2.3:0", "10.1.2.3:65536", "256.1.2.3:80", "10.1.2:80",
+		"[::1]:80", "[fd00::1]:80", "[2001:db8::1]:443", "[2001:db8:0:0:0:0:0:1]:80", "[fec0::1]:80",
+		"[::]:80", "[fe80::1]:80", "[febf::1]:80", "[ff02::1]:80", "[1:::2]:80", "[1::2::3]:80", "[12345::1]:80", "[1:2:3:4:5:6:7:8:9]:80", "[:1::2]:80",
+	} {
+		_, err := registry.CheckLocalAddr(addr)
+		v := time.Now().UnixNano()
+		got := control(t, r.socket(), http.MethodPost, fmt.Sprintf("%d\n%s\n", v, addr))
+		luaOK := strings.HasPrefix(got, fmt.Sprintf("200 %d 1", v)) && !strings.Contains(got, "skipped")
+		if luaOK != (err == nil) {
+			t.Errorf("%s: the registrar says %v, the balancer %q", addr, err, got)
+		}
 	}
 }
 

@@ -21,7 +21,9 @@ import (
 // metadata service is 169.254.169.254 — and fe80::/10), multicast and
 // broadcast addresses are refused: anyone who may write under /services/
 // could otherwise point a public load balancer at the LB host itself or at
-// the metadata service. It returns the address in canonical form (IPv6 in
+// the metadata service; so are 0.0.0.0/8 and the reserved 240.0.0.0/4,
+// which no instance has either. The Lua balancer applies the same rule
+// (TestAddressRuleIsOne). It returns the address in canonical form (IPv6 in
 // brackets, shortest form; an IPv4-mapped IPv6 address as IPv4).
 func CheckAddr(v string) (string, error) { return checkAddr(v, false) }
 
@@ -51,6 +53,10 @@ func checkAddr(v string, allowLoopback bool) (string, error) {
 		return "", fmt.Errorf("%q: %s is link-local (169.254.0.0/16, fe80::/10: the cloud's metadata service lives there), not an instance's address", v, ip)
 	case ip.IsMulticast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() || ip.Equal(net.IPv4bcast):
 		return "", fmt.Errorf("%q: %s is a multicast or broadcast address, not an instance's", v, ip)
+	case ip.To4() != nil && ip.To4()[0] == 0:
+		return "", fmt.Errorf("%q: %s is in 0.0.0.0/8 (\"this network\"), not an instance's address", v, ip)
+	case ip.To4() != nil && ip.To4()[0] >= 240:
+		return "", fmt.Errorf("%q: %s is in 240.0.0.0/4 (reserved), not an instance's address", v, ip)
 	}
 	return addr, nil
 }

@@ -15,7 +15,7 @@ func TestCheckAddr(t *testing.T) {
 	}
 	bad := map[string]string{"999.2.3.4:80": "literal IP", "example.com:80": "literal IP", "10.0.0.1": "IP:PORT", "10.0.0.1:0": "1-65535",
 		"10.0.0.1:65536": "1-65535", "10.0.0.1:08": "1-65535", "[fe80::1%eth0]:80": "literal IP", ":80": "literal IP", "10.0.0.1:80; x": "1-65535",
-		"127.0.0.1:1": "loopback", "[::1]:80": "loopback", "169.254.169.254:80": "link-local", "0.0.0.0:80": "unspecified", "239.1.1.1:80": "multicast"}
+		"127.0.0.1:1": "loopback", "[::1]:80": "loopback", "169.254.169.254:80": "link-local", "0.0.0.0:80": "unspecified", "239.1.1.1:80": "multicast", "0.1.2.3:80": "0.0.0.0/8", "240.0.0.1:80": "240.0.0.0/4", "255.255.255.255:80": "broadcast"}
 	for in, want := range bad {
 		if _, err := CheckAddr(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want an error saying %q", in, err, want)

@@ -39,65 +39,103 @@ if not s then
   state[name] = s
 end
 
--- special4 and special6 report an address no instance has (registrar.CheckAddr; the
--- registrar refuses them first, this is the balancer's own guard): this
--- network (0/8), link-local (169.254/16: the cloud's metadata service),
--- multicast and reserved (224/3, broadcast); for IPv6 (in brackets) the
--- unspecified address, link-local fe80::/10, multicast ff00::/8, and any
--- embedded IPv4 (the registrar writes those as IPv4). Loopback is the
--- registrar's call (--allow-loopback).
+-- The address rule is registry.CheckAddr's (the registrar refuses these
+-- first; this is the balancer's own guard, and TestAddressRuleIsOne runs
+-- one table through both): IPv4 without leading zeros, IPv6 in brackets,
+-- a port 1-65535 without leading zeros, and no address an instance never
+-- has. special4 and special6 report those: this network (0/8),
+-- link-local (169.254/16: the cloud's metadata service), multicast,
+-- reserved and broadcast (224/3); for IPv6 the unspecified address,
+-- link-local fe80::/10, multicast ff00::/8, and any embedded IPv4 (the
+-- registrar writes those as IPv4). Loopback is the registrar's call
+-- (--allow-loopback).
 local function special4(a, b)
   return a == 0 or (a == 169 and b == 254) or a >= 224
 end
 
-local function special6(host)
-  local h = host:lower():gsub("^%[(.*)%]$", "%1")
+local function special6(h)
   return h:find(".", 1, true) ~= nil or h:match("^[0:]*$") ~= nil
     or h:match("^fe[89ab]%x?:") ~= nil or h:match("^ff%x%x?:") ~= nil
 end
 
--- parse checks a list: a version line, then IPv4:port or [IPv6]:port
--- lines, port 1-65535, no special address. It fills hosts and ports (when
--- given) and returns the number of instances, or nil and what is wrong,
--- and the version.
+-- ipv6 reports whether h (no brackets) is an IPv6 address in text: hex
+-- groups of 1-4 digits, eight of them, or fewer with one "::".
+local function ipv6(h)
+  if h:find(":::", 1, true) or h:match("^:[^:]") or h:match("[^:]:$") then
+    return false
+  end
+  local _, double = h:gsub("::", "")
+  local groups = 0
+  for g in h:gmatch("[^:]+") do
+    if not g:match("^%x%x?%x?%x?$") then
+      return false
+    end
+    groups = groups + 1
+  end
+  if double == 0 then
+    return groups == 8
+  end
+  return double == 1 and groups <= 7
+end
+
+-- instance parses one "IP:PORT" line: the host (without brackets) and the
+-- port, or nil and why not.
+local function instance(line)
+  local host, port = line:match("^(%d+%.%d+%.%d+%.%d+):(%d+)$")
+  local special
+  if host then
+    local i, first, second = 0, 0, 0
+    for octet in host:gmatch("%d+") do
+      local v = tonumber(octet)
+      if v > 255 or (#octet > 1 and octet:sub(1, 1) == "0") then
+        return nil, "bad instance line: " .. line
+      end
+      i = i + 1
+      if i == 1 then first = v elseif i == 2 then second = v end
+    end
+    special = special4(first, second)
+  else
+    host, port = line:match("^%[([%x:%.]+)%]:(%d+)$")
+    if not host or (not host:find(".", 1, true) and not ipv6(host)) then
+      return nil, "bad instance line: " .. line
+    end
+    host = host:lower()
+    special = special6(host)
+  end
+  if port:sub(1, 1) == "0" or tonumber(port) > 65535 then
+    return nil, "bad instance line: " .. line
+  end
+  if special then
+    return nil, "not an instance's address: " .. line
+  end
+  return host, tonumber(port)
+end
+
+-- parse reads a list: a version line, then one instance per line. A line
+-- that breaks the rule is skipped and counted, never the whole list. It
+-- fills hosts and ports (when given) and returns the number of
+-- instances (or nil and what is wrong when there is no version line), the
+-- version, how many lines it skipped and why the first was.
 local function parse(text, hosts, ports)
   local version, rest = text:match("^(%d+)\n(.*)$")
   if not version then
     return nil, "first line must be the version"
   end
-  local n = 0
+  local n, skipped, why = 0, 0, nil
   for line in rest:gmatch("[^\n]+") do
-    local host, port = line:match("^(%d+%.%d+%.%d+%.%d+):(%d+)$")
-    local isSpecial
+    local host, port = instance(line)
     if host then
-      local i, first, second = 0, 0, 0
-      for octet in host:gmatch("%d+") do
-        local v = tonumber(octet)
-        if #octet > 3 or v > 255 then
-          host = nil
-        end
-        i = i + 1
-        if i == 1 then first = v elseif i == 2 then second = v end
+      n = n + 1
+      if hosts then
+        hosts[n], ports[n] = host, port
       end
-      isSpecial = special4(first, second)
     else
-      host, port = line:match("^(%[[%x:%.]+%]):(%d+)$")
-      isSpecial = host and special6(host)
-    end
-    port = tonumber(port)
-    if not host or not port or port < 1 or port > 65535 then
-      return nil, "bad instance line: " .. line
-    end
-    if isSpecial then
-      return nil, "not an instance's address: " .. line
-    end
-    n = n + 1
-    if hosts then
-      hosts[n], ports[n] = host:gsub("^%[(.*)%]$", "%1"), port
+      skipped = skipped + 1
+      why = why or port
     end
   end
   -- The version stays a string: it may not fit a Lua number exactly.
-  return n, nil, version
+  return n, nil, version, skipped, why
 end
 
 -- statefile is <name>.backends beside this file, where the registrar
@@ -187,7 +225,7 @@ elseif phase == "content" then
     ngx.say("empty body, or larger than client_body_buffer_size")
     return ngx.exit(400)
   end
-  local n, err, version = parse(body)
+  local n, err, version, skipped, why = parse(body)
   if not n then
     ngx.status = 400
     ngx.say(err)
@@ -208,5 +246,10 @@ elseif phase == "content" then
     return ngx.exit(507)
   end
   dict:set("version", version)
+  if skipped > 0 then
+    ngx.log(ngx.WARN, "deployctl: ", name, ": skipped ", skipped, " line(s) of list ", version, ", first: ", why)
+    ngx.say(version, " ", n, " skipped ", skipped, " ", why)
+    return
+  end
   ngx.say(version, " ", n)
 end
