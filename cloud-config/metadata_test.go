@@ -50,7 +50,8 @@ func listenIn(ns, addr string) (net.Listener, error) {
 }
 
 // A node's containers cannot reach the metadata service (it serves the
-// node's user data with its SSH host key), while the host itself can: the
+// node's user data with its SSH host key), nor can a process of the
+// host's network that is not root, while root on the host can: the
 // commands of metadata-block.service, run on a "host" namespace that
 // routes between a "container" namespace and a stand-in metadata service
 // at 169.254.169.254 in a namespace of its own, all made by this test.
@@ -128,6 +129,13 @@ func TestContainersCannotReachMetadata(t *testing.T) {
 	}
 	if out, err := fetch(host); err != nil || !strings.Contains(out, "ssh_host") {
 		t.Fatalf("the host itself must still reach the metadata service (coreos-cloudinit): %v %s", err, out)
+	}
+	// A host-network container (the LB's nginx workers run as nobody) is
+	// on the host's own path (issue 35): only root gets through.
+	asNobody, err := netns(ctx, host, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		"curl", "-sS", "--max-time", "3", "http://"+cloudconfig.MetadataAddr+"/metadata/v1/user-data")
+	if err == nil || strings.Contains(asNobody, "ssh_host") {
+		t.Fatalf("a process of the host's network as nobody reached the metadata service:\n%s", asNobody)
 	}
 	if !strings.Contains(cloudconfig.MetadataBlockService, "Before=docker.service flanneld.service") {
 		t.Fatal("the rules must be in place before Docker and flannel start")

@@ -240,16 +240,19 @@ ExecStart=/bin/sh -c 'until [ -x /opt/bin/registrar ]; do sleep 2; done'
 // asks, containers included, unless the host blocks it.
 const MetadataAddr = "169.254.169.254"
 
-// MetadataBlockCommands put the rules that keep every container (on docker0
-// or flannel: forwarded traffic) from reaching the metadata service, while
-// the host itself (coreos-cloudinit at boot) still can. The rules sit in
-// DOCKER-USER, the chain Docker keeps and evaluates first for forwarded
-// traffic, jumped to from the top of FORWARD; each is checked before it is
-// added, so the commands are idempotent.
+// MetadataBlockCommands put the rules that keep every container from
+// reaching the metadata service, while root on the host (coreos-cloudinit
+// at boot) still can. A container on docker0 or flannel is forwarded
+// traffic: refused in DOCKER-USER, the chain Docker keeps and evaluates
+// first, jumped to from the top of FORWARD. A container on the host's
+// network (the load balancer's nginx, whose workers run as nobody) is
+// local traffic: refused in OUTPUT for every user but root. Each rule is
+// checked before it is added, so the commands are idempotent.
 var MetadataBlockCommands = []string{
 	"/bin/sh -c 'iptables -w -N DOCKER-USER 2>/dev/null || true'",
 	"/bin/sh -c 'iptables -w -C FORWARD -j DOCKER-USER 2>/dev/null || iptables -w -I FORWARD -j DOCKER-USER'",
 	"/bin/sh -c 'iptables -w -C DOCKER-USER -d " + MetadataAddr + "/32 -j REJECT --reject-with icmp-port-unreachable 2>/dev/null || iptables -w -I DOCKER-USER -d " + MetadataAddr + "/32 -j REJECT --reject-with icmp-port-unreachable'",
+	"/bin/sh -c 'iptables -w -C OUTPUT -d " + MetadataAddr + "/32 -m owner ! --uid-owner 0 -j REJECT --reject-with icmp-port-unreachable 2>/dev/null || iptables -w -I OUTPUT -d " + MetadataAddr + "/32 -m owner ! --uid-owner 0 -j REJECT --reject-with icmp-port-unreachable'",
 }
 
 // MetadataBlockService applies MetadataBlockCommands before Docker and

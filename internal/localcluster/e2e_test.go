@@ -884,6 +884,14 @@ func TestE2ETLS(t *testing.T) {
 			t.Fatalf("a container read the node's user data:\n%.200s", out)
 		}
 		t.Logf("refused as expected: %s", strings.TrimSpace(string(out)))
+		// ...nor does one on the host's network that is not root (the LB's
+		// nginx workers run as nobody): the OUTPUT rule, issue 35.
+		out, err = exec.Command("docker", "exec", node, "docker", "run", "--rm", "--network", "host", "--user", "65534:65534", "--entrypoint", "curl",
+			"quay.io/coreos/flannel:v0.14.0", "-fsS", "-m", "5", "http://169.254.169.254/metadata/v1/user-data").CombinedOutput()
+		if err == nil {
+			t.Fatalf("a host-network container as nobody read the node's user data:\n%.200s", out)
+		}
+		t.Logf("host network as nobody, refused as expected: %s", strings.TrimSpace(string(out)))
 	})
 	t.Run("shrink", shrink)
 	// On the 3 nodes left (3 passes, 9 etcd restarts).
