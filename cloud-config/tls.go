@@ -130,6 +130,10 @@ func (c *Cluster) v2AuthScript() string {
 	roles := []string{RoleFleet, RoleFlannel, RoleLocksmith}
 	for _, r := range roles {
 		fmt.Fprintf(&b, "v2get roles/%[1]s >/dev/null || v2 roles/%[1]s '{\"role\":\"%[1]s\",\"permissions\":{\"kv\":{\"read\":[\"%[2]s\"],\"write\":[\"%[2]s\"]}}}'\n", r, V2Prefixes[r])
+		// A role set up with the pattern that also matched siblings: the
+		// new grant first, then the old one revoked.
+		fmt.Fprintf(&b, "v2get roles/%[1]s | grep -qF '\"%[2]s\"' || v2 roles/%[1]s '{\"role\":\"%[1]s\",\"grant\":{\"kv\":{\"read\":[\"%[2]s\"],\"write\":[\"%[2]s\"]}}}'\n", r, V2Prefixes[r])
+		fmt.Fprintf(&b, "if v2get roles/%[1]s | grep -qF '\"%[2]s\"'; then v2 roles/%[1]s '{\"role\":\"%[1]s\",\"revoke\":{\"kv\":{\"read\":[\"%[2]s\"],\"write\":[\"%[2]s\"]}}}'; fi\n", r, v2OldPrefixes[r])
 	}
 	for _, u := range append([]string{RoleRoot, RoleRegistrar}, roles...) {
 		fmt.Fprintf(&b, "v2get users/%[1]s >/dev/null || v2 users/%[1]s \"{\\\"user\\\":\\\"%[1]s\\\",\\\"password\\\":\\\"$(pw)\\\"}\"\n", u)
@@ -232,9 +236,19 @@ func TLSFirstInstallScript(files NodeTLSFiles) string {
 // V2Prefixes are the v2 keys each role that speaks etcd's v2 API may read
 // and write once v2 auth is on (fleet 1.0.0, flannel v0.14 and locksmith
 // speak only v2; the registrar speaks only v3 and gets nothing in v2). etcd
-// matches a trailing * as a prefix, so each covers its directory itself
-// (recursive gets and watches) and everything under it.
+// matches a trailing * as a plain string prefix, so each pattern ends in
+// "/*": everything under the directory (recursive gets and watches of its
+// subdirectories, which is all these clients read), and not a sibling
+// such as /_coreos.com/fleetX, which "/_coreos.com/fleet*" also matched.
 var V2Prefixes = map[string]string{
+	RoleFleet:     "/_coreos.com/fleet/*",
+	RoleFlannel:   "/coreos.com/network/*",
+	RoleLocksmith: "/coreos.com/updateengine/rebootlock/*",
+}
+
+// v2OldPrefixes are the patterns clusters set up before V2Prefixes ended
+// in "/*"; the auth setup grants the new one and then revokes these.
+var v2OldPrefixes = map[string]string{
 	RoleFleet:     "/_coreos.com/fleet*",
 	RoleFlannel:   "/coreos.com/network*",
 	RoleLocksmith: "/coreos.com/updateengine/rebootlock*",

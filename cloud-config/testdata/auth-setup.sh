@@ -12,9 +12,15 @@ e auth status 2>/dev/null | grep -q 'Authentication Status: true' || e auth enab
 v2() { sudo curl -fsS --cacert /etc/ssl/etcd/ca.pem --cert $DEPLOYCTL_ROOT/root.pem --key $DEPLOYCTL_ROOT/root-key.pem -o /dev/null -X PUT -H 'Content-Type: application/json' https://127.0.0.1:2379/v2/auth/"$1" -d "$2"; }
 v2get() { sudo curl -fsS --cacert /etc/ssl/etcd/ca.pem --cert $DEPLOYCTL_ROOT/root.pem --key $DEPLOYCTL_ROOT/root-key.pem https://127.0.0.1:2379/v2/auth/"$1" 2>/dev/null; }
 pw() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-v2get roles/fleet >/dev/null || v2 roles/fleet '{"role":"fleet","permissions":{"kv":{"read":["/_coreos.com/fleet*"],"write":["/_coreos.com/fleet*"]}}}'
-v2get roles/flannel >/dev/null || v2 roles/flannel '{"role":"flannel","permissions":{"kv":{"read":["/coreos.com/network*"],"write":["/coreos.com/network*"]}}}'
-v2get roles/locksmith >/dev/null || v2 roles/locksmith '{"role":"locksmith","permissions":{"kv":{"read":["/coreos.com/updateengine/rebootlock*"],"write":["/coreos.com/updateengine/rebootlock*"]}}}'
+v2get roles/fleet >/dev/null || v2 roles/fleet '{"role":"fleet","permissions":{"kv":{"read":["/_coreos.com/fleet/*"],"write":["/_coreos.com/fleet/*"]}}}'
+v2get roles/fleet | grep -qF '"/_coreos.com/fleet/*"' || v2 roles/fleet '{"role":"fleet","grant":{"kv":{"read":["/_coreos.com/fleet/*"],"write":["/_coreos.com/fleet/*"]}}}'
+if v2get roles/fleet | grep -qF '"/_coreos.com/fleet*"'; then v2 roles/fleet '{"role":"fleet","revoke":{"kv":{"read":["/_coreos.com/fleet*"],"write":["/_coreos.com/fleet*"]}}}'; fi
+v2get roles/flannel >/dev/null || v2 roles/flannel '{"role":"flannel","permissions":{"kv":{"read":["/coreos.com/network/*"],"write":["/coreos.com/network/*"]}}}'
+v2get roles/flannel | grep -qF '"/coreos.com/network/*"' || v2 roles/flannel '{"role":"flannel","grant":{"kv":{"read":["/coreos.com/network/*"],"write":["/coreos.com/network/*"]}}}'
+if v2get roles/flannel | grep -qF '"/coreos.com/network*"'; then v2 roles/flannel '{"role":"flannel","revoke":{"kv":{"read":["/coreos.com/network*"],"write":["/coreos.com/network*"]}}}'; fi
+v2get roles/locksmith >/dev/null || v2 roles/locksmith '{"role":"locksmith","permissions":{"kv":{"read":["/coreos.com/updateengine/rebootlock/*"],"write":["/coreos.com/updateengine/rebootlock/*"]}}}'
+v2get roles/locksmith | grep -qF '"/coreos.com/updateengine/rebootlock/*"' || v2 roles/locksmith '{"role":"locksmith","grant":{"kv":{"read":["/coreos.com/updateengine/rebootlock/*"],"write":["/coreos.com/updateengine/rebootlock/*"]}}}'
+if v2get roles/locksmith | grep -qF '"/coreos.com/updateengine/rebootlock*"'; then v2 roles/locksmith '{"role":"locksmith","revoke":{"kv":{"read":["/coreos.com/updateengine/rebootlock*"],"write":["/coreos.com/updateengine/rebootlock*"]}}}'; fi
 v2get users/root >/dev/null || v2 users/root "{\"user\":\"root\",\"password\":\"$(pw)\"}"
 v2get users/registrar >/dev/null || v2 users/registrar "{\"user\":\"registrar\",\"password\":\"$(pw)\"}"
 v2get users/fleet >/dev/null || v2 users/fleet "{\"user\":\"fleet\",\"password\":\"$(pw)\"}"

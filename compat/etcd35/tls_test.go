@@ -131,6 +131,14 @@ func TestAuthSetupScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := onNode(withEtcdctl(string(b), etcdctl), dir)
+	// A cluster set up before the grants ended in "/*" has fleet's role
+	// with the pattern that also matched /_coreos.com/fleetX: the script
+	// replaces it.
+	old := `{"role":"fleet","permissions":{"kv":{"read":["/_coreos.com/fleet*"],"write":["/_coreos.com/fleet*"]}}}`
+	if out, err := exec.CommandContext(ctx, "curl", "-fsS", "-X", "PUT", "-H", "Content-Type: application/json", "--cacert", dir+"ca.pem",
+		"--cert", dir+"root.pem", "--key", dir+"root-key.pem", srv.endpoint+"/v2/auth/roles/fleet", "-d", old).CombinedOutput(); err != nil {
+		t.Fatalf("old fleet role: %v %s", err, out)
+	}
 	for i := 0; i < 2; i++ {
 		if out, err := run(ctx, script, srv.endpoint); err != nil {
 			t.Fatalf("auth setup run %d: %v\n%s", i+1, err, out)
@@ -213,6 +221,10 @@ func checkV2Permissions(t *testing.T, ctx context.Context, endpoint, dir string)
 		"flannel":   "/coreos.com/network/subnets/10.1.7.0-24",
 		"locksmith": "/coreos.com/updateengine/rebootlock/semaphore",
 		"other":     "/other/key",
+		// Siblings a plain string prefix would also match (issue 35).
+		"fleet's sibling":     "/_coreos.com/fleetX/job",
+		"flannel's sibling":   "/coreos.com/network2/config",
+		"locksmith's sibling": "/coreos.com/updateengine/rebootlockX",
 	}
 	put := func(role, key string) (int, error) {
 		out, err := exec.CommandContext(ctx, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT",
@@ -237,8 +249,10 @@ func checkV2Permissions(t *testing.T, ctx context.Context, endpoint, dir string)
 			}
 		}
 	}
-	// fleet lists its whole tree recursively; flannel reads its config.
-	for role, path := range map[string]string{"fleet": "/_coreos.com/fleet?recursive=true", "flannel": "/coreos.com/network/subnets/10.1.7.0-24"} {
+	// fleet reads its directories recursively (fleet 1.0.0's registry:
+	// job, machines, state, lease, all under /_coreos.com/fleet/); flannel
+	// reads its subnets and config.
+	for role, path := range map[string]string{"fleet": "/_coreos.com/fleet/job?recursive=true", "flannel": "/coreos.com/network/subnets?recursive=true"} {
 		out, err := exec.CommandContext(ctx, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
 			"--cacert", dir+"ca.pem", "--cert", dir+role+".pem", "--key", dir+role+"-key.pem", endpoint+"/v2/keys"+path).Output()
 		if err != nil || string(out) != "200" {
