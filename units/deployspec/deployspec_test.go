@@ -64,6 +64,9 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 		{"C1 control in env", "services:\n  web:\n    image: a/b:1\n    port: 80\n    env: {A: \"x\\x85y\"}\n", "services.web.env.A: has the control character U+0085"},
 		{"prefix cleaned elsewhere", "registry: {prefix: /services/../x}\nservices:\n  web: {image: a/b:1, port: 80}\n", "f.yaml:1: registry.prefix: \"/services/../x\" has an empty, \".\" or \"..\" segment"},
 		{"prefix with an empty segment", "registry: {prefix: /services//x}\nservices:\n  web: {image: a/b:1, port: 80}\n", "registry.prefix"},
+		{"host network", "services:\n  web:\n    image: a/b:1\n    port: 80\n    network: host\n", "f.yaml:5: services.web.network: \"host\" gives the app no address of its own"},
+		{"no network", "services:\n  web:\n    image: a/b:1\n    port: 80\n    network: none\n", "services.web.network: \"none\""},
+		{"another container's network", "services:\n  web:\n    image: a/b:1\n    port: 80\n    network: \"container:db\"\n", "services.web.network: \"container:db\" is not a Docker network name"},
 		{"spread and global, on global's line", "services:\n  web:\n    image: a/b:1\n    port: 80\n    spread: true\n    machine:\n      global: true\n", "f.yaml:7: services.web.machine.global"},
 	}
 	for _, c := range cases {

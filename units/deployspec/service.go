@@ -2,6 +2,7 @@ package deployspec
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -9,11 +10,15 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// dockerNetwork is a Docker network's name (not container:NAME, which
+// shares another container's address).
+var dockerNetwork = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
 func (p *parser) service(name string, k, v *yaml.Node, field string) *Service {
 	s := &Service{Name: name, Line: k.Line, Instances: Defaults.Instances, TTL: Defaults.TTL, Network: Defaults.Network}
 	start := len(p.fields)
 	defer func() { s.Fields = append([]Field(nil), p.fields[start:]...) }()
-	var instancesNode, portNode, imageNode, machineNode, globalNode *yaml.Node
+	var instancesNode, portNode, imageNode, machineNode, globalNode, networkNode *yaml.Node
 	p.mapping(v, field, map[string]func(k, v *yaml.Node){
 		"image": func(_, v *yaml.Node) {
 			imageNode = v
@@ -60,7 +65,14 @@ func (p *parser) service(name string, k, v *yaml.Node, field string) *Service {
 			}
 		},
 		"network": func(_, v *yaml.Node) {
+			networkNode = v
 			if n, ok := p.str(v, field+".network"); ok {
+				switch {
+				case n == "host" || n == "none":
+					p.errf(v, field+".network", "%q gives the app no address of its own: its sidekick would have nothing to register and the roll would wait for it; use bridge (the default: flannel's network) or a Docker network of your own", n)
+				case !dockerNetwork.MatchString(n):
+					p.errf(v, field+".network", "%q is not a Docker network name (letters, digits, '_', '.', '-')", n)
+				}
 				s.Network = n
 			}
 		},
@@ -79,7 +91,7 @@ func (p *parser) service(name string, k, v *yaml.Node, field string) *Service {
 		"nginx": func(_, v *yaml.Node) { s.LB = p.nginx(v, field) },
 	})
 	if s.LB != nil {
-		for what, n := range map[string]*yaml.Node{"image": imageNode, "port": portNode, "instances": instancesNode} {
+		for what, n := range map[string]*yaml.Node{"image": imageNode, "port": portNode, "instances": instancesNode, "network": networkNode} {
 			if n != nil {
 				p.errf(n, field+"."+what, "a load balancer (nginx:) takes no %s; set it on the app service", what)
 			}
