@@ -40,6 +40,11 @@ type Config struct {
 	// EtcdTLS: mutual TLS for etcd across the cluster (default on; off
 	// only by choice, and required off with a discovery URL).
 	EtcdTLS bool
+	// AllowPlaintextEtcd is the explicit opt-in EtcdTLS false needs:
+	// plaintext etcd has no authentication either, so anything on the
+	// private network, any container included, may write fleet units,
+	// which is root on every node.
+	AllowPlaintextEtcd bool
 	// PKIGeneration names the PKI's keys and certificates; raising it
 	// rotates them all (default 1).
 	PKIGeneration int
@@ -150,6 +155,16 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		c.EtcdTLS = false
 	default:
 		p.addf("etcdTls", "%q is not true or false (pulumi config set etcdTls true)", v)
+	}
+	switch v := cfg.Get("allowPlaintextEtcd"); v {
+	case "", "false":
+	case "true":
+		c.AllowPlaintextEtcd = true
+	default:
+		p.addf("allowPlaintextEtcd", "%q is not true or false", v)
+	}
+	if !c.EtcdTLS && !c.AllowPlaintextEtcd {
+		p.addf("etcdTls", "false leaves etcd on the nodes' private addresses in plaintext with no authentication: any container on any node could write fleet units, which is root on every node. To accept that, also run: pulumi config set deployctl:allowPlaintextEtcd true (docs/operations.md, \"Turning it off\")")
 	}
 	if c.DiscoveryURL != "" && c.EtcdTLS {
 		p.addf("etcdTls", "must be set to false to use discoveryUrl: with a discovery URL etcd starts at boot, before infra can install each node's server certificate (it names the node's private IP). Without discoveryUrl etcd runs with mutual TLS (pulumi config set deployctl:etcdTls false to accept plaintext etcd)")

@@ -436,7 +436,10 @@ func TestConfigErrors(t *testing.T) {
 		"deployctl:nodeCount must be a whole":                        {"deployctl:nodeCount": "three"},
 		"deployctl:etcdTls must be set to false to use discoveryUrl": {"deployctl:discoveryUrl": "https://discovery.etcd.io/abc"},
 		"deployctl:etcdTls \"maybe\" is not true or false":           {"deployctl:etcdTls": "maybe"},
-		"deployctl:fleetSha256 \"abc\" is not a SHA-256":             {"deployctl:fleetSha256": "abc"},
+		// Issue 35: plaintext etcd is root on every node for any container.
+		"deployctl:etcdTls false leaves etcd on the nodes' private addresses in plaintext":                        {"deployctl:etcdTls": "false"},
+		"deployctl:allowPlaintextEtcd \"sure\" is not true or false":                                              {"deployctl:etcdTls": "false", "deployctl:allowPlaintextEtcd": "sure"},
+		"deployctl:fleetSha256 \"abc\" is not a SHA-256":                                                          {"deployctl:fleetSha256": "abc"},
 		"deployctl:allowedSshCidrs [0] \"everyone\" is not a CIDR: pulumi config set --path 'allowedSshCidrs[0]'": {"deployctl:allowedSshCidrs": `["everyone"]`},
 	}
 	for want, o := range cases {
@@ -476,7 +479,7 @@ func TestConfigErrorsAllAtOnce(t *testing.T) {
 }
 
 func TestExistingImageAndDiscovery(t *testing.T) {
-	m, err := runProgram(t, map[string]string{"deployctl:imageId": "987", "deployctl:discoveryUrl": "https://discovery.etcd.io/abc", "deployctl:nodeCount": "1", "deployctl:etcdTls": "false"})
+	m, err := runProgram(t, map[string]string{"deployctl:imageId": "987", "deployctl:discoveryUrl": "https://discovery.etcd.io/abc", "deployctl:nodeCount": "1", "deployctl:etcdTls": "false", "deployctl:allowPlaintextEtcd": "true"})
 	if err != nil {
 		t.Fatal(err)
 	}

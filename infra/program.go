@@ -7,6 +7,9 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
+// PlaintextEtcdWarning is said at every run of a stack with etcdTls false.
+const PlaintextEtcdWarning = "etcdTls is false (allowPlaintextEtcd): etcd serves the private network in plaintext with no authentication, so any container on any node can write fleet units (root on every node) and registrations; set deployctl:etcdTls true to close it"
+
 // Program is the Pulumi program: it loads the stack configuration, creates
 // the cluster and exports what `deployctl cluster endpoints` and
 // `deployctl units submit --tunnel` need. The operator's etcd key is the
@@ -15,6 +18,12 @@ func Program(ctx *pulumi.Context) error {
 	cfg, err := LoadConfig(ctx)
 	if err != nil {
 		return err
+	}
+	if !cfg.EtcdTLS {
+		// Said at every up and preview, not only the first.
+		if err := ctx.Log.Warn(PlaintextEtcdWarning, nil); err != nil {
+			return err
+		}
 	}
 	name := fmt.Sprintf("deployctl-%s", ctx.Stack())
 	c, err := NewCluster(ctx, name, &ClusterArgs{Name: name, Config: cfg})
