@@ -1,6 +1,8 @@
 package cloudconfig
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 )
@@ -24,7 +26,13 @@ import (
 // The registrar reads the CA file on every new connection (package etcdconn),
 // so its processes follow without a restart. Each script is idempotent: on
 // a node already in its pass's state it changes and restarts nothing, so a
-// new stack or a re-run after a crash halfway converges.
+// new stack or a re-run after a crash halfway converges. "Already in its
+// pass's state" is decided by a marker (RotationMarkerDir) that a pass
+// writes only after its last restart, not by the files: a pass cut off
+// after etcd restarted but before the clients did (a dropped SSH session, a
+// health wait that timed out) has every file in place, and its clients
+// still hold the old certificates in memory. Every pass starts only when
+// every member of the cluster answers /health.
 
 // Which of a node's etcd clients a pass restarts after etcd. They all
 // reach etcd on this node only (LocalEndpoint), so in pass 1 none needs
@@ -39,6 +47,52 @@ const (
 	restartAllClients
 	restartClientsButFleet
 )
+
+// RotationMarkerDir holds each pass's marker on a node: the fingerprint of
+// what the pass installed, written once its last restart is done.
+const RotationMarkerDir = "/var/lib/deployctl/rotation"
+
+// passMarker is a pass's marker file and the fingerprint it must hold for
+// payload (the new CA, or the node's new files), which the script carries
+// (a hash: no secret).
+func passMarker(pass, payload string) (path, want string) {
+	sum := sha256.Sum256([]byte(payload))
+	return RotationMarkerDir + "/" + pass, hex.EncodeToString(sum[:16])
+}
+
+// passDone is a pass's check that it finished on this node: its marker
+// holds want, or (a node that finished the pass before markers existed)
+// etcd runs with the files and every running client of the pass entered
+// its active state after etcd did. It writes the marker in the second
+// case.
+func passDone(marker, want, etcdOlder string, clients []string) string {
+	return fmt.Sprintf(`pass_done() {
+  [ "$(sudo cat %[1]s 2>/dev/null)" = "%[2]s" ] && return 0
+  if %[3]s; then return 1; fi
+  etcd_t=$(systemctl show -p ActiveEnterTimestampMonotonic --value etcd-member.service)
+  for u in %[4]s; do
+    systemctl is-active -q "$u" || continue
+    [ "$(systemctl show -p ActiveEnterTimestampMonotonic --value "$u")" -gt "${etcd_t:-0}" ] || return 1
+  done
+  mark_done
+}
+mark_done() { sudo install -d -m 0755 %[5]s && echo "%[2]s" | sudo tee %[1]s >/dev/null; }
+`, marker, want, etcdOlder, strings.Join(clients, " "), RotationMarkerDir)
+}
+
+// clusterHealthy is a shell check run before a pass changes anything:
+// every member etcd lists answers /health (read as fleet's role, over
+// this node's CA file), or the script stops saying which does not.
+func (c *Cluster) clusterHealthy() string {
+	curl := c.fleetCurl()
+	return fmt.Sprintf(`members=$(%[1]s %[2]s/v2/members) || { echo "$(hostname): the local etcd does not list its members; not starting this pass" >&2; exit 1; }
+urls=$(echo "$members" | grep -o '"clientURLs":\[[^]]*\]' | grep -o 'https\?://[^"]*' || true)
+[ -n "$urls" ] || { echo "$(hostname): no member lists a client URL; not starting this pass" >&2; exit 1; }
+for u in $urls; do
+  %[1]s "$u/health" 2>/dev/null | grep -q '"health":"true"' || { echo "$(hostname): member $u is not healthy; not starting this pass (etcdctl endpoint health --cluster)" >&2; exit 1; }
+done
+`, curl, c.LocalEndpoint())
+}
 
 // rotationRestart restarts etcd on this node and waits until it answers
 // /health as part of a cluster with a leader, then restarts the node's
@@ -63,8 +117,11 @@ echo "$(hostname): etcd healthy after $i s"
 	return s
 }
 
-// rotationLeaseHolder holds fleet's engine lease while a fleetd restarts.
-const rotationLeaseHolder = `{"MachineID":"deployctl-ca-rotation","Version":1}`
+// rotationLeaseHolder is the shell that names the holder of fleet's
+// engine lease while a fleetd restarts: unique per run, so that a script
+// left running by a dropped session cannot release (compare-and-delete) a
+// retry's lease, nor renew it.
+const rotationLeaseHolder = `holder="{\"MachineID\":\"deployctl-ca-rotation-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')\",\"Version\":1}"`
 
 // fleetCurl is curl to the local etcd as fleet's role, bounded to 5 s.
 func (c *Cluster) fleetCurl() string { return "sudo curl -fsS --max-time 5" + c.CurlTLSArgs(RoleFleet) }
@@ -88,7 +145,7 @@ func (c *Cluster) restartFleet() string {
 	curl := c.fleetCurl()
 	keys := c.LocalEndpoint() + "/v2/keys/_coreos.com/fleet"
 	return fmt.Sprintf(`if systemctl is-active -q fleet.service; then
-  holder='%[3]s'
+  %[3]s
   %[1]s -o /dev/null -X PUT "%[2]s/lease/engine-leader" --data-urlencode "value=$holder" -d ttl=30
   sleep 1
   sudo systemctl kill --signal=SIGKILL fleet.service
@@ -98,6 +155,11 @@ func (c *Cluster) restartFleet() string {
   ok=
   for i in $(seq 1 120); do
     if sudo /opt/bin/fleetctl list-machines --full --no-legend 2>/dev/null | grep -q "^$(cat /etc/machine-id)"; then ok=1; break; fi
+    # The lease lives 30 s and the wait up to 60: renewed every 10 s, only
+    # while it is still this run's.
+    if [ $((i %% 20)) -eq 0 ]; then
+      %[1]s -o /dev/null -X PUT -G "%[2]s/lease/engine-leader" --data-urlencode "prevValue=$holder" --data-urlencode "value=$holder" -d ttl=30 || true
+    fi
     sleep 0.5
   done
   %[1]s -o /dev/null -X DELETE -G "%[2]s/lease/engine-leader" --data-urlencode "prevValue=$holder" || true
@@ -111,7 +173,9 @@ fi
 // path was last changed, so it does not run with what path holds now (a
 // pass stopped after writing its files and before etcd restarted).
 func etcdOlderThan(path string) string {
-	return fmt.Sprintf(`[ "$(sudo stat -c %%Y %s)" -ge "$(date -d "$(systemctl show -p ActiveEnterTimestamp --value etcd-member.service)" +%%s 2>/dev/null || echo 0)" ]`, path)
+	// An etcd that never started has an empty timestamp, which date -d
+	// reads as today's midnight: it counts as started at 0.
+	return fmt.Sprintf(`[ "$(sudo stat -c %%Y %s)" -ge "$(t=$(systemctl show -p ActiveEnterTimestamp --value etcd-member.service); if [ -n "$t" ]; then date -d "$t" +%%s 2>/dev/null || echo 0; else echo 0; fi)" ]`, path)
 }
 
 // pemInFile is a shell condition: the file (read by cat, e.g. "sudo cat")
@@ -121,14 +185,22 @@ func pemInFile(cat, path, pem string) string {
 	return fmt.Sprintf("%s %s | tr -d '\\n' | grep -qF -e '%s'", cat, path, strings.ReplaceAll(strings.TrimSpace(pem), "\n", ""))
 }
 
+// Which clients each pass restarts after etcd, by unit (passDone's
+// evidence for a node that finished the pass before markers existed).
+var (
+	passClients      = []string{"flanneld.service", "locksmithd.service", "fleet.service"}
+	passClientsFleet = []string{"flanneld.service", "locksmithd.service"}
+)
+
 // RotateTrustScript is pass 1 on one node: ca.pem becomes the CA(s) it holds
 // plus newCA, then etcd and the node's clients restart. Nothing happens on
-// a node that already trusts newCA.
+// a node that already trusts newCA and finished the pass.
 func (c *Cluster) RotateTrustScript(newCA string) string {
+	marker, want := passMarker("trust", newCA)
 	return fmt.Sprintf(`set -eu
 umask 022
-if %[2]s; then
-  if ! %[5]s; then echo "$(hostname): already trusts the new CA"; exit 0; fi
+%[6]s%[7]sif %[2]s; then
+  if pass_done; then echo "$(hostname): already trusts the new CA"; exit 0; fi
   echo "$(hostname): trusts the new CA, but etcd started before; restarting etcd"
 else
 { sudo cat %[1]s; cat <<'DEPLOYCTL_NEW_CA'
@@ -138,51 +210,63 @@ DEPLOYCTL_NEW_CA
 sudo chmod 0644 %[1]s.tmp && sudo mv %[1]s.tmp %[1]s
 echo "$(hostname): trusts the old and the new CA; restarting etcd"
 fi
-%[4]s`, CAFile(), pemInFile("sudo cat", CAFile(), newCA), strings.TrimRight(newCA, "\n"), c.rotationRestart(restartNoClients), etcdOlderThan(CAFile()))
+%[4]smark_done
+`, CAFile(), pemInFile("sudo cat", CAFile(), newCA), strings.TrimRight(newCA, "\n"), c.rotationRestart(restartNoClients),
+		etcdOlderThan(CAFile()), c.clusterHealthy(), passDone(marker, want, etcdOlderThan(CAFile()), nil))
 }
 
 // RotateReissueScript is pass 2 on one node: its server and role
 // certificates and keys become files' (issued by the new CA; files'
 // CAFile entry is left out, ca.pem keeps the bundle of pass 1), then etcd
 // and the node's clients restart. Nothing happens when every file is
-// already files'.
+// already files' and the pass finished; with the files in place but the
+// pass unfinished (cut off before its clients restarted), etcd and every
+// client restart.
 func (c *Cluster) RotateReissueScript(files NodeTLSFiles) string {
-	var want, install strings.Builder
+	var want, install, payload strings.Builder
 	for i, p := range files.paths(CAFile()) {
 		delim := fmt.Sprintf("DEPLOYCTL_PEM_%d", i)
 		fmt.Fprintf(&want, "sudo tee %s.new >/dev/null <<'%s'\n%s\n%s\n", p, delim, strings.TrimRight(files[p], "\n"), delim)
 		fmt.Fprintf(&want, "sudo cmp -s %[1]s %[1]s.new || changed=1\n", p)
 		owner, mode := tlsFileOwnerMode(p)
 		fmt.Fprintf(&install, "sudo chown %s %s.new && sudo chmod %s %s.new && sudo mv %s.new %s\n", owner, p, mode, p, p, p)
+		payload.WriteString(p + "\n" + files[p])
 	}
+	marker, fp := passMarker("reissue", payload.String())
 	return fmt.Sprintf(`set -eu
 umask 077
-changed=
+%[5]s%[6]schanged=
 %[1]sif [ -z "$changed" ]; then
   sudo rm -f %[2]s/*.new
-  if ! %[5]s; then echo "$(hostname): certificates already from the new CA"; exit 0; fi
-  echo "$(hostname): certificates from the new CA, but etcd started before; restarting etcd"
+  if pass_done; then echo "$(hostname): certificates already from the new CA"; exit 0; fi
+  echo "$(hostname): certificates from the new CA, but the pass did not finish (etcd or its clients started before); restarting etcd and its clients"
 else
 %[3]secho "$(hostname): certificates from the new CA installed; restarting etcd"
 fi
-%[4]s`, want.String(), TLSDir, install.String(), c.rotationRestart(restartAllClients), etcdOlderThan(ServerCertFile()))
+%[4]smark_done
+`, want.String(), TLSDir, install.String(), c.rotationRestart(restartAllClients), c.clusterHealthy(),
+		passDone(marker, fp, etcdOlderThan(ServerCertFile()), passClients))
 }
 
 // RotateDropScript is pass 3 on one node: ca.pem becomes newCA alone, then
-// etcd and the node's clients restart. Nothing happens when it already is.
+// etcd and the node's clients restart. Nothing happens when it already is
+// and the pass finished.
 func (c *Cluster) RotateDropScript(newCA string) string {
+	marker, want := passMarker("drop", newCA)
 	return fmt.Sprintf(`set -eu
 umask 022
-sudo tee %[1]s.new >/dev/null <<'DEPLOYCTL_NEW_CA'
+%[4]s%[5]ssudo tee %[1]s.new >/dev/null <<'DEPLOYCTL_NEW_CA'
 %[2]s
 DEPLOYCTL_NEW_CA
 if sudo cmp -s %[1]s %[1]s.new; then
   sudo rm -f %[1]s.new
-  if ! %[4]s; then echo "$(hostname): trusts only the new CA already"; exit 0; fi
-  echo "$(hostname): trusts only the new CA, but etcd started before; restarting etcd"
+  if pass_done; then echo "$(hostname): trusts only the new CA already"; exit 0; fi
+  echo "$(hostname): trusts only the new CA, but the pass did not finish; restarting etcd and its clients"
 else
 sudo chmod 0644 %[1]s.new && sudo mv %[1]s.new %[1]s
 echo "$(hostname): trusts only the new CA; restarting etcd"
 fi
-%[3]s`, CAFile(), strings.TrimRight(newCA, "\n"), c.rotationRestart(restartClientsButFleet), etcdOlderThan(CAFile()))
+%[3]smark_done
+`, CAFile(), strings.TrimRight(newCA, "\n"), c.rotationRestart(restartClientsButFleet), c.clusterHealthy(),
+		passDone(marker, want, etcdOlderThan(CAFile()), passClientsFleet))
 }

@@ -249,6 +249,15 @@ func checkV2Permissions(t *testing.T, ctx context.Context, endpoint, dir string)
 			}
 		}
 	}
+	// The CA rotation's passes check every member's health first, as
+	// fleet's role: the member list and each member's /health answer it
+	// with v2 auth on.
+	for _, path := range []string{"/v2/members", "/health"} {
+		out, err := exec.CommandContext(ctx, "curl", "-fsS", "--cacert", dir+"ca.pem", "--cert", dir+"fleet.pem", "--key", dir+"fleet-key.pem", endpoint+path).CombinedOutput()
+		if err != nil || (path == "/v2/members" && !strings.Contains(string(out), `"clientURLs":["https://`)) || (path == "/health" && !strings.Contains(string(out), `"health":"true"`)) {
+			t.Errorf("fleet's role reading %s: %v %s", path, err, out)
+		}
+	}
 	// fleet reads its directories recursively (fleet 1.0.0's registry:
 	// job, machines, state, lease, all under /_coreos.com/fleet/); flannel
 	// reads its subnets and config.
