@@ -349,9 +349,12 @@ func loadBalancer(spec *deployspec.Spec, s *deployspec.Service, version string) 
 	lb.Add("Unit", "After", "docker.service")
 	lb.Add("Unit", "Requires", "docker.service")
 	lb.Add("Unit", "Wants", InstanceOf(discovery, "%i")) // started with every start of nginx, as an instance's sidekick is
+	// Restarted at once when nginx dies (every request waits for it), and
+	// for good: no start limit puts the public entry point in "failed".
+	lb.Add("Unit", "StartLimitIntervalSec", "0")
 	lb.Add("Service", "TimeoutStartSec", "0")
 	lb.Add("Service", "Restart", "always")
-	lb.Add("Service", "RestartSec", "5s")
+	lb.Add("Service", "RestartSec", "200ms")
 	lb.Add("Service", "ExecStartPre", "-/usr/bin/docker rm -f %p")
 	lb.Add("Service", "ExecStartPre", "/usr/bin/mkdir -p "+conf)
 	if s.LB.Mode == "dynamic" {

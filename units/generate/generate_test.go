@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 	"github.com/deployctl/deployctl/internal/harness/testenv"
@@ -253,6 +254,23 @@ func TestLoadBalancerModes(t *testing.T) {
 	}
 	if _, err := deployspec.Parse("m.yaml", []byte("services:\n  web: {image: a/b:1, port: 80}\n  lb:\n    nginx: {upstream: web, mode: fast}\n")); err == nil || !strings.Contains(err.Error(), "m.yaml:4: services.lb.nginx.mode") {
 		t.Fatalf("bad mode: %v", err)
+	}
+}
+
+// Issue 32: a killed nginx is started again at once (its gap is every
+// request's), and no start limit leaves the public entry point failed.
+func TestLoadBalancerRestartsAtOnceAndForGood(t *testing.T) {
+	spec, err := deployspec.Parse("m.yaml", []byte("services:\n  web: {image: a/b:1, port: 80}\n  lb:\n    nginx: {upstream: web}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, _ := generate.LoadBalancer(spec, spec.Service("lb"))
+	d, err := time.ParseDuration(lb.Get("Service", "RestartSec")[0])
+	if err != nil || d > 200*time.Millisecond {
+		t.Errorf("RestartSec %v (%v): the LB must restart within 200 ms", lb.Get("Service", "RestartSec"), err)
+	}
+	if got := lb.Get("Unit", "StartLimitIntervalSec"); len(got) != 1 || got[0] != "0" {
+		t.Errorf("StartLimitIntervalSec %v: want 0 (restarted for good)", got)
 	}
 }
 
