@@ -454,3 +454,80 @@ func TestDynamicPushErrorSaysWhatNginxLogged(t *testing.T) {
 		return strings.Contains(logs.String(), "nginx logged:") && strings.Contains(logs.String(), "Permission denied")
 	})
 }
+
+// blackholeAddr is a loopback address whose connections never complete,
+// as an instance on a node that died: a listener with a backlog of 0 whose
+// queue is full, so the kernel drops every further SYN.
+func blackholeAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	for i := 0; i < 16; i++ {
+		c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+		if err != nil {
+			return addr // the queue is full: this dial was dropped
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Fatalf("could not fill %s's accept queue", addr)
+	return ""
+}
+
+// Issue 32: an instance whose node died (its connections never complete)
+// costs no request: nginx gives up on it within proxy_connect_timeout and
+// moves the request on, well inside a client's 1 s timeout, in both modes;
+// in dynamic mode the balancer then skips it for a while.
+func TestDeadNodeCostsNoRequest(t *testing.T) {
+	for _, mode := range []string{"dynamic", "reload"} {
+		t.Run(mode, func(t *testing.T) {
+			var lb *testenv.LB
+			cfg := nginx.Config{AllowLoopback: true, Prefix: registry.UpstreamPrefix("/services", "web"), Upstream: upstream.Options{Name: "web", Keepalive: 8},
+				Metrics: nginx.NewMetrics(nil), Resync: 30 * time.Second}
+			if mode == "dynamic" {
+				lb, cfg.Dynamic = testenv.NginxLua(t, "web"), &nginx.Dynamic{}
+			} else {
+				lb = testenv.Nginx(t, "web")
+			}
+			_, etcd := testenv.Etcd(t)
+			cfg.Client, cfg.File, cfg.Controller = etcd, lb.UpstreamFile, lb.Host()
+			follow(t, cfg)
+			live, _ := testenv.Backend(t, "web@1")
+			ctx := context.Background()
+			etcd.Put(ctx, cfg.Prefix+"web@1", live)
+			etcd.Put(ctx, cfg.Prefix+"web@2", blackholeAddr(t))
+			testenv.WaitFor(t, 10*time.Second, "web@1 served", func() bool { return answers(lb.URL, 2)["web@1"] >= 1 })
+			c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			failed := 0
+			var first error
+			// Paced over 3 s, past the 2 s for which a failed instance is
+			// skipped, so the dead one is tried again.
+			for i := 0; i < 12; i++ {
+				time.Sleep(250 * time.Millisecond)
+				code, body, err := testenv.Fetch(c, lb.URL)
+				if err != nil || code != 200 || body != "web@1" {
+					failed++
+					if first == nil {
+						first = fmt.Errorf("%d %q %v", code, body, err)
+					}
+				}
+			}
+			if failed > 0 {
+				t.Fatalf("%d of 12 requests failed with a dead node's instance registered (first: %v)", failed, first)
+			}
+		})
+	}
+}

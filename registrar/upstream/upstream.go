@@ -186,7 +186,7 @@ server {
         proxy_next_upstream error timeout;
         proxy_next_upstream_tries 3;
         proxy_next_upstream_timeout 10s;
-        proxy_connect_timeout 2s;
+        proxy_connect_timeout 500ms;
         proxy_send_timeout 30s;
         proxy_read_timeout 30s;
     }

@@ -35,7 +35,9 @@ local s = state[name]
 if not s then
   -- hosts and ports are reused from list to list, so a change makes
   -- little garbage in a worker however long the list.
-  s = { text = nil, hosts = {}, ports = {}, n = 0, rr = 0 }
+  -- down[i]: until when instance i is skipped after a failed connection
+  -- (passive failure marking, as reload mode's max_fails=1 fail_timeout).
+  s = { text = nil, hosts = {}, ports = {}, n = 0, rr = 0, down = {} }
   state[name] = s
 end
 
@@ -172,6 +174,9 @@ local function current()
       s.hosts[i], s.ports[i] = nil, nil
     end
     s.n, s.text = n, text
+    for i in pairs(s.down) do
+      s.down[i] = nil
+    end
   end
   return s.n
 end
@@ -187,6 +192,9 @@ local function served_version()
   return text and text:match("^(%d+)") or "0"
 end
 
+-- failTimeout is how long an instance that failed a connection is skipped.
+local failTimeout = 2
+
 local phase = ngx.get_phase()
 if phase == "balancer" then
   local balancer = require "ngx.balancer"
@@ -194,13 +202,31 @@ if phase == "balancer" then
   if n == 0 then
     return ngx.exit(503)
   end
-  if not balancer.get_last_failure() then
+  local ctx = ngx.ctx
+  if balancer.get_last_failure() then
+    -- The instance just tried did not answer (refused, or no connection
+    -- within proxy_connect_timeout: a dead node): skipped by this worker
+    -- for failTimeout while the request moves on to the next one.
+    if ctx.deployctl_peer then
+      s.down[ctx.deployctl_peer] = ngx.now() + failTimeout
+    end
+  else
     local tries = math.min(n, 3) - 1
     if tries > 0 then
       balancer.set_more_tries(tries)
     end
   end
-  s.rr = s.rr % n + 1
+  -- Round robin over the instances not marked down (all of them when every
+  -- one is).
+  local now = ngx.now()
+  for _ = 1, n do
+    s.rr = s.rr % n + 1
+    local d = s.down[s.rr]
+    if not d or d <= now then
+      break
+    end
+  end
+  ctx.deployctl_peer = s.rr
   local ok, err = balancer.set_current_peer(s.hosts[s.rr], s.ports[s.rr])
   if not ok then
     ngx.log(ngx.ERR, "deployctl: set_current_peer ", s.hosts[s.rr], ": ", err)
