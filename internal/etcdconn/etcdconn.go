@@ -4,6 +4,7 @@
 package etcdconn
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -29,6 +30,19 @@ type Config struct {
 	Username    string
 	Password    string
 	DialTimeout time.Duration
+	// AutoSync, when set, is how often the client replaces its endpoints by
+	// every member's client URLs (etcd's member list), starting at once:
+	// a client given only its node's member keeps working while that
+	// member restarts. Zero keeps the endpoints given.
+	AutoSync time.Duration
+}
+
+// BindSyncFlag registers --etcd-auto-sync on fs with default def: for
+// the long-running clients on the nodes (the registrar), not for a
+// command run from outside the cluster's network, which may not reach the
+// members' private addresses.
+func (c *Config) BindSyncFlag(fs *pflag.FlagSet, def time.Duration) {
+	fs.DurationVar(&c.AutoSync, "etcd-auto-sync", def, "how often to learn every etcd member's client URL from the cluster, so that the client survives its own node's member restarting (0: only --etcd-endpoints)")
 }
 
 // BindFlags registers --etcd-* flags on fs. The endpoint default is
@@ -122,6 +136,7 @@ func (c *Config) Client() (*clientv3.Client, error) {
 		Username:             c.Username,
 		Password:             c.Password,
 		Logger:               zap.NewNop(),
+		AutoSyncInterval:     c.AutoSync,
 	}
 	if c.CACert != "" || c.Cert != "" || anyHTTPS(c.Endpoints) {
 		info := transport.TLSInfo{TrustedCAFile: c.CACert, CertFile: c.Cert, KeyFile: c.Key}
@@ -137,6 +152,15 @@ func (c *Config) Client() (*clientv3.Client, error) {
 	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(c.Endpoints, ","), err)
+	}
+	if c.AutoSync > 0 {
+		// The client's own loop syncs first after one interval: once now,
+		// in the background (the first request must not wait for it).
+		go func() {
+			ctx, cancel := context.WithTimeout(cli.Ctx(), c.DialTimeout+5*time.Second)
+			defer cancel()
+			_ = cli.Sync(ctx) // the periodic sync retries
+		}()
 	}
 	return cli, nil
 }

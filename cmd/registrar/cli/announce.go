@@ -106,6 +106,7 @@ announce exits 0. If announce itself is killed, the key expires with the TTL.`,
 	}
 	f := cmd.Flags()
 	o.etcd.BindFlags(f, etcdconn.DefaultEndpoint)
+	o.etcd.BindSyncFlag(f, 30*time.Second)
 	f.StringVar(&o.service, "service", "", "service name (required), e.g. someapp")
 	f.StringVar(&o.instance, "instance", "", "instance name (required), a fleet unit name without .service, e.g. someapp@1")
 	f.StringVar(&o.container, "container", "", "Docker container to follow (exclusive with --addr)")

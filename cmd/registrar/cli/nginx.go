@@ -197,6 +197,7 @@ the main process of a Docker container (--container), as on Flatcar.`,
 	}
 	f := cmd.Flags()
 	o.etcd.BindFlags(f, etcdconn.DefaultEndpoint)
+	o.etcd.BindSyncFlag(f, 30*time.Second)
 	f.StringVar(&o.service, "service", "", "service whose instances to follow (required)")
 	f.StringVar(&o.prefix, "prefix", registry.DefaultPrefix, "etcd key prefix")
 	f.StringVar(&o.upstreamFile, "upstream-file", "", "upstream file nginx includes (required), e.g. /etc/nginx/conf.d/someapp.upstream.conf")
