@@ -18,6 +18,7 @@ import (
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 	"github.com/deployctl/deployctl/internal/atomicfile"
+	"github.com/deployctl/deployctl/units/deployspec"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -761,6 +762,11 @@ func (s *State) Env() map[string]string {
 	}
 	if e := s.Edges(); len(e) > 0 {
 		env["DEPLOYCTL_LB_URL"] = "http://" + e[0].IP + ":80"
+	}
+	if !s.TLS {
+		// The registrars on the nodes reach their etcd in plaintext: the
+		// spec's default (https with the node PKI) does not apply.
+		env[deployspec.NodeEtcdEnv] = (&cloudconfig.Cluster{}).LocalEndpoint()
 	}
 	return env
 }

@@ -323,7 +323,7 @@ func (s *story) report() {
 var instances = []string{"someapp@1", "someapp@2", "someapp@3", "someapp@4"}
 
 // specFile writes deploy.yaml for the story: the example, with the image
-// tag given, and etcd over http on a plain cluster.
+// tag given.
 func specFile(t *testing.T, tag string, tlsOn bool, env ...string) string {
 	b, err := os.ReadFile("../../examples/deploy.yaml")
 	if err != nil {
@@ -334,9 +334,9 @@ func specFile(t *testing.T, tag string, tlsOn bool, env ...string) string {
 		// The demo app's readiness knobs (READY_AFTER, HEALTHY).
 		spec = strings.Replace(spec, "env: {NODE_ENV: production}", "env: {NODE_ENV: production, "+strings.Join(env, ", ")+"}", 1)
 	}
-	if !tlsOn {
-		spec += "registry:\n  etcd_endpoints: http://127.0.0.1:2379\n"
-	}
+	// A plain cluster's registrars reach etcd in plaintext: cluster local
+	// env says so (DEPLOYCTL_NODE_ETCD_ENDPOINTS), the spec stays the
+	// example's.
 	p := filepath.Join(t.TempDir(), "deploy.yaml")
 	if err := os.WriteFile(p, []byte(spec), 0o644); err != nil {
 		t.Fatal(err)

@@ -165,3 +165,16 @@ func TestConfigRefusesBadSizesAndNames(t *testing.T) {
 		t.Fatalf("defaults: %v, name %q", err, c.Name)
 	}
 }
+
+// Issue 33: a plain cluster's environment tells units submit where the
+// registrars reach etcd, so the example runs unchanged; a TLS cluster's
+// needs nothing (the spec's default is the node PKI's https).
+func TestEnvSaysWhereTheRegistrarsReachEtcd(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		s := &State{Name: "t", TLS: tlsOn, Dir: t.TempDir(), Nodes: []Node{{Name: "local-1", IP: "172.30.0.2"}}}
+		v, ok := s.Env()["DEPLOYCTL_NODE_ETCD_ENDPOINTS"]
+		if tlsOn == ok || (!tlsOn && v != "http://127.0.0.1:2379") {
+			t.Errorf("tls %v: DEPLOYCTL_NODE_ETCD_ENDPOINTS %q (set: %v)", tlsOn, v, ok)
+		}
+	}
+}

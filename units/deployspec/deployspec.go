@@ -172,6 +172,13 @@ func Load(path string) (*Spec, error) {
 
 var metaKey = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
+// NodeEtcdEnv names the environment variable that, when set, replaces the
+// default of registry.etcd_endpoints (the URL the registrars on the nodes
+// reach etcd at) for a spec that does not set it: `deployctl cluster local
+// env` and `deployctl cluster endpoints` export it for a cluster whose etcd
+// runs without TLS, so the example deploy.yaml runs unchanged on it.
+const NodeEtcdEnv = "DEPLOYCTL_NODE_ETCD_ENDPOINTS"
+
 // Parse parses deploy.yaml content; file names the source in errors.
 func Parse(file string, data []byte) (*Spec, error) {
 	p := &parser{file: file}
@@ -183,6 +190,12 @@ func Parse(file string, data []byte) (*Spec, error) {
 		return nil, &Error{File: file, Line: 1, Field: "services", Msg: "the file is empty; it needs a services: mapping"}
 	}
 	spec := &Spec{File: file, Prefix: Defaults.Prefix, EtcdEndpoints: Defaults.EtcdEndpoints, Registrar: Defaults.Registrar}
+	if v := os.Getenv(NodeEtcdEnv); v != "" {
+		if err := checkEndpoints(v); err != nil {
+			return nil, fmt.Errorf("$%s (the registrars' etcd when deploy.yaml sets no registry.etcd_endpoints): %w", NodeEtcdEnv, err)
+		}
+		spec.EtcdEndpoints = v
+	}
 	root := doc.Content[0]
 	var servicesNode *yaml.Node
 	p.mapping(root, "", map[string]func(k, v *yaml.Node){

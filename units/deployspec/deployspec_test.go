@@ -84,6 +84,26 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 
 // A prefix outside /services/ is fine without TLS, or with a certificate of
 // the user's own; under /services/ it is fine with the node PKI's.
+// Issue 33: the cluster's environment says where the registrars reach etcd
+// when the spec does not, so the example runs unchanged on a plain
+// cluster; a spec's own value wins, and a bad value names the variable.
+func TestNodeEtcdFromTheEnvironment(t *testing.T) {
+	yaml := "services:\n  web: {image: a/b:1, port: 80}\n"
+	t.Setenv(NodeEtcdEnv, "http://127.0.0.1:2379")
+	s, err := Parse("f.yaml", []byte(yaml))
+	if err != nil || s.EtcdEndpoints != "http://127.0.0.1:2379" || s.EtcdCACert != "" {
+		t.Fatalf("from the environment: %v %q %q", err, s.EtcdEndpoints, s.EtcdCACert)
+	}
+	s, err = Parse("f.yaml", []byte(yaml+"registry: {etcd_endpoints: \"https://10.0.0.1:2379\"}\n"))
+	if err != nil || s.EtcdEndpoints != "https://10.0.0.1:2379" {
+		t.Fatalf("the spec's own: %v %q", err, s.EtcdEndpoints)
+	}
+	t.Setenv(NodeEtcdEnv, "127.0.0.1:2379")
+	if _, err := Parse("f.yaml", []byte(yaml)); err == nil || !strings.Contains(err.Error(), "$"+NodeEtcdEnv) {
+		t.Fatalf("bad value: %v", err)
+	}
+}
+
 func TestPrefixWithTLS(t *testing.T) {
 	for _, y := range []string{
 		"registry: {prefix: /services/team-a}\nservices:\n  web: {image: a/b:1, port: 80}\n",

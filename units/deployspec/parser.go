@@ -153,6 +153,16 @@ func (p *parser) pairs(n *yaml.Node, field string, keyRe *regexp.Regexp, what st
 	return out
 }
 
+// checkEndpoints checks a comma-separated list of etcd URLs.
+func checkEndpoints(s string) error {
+	for _, ep := range strings.Split(s, ",") {
+		if !strings.HasPrefix(ep, "https://") && !strings.HasPrefix(ep, "http://") {
+			return fmt.Errorf("%q is not an http(s):// URL", ep)
+		}
+	}
+	return nil
+}
+
 func or(v, def string) string {
 	if v == "" {
 		return def
@@ -217,10 +227,8 @@ func (p *parser) registry(v *yaml.Node, spec *Spec) {
 		},
 		"etcd_endpoints": func(k, v *yaml.Node) {
 			if s, ok := p.str(v, "registry.etcd_endpoints"); ok {
-				for _, ep := range strings.Split(s, ",") {
-					if !strings.HasPrefix(ep, "https://") && !strings.HasPrefix(ep, "http://") {
-						p.errf(v, "registry.etcd_endpoints", "%q is not an http(s):// URL", ep)
-					}
+				if err := checkEndpoints(s); err != nil {
+					p.errf(v, "registry.etcd_endpoints", "%v", err)
 				}
 				spec.EtcdEndpoints = s
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/deployctl/deployctl/infra/inventory"
 	"github.com/deployctl/deployctl/internal/exitcode"
+	"github.com/deployctl/deployctl/units/deployspec"
 	"github.com/spf13/cobra"
 )
 
@@ -153,6 +154,11 @@ pulumi stack output --show-secrets; it is never printed.`,
 				fmt.Fprintf(e.stdout, "export ETCDCTL_CACERT=%s ETCDCTL_CERT=%s ETCDCTL_KEY=%s\n", files.CA, files.Cert, files.Key)
 				fmt.Fprintf(e.stdout, "export FLEETCTL_CA_FILE=%s FLEETCTL_CERT_FILE=%s FLEETCTL_KEY_FILE=%s\n", files.CA, files.Cert, files.Key)
 				fmt.Fprintf(e.stdout, "# deployctl services: --etcd-cacert %s --etcd-cert %s --etcd-key %s\n", files.CA, files.Cert, files.Key)
+			}
+			if len(ep.EtcdEndpoints) > 0 && strings.HasPrefix(ep.EtcdEndpoints[0], "http://") {
+				// etcdTls false: the registrars reach their node's etcd in
+				// plaintext, not by deploy.yaml's https default.
+				fmt.Fprintf(e.stdout, "export %s=http://127.0.0.1:2379\n", deployspec.NodeEtcdEnv)
 			}
 			fmt.Fprintf(e.stdout, "# load balancers: %s\n", strings.Join(ep.LBAddresses, " "))
 			return nil
