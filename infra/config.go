@@ -148,21 +148,8 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	c.LBCount = intKey(&p, cfg, "lbCount", Defaults.LBCount)
 	c.EtcdInitialSize = intKey(&p, cfg, "etcdInitialSize", 0)
 	c.PKIGeneration = intKey(&p, cfg, "pkiGeneration", 1)
-	c.EtcdTLS = true
-	switch v := cfg.Get("etcdTls"); v {
-	case "", "true":
-	case "false":
-		c.EtcdTLS = false
-	default:
-		p.addf("etcdTls", "%q is not true or false (pulumi config set etcdTls true)", v)
-	}
-	switch v := cfg.Get("allowPlaintextEtcd"); v {
-	case "", "false":
-	case "true":
-		c.AllowPlaintextEtcd = true
-	default:
-		p.addf("allowPlaintextEtcd", "%q is not true or false", v)
-	}
+	c.EtcdTLS = boolKey(&p, cfg, "etcdTls", true)
+	c.AllowPlaintextEtcd = boolKey(&p, cfg, "allowPlaintextEtcd", false)
 	if !c.EtcdTLS && !c.AllowPlaintextEtcd {
 		p.addf("etcdTls", "false leaves etcd on the nodes' private addresses in plaintext with no authentication: any container on any node could write fleet units, which is root on every node. To accept that, also run: pulumi config set deployctl:allowPlaintextEtcd true (docs/operations.md, \"Turning it off\")")
 	}
@@ -297,6 +284,19 @@ func or(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// boolKey reads a true/false key, def when unset.
+func boolKey(p *problems, cfg *config.Config, key string, def bool) bool {
+	switch v := cfg.Get(key); v {
+	case "":
+		return def
+	case "true", "false":
+		return v == "true"
+	default:
+		p.addf(key, "%q is not true or false (pulumi config set %s %v)", v, key, def)
+		return def
+	}
 }
 
 func intKey(p *problems, cfg *config.Config, key string, def int) int {
