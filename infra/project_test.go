@@ -19,7 +19,7 @@ func keysRead(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile(`(?:cfg\.Get|cfg\.TryObject|cfg\.RequireSecret|intKey\(&p, cfg,)\s*\(?"([A-Za-z0-9]+)"`)
+	re := regexp.MustCompile(`(?:cfg\.Get|cfg\.TryObject|cfg\.RequireSecret|(?:intKey|boolKey)\(&p, cfg,)\s*\(?"([A-Za-z0-9]+)"`)
 	seen := map[string]bool{}
 	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
 		seen[m[1]] = true
