@@ -105,7 +105,7 @@ running registrar nginx), and submits them to fleet. A global service
 machine ID (NAME@MACHINEID.service), so a change rolls machine by machine;
 a machine that joins later gets its instance from the next submit.`,
 	}
-	cmd.AddCommand(newUnitsRenderCmd(e), newUnitsDiffCmd(e), newUnitsSubmitCmd(e), newUnitsListCmd(e), newUnitsStatusCmd(e), newUnitsMachinesCmd(e), newUnitsDestroyCmd(e))
+	cmd.AddCommand(newUnitsRenderCmd(e), newUnitsDiffCmd(e), newUnitsSubmitCmd(e), newUnitsListCmd(e), newUnitsStatusCmd(e), newUnitsMachinesCmd(e), newUnitsCatCmd(e), newUnitsDestroyCmd(e))
 	return cmd
 }
 

@@ -197,3 +197,32 @@ func TestRequestTimeoutIsPerRequest(t *testing.T) {
 		t.Fatalf("the roll took %s: it does not show the timeout is per request", time.Since(start))
 	}
 }
+
+// Issue 33: units cat prints the unit fleet holds, as render makes it; a
+// unit fleet does not hold is a usage error naming it.
+func TestUnitsCat(t *testing.T) {
+	fs := fleettest.New(5, map[string]string{"role": "edge"})
+	ts := httptest.NewServer(fs)
+	defer ts.Close()
+	ep := "--endpoint=" + ts.URL
+	if code, _, errs := run(t, "units", "submit", "-f", example, "--start", ep); code != 0 {
+		t.Fatalf("submit: %d %s", code, errs)
+	}
+	dir := t.TempDir()
+	if code, _, errs := run(t, "units", "render", "-f", example, "-o", dir); code != 0 {
+		t.Fatalf("render: %d %s", code, errs)
+	}
+	want, err := os.ReadFile(filepath.Join(dir, "someapp@.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"someapp@1", "someapp@1.service"} {
+		code, out, errs := run(t, "units", "cat", name, ep)
+		if code != 0 || out != string(want) {
+			t.Fatalf("cat %s: exit %d %s\n%s\nwant\n%s", name, code, errs, out, want)
+		}
+	}
+	if code, _, errs := run(t, "units", "cat", "someapp@9", ep); code != 2 || !strings.Contains(errs, "fleet holds no unit someapp@9.service") {
+		t.Fatalf("cat of a unit fleet lacks: exit %d %s", code, errs)
+	}
+}
