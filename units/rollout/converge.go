@@ -226,7 +226,7 @@ func (r *roller) observeGroup(v *view, g *generate.Group, comingUpSince map[stri
 		var stuck, stuckReport string
 		for k, want := range in.want {
 			s, active, report := unitStatus(v, want)
-			if !r.o.Start && s == stopped {
+			if !r.o.Start && s == stopped && !drained(v, want.Name) {
 				s = updated // not asked to start: the right options are enough
 			}
 			leastDone = min(leastDone, s)
@@ -340,6 +340,14 @@ func draining(v *view, in instance) bool {
 	return false
 }
 
+// drained reports whether fleet holds name stopped by a roll: desired
+// state loaded, which deployctl writes for nothing else. It runs again
+// whatever --start says.
+func drained(v *view, name string) bool {
+	cur, ok := v.units[name]
+	return ok && cur.DesiredState == fleet.StateLoaded
+}
+
 // running reports whether fleet reports name in any systemd state but
 // stopped (inactive or failed), with whatever hash.
 func running(v *view, name string) bool {
@@ -401,9 +409,9 @@ func (r *roller) putSet(ctx context.Context, v *view, in instance) error {
 func (r *roller) putInstance(ctx context.Context, v *view, want *units.Unit) error {
 	cur, ok := v.units[want.Name]
 	state := fleet.StateInactive
-	if r.o.Start || (ok && cur.DesiredState == fleet.StateLaunched) ||
-		(ok && cur.DesiredState == fleet.StateLoaded && cur.File().Hash() != want.Hash()) {
-		// Start is asked, or the unit runs, or it was stopped to be replaced.
+	if r.o.Start || (ok && cur.DesiredState == fleet.StateLaunched) || drained(v, want.Name) {
+		// Start is asked, or the unit runs, or a roll stopped it to replace
+		// it (and was cut off, or the spec went back to these options).
 		state = fleet.StateLaunched
 	}
 	switch {

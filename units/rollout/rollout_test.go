@@ -848,3 +848,33 @@ func TestReplacedInstanceAlwaysRunsTheNewVersion(t *testing.T) {
 		}
 	}
 }
+
+// A roll cut off after it stopped an instance to replace it (desired state
+// loaded) leaves it down; the next apply starts it again, with --start or
+// without, whether the spec kept the new version or went back.
+func TestInstanceStoppedByACutOffRollRunsAgain(t *testing.T) {
+	for _, image := range []string{"example/someapp:1.4", "example/someapp:1.5"} {
+		fs, c := newFleet(t, 4)
+		ctx := context.Background()
+		if _, err := rollout.Apply(ctx, c, planOf(t, app("example/someapp:1.4", 4)), fast); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"someapp@1.service", "someapp-discovery@1.service"} {
+			if err := c.SetState(ctx, name, fleet.StateLoaded); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o := fast
+		o.Start = false
+		p := planOf(t, app(image, 4))
+		if _, err := rollout.Apply(ctx, c, p, o); err != nil {
+			t.Fatalf("%s: %v", image, err)
+		}
+		if u := fs.Unit("someapp@1.service"); u.DesiredState != fleet.StateLaunched {
+			t.Fatalf("%s: someapp@1 left %s after the apply", image, u.DesiredState)
+		}
+		if _, fresh, err := instanceStates(ctx, c, p.Groups[1].Templates[0], 4); err != nil || fresh != 4 {
+			t.Fatalf("%s: %d of 4 instances active with the spec's hash (err %v)", image, fresh, err)
+		}
+	}
+}
