@@ -106,6 +106,7 @@ func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
 	// first seen on its way up; one waiting its turn has no clock.
 	comingUpSince := map[string]time.Time{}
 	reported := map[string]int{}
+	poked := map[string]time.Time{} // when each unit's agent was last woken
 	b := backoff.New(r.o.Poll, 500*time.Millisecond)
 	lastSaid := time.Now()     // when what is awaited was last printed
 	var failingSince time.Time // fleet could not be read since then
@@ -126,7 +127,7 @@ func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
 		}
 		failingSince = time.Time{}
 		var act, plainServing []instance
-		var waiting []string
+		var waiting, unloaded []string
 		todo, plainBusy := 0, 0
 		for _, g := range groups {
 			gp, err := r.observeGroup(v, g, comingUpSince, reported)
@@ -136,6 +137,7 @@ func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
 			todo += gp.todo
 			act = append(act, gp.act...)
 			waiting = append(waiting, gp.waiting...)
+			unloaded = append(unloaded, gp.unloaded...)
 			plainServing = append(plainServing, gp.plainServing...)
 			plainBusy += gp.plainBusy
 		}
@@ -159,6 +161,7 @@ func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
 			r.progress("waiting for %s%s", strings.Join(waiting, "; "), more)
 			lastSaid = time.Now()
 		}
+		r.pokeAgents(ctx, unloaded, poked)
 		if len(act) > 0 {
 			if err := r.putInstances(ctx, v, act); err != nil {
 				return err
@@ -192,7 +195,53 @@ type groupPass struct {
 	plainBusy    int
 	// waiting says what is awaited: a unit and what fleet reports of it.
 	waiting []string
+	// unloaded are units fleet holds launched with their new options that
+	// no agent reports loaded yet (see notLoaded).
+	unloaded []string
 }
+
+// notLoaded lists the units of in that fleet holds launched with the
+// options wanted but whose agent reports no state with them. fleet 1.0.0's
+// agent replaces a stopped unit in several reconciles (removing the old
+// file fails when systemd has already dropped the stopped unit, which ends
+// that reconcile), and a PUT of new options does not wake it: it waits for
+// its 5 s tick each time. A write of the desired state does wake it
+// (pokeAgents).
+func notLoaded(v *view, in instance) []string {
+	var out []string
+	for _, want := range in.want {
+		cur, ok := v.units[want.Name]
+		if !ok || cur.DesiredState != fleet.StateLaunched || cur.File().Hash() != want.Hash() {
+			continue
+		}
+		loaded := false
+		for _, st := range v.states[want.Name] {
+			loaded = loaded || st.Hash == want.Hash()
+		}
+		if !loaded {
+			out = append(out, want.Name)
+		}
+	}
+	return out
+}
+
+// pokeAgents writes the desired state (launched, unchanged) of each unit
+// not poked within pokeEvery: fleet's agents reconcile at once on such a
+// write. Errors are left to the next pass.
+func (r *roller) pokeAgents(ctx context.Context, names []string, poked map[string]time.Time) {
+	for _, name := range names {
+		if time.Since(poked[name]) < pokeEvery {
+			continue
+		}
+		poked[name] = time.Now()
+		pctx, cancel := context.WithTimeout(ctx, r.o.Poll+5*time.Second)
+		_ = r.c.SetState(pctx, name, fleet.StateLaunched)
+		cancel()
+	}
+}
+
+// pokeEvery bounds how often one unit's agent is woken.
+const pokeEvery = 250 * time.Millisecond
 
 // unitSets are the unit sets of g that converge as one: each instance (app and
 // sidekick), and the group's plain units together (a load balancer and its
@@ -273,6 +322,7 @@ func (r *roller) observeGroup(v *view, g *generate.Group, comingUpSince map[stri
 			} else {
 				gp.plainBusy++
 			}
+			gp.unloaded = append(gp.unloaded, notLoaded(v, in)...)
 		}
 	}
 	if stuckErr != nil {
