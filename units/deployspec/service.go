@@ -64,18 +64,7 @@ func (p *parser) service(name string, k, v *yaml.Node, field string) *Service {
 				s.TTL = d
 			}
 		},
-		"network": func(_, v *yaml.Node) {
-			networkNode = v
-			if n, ok := p.str(v, field+".network"); ok {
-				switch {
-				case n == "host" || n == "none":
-					p.errf(v, field+".network", "%q gives the app no address of its own: its sidekick would have nothing to register and the roll would wait for it; use bridge (the default: flannel's network) or a Docker network of your own", n)
-				case !dockerNetwork.MatchString(n):
-					p.errf(v, field+".network", "%q is not a Docker network name (letters, digits, '_', '.', '-')", n)
-				}
-				s.Network = n
-			}
-		},
+		"network": func(_, v *yaml.Node) { networkNode, s.Network = v, p.network(v, field) },
 		"machine": func(_, v *yaml.Node) {
 			machineNode = v
 			p.mapping(v, field+".machine", map[string]func(k, v *yaml.Node){
@@ -120,6 +109,20 @@ func (p *parser) service(name string, k, v *yaml.Node, field string) *Service {
 		p.errf(instancesNode, field+".instances", "a global service runs one instance on every matching machine; instances does not apply (remove instances: or global: true)")
 	}
 	return s
+}
+
+// network reads an app's Docker network: one that gives the app an
+// address of its own, for its sidekick to register.
+func (p *parser) network(v *yaml.Node, field string) string {
+	n, ok := p.str(v, field+".network")
+	switch {
+	case !ok:
+	case n == "host" || n == "none":
+		p.errf(v, field+".network", "%q gives the app no address of its own: its sidekick would have nothing to register and the roll would wait for it; use bridge (the default: flannel's network) or a Docker network of your own", n)
+	case !dockerNetwork.MatchString(n):
+		p.errf(v, field+".network", "%q is not a Docker network name (letters, digits, '_', '.', '-')", n)
+	}
+	return n
 }
 
 // crossCheck checks references between services.

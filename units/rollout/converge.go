@@ -258,6 +258,24 @@ func unitSets(v *view, g *generate.Group) []instance {
 	return ins
 }
 
+// setStatus is the least done of a unit set's units, whether every one is
+// active (with any hash), and the first not updated with fleet's report.
+func (r *roller) setStatus(v *view, in instance) (leastDone status, allActive bool, stuck, report string) {
+	leastDone, allActive = updated, true
+	for k, want := range in.want {
+		s, active, rep := unitStatus(v, want)
+		if !r.o.Start && s == stopped && !drained(v, want.Name) {
+			s = updated // not asked to start: the right options are enough
+		}
+		leastDone = min(leastDone, s)
+		if s != updated && stuck == "" {
+			stuck, report = in.names[k], rep
+		}
+		allActive = allActive && active
+	}
+	return leastDone, allActive, stuck, report
+}
+
 func (r *roller) observeGroup(v *view, g *generate.Group, comingUpSince map[string]time.Time, reported map[string]int) (groupPass, error) {
 	var gp groupPass
 	var serving []instance
@@ -271,19 +289,7 @@ func (r *roller) observeGroup(v *view, g *generate.Group, comingUpSince map[stri
 		}
 	}
 	for _, in := range sets {
-		leastDone, allActive := updated, true
-		var stuck, stuckReport string
-		for k, want := range in.want {
-			s, active, report := unitStatus(v, want)
-			if !r.o.Start && s == stopped && !drained(v, want.Name) {
-				s = updated // not asked to start: the right options are enough
-			}
-			leastDone = min(leastDone, s)
-			if s != updated && stuck == "" {
-				stuck, stuckReport = in.names[k], report
-			}
-			allActive = allActive && active
-		}
+		leastDone, allActive, stuck, stuckReport := r.setStatus(v, in)
 		if leastDone == updated {
 			if !in.plain {
 				nUpdated++
