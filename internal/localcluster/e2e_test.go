@@ -681,20 +681,32 @@ type load struct {
 	once          sync.Once
 }
 
+// The load's pace and bound: 200 requests a second at most, 2 hours'
+// worth (a bounded loop that outlasts every case; the case's context ends
+// it first).
+const (
+	loadEvery = 5 * time.Millisecond
+	loadMax   = 1_440_000
+)
+
 // startLoad starts the traffic; halt stops it and returns the counts.
 func (s *story) startLoad(ctx context.Context, cli *clientv3.Client) *load {
 	l := &load{minRegistered: 99, stop: make(chan struct{})}
 	l.wg.Add(2)
 	go func() {
 		defer l.wg.Done()
-		for i := 0; i < 500000; i++ {
+		// One request every loadEvery (at most), so that the load lasts the
+		// whole case within its bound on the count.
+		next := time.Now()
+		for i := 0; i < loadMax; i++ {
 			select {
 			case <-l.stop:
 				return
 			case <-ctx.Done():
 				return
-			default:
+			case <-time.After(time.Until(next)):
 			}
+			next = time.Now().Add(loadEvery)
 			_, err := s.get()
 			l.mu.Lock()
 			l.requests++
