@@ -467,9 +467,13 @@ func TestE2EPlain(t *testing.T) {
 		}()
 		for i := 0; i < rolls; i++ {
 			spec := specs[i%2]
+			before := load.count()
 			start := time.Now()
 			out, err := s.try(10*time.Minute, "units", "submit", "-f", spec, "--start")
 			took := time.Since(start)
+			if load.count() == before {
+				t.Fatalf("roll %d of %d: no request went through the LB during it: the load stopped", i+1, rolls)
+			}
 			if err != nil {
 				s.dumpNodes() // now, while the roll's state is there to see
 				t.Fatalf("roll %d of %d: %v\n%s", i+1, rolls, err, out)
@@ -740,6 +744,13 @@ func (s *story) startLoad(ctx context.Context, cli *clientv3.Client) *load {
 		}
 	}()
 	return l
+}
+
+// count is how many requests were sent so far.
+func (l *load) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.requests
 }
 
 func (l *load) halt() (requests, failed, minRegistered int, firstFail error) {
