@@ -466,7 +466,7 @@ func TestE2EPlain(t *testing.T) {
 			t.Logf("%d of %d rolls finished, slowest %s, %d requests, %d failed, at least %d registered", finished, rolls, slowest, requests, failed, minRegistered)
 		}()
 		for i := 0; i < rolls; i++ {
-			spec := specs[i%2]
+			spec := specs[(rolls-1-i)%2] // the last roll is to 1.5, which the cases after it build on
 			before := load.count()
 			start := time.Now()
 			out, err := s.try(10*time.Minute, "units", "submit", "-f", spec, "--start")
@@ -552,7 +552,10 @@ func TestE2EPlain(t *testing.T) {
 			}
 			p := filepath.Join(t.TempDir(), "deploy.yaml")
 			edge := fmt.Sprintf("  edge:\n    nginx: {listen: 8080, upstream: someapp, image: %q, mode: %s}\n    machine: {global: true}\n", localcluster.OpenRestyTag, mode)
-			out := strings.Replace(string(b), "registry:", edge+"registry:", 1)
+			out := strings.Replace(string(b), "services:\n", "services:\n"+edge, 1)
+			if out == string(b) {
+				t.Fatalf("no services: line in the spec to add the edge LB to:\n%s", b)
+			}
 			if err := os.WriteFile(p, []byte(out), 0o644); err != nil {
 				t.Fatal(err)
 			}
