@@ -13,6 +13,7 @@ import (
 	"github.com/deployctl/deployctl/internal/atomicfile"
 
 	"github.com/deployctl/deployctl/infra/inventory"
+	"github.com/deployctl/deployctl/internal/certexpiry"
 	"github.com/deployctl/deployctl/internal/exitcode"
 	"github.com/deployctl/deployctl/units/deployspec"
 	"github.com/spf13/cobra"
@@ -161,6 +162,7 @@ pulumi stack output --show-secrets; it is never printed.`,
 				fmt.Fprintf(e.stdout, "export %s=http://127.0.0.1:2379\n", deployspec.NodeEtcdEnv)
 			}
 			fmt.Fprintf(e.stdout, "# load balancers: %s\n", strings.Join(ep.LBAddresses, " "))
+			sayExpiry(e, ep, time.Now())
 			return nil
 		},
 	}
@@ -169,6 +171,21 @@ pulumi stack output --show-secrets; it is never printed.`,
 	cmd.Flags().StringVar(&tlsDir, "tls-dir", "", "where to write the operator's etcd client certificate (default ~/.deployctl/CLUSTER)")
 	o.bind(cmd)
 	return cmd
+}
+
+// sayExpiry prints when the first of the stack's certificates it can see
+// (the CA and the operator's, issued with every node's) expires, and warns
+// on stderr inside certexpiry.Window: nothing renews them but a pulumi up.
+func sayExpiry(e *env, ep *inventory.Endpoints, now time.Time) {
+	t, ok := certexpiry.Earliest([]byte(ep.EtcdCACertPem + ep.EtcdClientCertPem))
+	if !ok {
+		return
+	}
+	fmt.Fprintf(e.stdout, "# etcd certificates: the first expires %s\n", t.UTC().Format("2006-01-02 15:04 MST"))
+	if certexpiry.Soon(t, now) {
+		fmt.Fprintf(e.stderr, "warning: the cluster's etcd certificates expire %s (in %s): run pulumi up to renew them (docs/operations.md)\n",
+			t.UTC().Format("2006-01-02"), t.Sub(now).Round(time.Hour))
+	}
 }
 
 // clientFiles are the operator's etcd TLS files on this machine.

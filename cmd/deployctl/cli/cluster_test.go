@@ -1,10 +1,19 @@
 package cli_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestClusterEndpoints(t *testing.T) {
@@ -60,5 +69,34 @@ func TestVersion(t *testing.T) {
 	code, out, _ = run(t, "version", "-o", "json")
 	if code != 0 || !strings.Contains(out, `"platform"`) {
 		t.Fatalf("version json: %d %q", code, out)
+	}
+}
+
+// Issue 35: cluster endpoints says when the stack's etcd certificates
+// expire, and warns inside the renewal window.
+func TestClusterEndpointsSaysWhenCertificatesExpire(t *testing.T) {
+	for _, tc := range []struct {
+		in   time.Duration
+		warn bool
+	}{{10 * 24 * time.Hour, true}, {400 * 24 * time.Hour, false}} {
+		notAfter := time.Now().Add(tc.in).Truncate(time.Second)
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter}
+		der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		b, _ := json.Marshal(map[string]any{"clusterTag": "deployctl-dev", "fleetTunnel": "core@203.0.113.1", "fleetEndpoint": "unix:///var/run/fleet.sock", "etcdEndpoints": []string{"https://10.10.0.1:2379"},
+			"etcdCaCertPem": cert, "etcdClientCertPem": cert, "etcdClientKeyPem": "-----BEGIN EC PRIVATE KEY-----\nsecret\n-----END EC PRIVATE KEY-----\n"})
+		f := filepath.Join(t.TempDir(), "out.json")
+		os.WriteFile(f, b, 0o644)
+		code, out, errs := run(t, "cluster", "endpoints", "--outputs", f, "--tls-dir", t.TempDir())
+		if code != 0 || !strings.Contains(out, "# etcd certificates: the first expires "+notAfter.UTC().Format("2006-01-02 15:04")) {
+			t.Fatalf("in %s: %d %q %s", tc.in, code, out, errs)
+		}
+		if warned := strings.Contains(errs, "warning: the cluster's etcd certificates expire"); warned != tc.warn {
+			t.Fatalf("in %s: warned %v: %q", tc.in, warned, errs)
+		}
 	}
 }

@@ -75,6 +75,7 @@ announce exits 0. If announce itself is killed, the key expires with the TTL.`,
 			}
 			defer cli.Close()
 			reg := newRegistry()
+			reg.MustRegister(newCertExpiry(o.etcd.CACert, o.etcd.Cert))
 			metrics := announce.NewMetrics(reg)
 			stop, err := serveMetrics(ctx, o.metrics, reg, log)
 			if err != nil {

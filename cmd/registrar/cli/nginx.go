@@ -106,6 +106,7 @@ func (o *nginxOpts) run(ctx context.Context, g *globals, stdout io.Writer) error
 	}
 	cfg.OnInSync = inSyncOnce(log, serving)
 	reg := newRegistry()
+	reg.MustRegister(newCertExpiry(o.etcd.CACert, o.etcd.Cert))
 	cfg.Metrics = nginx.NewMetrics(reg)
 	f, err := nginx.New(cfg)
 	if err != nil {
