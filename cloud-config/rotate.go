@@ -137,10 +137,7 @@ func (c *Cluster) fleetCurl() string { return "sudo curl -fsS --max-time 5" + c.
 // cluster). So, for the few seconds of the restart, the engine lease is
 // held in deployctl's name (fleet 1.0.0's engines keep off a lease held at
 // their version, and the leader's renewal, a compare-and-swap, fails): no
-// engine reschedules anything. A reconcile the last leader began before
-// that can run on until its own lease would have expired (CI saw one
-// unschedule every unit of the machine being restarted), so the script
-// waits out what was left of that lease first. fleetd is killed, its registration removed,
+// engine reschedules anything. fleetd is killed, its registration removed,
 // a new fleetd started at once; once fleet lists the machine again the
 // lease is released (only if still deployctl's) and an engine takes it
 // back, finding every machine in place.
@@ -149,14 +146,8 @@ func (c *Cluster) restartFleet() string {
 	keys := c.LocalEndpoint() + "/v2/keys/_coreos.com/fleet"
 	return fmt.Sprintf(`if systemctl is-active -q fleet.service; then
   %[3]s
-  # The leader's lease left: a reconcile it began before losing the lease
-  # may run until then (fleet aborts a reconcile at the lease's TTL), and
-  # must not see this machine gone. At most 11 s (a lease of an earlier
-  # run of this script is longer, and no engine reconciles under it).
-  left=$(%[1]s "%[2]s/lease/engine-leader" 2>/dev/null | grep -o '"ttl":[0-9]*' | cut -d: -f2 || true)
-  left=${left:-0}; [ "$left" -le 11 ] || left=11
   %[1]s -o /dev/null -X PUT "%[2]s/lease/engine-leader" --data-urlencode "value=$holder" -d ttl=30
-  sleep $((left + 1))
+  sleep 1
   sudo systemctl kill --signal=SIGKILL fleet.service
   sleep 0.5
   %[1]s -o /dev/null -X DELETE "%[2]s/machines/$(cat /etc/machine-id)/object" || true
