@@ -35,16 +35,19 @@ import (
 // every member of the cluster answers /health.
 
 // Which of a node's etcd clients a pass restarts after etcd. They all
-// reach etcd on this node only (LocalEndpoint), so in pass 1 none needs
-// to: the local etcd still presents the old CA's certificate, which they
-// trust, and trusts theirs. In pass 2 it presents the new one, so they
-// restart to read the bundle and their new certificates (fleetd by
-// restartFleet); in pass 3 flannel and locksmith restart to forget the old
-// CA (fleetd keeps it in memory until its next restart: it only ever
-// talks to the local etcd, which presents the new CA's certificate).
+// reach etcd on this node only (LocalEndpoint). In pass 1 they restart to
+// read the bundle: the local etcd still presents the old CA's certificate,
+// but in pass 2 it presents the new one the moment it restarts, and a
+// client still trusting only the old CA is cut off until its own restart
+// (fleetd then cannot renew its machine's registration, and once that
+// lapses fleet unschedules every unit of the machine: CI saw it once, 45 s
+// after etcd's restart). In pass 2 they restart again for their new
+// certificates (fleetd by restartFleet, first); in pass 3 flannel and
+// locksmith restart to forget the old CA (fleetd keeps it in memory until
+// its next restart: it only ever talks to the local etcd, which presents
+// the new CA's certificate).
 const (
-	restartNoClients = iota
-	restartAllClients
+	restartAllClients = iota
 	restartClientsButFleet
 )
 
@@ -110,7 +113,12 @@ echo "$(hostname): etcd healthy after $i s"
 `, curl, c.LocalEndpoint())
 	switch clients {
 	case restartAllClients:
-		s += "sudo systemctl try-restart flanneld.service locksmithd.service\n" + c.restartFleet()
+		// fleetd first: from etcd's restart until fleetd's, fleetd (which
+		// trusts only the old CA) cannot renew its machine's registration,
+		// and once that lapses (its TTL) fleet unschedules every unit here
+		// (CI saw it once: 45 s from etcd's restart, through flannel's and
+		// locksmith's restarts, to fleetd's).
+		s += c.restartFleet() + "sudo systemctl try-restart flanneld.service locksmithd.service\n"
 	case restartClientsButFleet:
 		s += "sudo systemctl try-restart flanneld.service locksmithd.service\n"
 	}
@@ -193,7 +201,8 @@ var (
 )
 
 // RotateTrustScript is pass 1 on one node: ca.pem becomes the CA(s) it holds
-// plus newCA, then etcd and the node's clients restart. Nothing happens on
+// plus newCA, then etcd and the node's clients restart (so that they trust
+// the new CA before pass 2 makes etcd present it). Nothing happens on
 // a node that already trusts newCA and finished the pass.
 func (c *Cluster) RotateTrustScript(newCA string) string {
 	marker, want := passMarker("trust", newCA)
@@ -211,7 +220,7 @@ sudo chmod 0644 %[1]s.tmp && sudo mv %[1]s.tmp %[1]s
 echo "$(hostname): trusts the old and the new CA; restarting etcd"
 fi
 %[4]smark_done
-`, CAFile(), pemInFile("sudo cat", CAFile(), newCA), strings.TrimRight(newCA, "\n"), c.rotationRestart(restartNoClients),
+`, CAFile(), pemInFile("sudo cat", CAFile(), newCA), strings.TrimRight(newCA, "\n"), c.rotationRestart(restartAllClients),
 		etcdOlderThan(CAFile()), c.clusterHealthy(), passDone(marker, want, etcdOlderThan(CAFile()), nil))
 }
 

@@ -187,3 +187,29 @@ func TestRotationPassNeedsEveryMemberHealthy(t *testing.T) {
 		}
 	}
 }
+
+// Pass 1 restarts the node's clients after etcd, so that they trust the
+// new CA before pass 2 makes etcd present it: a fleetd trusting only the
+// old CA is cut off from its etcd from then until its own restart, and
+// fleet unschedules its machine's units once its registration lapses (seen
+// in CI).
+func TestTrustPassRestartsTheClients(t *testing.T) {
+	c := &cloudconfig.Cluster{TLS: &cloudconfig.TLS{}}
+	n := newFakeNode(t)
+	if err := os.WriteFile(filepath.Join(n.dir, "tls", "ca.pem"), []byte("-----BEGIN CERTIFICATE-----\nb2xk\n-----END CERTIFICATE-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := n.run(c.RotateTrustScript("-----BEGIN CERTIFICATE-----\nbmV3\n-----END CERTIFICATE-----\n"))
+	log := n.calls()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"restart etcd-member.service", "kill --signal=SIGKILL fleet.service", "restart fleet.service", "try-restart flanneld.service locksmithd.service"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("pass 1 did not %q:\n%s", want, log)
+		}
+	}
+	if strings.Index(log, "restart fleet.service") > strings.Index(log, "try-restart flanneld.service") {
+		t.Errorf("fleetd restarts after flannel and locksmith (its registration lapses meanwhile):\n%s", log)
+	}
+}
