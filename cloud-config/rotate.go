@@ -118,9 +118,9 @@ echo "$(hostname): etcd healthy after $i s"
 		// and once that lapses (its TTL) fleet unschedules every unit here
 		// (CI saw it once: 45 s from etcd's restart, through flannel's and
 		// locksmith's restarts, to fleetd's).
-		s += c.restartFleet() + "sudo systemctl try-restart flanneld.service locksmithd.service\n"
+		s += c.restartFleet() + "sudo systemctl try-restart " + strings.Join(clientsButFleet, " ") + "\n"
 	case restartClientsButFleet:
-		s += "sudo systemctl try-restart flanneld.service locksmithd.service\n"
+		s += "sudo systemctl try-restart " + strings.Join(clientsButFleet, " ") + "\n"
 	}
 	return s
 }
@@ -193,11 +193,12 @@ func pemInFile(cat, path, pem string) string {
 	return fmt.Sprintf("%s %s | tr -d '\\n' | grep -qF -e '%s'", cat, path, strings.ReplaceAll(strings.TrimSpace(pem), "\n", ""))
 }
 
-// Which clients each pass restarts after etcd, by unit (passDone's
-// evidence for a node that finished the pass before markers existed).
+// The clients a pass restarts after etcd, by unit: rotationRestart's, and
+// passDone's evidence for a node that finished a pass before markers
+// existed.
 var (
-	passClients      = []string{"flanneld.service", "locksmithd.service", "fleet.service"}
-	passClientsFleet = []string{"flanneld.service", "locksmithd.service"}
+	clientsButFleet = []string{"flanneld.service", "locksmithd.service"}
+	allClients      = append(append([]string(nil), clientsButFleet...), "fleet.service")
 )
 
 // RotateTrustScript is pass 1 on one node: ca.pem becomes the CA(s) it holds
@@ -208,7 +209,7 @@ func (c *Cluster) RotateTrustScript(newCA string) string {
 	marker, want := passMarker("trust", newCA)
 	return fmt.Sprintf(`set -eu
 umask 022
-%[6]s%[7]sif %[2]s; then
+%[5]s%[6]sif %[2]s; then
   if pass_done; then echo "$(hostname): already trusts the new CA"; exit 0; fi
   echo "$(hostname): trusts the new CA, but etcd started before; restarting etcd"
 else
@@ -221,7 +222,9 @@ echo "$(hostname): trusts the old and the new CA; restarting etcd"
 fi
 %[4]smark_done
 `, CAFile(), pemInFile("sudo cat", CAFile(), newCA), strings.TrimRight(newCA, "\n"), c.rotationRestart(restartAllClients),
-		etcdOlderThan(CAFile()), c.clusterHealthy(), passDone(marker, want, etcdOlderThan(CAFile()), nil))
+		// A node that finished pass 1 before markers existed restarted no
+		// client in it: etcd running with the bundle is the evidence.
+		c.clusterHealthy(), passDone(marker, want, etcdOlderThan(CAFile()), nil))
 }
 
 // RotateReissueScript is pass 2 on one node: its server and role
@@ -254,7 +257,7 @@ else
 fi
 %[4]smark_done
 `, want.String(), TLSDir, install.String(), c.rotationRestart(restartAllClients), c.clusterHealthy(),
-		passDone(marker, fp, etcdOlderThan(ServerCertFile()), passClients))
+		passDone(marker, fp, etcdOlderThan(ServerCertFile()), allClients))
 }
 
 // RotateDropScript is pass 3 on one node: ca.pem becomes newCA alone, then
@@ -277,5 +280,5 @@ echo "$(hostname): trusts only the new CA; restarting etcd"
 fi
 %[3]smark_done
 `, CAFile(), strings.TrimRight(newCA, "\n"), c.rotationRestart(restartClientsButFleet), c.clusterHealthy(),
-		passDone(marker, want, etcdOlderThan(CAFile()), passClientsFleet))
+		passDone(marker, want, etcdOlderThan(CAFile()), clientsButFleet))
 }

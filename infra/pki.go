@@ -2,8 +2,10 @@ package infra
 
 import (
 	"fmt"
+	"time"
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
+	"github.com/deployctl/deployctl/internal/certexpiry"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -40,7 +42,7 @@ type PKIArgs struct {
 const (
 	caValidityHours   = 10 * 365 * 24
 	certValidityHours = 2 * 365 * 24
-	earlyRenewalHours = 30 * 24
+	earlyRenewalHours = int(certexpiry.Window / time.Hour) // what cluster endpoints warns about
 )
 
 // NewPKI creates the CA and the client certificates of every role.

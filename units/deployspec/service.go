@@ -149,7 +149,7 @@ func (p *parser) health(v *yaml.Node, field string) *Health {
 	p.mapping(v, field+".health", map[string]func(k, v *yaml.Node){
 		"http": func(_, v *yaml.Node) {
 			if path, ok := p.str(v, field+".health.http"); ok {
-				if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \t\n") {
+				if !strings.HasPrefix(path, "/") || strings.Contains(path, " ") {
 					p.errf(v, field+".health.http", "%q must be a path starting with /", path)
 				}
 				h.HTTP = path

@@ -385,11 +385,10 @@ func (r *roller) putInstances(ctx context.Context, v *view, ins []instance) erro
 }
 
 // draining reports whether the roll has stopped one of in's units to
-// replace it: fleet holds it with other options and desired state loaded,
-// which deployctl writes for nothing else.
+// replace it: drained, and held with other options.
 func draining(v *view, in instance) bool {
 	for _, want := range in.want {
-		if cur, ok := v.units[want.Name]; ok && cur.DesiredState == fleet.StateLoaded && cur.File().Hash() != want.Hash() {
+		if drained(v, want.Name) && v.units[want.Name].File().Hash() != want.Hash() {
 			return true
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/deployctl/deployctl/internal/atomicfile"
 
+	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 	"github.com/deployctl/deployctl/infra/inventory"
 	"github.com/deployctl/deployctl/internal/certexpiry"
 	"github.com/deployctl/deployctl/internal/exitcode"
@@ -159,7 +160,7 @@ pulumi stack output --show-secrets; it is never printed.`,
 			if len(ep.EtcdEndpoints) > 0 && strings.HasPrefix(ep.EtcdEndpoints[0], "http://") {
 				// etcdTls false: the registrars reach their node's etcd in
 				// plaintext, not by deploy.yaml's https default.
-				fmt.Fprintf(e.stdout, "export %s=http://127.0.0.1:2379\n", deployspec.NodeEtcdEnv)
+				fmt.Fprintf(e.stdout, "export %s=%s\n", deployspec.NodeEtcdEnv, (&cloudconfig.Cluster{}).LocalEndpoint())
 			}
 			fmt.Fprintf(e.stdout, "# load balancers: %s\n", strings.Join(ep.LBAddresses, " "))
 			sayExpiry(e, ep, time.Now())

@@ -1,19 +1,14 @@
 package cli_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deployctl/deployctl/internal/harness/testenv"
 )
 
 func TestClusterEndpoints(t *testing.T) {
@@ -80,13 +75,7 @@ func TestClusterEndpointsSaysWhenCertificatesExpire(t *testing.T) {
 		warn bool
 	}{{10 * 24 * time.Hour, true}, {400 * 24 * time.Hour, false}} {
 		notAfter := time.Now().Add(tc.in).Truncate(time.Second)
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter}
-		der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		cert := string(testenv.CertPEM(t, notAfter))
 		b, _ := json.Marshal(map[string]any{"clusterTag": "deployctl-dev", "fleetTunnel": "core@203.0.113.1", "fleetEndpoint": "unix:///var/run/fleet.sock", "etcdEndpoints": []string{"https://10.10.0.1:2379"},
 			"etcdCaCertPem": cert, "etcdClientCertPem": cert, "etcdClientKeyPem": "-----BEGIN EC PRIVATE KEY-----\nsecret\n-----END EC PRIVATE KEY-----\n"})
 		f := filepath.Join(t.TempDir(), "out.json")

@@ -1,36 +1,16 @@
 package cli
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/deployctl/deployctl/internal/harness/testenv"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
-
-func pemCert(t *testing.T, notAfter time.Time) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "t"}, NotBefore: notAfter.Add(-time.Hour), NotAfter: notAfter}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
 
 // Issue 35: certificates expire all at once and silently; the registrar
 // exports the earliest expiry of each etcd TLS file it uses (a CA bundle
@@ -40,10 +20,10 @@ func TestCertificateExpiryIsExported(t *testing.T) {
 	dir := t.TempDir()
 	soon, later := time.Unix(1_900_000_000, 0), time.Unix(2_000_000_000, 0)
 	ca, cert := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "registrar.pem")
-	if err := os.WriteFile(ca, append(pemCert(t, later), pemCert(t, soon)...), 0o644); err != nil {
+	if err := os.WriteFile(ca, append(testenv.CertPEM(t, later), testenv.CertPEM(t, soon)...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(cert, pemCert(t, later), 0o644); err != nil {
+	if err := os.WriteFile(cert, testenv.CertPEM(t, later), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
@@ -57,7 +37,7 @@ registrar_etcd_certificate_expiry_timestamp_seconds{file="` + cert + `"} 2e+09
 		t.Fatal(err)
 	}
 	// A rotation shows at the next scrape.
-	if err := os.WriteFile(cert, pemCert(t, soon), 0o644); err != nil {
+	if err := os.WriteFile(cert, testenv.CertPEM(t, soon), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(strings.Replace(want, `"} 2e+09`, `"} 1.9e+09`, 1))); err != nil {
