@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path"
 	"strings"
 )
 
@@ -236,9 +237,9 @@ fi
 // client restart.
 func (c *Cluster) RotateReissueScript(files NodeTLSFiles) string {
 	var want, install, payload strings.Builder
-	for i, p := range files.paths(CAFile()) {
-		delim := fmt.Sprintf("DEPLOYCTL_PEM_%d", i)
-		fmt.Fprintf(&want, "sudo tee %s.new >/dev/null <<'%s'\n%s\n%s\n", p, delim, strings.TrimRight(files[p], "\n"), delim)
+	paths := files.paths(CAFile())
+	for _, p := range paths {
+		fmt.Fprintf(&want, "sudo cp \"$staged/%s\" %s.new\n", path.Base(p), p)
 		fmt.Fprintf(&want, "sudo cmp -s %[1]s %[1]s.new || changed=1\n", p)
 		owner, mode := tlsFileOwnerMode(p)
 		fmt.Fprintf(&install, "sudo chown %s %s.new && sudo chmod %s %s.new && sudo mv %s.new %s\n", owner, p, mode, p, p, p)
@@ -247,7 +248,7 @@ func (c *Cluster) RotateReissueScript(files NodeTLSFiles) string {
 	marker, fp := passMarker("reissue", payload.String())
 	return fmt.Sprintf(`set -eu
 umask 077
-%[5]s%[6]schanged=
+%[7]s%[5]s%[6]schanged=
 %[1]sif [ -z "$changed" ]; then
   sudo rm -f %[2]s/*.new
   if pass_done; then echo "$(hostname): certificates already from the new CA"; exit 0; fi
@@ -257,7 +258,7 @@ else
 fi
 %[4]smark_done
 `, want.String(), TLSDir, install.String(), c.rotationRestart(restartAllClients), c.clusterHealthy(),
-		passDone(marker, fp, etcdOlderThan(ServerCertFile()), allClients))
+		passDone(marker, fp, etcdOlderThan(ServerCertFile()), allClients), receiveSecrets("staged", secretNames(paths)))
 }
 
 // RotateDropScript is pass 3 on one node: ca.pem becomes newCA alone, then

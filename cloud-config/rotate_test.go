@@ -58,7 +58,7 @@ exit 0
 func newFakeNode(t *testing.T) *fakeNode {
 	t.Helper()
 	dir := t.TempDir()
-	for _, d := range []string{"bin", "units", "tls"} {
+	for _, d := range []string{"bin", "units", "tls", "run"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -93,15 +93,24 @@ func newFakeNode(t *testing.T) *fakeNode {
 // run runs script on the node; it returns its output and error.
 func (n *fakeNode) run(script string) (string, error) {
 	n.t.Helper()
+	return n.runWith(script, "")
+}
+
+// runWith runs script with stdin on its standard input, as the command
+// provider does (its private directories under the node's run/).
+func (n *fakeNode) runWith(script, stdin string) (string, error) {
+	n.t.Helper()
 	for from, to := range map[string]string{
 		cloudconfig.TLSDir: filepath.Join(n.dir, "tls"), cloudconfig.RotationMarkerDir: filepath.Join(n.dir, "rotation"),
 		"/opt/bin/fleetctl": "fleetctl", "/etc/machine-id": filepath.Join(n.dir, "machine-id"),
+		cloudconfig.SecretsRunDir + "/deployctl-": filepath.Join(n.dir, "run") + "/deployctl-",
 	} {
 		script = strings.ReplaceAll(script, from, to)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script)
+	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(n.dir, "bin")+":"+os.Getenv("PATH"))
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -137,11 +146,15 @@ func TestInterruptedReissuePassRestartsTheClients(t *testing.T) {
 		files[p] = strings.Replace(files[p], "x\n", "new\n", 1) // the new CA's
 	}
 	script := c.RotateReissueScript(files)
+	stdin, err := files.Secrets().Stdin()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	if err := os.WriteFile(filepath.Join(n.dir, "fail-next-restart"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := n.run(script)
+	out, err := n.runWith(script, stdin)
 	if err == nil || !strings.Contains(out, "is not healthy 90 s after its restart") {
 		t.Fatalf("first run: the health wait should fail after etcd's restart: %v\n%s", err, out)
 	}
@@ -150,7 +163,7 @@ func TestInterruptedReissuePassRestartsTheClients(t *testing.T) {
 	}
 
 	os.Remove(filepath.Join(n.dir, "health-down"))
-	out, err = n.run(script)
+	out, err = n.runWith(script, stdin)
 	log := n.calls()
 	if err != nil {
 		t.Fatalf("second run: %v\n%s", err, out)
@@ -161,7 +174,7 @@ func TestInterruptedReissuePassRestartsTheClients(t *testing.T) {
 		}
 	}
 
-	out, err = n.run(script)
+	out, err = n.runWith(script, stdin)
 	log = n.calls()
 	if err != nil || !strings.Contains(out, "certificates already from the new CA") || strings.Contains(log, "restart") {
 		t.Fatalf("third run: want already done, nothing restarted: %v\n%s\n%s", err, out, log)
@@ -177,8 +190,13 @@ func TestRotationPassNeedsEveryMemberHealthy(t *testing.T) {
 	}
 	n.calls()
 	ca := "-----BEGIN CERTIFICATE-----\nbmV3\n-----END CERTIFICATE-----\n"
-	for name, script := range map[string]string{"trust": c.RotateTrustScript(ca), "reissue": c.RotateReissueScript(placeholderFiles(t)), "drop": c.RotateDropScript(ca)} {
-		out, err := n.run(script)
+	files := placeholderFiles(t)
+	stdin, err := files.Secrets().Stdin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, script := range map[string]string{"trust": c.RotateTrustScript(ca), "reissue": c.RotateReissueScript(files), "drop": c.RotateDropScript(ca)} {
+		out, err := n.runWith(script, stdin)
 		if err == nil || !strings.Contains(out, "member https://10.0.0.1:2379 is not healthy; not starting this pass") {
 			t.Errorf("%s with a member down: %v\n%s", name, err, out)
 		}

@@ -2,6 +2,7 @@ package cloudconfig
 
 import (
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 )
@@ -61,19 +62,15 @@ const RootDirVar = "DEPLOYCTL_ROOT"
 // WithRoot runs script with root's certificate and key in a private
 // directory made for this run ($DEPLOYCTL_ROOT, 0700 under /run) and
 // removed when the script ends, however it ends: the node never keeps
-// root's key. The result holds a private key: keep it secret.
-func WithRoot(script, certPEM, keyPEM string) string {
-	return fmt.Sprintf(`set -eu
-umask 077
-%[1]s=$(sudo mktemp -d /run/deployctl-root.XXXXXX)
-trap 'sudo rm -rf "$%[1]s"' EXIT
-sudo tee "$%[1]s/root.pem" >/dev/null <<'DEPLOYCTL_ROOT_CERT'
-%[2]s
-DEPLOYCTL_ROOT_CERT
-sudo tee "$%[1]s/root-key.pem" >/dev/null <<'DEPLOYCTL_ROOT_KEY'
-%[3]s
-DEPLOYCTL_ROOT_KEY
-%[4]s`, RootDirVar, strings.TrimRight(certPEM, "\n"), strings.TrimRight(keyPEM, "\n"), script)
+// root's key. The pair arrives on the script's standard input (RootStdin),
+// never in its text.
+func WithRoot(script string) string {
+	return "set -eu\numask 077\n" + receiveSecrets(RootDirVar, []string{"root.pem", "root-key.pem"}) + script
+}
+
+// RootStdin is the standard input of a WithRoot script: root's pair.
+func RootStdin(certPEM, keyPEM string) (string, error) {
+	return Secrets{"root.pem": certPEM, "root-key.pem": keyPEM}.Stdin()
 }
 
 // RegistrarKeyPrefix is the only key prefix the registrar's etcd user may
@@ -182,18 +179,20 @@ func TLSFiles(pems map[string]string) (NodeTLSFiles, error) {
 
 // TLSInstallScript writes the node's TLS files (keys 0600: the server key
 // owned by etcd, which etcd-member runs as; the others by root) atomically,
-// each through a temp file and a rename. Run before BootstrapScript; it is
-// idempotent.
+// each through a temp file and a rename. The contents arrive on its
+// standard input (files.Secrets), never in its text. Run before
+// BootstrapScript; it is idempotent.
 func TLSInstallScript(files NodeTLSFiles) string {
 	paths := files.paths("")
 	var b strings.Builder
-	fmt.Fprintf(&b, "set -eu\numask 077\nsudo install -d -m 0755 %s\n", TLSDir)
+	b.WriteString("set -eu\numask 077\n")
+	b.WriteString(receiveSecrets("staged", secretNames(paths)))
+	fmt.Fprintf(&b, "sudo install -d -m 0755 %s\n", TLSDir)
 	// root's pair is never kept on a node (an older deployctl installed it).
 	fmt.Fprintf(&b, "sudo rm -f %[1]s/root.pem %[1]s/root-key.pem\n", TLSDir)
-	for i, p := range paths {
+	for _, p := range paths {
 		owner, mode := tlsFileOwnerMode(p)
-		delim := fmt.Sprintf("DEPLOYCTL_PEM_%d", i)
-		fmt.Fprintf(&b, "sudo tee %s.tmp >/dev/null <<'%s'\n%s\n%s\n", p, delim, strings.TrimRight(files[p], "\n"), delim)
+		fmt.Fprintf(&b, "sudo cp \"$staged/%s\" %s.tmp\n", path.Base(p), p)
 		fmt.Fprintf(&b, "sudo chown %s %s.tmp && sudo chmod %s %s.tmp && sudo mv %s.tmp %s\n", owner, p, mode, p, p, p)
 	}
 	return b.String()

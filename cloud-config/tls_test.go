@@ -169,16 +169,31 @@ func TestEtcdTLSPathsAsEtcdSeesThem(t *testing.T) {
 // node's TLS files include it.
 func TestWithRootLeavesNoKey(t *testing.T) {
 	run := t.TempDir()
+	stdin, err := cloudconfig.RootStdin("-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n", "-----BEGIN EC PRIVATE KEY-----\nK\n-----END EC PRIVATE KEY-----\n")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, body := range []string{"cat \"$DEPLOYCTL_ROOT/root-key.pem\"\n", "cat \"$DEPLOYCTL_ROOT/root-key.pem\"\nexit 3\n"} {
-		script := cloudconfig.WithRoot(body, "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n", "-----BEGIN EC PRIVATE KEY-----\nK\n-----END EC PRIVATE KEY-----\n")
+		script := cloudconfig.WithRoot(body)
+		if strings.Contains(script, "PRIVATE KEY") {
+			t.Fatalf("root's key is in the script's text:\n%s", script)
+		}
 		script = strings.NewReplacer("sudo ", "", "/run/", run+"/").Replace(script)
-		out, _ := exec.Command("sh", "-c", script).CombinedOutput()
-		if !strings.Contains(string(out), "BEGIN EC PRIVATE KEY") {
+		cmd := exec.Command("sh", "-c", script)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, _ := cmd.CombinedOutput()
+		if !strings.Contains(string(out), "-----BEGIN EC PRIVATE KEY-----\nK\n-----END EC PRIVATE KEY-----") {
 			t.Fatalf("the script did not find root's key:\n%s", out)
 		}
 		if left, _ := filepath.Glob(filepath.Join(run, "deployctl-root.*")); len(left) > 0 {
 			t.Fatalf("root's key left on the node: %v", left)
 		}
+	}
+	// Without the pair on its standard input, the script stops naming it.
+	script := strings.NewReplacer("sudo ", "", "/run/", run+"/").Replace(cloudconfig.WithRoot("echo ran\n"))
+	out, err := exec.Command("sh", "-c", script).CombinedOutput()
+	if err == nil || strings.Contains(string(out), "ran") || !strings.Contains(string(out), "root.pem did not arrive on standard input") {
+		t.Fatalf("WithRoot without its stdin: %v\n%s", err, out)
 	}
 	files := placeholderFiles(t)
 	for path := range files {

@@ -22,9 +22,10 @@ func (c *Cluster) bootstrap(ctx *pulumi.Context, name string, cfg *Config) error
 				return err
 			}
 			servers[i] = server
-			script := c.PKI.NodeFiles(server)
+			script, stdin := c.PKI.NodeFiles(server)
 			cmd, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-tls-%d", name, i+1), &RemoteCommandArgs{
-				Connection: c.conns[i].Input(), Create: script, Triggers: pulumi.Array{TriggerHash(script)}, Logging: pulumi.String("none"),
+				Connection: c.conns[i].Input(), Create: script, Stdin: stdin,
+				Triggers: pulumi.Array{TriggerHashOf(script, stdin)}, Logging: pulumi.String("none"),
 			}, parent)
 			if err != nil {
 				return err
@@ -80,10 +81,16 @@ func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, tls
 				after = []pulumi.Resource{prev}
 			}
 			remove := ip.ApplyT(func(ip string) string { return cc.MemberRemoveScript(names[i], ip) }).(pulumi.StringOutput)
+			// A membership's commands run as root: root's pair is their
+			// stdin, and a new pair (pkiGeneration) only replaces the stored
+			// one (Update does nothing), so that the member's removal, run
+			// later from state, presents the pair etcd trusts then.
 			member, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-etcd-member-%d", name, i+1), &RemoteCommandArgs{
 				Connection: c.conns[0].Input(),
 				Create:     create,
+				Update:     pulumi.String("true"),
 				Delete:     c.asRoot(remove),
+				Stdin:      c.rootStdin(),
 			}, parent, pulumi.DependsOn(after))
 			if err != nil {
 				return err
@@ -121,16 +128,20 @@ func (c *Cluster) rotation(ctx *pulumi.Context, name string, servers []*Cert) er
 	if c.PKI == nil || c.Auth == nil {
 		return nil
 	}
-	var passes [3][]pulumi.StringOutput
+	type step struct{ script, stdin pulumi.StringInput }
+	var passes [3][]step
 	for i := range c.Droplets {
-		t, r, d := c.PKI.RotationScripts(&c.cc, servers[i])
-		passes[0], passes[1], passes[2] = append(passes[0], t), append(passes[1], r), append(passes[2], d)
+		t, r, rIn, d := c.PKI.RotationScripts(&c.cc, servers[i])
+		passes[0] = append(passes[0], step{t, pulumi.String("")})
+		passes[1] = append(passes[1], step{r, rIn})
+		passes[2] = append(passes[2], step{d, pulumi.String("")})
 	}
 	prev := pulumi.Resource(c.Auth)
 	for p, what := range []string{"trust", "reissue", "drop"} {
-		for i, script := range passes[p] {
+		for i, st := range passes[p] {
 			cmd, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-ca-%s-%d", name, what, i+1), &RemoteCommandArgs{
-				Connection: c.conns[i].Input(), Create: script, Triggers: pulumi.Array{TriggerHash(script)}, Logging: pulumi.String("none"),
+				Connection: c.conns[i].Input(), Create: st.script, Stdin: st.stdin,
+				Triggers: pulumi.Array{TriggerHashOf(st.script, st.stdin)}, Logging: pulumi.String("none"),
 			}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{prev}))
 			if err != nil {
 				return err
@@ -142,17 +153,30 @@ func (c *Cluster) rotation(ctx *pulumi.Context, name string, servers []*Cert) er
 	return nil
 }
 
-// asRoot gives a script root's pair for its run when the cluster has a
-// PKI (a plain cluster has no roles).
+// asRoot makes a script get root's pair for its run (cloudconfig.WithRoot)
+// from its standard input (rootStdin) when the cluster has a PKI (a plain
+// cluster has no roles).
 func (c *Cluster) asRoot(script pulumi.StringOutput) pulumi.StringOutput {
 	if c.PKI == nil {
 		return script
 	}
-	return c.PKI.AsRoot(script)
+	return script.ApplyT(cloudconfig.WithRoot).(pulumi.StringOutput)
+}
+
+// rootStdin is the standard input of asRoot's scripts: root's pair, or
+// nothing on a plain cluster.
+func (c *Cluster) rootStdin() pulumi.StringInput {
+	if c.PKI == nil {
+		return nil
+	}
+	return c.PKI.RootStdin()
 }
 
 // authSetup turns on etcd's v3 auth once every member has started (TLS
-// clusters only).
+// clusters only). It runs again when its script changes (a new deployctl),
+// as the root of the day; a new root pair alone (pkiGeneration) only
+// replaces the stored stdin: the auth set up with the old root stands, and
+// etcd would refuse the new root until the rotation's second pass.
 func (c *Cluster) authSetup(ctx *pulumi.Context, name string) error {
 	if c.PKI == nil {
 		return nil
@@ -161,9 +185,11 @@ func (c *Cluster) authSetup(ctx *pulumi.Context, name string) error {
 	for _, b := range c.Bootstrap {
 		boots = append(boots, b)
 	}
+	script := c.asRoot(pulumi.String(c.cc.AuthSetupScript()).ToStringOutput())
 	var err error
 	c.Auth, err = NewRemoteCommand(ctx, name+"-etcd-auth", &RemoteCommandArgs{
-		Connection: c.conns[0].Input(), Create: c.asRoot(pulumi.String(c.cc.AuthSetupScript()).ToStringOutput()), Logging: pulumi.String("none"),
+		Connection: c.conns[0].Input(), Create: script, Update: pulumi.String("true"), Stdin: c.rootStdin(),
+		Triggers: pulumi.Array{TriggerHash(script)}, Logging: pulumi.String("none"),
 	}, pulumi.Parent(c), pulumi.DependsOn(boots))
 	return err
 }

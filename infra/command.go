@@ -64,8 +64,18 @@ type RemoteCommandArgs struct {
 	Delete      pulumi.StringInput    `pulumi:"delete"`
 	Update      pulumi.StringInput    `pulumi:"update"`
 	Environment pulumi.StringMapInput `pulumi:"environment"`
-	Triggers    pulumi.ArrayInput     `pulumi:"triggers"`
-	Logging     pulumi.StringInput    `pulumi:"logging"`
+	// Stdin is the command's standard input: where key material goes (see
+	// Secrets). The provider also gives it to the delete command, from
+	// state.
+	Stdin    pulumi.StringInput `pulumi:"stdin"`
+	Triggers pulumi.ArrayInput  `pulumi:"triggers"`
+	Logging  pulumi.StringInput `pulumi:"logging"`
+}
+
+// TriggerHashOf is TriggerHash of a script and its standard input
+// together: it changes when either does.
+func TriggerHashOf(script, stdin pulumi.StringInput) pulumi.StringOutput {
+	return TriggerHash(pulumi.Sprintf("%s\x00%s", script, stdin))
 }
 
 // RemoteCommand is a command run on a host.

@@ -50,9 +50,12 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	out := args.Inputs.Copy()
 	switch args.TypeToken {
 	case infra.TokenDroplet:
-		out["ipv4Address"] = resource.NewStringProperty(fmt.Sprintf("203.0.113.%d", m.n))
-		out["ipv4AddressPrivate"] = resource.NewStringProperty(fmt.Sprintf("10.10.0.%d", m.n))
-		out["dropletUrn"] = resource.NewStringProperty(fmt.Sprintf("do:droplet:%d", m.n))
+		// Addresses follow the node (its name ends in its number), not the
+		// order of registration, as a droplet's do from one run to the next.
+		node := args.Name[strings.LastIndex(args.Name, "-")+1:]
+		out["ipv4Address"] = resource.NewStringProperty("203.0.113." + node)
+		out["ipv4AddressPrivate"] = resource.NewStringProperty("10.10.0." + node)
+		out["dropletUrn"] = resource.NewStringProperty("do:droplet:" + node)
 	case infra.TokenCustomImage:
 		out["imageId"] = resource.NewNumberProperty(4242)
 	case infra.TokenSshKey:

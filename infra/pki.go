@@ -129,58 +129,72 @@ func (p *PKI) ServerCert(ctx *pulumi.Context, node string, privateIP pulumi.Stri
 }
 
 // NodeFiles is the install script for one node's TLS files (the CA, its
-// server pair, the client pair of every role a node runs: not root's);
-// secret, as it holds keys.
+// server pair, the client pair of every role a node runs: not root's) and
+// its standard input, which carries the files (secret); the script's text
+// holds no key.
 //
 // The files are installed only on a node that has none yet (a new node);
 // a node that has them gets new ones from the rotation passes instead
 // (Rotation), one node at a time, which never leave a node trusting
 // only a CA its peers do not present.
-func (p *PKI) NodeFiles(server *Cert) pulumi.StringOutput {
+func (p *PKI) NodeFiles(server *Cert) (script, stdin pulumi.StringOutput) {
 	return p.nodeScript(server, func(files cloudconfig.NodeTLSFiles) string {
 		return cloudconfig.TLSFirstInstallScript(files)
 	})
 }
 
-// nodeScript renders a script from one node's TLS files; secret, as the
-// files hold keys.
-func (p *PKI) nodeScript(server *Cert, script func(cloudconfig.NodeTLSFiles) string) pulumi.StringOutput {
+// nodeScript renders a script from one node's TLS files, and the standard
+// input that carries them (secret). The script holds no key (it may hold a
+// hash of them), so it is not secret: a failed command's error shows it.
+func (p *PKI) nodeScript(server *Cert, script func(cloudconfig.NodeTLSFiles) string) (text, stdin pulumi.StringOutput) {
 	parts := pulumi.Map{"ca": p.CACert.CertPem, "server": server.Cert.CertPem, "server-key": server.Key.PrivateKeyPem}
 	for _, role := range cloudconfig.NodeRoles {
 		c := p.Clients[role]
 		parts[role], parts[role+"-key"] = c.Cert.CertPem, c.Key.PrivateKeyPem
 	}
-	return pulumi.ToSecret(parts.ToMapOutput().ApplyT(func(m map[string]any) (string, error) {
+	files := func(m map[string]any) (cloudconfig.NodeTLSFiles, error) {
 		pems := map[string]string{}
 		for k, v := range m {
 			pems[k] = fmt.Sprint(v)
 		}
-		files, err := cloudconfig.TLSFiles(pems)
+		return cloudconfig.TLSFiles(pems)
+	}
+	all := parts.ToMapOutput()
+	text = pulumi.Unsecret(all.ApplyT(func(m map[string]any) (string, error) {
+		f, err := files(m)
 		if err != nil {
 			return "", err
 		}
-		return script(files), nil
+		return script(f), nil
 	})).(pulumi.StringOutput)
+	stdin = pulumi.ToSecret(all.ApplyT(func(m map[string]any) (string, error) {
+		f, err := files(m)
+		if err != nil {
+			return "", err
+		}
+		return f.Secrets().Stdin()
+	})).(pulumi.StringOutput)
+	return text, stdin
 }
 
 // RotationScripts are one node's three rotation passes (see
 // cloudconfig.RotateTrustScript): trust this PKI's CA beside the one the
 // node has, install this PKI's certificates, trust only this PKI's CA.
-// The reissue script is secret (keys); on a node already in a pass's state
-// a script changes nothing.
-func (p *PKI) RotationScripts(cc *cloudconfig.Cluster, server *Cert) (trust, reissue, drop pulumi.StringOutput) {
+// The reissue pass gets its keys on standard input (reissueIn, secret); on
+// a node already in a pass's state a script changes nothing.
+func (p *PKI) RotationScripts(cc *cloudconfig.Cluster, server *Cert) (trust, reissue, reissueIn, drop pulumi.StringOutput) {
 	trust = p.CACert.CertPem.ApplyT(func(ca string) string { return cc.RotateTrustScript(ca) }).(pulumi.StringOutput)
-	reissue = p.nodeScript(server, cc.RotateReissueScript)
+	reissue, reissueIn = p.nodeScript(server, cc.RotateReissueScript)
 	drop = p.CACert.CertPem.ApplyT(func(ca string) string { return cc.RotateDropScript(ca) }).(pulumi.StringOutput)
-	return trust, reissue, drop
+	return trust, reissue, reissueIn, drop
 }
 
-// AsRoot wraps a script that needs etcd's root role (member add and
-// remove, the auth setup) so that root's pair exists on the node only while
-// it runs (cloudconfig.WithRoot); secret, as it holds root's key.
-func (p *PKI) AsRoot(script pulumi.StringInput) pulumi.StringOutput {
+// RootStdin is the standard input of a script that needs etcd's root role
+// (cloudconfig.WithRoot): root's pair, secret. The node keeps it only
+// while the script runs.
+func (p *PKI) RootStdin() pulumi.StringOutput {
 	root := p.Clients[cloudconfig.RoleRoot]
-	return pulumi.ToSecret(pulumi.All(script, root.Cert.CertPem, root.Key.PrivateKeyPem).ApplyT(func(a []any) string {
-		return cloudconfig.WithRoot(a[0].(string), a[1].(string), a[2].(string))
+	return pulumi.ToSecret(pulumi.All(root.Cert.CertPem, root.Key.PrivateKeyPem).ApplyT(func(a []any) (string, error) {
+		return cloudconfig.RootStdin(a[0].(string), a[1].(string))
 	})).(pulumi.StringOutput)
 }

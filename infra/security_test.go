@@ -28,10 +28,13 @@ func plain(v resource.PropertyValue) string {
 	for v.IsSecret() {
 		v = v.SecretValue().Element
 	}
-	if v.IsComputed() || v.IsOutput() {
+	switch {
+	case v.IsComputed() || v.IsOutput() || v.IsNull():
 		return ""
+	case v.IsString():
+		return v.StringValue()
 	}
-	return v.StringValue()
+	return v.String()
 }
 
 // Keys live in Pulumi state (the tls provider), not in the program: two
@@ -78,8 +81,13 @@ func TestEveryKeyIsSecret(t *testing.T) {
 	for _, r := range m.byToken(infra.TokenRemoteCommand) {
 		if strings.Contains(r.name, "-tls-") {
 			tls++
-			if !r.inputs["create"].ContainsSecrets() {
-				t.Errorf("%s: the TLS install script holds keys but is not secret", r.name)
+			// Issue 35: the keys travel on stdin (secret), never in the
+			// script's text, which a failed command's error shows.
+			if in := r.inputs["stdin"]; !in.ContainsSecrets() || !strings.Contains(plain(in), "PRIVATE KEY") {
+				t.Errorf("%s: the TLS files do not travel on a secret stdin: %v", r.name, in)
+			}
+			if s := plain(r.inputs["create"]); strings.Contains(s, "PRIVATE KEY") {
+				t.Errorf("%s: a key in the install script's text", r.name)
 			}
 			if s := plain(r.inputs["create"]); !strings.Contains(s, "/etc/ssl/etcd/server-key.pem") || !strings.Contains(s, "/etc/ssl/etcd/registrar.pem") {
 				t.Errorf("%s: install script lacks the node's files", r.name)
@@ -117,10 +125,10 @@ func TestTriggersHoldNoSecrets(t *testing.T) {
 		if tr.ContainsSecrets() {
 			t.Errorf("%s %s: triggers hold a secret; trigger on infra.TriggerHash of it", r.token, r.name)
 		}
-		if strings.Contains(r.name, "-tls-") {
-			want := sha256Hex(plain(r.inputs["create"]))
+		if strings.Contains(r.name, "-tls-") || strings.Contains(r.name, "-ca-reissue-") {
+			want := sha256Hex(plain(r.inputs["create"]) + "\x00" + plain(r.inputs["stdin"]))
 			if got := plain(tr.ArrayValue()[0]); got != want {
-				t.Errorf("%s: trigger %q is not the SHA-256 of its script (%s)", r.name, got, want)
+				t.Errorf("%s: trigger %q is not the SHA-256 of its script and stdin (%s)", r.name, got, want)
 			}
 		}
 	}
@@ -165,8 +173,8 @@ func (m *mocks) commands() []registered {
 
 // Nodes never keep etcd's root key: the TLS install scripts carry no root
 // pair (and remove one an older deployctl installed); the scripts that need
-// root (member add and remove, the auth setup) carry it for their run only,
-// as secrets.
+// root (member add and remove, the auth setup) get it on their stdin, as a
+// secret, for their run only; no script's text holds it.
 func TestRootKeyStaysOffTheNodes(t *testing.T) {
 	m, err := runProgram(t, map[string]string{"deployctl:nodeCount": "5", "deployctl:etcdInitialSize": "3"})
 	if err != nil {
@@ -174,21 +182,24 @@ func TestRootKeyStaysOffTheNodes(t *testing.T) {
 	}
 	asRoot := 0
 	for _, r := range m.byToken(infra.TokenRemoteCommand) {
-		create := plain(r.inputs["create"])
+		create, stdin := plain(r.inputs["create"]), plain(r.inputs["stdin"])
 		if strings.Contains(r.name, "-tls-") {
-			if strings.Contains(create, "client-root-key") || !strings.Contains(create, "rm -f /etc/ssl/etcd/root.pem /etc/ssl/etcd/root-key.pem") {
+			if strings.Contains(stdin, "client-root-key") || !strings.Contains(create, "rm -f /etc/ssl/etcd/root.pem /etc/ssl/etcd/root-key.pem") {
 				t.Errorf("%s installs root's key, or leaves an old one", r.name)
 			}
 			continue
 		}
 		for _, field := range []resource.PropertyKey{"create", "delete"} {
 			v, ok := r.inputs[field]
-			if !ok || !strings.Contains(plain(v), "client-root-key") {
+			if !ok || !strings.Contains(plain(v), "$DEPLOYCTL_ROOT/root-key.pem") {
 				continue
 			}
 			asRoot++
-			if !v.ContainsSecrets() {
-				t.Errorf("%s %s holds root's key but is not secret", r.name, field)
+			if strings.Contains(plain(v), "PRIVATE KEY") {
+				t.Errorf("%s %s: root's key in the script's text", r.name, field)
+			}
+			if in := r.inputs["stdin"]; !in.ContainsSecrets() || !strings.Contains(plain(in), "client-root-key") {
+				t.Errorf("%s %s runs as root without root's pair on a secret stdin", r.name, field)
 			}
 			if !strings.Contains(plain(v), "trap 'sudo rm -rf \"$DEPLOYCTL_ROOT\"' EXIT") {
 				t.Errorf("%s %s does not remove root's key when it ends", r.name, field)
@@ -198,5 +209,48 @@ func TestRootKeyStaysOffTheNodes(t *testing.T) {
 	// 2 members added (create), 4 removable (delete), the auth setup
 	if asRoot != 7 {
 		t.Fatalf("%d scripts run as root, want 7", asRoot)
+	}
+}
+
+// Issue 31: raising pkiGeneration must not run the auth setup or a member
+// add again before the rotation (as the new root, whom etcd does not trust
+// yet): their scripts stay the same, a new root pair only reaches their
+// stored stdin (their update does nothing), and the rotation passes are
+// what changes.
+func TestNewPKIGenerationRunsOnlyTheRotation(t *testing.T) {
+	cfg := map[string]string{"deployctl:nodeCount": "5", "deployctl:etcdInitialSize": "3"}
+	m1, err := runProgram(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg["deployctl:pkiGeneration"] = "2"
+	m2, err := runProgram(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]registered{}
+	for _, r := range m1.byToken(infra.TokenRemoteCommand) {
+		before[r.name] = r
+	}
+	for _, r := range m2.byToken(infra.TokenRemoteCommand) {
+		old := before[r.name]
+		rerun := false
+		for _, k := range []resource.PropertyKey{"create", "triggers", "update", "delete"} {
+			if plain(old.inputs[k]) != plain(r.inputs[k]) {
+				rerun = true
+				t.Logf("%s: %s changed", r.name, k)
+			}
+		}
+		if strings.Contains(r.name, "-etcd-auth") || strings.Contains(r.name, "-etcd-member-") {
+			if rerun {
+				t.Errorf("%s runs again with the new generation (before the rotation made etcd trust its root)", r.name)
+			}
+			if plain(r.inputs["update"]) != "true" || plain(old.inputs["stdin"]) == plain(r.inputs["stdin"]) {
+				t.Errorf("%s: a new root pair must reach its stored stdin through an update that does nothing", r.name)
+			}
+		}
+		if strings.Contains(r.name, "-ca-") && !rerun {
+			t.Errorf("%s does not run again with the new generation", r.name)
+		}
 	}
 }

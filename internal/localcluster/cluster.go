@@ -177,11 +177,17 @@ func (s *State) shell(n Node) (*shell, error) {
 
 // Run runs a script on node i (0-based) over SSH as core.
 func (s *State) Run(ctx context.Context, i int, script string) (string, error) {
+	return s.RunWith(ctx, i, script, "")
+}
+
+// RunWith runs a script on node i with stdin on its standard input, where
+// the scripts that need keys get them (cloudconfig.Secrets).
+func (s *State) RunWith(ctx context.Context, i int, script, stdin string) (string, error) {
 	sh, err := s.shell(s.Nodes[i])
 	if err != nil {
 		return "", err
 	}
-	return sh.run(ctx, script, nil)
+	return sh.run(ctx, script, strings.NewReader(stdin))
 }
 
 // Up creates the cluster, or brings an existing one to cfg.Nodes nodes
@@ -526,17 +532,18 @@ func (s *State) rootPair() (string, string, error) {
 	return string(c), string(k), err
 }
 
-// asRoot gives a script root's pair for its run (TLS clusters), as infra's
-// PKI.AsRoot does.
-func (s *State) asRoot(script string) (string, error) {
+// asRoot makes a script get root's pair for its run (TLS clusters) and
+// gives the standard input that carries it, as infra's scripts do.
+func (s *State) asRoot(script string) (string, string, error) {
 	if !s.TLS {
-		return script, nil
+		return script, "", nil
 	}
 	c, k, err := s.rootPair()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return cloudconfig.WithRoot(script, c, k), nil
+	stdin, err := cloudconfig.RootStdin(c, k)
+	return cloudconfig.WithRoot(script), stdin, err
 }
 
 // bootstrap runs infra's scripts over SSH: TLS files, etcd's initial
@@ -545,11 +552,11 @@ func (s *State) asRoot(script string) (string, error) {
 // add), v3/v2 auth, and the registrar.
 func (s *State) bootstrap(ctx context.Context, cfg *Config, ca *pki, initial bool) error {
 	cc := s.cc()
-	step := func(i int, what, script string) error {
+	step := func(i int, what, script, stdin string) error {
 		cfg.say("%s: %s", s.Nodes[i].Name, what)
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
-		if _, err := s.Run(sctx, i, script); err != nil {
+		if _, err := s.RunWith(sctx, i, script, stdin); err != nil {
 			return fmt.Errorf("%s: %s: %w", s.Nodes[i].Name, what, err)
 		}
 		return nil
@@ -558,11 +565,11 @@ func (s *State) bootstrap(ctx context.Context, cfg *Config, ca *pki, initial boo
 		if n.Bootstrapped || ca == nil {
 			continue
 		}
-		script, err := ca.nodeTLSScript(n.IP)
+		script, stdin, err := ca.nodeTLSScript(n.IP)
 		if err != nil {
 			return err
 		}
-		if err := step(i, "TLS files", script); err != nil {
+		if err := step(i, "TLS files", script, stdin); err != nil {
 			return err
 		}
 	}
@@ -582,7 +589,7 @@ func (s *State) bootstrap(ctx context.Context, cfg *Config, ca *pki, initial boo
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i] = step(i, "etcd bootstrap (new)", cloudconfig.BootstrapScript(ic, "new"))
+				errs[i] = step(i, "etcd bootstrap (new)", cloudconfig.BootstrapScript(ic, "new"), "")
 			}()
 		}
 		wg.Wait()
@@ -590,11 +597,11 @@ func (s *State) bootstrap(ctx context.Context, cfg *Config, ca *pki, initial boo
 			return err
 		}
 		if s.TLS {
-			script, err := s.asRoot(cc.AuthSetupScript())
+			script, stdin, err := s.asRoot(cc.AuthSetupScript())
 			if err != nil {
 				return err
 			}
-			if err := step(0, "etcd auth", script); err != nil {
+			if err := step(0, "etcd auth", script, stdin); err != nil {
 				return err
 			}
 		}
@@ -603,14 +610,14 @@ func (s *State) bootstrap(ctx context.Context, cfg *Config, ca *pki, initial boo
 			if n.Bootstrapped {
 				continue
 			}
-			add, err := s.asRoot(cc.MemberAddScript(n.Name, n.IP))
+			add, stdin, err := s.asRoot(cc.MemberAddScript(n.Name, n.IP))
 			if err != nil {
 				return err
 			}
-			if err := step(0, "etcd member add "+n.Name, add); err != nil {
+			if err := step(0, "etcd member add "+n.Name, add, stdin); err != nil {
 				return err
 			}
-			if err := step(i, "etcd bootstrap (existing)", cloudconfig.BootstrapScript(members(i+1), "existing")); err != nil {
+			if err := step(i, "etcd bootstrap (existing)", cloudconfig.BootstrapScript(members(i+1), "existing"), ""); err != nil {
 				return err
 			}
 		}
@@ -698,11 +705,11 @@ func (s *State) removeNode(ctx context.Context, cfg *Config, i int) error {
 	}
 	if i > 0 {
 		cc := s.cc()
-		script, err := s.asRoot(cc.MemberRemoveScript(n.Name, n.IP))
+		script, stdin, err := s.asRoot(cc.MemberRemoveScript(n.Name, n.IP))
 		if err != nil {
 			return err
 		}
-		if _, err := s.Run(sctx, 0, script); err != nil {
+		if _, err := s.RunWith(sctx, 0, script, stdin); err != nil {
 			return fmt.Errorf("%s: etcd member remove: %w", n.Name, err)
 		}
 	}

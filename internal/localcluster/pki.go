@@ -120,12 +120,14 @@ func (p *pki) nodeTLSFiles(ip string) (cloudconfig.NodeTLSFiles, error) {
 	return cloudconfig.TLSFiles(pems)
 }
 
-// nodeTLSScript is the TLS install script for a node at ip: the same
-// cloudconfig.TLSFirstInstallScript infra runs, with this PKI's PEMs.
-func (p *pki) nodeTLSScript(ip string) (string, error) {
+// nodeTLSScript is the TLS install script for a node at ip and its
+// standard input: the same cloudconfig.TLSFirstInstallScript infra runs,
+// with this PKI's PEMs.
+func (p *pki) nodeTLSScript(ip string) (script, stdin string, err error) {
 	files, err := p.nodeTLSFiles(ip)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return cloudconfig.TLSFirstInstallScript(files), nil
+	stdin, err = files.Secrets().Stdin()
+	return cloudconfig.TLSFirstInstallScript(files), stdin, err
 }

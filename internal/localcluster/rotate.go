@@ -58,22 +58,23 @@ func RotateCA(ctx context.Context, cfg Config) (*State, error) {
 		return nil, err
 	}
 	cc := s.cc()
-	if err := s.rotationPass(ctx, &cfg, "trust the new CA beside the old", func(int) (string, error) { return cc.RotateTrustScript(next.pem), nil }); err != nil {
+	if err := s.rotationPass(ctx, &cfg, "trust the new CA beside the old", func(int) (string, string, error) { return cc.RotateTrustScript(next.pem), "", nil }); err != nil {
 		return nil, err
 	}
-	if err := s.rotationPass(ctx, &cfg, "certificates from the new CA", func(i int) (string, error) {
+	if err := s.rotationPass(ctx, &cfg, "certificates from the new CA", func(i int) (string, string, error) {
 		files, err := next.nodeTLSFiles(s.Nodes[i].IP)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
-		return cc.RotateReissueScript(files), nil
+		stdin, err := files.Secrets().Stdin()
+		return cc.RotateReissueScript(files), stdin, err
 	}); err != nil {
 		return nil, err
 	}
 	if err := s.switchOperator(); err != nil {
 		return nil, err
 	}
-	if err := s.rotationPass(ctx, &cfg, "drop the old CA", func(int) (string, error) { return cc.RotateDropScript(next.pem), nil }); err != nil {
+	if err := s.rotationPass(ctx, &cfg, "drop the old CA", func(int) (string, string, error) { return cc.RotateDropScript(next.pem), "", nil }); err != nil {
 		return nil, err
 	}
 	if err := s.finishRotation(next); err != nil {
@@ -130,15 +131,15 @@ func (s *State) prepareRotation() (*pki, error) {
 
 // rotationPass runs one pass's script on each node in turn, showing what
 // each printed; a failure stops the rotation (running it again goes on).
-func (s *State) rotationPass(ctx context.Context, cfg *Config, pass string, script func(i int) (string, error)) error {
+func (s *State) rotationPass(ctx context.Context, cfg *Config, pass string, script func(i int) (text, stdin string, err error)) error {
 	for i, n := range s.Nodes {
-		sc, err := script(i)
+		sc, stdin, err := script(i)
 		if err != nil {
 			return err
 		}
 		cfg.say("CA rotation: %s: %s", pass, n.Name)
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-		out, err := s.Run(sctx, i, sc)
+		out, err := s.RunWith(sctx, i, sc, stdin)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("CA rotation, %s on %s: %w (run deployctl cluster local rotate-ca --name %s again to go on)", pass, n.Name, err, s.Name)
