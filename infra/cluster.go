@@ -78,7 +78,7 @@ func NewCluster(ctx *pulumi.Context, name string, args *ClusterArgs, opts ...pul
 	}
 	c.cc = cloudconfig.Cluster{
 		Token: args.Name, DiscoveryURL: cfg.DiscoveryURL, FlannelCIDR: cfg.FlannelCIDR,
-		SSHKeys: cfg.SSHPublicKeys, Fleet: cloudconfig.FleetRelease{SHA256: cfg.FleetSHA256},
+		SSHKeys: cfg.SSHPublicKeys, Fleet: cloudconfig.FleetRelease{URL: cfg.FleetURL, SHA256: cfg.FleetSHA256},
 	}
 	if cfg.EtcdTLS {
 		c.cc.TLS = &cloudconfig.TLS{}

@@ -33,6 +33,9 @@ type Config struct {
 	FlannelCIDR     string
 	LBCount         int
 	FleetSHA256     string
+	// FleetURL is where nodes download fleet's release (empty: its GitHub
+	// release; a local cluster's file server for a rehearsal).
+	FleetURL        string
 	DiscoveryURL    string
 	RegistrarPath   string
 	RegistrarSHA256 string
@@ -140,6 +143,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		ImageID:        cfg.Get("imageId"),
 		FlannelCIDR:    or(cfg.Get("flannelCidr"), Defaults.FlannelCIDR),
 		FleetSHA256:    cfg.Get("fleetSha256"),
+		FleetURL:       cfg.Get("fleetUrl"),
 		DiscoveryURL:   cfg.Get("discoveryUrl"),
 		RegistrarPath:  or(cfg.Get("registrarPath"), Defaults.RegistrarPath),
 	}
@@ -224,6 +228,8 @@ func (c *Config) validate(p *problems) {
 		p.addf("flannelCidr", "%q is not a CIDR: pulumi config set flannelCidr %s", c.FlannelCIDR, Defaults.FlannelCIDR)
 	}
 	switch {
+	case c.FleetURL != "" && !strings.HasPrefix(c.FleetURL, "https://"):
+		p.addf("fleetUrl", "%q: nodes download fleet over https only: pulumi config set fleetUrl https://HOST/fleet-v1.0.0-linux-amd64.tar.gz (or pulumi config rm fleetUrl for GitHub's release)", c.FleetURL)
 	case c.FleetSHA256 == "":
 		p.addf("fleetSha256", "is required: nodes refuse a fleet download that does not match it: %s", setFleetSHA256)
 	case !fleetSumRe.MatchString(c.FleetSHA256):

@@ -418,63 +418,13 @@ func (s *State) boot(ctx context.Context, cfg *Config, i int, caBundle func() ([
 	if err != nil {
 		return fmt.Errorf("user data for %s: %w", n.Name, err)
 	}
-	tmp, err := os.MkdirTemp("", "deployctl-node-")
+	opPub, err := os.ReadFile(s.KeyFile() + ".pub")
 	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	md := filepath.Join(tmp, "metadata", "metadata")
-	if err := os.MkdirAll(filepath.Join(md, "v1"), 0o755); err != nil {
-		return err
-	}
-	opPub, _ := os.ReadFile(s.KeyFile() + ".pub")
-	// One interface, the node's address on the cluster network, as both
-	// DigitalOcean's public and private ones.
-	ipv4 := map[string]any{"ip_address": n.IP, "cidr": netip.MustParsePrefix(s.Subnet).Bits()}
-	iface := map[string]any{"ipv4": ipv4, "type": "private"}
-	pubIface := map[string]any{"ipv4": ipv4, "type": "public"}
-	meta, _ := json.Marshal(map[string]any{
-		"droplet_id": i + 1, "hostname": n.Name, "region": "local", "user_data": string(ud),
-		"public_keys": []string{strings.TrimSpace(string(opPub))},
-		"interfaces":  map[string]any{"public": []any{pubIface}, "private": []any{iface}},
-		"dns":         map[string]any{"nameservers": []string{}},
-	})
-	if err := os.WriteFile(filepath.Join(md, "v1.json"), meta, 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(md, "v1", "user-data"), ud, 0o644); err != nil {
-		return err
-	}
-	// GET /metadata/v1 is coreos-cloudinit's availability check; DigitalOcean
-	// answers it with the index of what is under it.
-	if err := os.WriteFile(filepath.Join(md, "v1", "index.html"), []byte("user-data\n"), 0o644); err != nil {
-		return err
-	}
-	bundle, err := caBundle()
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "ca-certificates.crt"), bundle, 0o644); err != nil {
 		return err
 	}
 	cfg.say("booting %s (%s, %s)", n.Name, n.IP, n.Role)
-	if _, err := docker(ctx, "create", "--name", n.Container, "--hostname", n.Name, "--label", label+"="+s.Name,
-		"--network", s.Network, "--ip", n.IP,
-		"--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-		"--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock", "-e", "container=docker",
-		"--sysctl", "net.ipv4.ip_forward=1",
-		"-v", "/var/lib/docker", "-v", "/var/lib/containerd",
-		"-v", s.ImagesTar+":/usr/share/deployctl/images.tar:ro",
-		"--stop-signal", "SIGRTMIN+3", s.Image); err != nil {
-		return err
-	}
-	if _, err := docker(ctx, "cp", filepath.Join(tmp, "metadata"), n.Container+":/var/lib/deployctl/"); err != nil {
-		return err
-	}
-	if _, err := docker(ctx, "cp", filepath.Join(tmp, "ca-certificates.crt"), n.Container+":/etc/ssl/certs/ca-certificates.crt"); err != nil {
-		return err
-	}
-	if _, err := docker(ctx, "start", n.Container); err != nil {
+	if err := s.startContainer(ctx, machine{container: n.Container, hostname: n.Name, ip: n.IP, dropletID: i + 1,
+		region: "local", userData: ud, publicKeys: []string{strings.TrimSpace(string(opPub))}}, caBundle); err != nil {
 		return err
 	}
 	sh, err := s.shell(*n)
@@ -787,4 +737,76 @@ func (s *State) WriteKnownHosts() error {
 		}
 	}
 	return os.WriteFile(s.KnownHosts(), []byte(b.String()), 0o644)
+}
+
+// machine is what a node container boots from: DigitalOcean's metadata
+// (droplet id, hostname, region, the operator's keys, the user data).
+type machine struct {
+	container, hostname, ip, region string
+	dropletID                       int
+	userData                        []byte
+	publicKeys                      []string
+}
+
+// startContainer creates and starts a node container that boots from m's
+// user data through the node's metadata service, as a droplet does.
+func (s *State) startContainer(ctx context.Context, m machine, caBundle func() ([]byte, error)) error {
+	tmp, err := os.MkdirTemp("", "deployctl-node-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	md := filepath.Join(tmp, "metadata", "metadata")
+	if err := os.MkdirAll(filepath.Join(md, "v1"), 0o755); err != nil {
+		return err
+	}
+	// One interface, the node's address on the cluster network, as both
+	// DigitalOcean's public and private ones.
+	ipv4 := map[string]any{"ip_address": m.ip, "cidr": netip.MustParsePrefix(s.Subnet).Bits()}
+	iface := map[string]any{"ipv4": ipv4, "type": "private"}
+	pubIface := map[string]any{"ipv4": ipv4, "type": "public"}
+	meta, _ := json.Marshal(map[string]any{
+		"droplet_id": m.dropletID, "hostname": m.hostname, "region": m.region, "user_data": string(m.userData),
+		"public_keys": m.publicKeys,
+		"interfaces":  map[string]any{"public": []any{pubIface}, "private": []any{iface}},
+		"dns":         map[string]any{"nameservers": []string{}},
+	})
+	if err := os.WriteFile(filepath.Join(md, "v1.json"), meta, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(md, "v1", "user-data"), m.userData, 0o644); err != nil {
+		return err
+	}
+	// GET /metadata/v1 is coreos-cloudinit's availability check; DigitalOcean
+	// answers it with the index of what is under it.
+	if err := os.WriteFile(filepath.Join(md, "v1", "index.html"), []byte("user-data\n"), 0o644); err != nil {
+		return err
+	}
+	bundle, err := caBundle()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "ca-certificates.crt"), bundle, 0o644); err != nil {
+		return err
+	}
+	if _, err := docker(ctx, "create", "--name", m.container, "--hostname", m.hostname, "--label", label+"="+s.Name,
+		"--network", s.Network, "--ip", m.ip,
+		"--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+		"--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock", "-e", "container=docker",
+		"--sysctl", "net.ipv4.ip_forward=1",
+		"-v", "/var/lib/docker", "-v", "/var/lib/containerd",
+		"-v", s.ImagesTar+":/usr/share/deployctl/images.tar:ro",
+		"--stop-signal", "SIGRTMIN+3", s.Image); err != nil {
+		return err
+	}
+	if _, err := docker(ctx, "cp", filepath.Join(tmp, "metadata"), m.container+":/var/lib/deployctl/"); err != nil {
+		return err
+	}
+	if _, err := docker(ctx, "cp", filepath.Join(tmp, "ca-certificates.crt"), m.container+":/etc/ssl/certs/ca-certificates.crt"); err != nil {
+		return err
+	}
+	if _, err := docker(ctx, "start", m.container); err != nil {
+		return err
+	}
+	return nil
 }

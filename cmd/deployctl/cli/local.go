@@ -63,7 +63,7 @@ update engine) and there is no DigitalOcean API.`,
 	}
 	node := &cobra.Command{Use: "node", Hidden: true, Short: "Programs the nodes run (stand-ins for Flatcar's)"}
 	node.AddCommand(newSDNotifyProxyCmd(), newServeFilesCmd())
-	cmd.AddCommand(newLocalUpCmd(e), newLocalRotateCACmd(e), newLocalDownCmd(e), newLocalEnvCmd(e), newLocalSSHCmd(e), node)
+	cmd.AddCommand(newLocalUpCmd(e), newLocalAPICmd(e), newLocalRotateCACmd(e), newLocalDownCmd(e), newLocalEnvCmd(e), newLocalSSHCmd(e), node)
 	return cmd
 }
 
