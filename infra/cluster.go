@@ -207,3 +207,14 @@ func (c *Cluster) droplets(ctx *pulumi.Context, name, prefix string, cfg *Config
 	}, parent)
 	return err
 }
+
+// KnownHosts are the nodes' pinned SSH host keys as known_hosts lines
+// ("IP ssh-ed25519 AAAA..."), for the operator's SSH to the nodes
+// (deployctl cluster endpoints writes them to a file).
+func (c *Cluster) KnownHosts() pulumi.StringArrayOutput {
+	var lines pulumi.StringArray
+	for i, d := range c.Droplets {
+		lines = append(lines, pulumi.Sprintf("%s %s", d.Ipv4Address, c.HostKeys[i].PublicKeyOpenssh.ApplyT(strings.TrimSpace)))
+	}
+	return lines.ToStringArrayOutput()
+}

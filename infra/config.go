@@ -68,8 +68,10 @@ var Defaults = struct {
 	FlannelCIDR:    "10.1.0.0/16",
 	// The program runs in cmd/pulumi; `make build` writes ../../bin/registrar.
 	RegistrarPath: filepath.Join("..", "..", "bin", "registrar"),
-	NodeCount:     3,
-	LBCount:       1,
+	// Five: examples/deploy.yaml spreads 4 app instances over machines
+	// of their own, and the LB takes the fifth; odd, for etcd's majority.
+	NodeCount: 5,
+	LBCount:   1,
 }
 
 // Regions the provider accepts (digitalocean:index:Region).
@@ -192,10 +194,16 @@ func (c *Config) validate(p *problems) {
 	if c.LBCount < 1 || c.LBCount > c.NodeCount {
 		p.addf("lbCount", "must be between 1 and nodeCount (%d), got %d: pulumi config set lbCount 1", c.NodeCount, c.LBCount)
 	}
+	// Unset, node 1 starts etcd alone and every other node joins it through
+	// a member add, one at a time: the members' bootstrap does not depend on
+	// nodeCount, so growing or shrinking it leaves the members that exist
+	// alone (with "the first nodeCount start together", a grow restarted
+	// the bootstrap of every node and started the new ones as members of
+	// another cluster).
 	if c.EtcdInitialSize == 0 {
-		c.EtcdInitialSize = c.NodeCount // unset: checked as nodeCount
+		c.EtcdInitialSize = 1
 	} else if c.EtcdInitialSize < 1 || c.EtcdInitialSize > c.NodeCount || c.EtcdInitialSize%2 == 0 {
-		p.addf("etcdInitialSize", "must be odd and between 1 and nodeCount (%d), got %d; it is the number of members the cluster was first created with (pulumi config rm etcdInitialSize for nodeCount)", c.NodeCount, c.EtcdInitialSize)
+		p.addf("etcdInitialSize", "must be odd and between 1 and nodeCount (%d), got %d; it is the number of members the cluster was first created with (pulumi config rm etcdInitialSize for 1: every node after the first joins alone)", c.NodeCount, c.EtcdInitialSize)
 	}
 	if !sizeRe.MatchString(c.DropletSize) {
 		p.addf("dropletSize", "%q is not a droplet size slug: pulumi config set dropletSize s-2vcpu-4gb", c.DropletSize)

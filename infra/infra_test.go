@@ -158,13 +158,13 @@ func TestResourceGraph(t *testing.T) {
 	}
 	want := map[string]int{
 		infra.TokenCustomImage: 1, infra.TokenSshKey: 1, infra.TokenVpc: 1, infra.TokenTag: 2,
-		infra.TokenDroplet: 3, infra.TokenFirewall: 2, infra.TokenProject: 1,
-		// per node: TLS, etcd bootstrap, registrar install; nodes 2-3: an
+		infra.TokenDroplet: 5, infra.TokenFirewall: 2, infra.TokenProject: 1,
+		// per node: TLS, etcd bootstrap, registrar install; nodes 2-5: an
 		// etcd membership; the auth setup; per node the three CA rotation
 		// passes
-		infra.TokenRemoteCommand: 3 + 3 + 3 + 2 + 1 + 3*3, infra.TokenCopyToRemote: 3,
-		// host keys 3; CA key 1; 5 client roles and 3 servers: a key, a CSR and a certificate each.
-		infra.TokenPrivateKey: 3 + 1 + 5 + 3, infra.TokenSelfSignedCert: 1, infra.TokenCertRequest: 5 + 3, infra.TokenLocallySignedCert: 5 + 3,
+		infra.TokenRemoteCommand: 5*3 + 4 + 1 + 3*5, infra.TokenCopyToRemote: 5,
+		// host keys 5; CA key 1; 5 client roles and 5 servers: a key, a CSR and a certificate each.
+		infra.TokenPrivateKey: 5 + 1 + 5 + 5, infra.TokenSelfSignedCert: 1, infra.TokenCertRequest: 5 + 5, infra.TokenLocallySignedCert: 5 + 5,
 		"deployctl:infra:Cluster": 1, "deployctl:infra:Network": 1, "deployctl:infra:Firewalls": 1, "deployctl:infra:RegistrarShipping": 1, "deployctl:infra:PKI": 1,
 	}
 	for tok, n := range want {
@@ -215,7 +215,7 @@ func TestResourceGraph(t *testing.T) {
 		t.Errorf("image url %v", img.inputs["url"])
 	}
 	proj := m.byToken(infra.TokenProject)[0]
-	if len(proj.inputs["resources"].ArrayValue()) != 3 || !strings.HasPrefix(proj.inputs["resources"].ArrayValue()[0].StringValue(), "do:droplet:") {
+	if len(proj.inputs["resources"].ArrayValue()) != 5 || !strings.HasPrefix(proj.inputs["resources"].ArrayValue()[0].StringValue(), "do:droplet:") {
 		t.Errorf("project resources %v", proj.inputs["resources"])
 	}
 }
@@ -515,7 +515,7 @@ func TestCARotationRunsPassByPassNodeByNode(t *testing.T) {
 	}
 	prev := "deployctl-test-etcd-auth"
 	for _, pass := range []string{"trust", "reissue", "drop"} {
-		for node := 1; node <= 3; node++ {
+		for node := 1; node <= infra.Defaults.NodeCount; node++ {
 			name := fmt.Sprintf("deployctl-test-ca-%s-%d", pass, node)
 			r, ok := byName[name]
 			if !ok {
@@ -534,10 +534,42 @@ func TestCARotationRunsPassByPassNodeByNode(t *testing.T) {
 			prev = name
 		}
 	}
-	for node := 1; node <= 3; node++ {
+	for node := 1; node <= infra.Defaults.NodeCount; node++ {
 		create := plain(byName[fmt.Sprintf("deployctl-test-tls-%d", node)].inputs["create"])
 		if !strings.HasPrefix(create, "if sudo test -s "+cloudconfig.ServerCertFile()+"; then") {
 			t.Errorf("TLS install of node %d overwrites a node's files:\n%.200s", node, create)
 		}
 	}
+}
+
+// Issue 31: growing nodeCount by 2 leaves the members that exist alone
+// (their bootstrap, triggers and membership the same) and only adds the
+// new nodes, each joining alone; with "the first nodeCount start
+// together" the grow re-ran every bootstrap with a five-member initial
+// cluster and started nodes 4 and 5 as members of another cluster.
+func TestGrowingLeavesTheMembersAlone(t *testing.T) {
+	small, err := runProgram(t, map[string]string{"deployctl:nodeCount": "3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, err := runProgram(t, map[string]string{"deployctl:nodeCount": "5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]registered{}
+	for _, r := range small.byToken(infra.TokenRemoteCommand) {
+		before[r.name] = r
+	}
+	for _, r := range big.byToken(infra.TokenRemoteCommand) {
+		old, existed := before[r.name]
+		if !existed {
+			continue
+		}
+		for _, k := range []resource.PropertyKey{"create", "delete", "triggers"} {
+			if plain(old.inputs[k]) != plain(r.inputs[k]) {
+				t.Errorf("%s: its %s changes when nodeCount grows from 3 to 5", r.name, k)
+			}
+		}
+	}
+	checkMembership(t, big.commandsNamed("etcd-bootstrap"), big.commandsNamed("etcd-member"), 1)
 }

@@ -39,6 +39,7 @@ func Program(ctx *pulumi.Context) error {
 	ctx.Export("fleetEndpoint", pulumi.String("unix:///var/run/fleet.sock"))
 	ctx.Export("fleetTunnel", c.FleetTunnel)
 	ctx.Export("registrarSha256", pulumi.String(cfg.RegistrarSHA256))
+	ctx.Export("knownHosts", c.KnownHosts())
 	if c.PKI != nil {
 		root := c.PKI.Clients[cloudconfig.RoleRoot]
 		ctx.Export("etcdCaCertPem", c.PKI.CACert.CertPem)

@@ -94,8 +94,8 @@ func TestEveryKeyIsSecret(t *testing.T) {
 			}
 		}
 	}
-	if tls != 3 {
-		t.Fatalf("%d TLS installs for 3 nodes", tls)
+	if tls != infra.Defaults.NodeCount {
+		t.Fatalf("%d TLS installs for %d nodes", tls, infra.Defaults.NodeCount)
 	}
 	for _, r := range m.res {
 		for k, v := range r.inputs {

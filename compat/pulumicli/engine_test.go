@@ -319,16 +319,16 @@ func TestPreviewOfANewStack(t *testing.T) {
 		"pulumi:pulumi:Stack":     1,
 		"deployctl:infra:Cluster": 1, "deployctl:infra:Network": 1, "deployctl:infra:Firewalls": 1,
 		"deployctl:infra:PKI": 1, "deployctl:infra:RegistrarShipping": 1,
-		// 3 host keys, the CA key, 5 roles and 3 nodes: a key, a CSR and a certificate each.
-		"tls:index/privateKey:PrivateKey": 12, "tls:index/selfSignedCert:SelfSignedCert": 1,
-		"tls:index/certRequest:CertRequest": 8, "tls:index/locallySignedCert:LocallySignedCert": 8,
+		// 5 host keys, the CA key, 5 roles and 5 nodes: a key, a CSR and a certificate each.
+		"tls:index/privateKey:PrivateKey": 16, "tls:index/selfSignedCert:SelfSignedCert": 1,
+		"tls:index/certRequest:CertRequest": 10, "tls:index/locallySignedCert:LocallySignedCert": 10,
 		// per node: TLS install, etcd bootstrap, registrar install; nodes
-		// 2-3: an etcd membership; the auth setup; per node the three CA
+		// 2-5: an etcd membership; the auth setup; per node the three CA
 		// rotation passes
-		"command:remote:Command": 12 + 3*3, "command:remote:CopyToRemote": 3,
+		"command:remote:Command": 5*3 + 4 + 1 + 3*5, "command:remote:CopyToRemote": 5,
 		"digitalocean:index/customImage:CustomImage": 1, "digitalocean:index/sshKey:SshKey": 1,
 		"digitalocean:index/vpc:Vpc": 1, "digitalocean:index/tag:Tag": 2,
-		"digitalocean:index/droplet:Droplet": 3, "digitalocean:index/firewall:Firewall": 2,
+		"digitalocean:index/droplet:Droplet": 5, "digitalocean:index/firewall:Firewall": 2,
 		"digitalocean:index/project:Project": 1,
 	}
 	compareCounts(t, counts, want)

@@ -134,6 +134,8 @@ type Endpoints struct {
 	EtcdEndpoints []string `json:"etcdEndpoints"`
 	LBAddresses   []string `json:"lbAddresses"`
 	NodePublicIPs []string `json:"nodePublicIps"`
+	// KnownHosts are the nodes' SSH host keys as known_hosts lines.
+	KnownHosts []string `json:"knownHosts,omitempty"`
 	// The operator's etcd client certificate (etcd's root user) and the
 	// cluster CA, when etcd runs with TLS. The key is a secret output:
 	// `pulumi stack output --json --show-secrets` shows it.

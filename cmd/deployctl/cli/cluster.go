@@ -140,6 +140,10 @@ pulumi stack output --show-secrets; it is never printed.`,
 					return err
 				}
 			}
+			knownHosts, err := writeKnownHosts(ep, tlsDir)
+			if err != nil {
+				return err
+			}
 			if o.json() {
 				safe := *ep
 				safe.EtcdClientKeyPem = ""
@@ -149,6 +153,9 @@ pulumi stack output --show-secrets; it is never printed.`,
 				}{safe, files})
 			}
 			fmt.Fprintf(e.stdout, "export FLEETCTL_TUNNEL=%s\n", ep.FleetTunnel)
+			if knownHosts != "" {
+				fmt.Fprintf(e.stdout, "export FLEETCTL_KNOWN_HOSTS_FILE=%s\n", knownHosts)
+			}
 			fmt.Fprintf(e.stdout, "export FLEETCTL_ENDPOINT=%s\n", ep.FleetEndpoint)
 			fmt.Fprintf(e.stdout, "export ETCD_ENDPOINTS=%s\n", strings.Join(ep.EtcdEndpoints, ","))
 			fmt.Fprintf(e.stdout, "export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=%s\n", strings.Join(ep.EtcdEndpoints, ","))
@@ -200,15 +207,9 @@ func writeClientFiles(ep *inventory.Endpoints, dir string) (*clientFiles, error)
 	if ep.EtcdCACertPem == "" || ep.EtcdClientCertPem == "" {
 		return nil, errors.New("stack outputs hold etcdClientKeyPem but not etcdCaCertPem and etcdClientCertPem")
 	}
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return nil, exitcode.Usage(fmt.Errorf("--tls-dir: no home directory (%w); give one", err))
-		}
-		dir = filepath.Join(home, ".deployctl", ep.ClusterTag)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("--tls-dir: %w", err)
+	dir, err := clusterDir(ep, dir)
+	if err != nil {
+		return nil, err
 	}
 	f := &clientFiles{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "root.pem"), Key: filepath.Join(dir, "root-key.pem")}
 	for _, w := range []struct {
@@ -220,4 +221,37 @@ func writeClientFiles(ep *inventory.Endpoints, dir string) (*clientFiles, error)
 		}
 	}
 	return f, nil
+}
+
+// clusterDir is --tls-dir, by default ~/.deployctl/CLUSTER, made 0700.
+func clusterDir(ep *inventory.Endpoints, dir string) (string, error) {
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", exitcode.Usage(fmt.Errorf("--tls-dir: no home directory (%w); give one", err))
+		}
+		dir = filepath.Join(home, ".deployctl", ep.ClusterTag)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("--tls-dir: %w", err)
+	}
+	return dir, nil
+}
+
+// writeKnownHosts writes the nodes' pinned host keys to known_hosts in the
+// cluster's directory, for the fleet tunnel ("" when the stack has none:
+// a stack from before they were outputs).
+func writeKnownHosts(ep *inventory.Endpoints, dir string) (string, error) {
+	if len(ep.KnownHosts) == 0 {
+		return "", nil
+	}
+	dir, err := clusterDir(ep, dir)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "known_hosts")
+	if err := atomicfile.WriteFile(p, []byte(strings.Join(ep.KnownHosts, "\n")+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("--tls-dir: %w", err)
+	}
+	return p, nil
 }
