@@ -1,6 +1,9 @@
 package cloudconfig
 
-import "fmt"
+import (
+	"fmt"
+	"path"
+)
 
 // InitialClusterDropInPath is where BootstrapScript writes the initial
 // cluster.
@@ -9,16 +12,29 @@ const InitialClusterDropInPath = "/etc/systemd/system/etcd-member.service.d/30-i
 // BootstrapScript is what infra runs on each node (as core, over SSH)
 // once every droplet's private IP is known: it writes the initial-cluster
 // drop-in (state "new" for the first members, "existing" for a node
-// joining later) and starts etcd, flannel and fleet. It is idempotent.
-func BootstrapScript(initialCluster, state string) string {
+// joining later), starts etcd, flannel and fleet, and returns only once
+// the node's etcd member answers healthy (a joining member's etcd starts
+// before it has caught up; the next member add, and `pulumi up`'s end,
+// wait for it). It is idempotent.
+func (c *Cluster) BootstrapScript(initialCluster, state string) string {
 	return fmt.Sprintf(`set -eu
-sudo mkdir -p /etc/systemd/system/etcd-member.service.d
-printf '[Service]\nEnvironment="ETCD_INITIAL_CLUSTER=%%s"\nEnvironment="ETCD_INITIAL_CLUSTER_STATE=%%s"\n' '%s' '%s' | sudo tee %s.tmp >/dev/null
-sudo mv %s.tmp %s
+sudo mkdir -p %[4]s
+printf '[Service]\nEnvironment="ETCD_INITIAL_CLUSTER=%%s"\nEnvironment="ETCD_INITIAL_CLUSTER_STATE=%%s"\n' '%[1]s' '%[2]s' | sudo tee %[3]s.tmp >/dev/null
+sudo mv %[3]s.tmp %[3]s
 sudo systemctl daemon-reload
 sudo systemctl enable --now etcd-member.service
 sudo systemctl start flanneld.service fleet.socket fleet.service
-`, initialCluster, state, InitialClusterDropInPath, InitialClusterDropInPath, InitialClusterDropInPath)
+for i in $(seq 1 90); do
+  if %[5]s %[6]s/health 2>/dev/null | grep -q '"health":"true"'; then
+    echo "$(hostname): etcd member healthy"
+    exit 0
+  fi
+  sleep 2
+done
+echo "$(hostname): its etcd member is not healthy 180 s after it started:" >&2
+sudo systemctl status etcd-member.service --no-pager -n 20 >&2 || true
+exit 1
+`, initialCluster, state, InitialClusterDropInPath, path.Dir(InitialClusterDropInPath), c.fleetCurl(), c.LocalEndpoint())
 }
 
 // MemberAddScript registers a new member with the running cluster (run on

@@ -206,7 +206,7 @@ func TestBootstrapScript(t *testing.T) {
 	if ic != "core-1=http://10.0.0.1:2380,core-2=http://10.0.0.2:2380" {
 		t.Fatal(ic)
 	}
-	s := cloudconfig.BootstrapScript(ic, "new")
+	s := c.BootstrapScript(ic, "new")
 	for _, want := range []string{ic, "ETCD_INITIAL_CLUSTER_STATE", "'new'", "systemctl enable --now etcd-member.service", "fleet.service"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("bootstrap script lacks %q:\n%s", want, s)

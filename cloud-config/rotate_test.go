@@ -103,7 +103,8 @@ func (n *fakeNode) runWith(script, stdin string) (string, error) {
 	for from, to := range map[string]string{
 		cloudconfig.TLSDir: filepath.Join(n.dir, "tls"), cloudconfig.RotationMarkerDir: filepath.Join(n.dir, "rotation"),
 		"/opt/bin/fleetctl": "fleetctl", "/etc/machine-id": filepath.Join(n.dir, "machine-id"),
-		cloudconfig.SecretsRunDir + "/deployctl-": filepath.Join(n.dir, "run") + "/deployctl-",
+		cloudconfig.SecretsRunDir + "/deployctl-":   filepath.Join(n.dir, "run") + "/deployctl-",
+		"/etc/systemd/system/etcd-member.service.d": filepath.Join(n.dir, "etcd-member.service.d"),
 	} {
 		script = strings.ReplaceAll(script, from, to)
 	}
@@ -229,5 +230,29 @@ func TestTrustPassRestartsTheClients(t *testing.T) {
 	}
 	if strings.Index(log, "restart fleet.service") > strings.Index(log, "try-restart flanneld.service") {
 		t.Errorf("fleetd restarts after flannel and locksmith (its registration lapses meanwhile):\n%s", log)
+	}
+}
+
+// Issue 31 item 6: a node's bootstrap returns only once its etcd member
+// answers healthy (a joining member's etcd starts before it caught up, and
+// the next member add or the end of pulumi up must not run before), and
+// fails, saying so, when it never does.
+func TestBootstrapWaitsForAHealthyMember(t *testing.T) {
+	c := &cloudconfig.Cluster{TLS: &cloudconfig.TLS{}}
+	script := c.BootstrapScript("core-1=https://10.0.0.1:2380", "new")
+	n := newFakeNode(t)
+	if err := os.WriteFile(filepath.Join(n.dir, "health-down"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := n.run(script)
+	if err == nil || !strings.Contains(out, "not healthy 180 s after it started") {
+		t.Fatalf("with the member unhealthy: %v\n%s", err, out)
+	}
+	os.Remove(filepath.Join(n.dir, "health-down"))
+	if out, err := n.run(script); err != nil || !strings.Contains(out, "etcd member healthy") {
+		t.Fatalf("with the member healthy: %v\n%s", err, out)
+	}
+	if log := n.calls(); !strings.Contains(log, "--cert /etc/ssl/etcd/fleet.pem") && !strings.Contains(log, "fleet.pem") {
+		t.Errorf("the health check does not present a client certificate:\n%s", log)
 	}
 }

@@ -101,7 +101,7 @@ func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, tls
 		ic := clusterOf(members)
 		b, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-etcd-bootstrap-%d", name, i+1), &RemoteCommandArgs{
 			Connection: c.conns[i].Input(),
-			Create:     ic.ApplyT(func(ic string) string { return cloudconfig.BootstrapScript(ic, state) }).(pulumi.StringOutput),
+			Create:     ic.ApplyT(func(ic string) string { return cc.BootstrapScript(ic, state) }).(pulumi.StringOutput),
 			Delete:     pulumi.String(cloudconfig.NodeLeaveScript),
 			Triggers:   pulumi.Array{ic},
 		}, parent, pulumi.DependsOn(deps))

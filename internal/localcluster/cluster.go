@@ -539,7 +539,7 @@ func (s *State) bootstrap(ctx context.Context, cfg *Config, ca *pki, initial boo
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i] = step(i, "etcd bootstrap (new)", cloudconfig.BootstrapScript(ic, "new"), "")
+				errs[i] = step(i, "etcd bootstrap (new)", cc.BootstrapScript(ic, "new"), "")
 			}()
 		}
 		wg.Wait()
@@ -567,7 +567,7 @@ func (s *State) bootstrap(ctx context.Context, cfg *Config, ca *pki, initial boo
 			if err := step(0, "etcd member add "+n.Name, add, stdin); err != nil {
 				return err
 			}
-			if err := step(i, "etcd bootstrap (existing)", cloudconfig.BootstrapScript(members(i+1), "existing"), ""); err != nil {
+			if err := step(i, "etcd bootstrap (existing)", cc.BootstrapScript(members(i+1), "existing"), ""); err != nil {
 				return err
 			}
 		}
