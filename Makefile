@@ -60,6 +60,8 @@ test: check
 ## e2e: the whole story on a local cluster (deployctl cluster local): nodes
 ## are systemd containers booted from our own user data, running real
 ## fleetd 1.0.0, flannel v0.14.0, etcd 3.5 and the registrar; plain and TLS.
+## Then the README's pulumi up for real (compat/pulumicli): the real engine
+## and providers against deployctl cluster local api.
 ## Builds static deployctl, registrar and etcd 3.5 into bin/; the node image
 ## is built once with debootstrap and cached in ~/.cache/deployctl.
 ## Figures go to bench/out/e2e.json.
@@ -70,6 +72,8 @@ e2e: deps cluster-bin
 	rm -f bench/out/e2e.json
 	$(E2E_ENV) DEPLOYCTL_E2E_REPORT=$(abspath bench/out/e2e.json) \
 	  $(GO) test -tags e2e -count=1 -timeout 60m -v -run 'TestE2E' ./internal/localcluster/ 2>&1 | tee bench/out/e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\s+e2e_test)' ; exit $${PIPESTATUS[0]}
+	cli=$$(GO=$(GO) ./scripts/pulumi-cli.sh) && cd compat/pulumicli && $(E2E_ENV) DEPLOYCTL_PULUMI_CLI=$$cli DEPLOYCTL_E2E_REPORT=$(abspath bench/out/e2e.json) \
+	  $(GO) test -tags e2e -count=1 -timeout 60m -v -run 'TestE2EPulumiUp' . 2>&1 | tee $(abspath bench/out/e2e-pulumi.log) | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
 
 ## cluster-bin: what the local cluster runs from bin/: static linux/amd64
 ## deployctl, registrar and etcd 3.5 (compat/etcd35, from the module proxy)

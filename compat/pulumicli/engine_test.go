@@ -148,6 +148,9 @@ func (e *engine) run(timeout time.Duration, name string, args ...string) (string
 	argv := append([]string{name}, args...)
 	if !e.network && netnsOK() {
 		argv = append([]string{"unshare", "-n", "sh", "-c", `ip link set lo up && exec "$@"`, "sh"}, argv...)
+	} else {
+		// A shell finds the command on the engine's PATH, as unshare's does.
+		argv = append([]string{"sh", "-c", `exec "$@"`, "sh"}, argv...)
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir, cmd.Env = e.root, e.env

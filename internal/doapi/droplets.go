@@ -151,13 +151,9 @@ func (s *Server) listDroplets(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) getDroplet(r *http.Request) (int, any, error) {
-	id, err := intID(r)
+	d, err := byID(r, s.st.Droplets)
 	if err != nil {
 		return 0, nil, err
-	}
-	d, ok := s.st.Droplets[id]
-	if !ok {
-		return 0, nil, notFound()
 	}
 	return http.StatusOK, map[string]any{"droplet": &d.Droplet}, nil
 }
@@ -165,14 +161,11 @@ func (s *Server) getDroplet(r *http.Request) (int, any, error) {
 // deleteDroplet stops a boot under way, removes the machine and then the
 // droplet: the next GET answers 404, which the provider waits for.
 func (s *Server) deleteDroplet(r *http.Request) (int, any, error) {
-	id, err := intID(r)
+	d, err := byID(r, s.st.Droplets)
 	if err != nil {
 		return 0, nil, err
 	}
-	d, ok := s.st.Droplets[id]
-	if !ok {
-		return 0, nil, notFound()
-	}
+	id := d.Droplet.ID
 	s.stopBoot(id)
 	rctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
 	defer cancel()

@@ -114,11 +114,8 @@ func (s *Server) listFirewalls(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) getFirewall(r *http.Request) (int, any, error) {
-	f, ok := s.st.Firewalls[r.PathValue("id")]
-	if !ok {
-		return 0, nil, notFound()
-	}
-	return http.StatusOK, map[string]any{"firewall": f}, nil
+	f, err := byKey(s.st.Firewalls, r.PathValue("id"))
+	return http.StatusOK, map[string]any{"firewall": f}, err
 }
 
 func (s *Server) updateFirewall(r *http.Request) (int, any, error) {
@@ -126,9 +123,9 @@ func (s *Server) updateFirewall(r *http.Request) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
-	f, ok := s.st.Firewalls[r.PathValue("id")]
-	if !ok {
-		return 0, nil, notFound()
+	f, err := byKey(s.st.Firewalls, r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
 	}
 	if err := s.checkFirewall(&req); err != nil {
 		return 0, nil, err
@@ -139,8 +136,8 @@ func (s *Server) updateFirewall(r *http.Request) (int, any, error) {
 
 func (s *Server) deleteFirewall(r *http.Request) (int, any, error) {
 	id := r.PathValue("id")
-	if _, ok := s.st.Firewalls[id]; !ok {
-		return 0, nil, notFound()
+	if _, err := byKey(s.st.Firewalls, id); err != nil {
+		return 0, nil, err
 	}
 	delete(s.st.Firewalls, id)
 	return http.StatusNoContent, nil, s.changed()

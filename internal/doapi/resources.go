@@ -73,14 +73,6 @@ func checkRegion(field, slug string) error {
 	return nil
 }
 
-func intID(r *http.Request) (int, error) {
-	id, err := strconv.Atoi(r.PathValue("id"))
-	if err != nil {
-		return 0, notFound()
-	}
-	return id, nil
-}
-
 // --- account keys ---
 
 func (s *Server) createKey(r *http.Request) (int, any, error) {
@@ -274,11 +266,8 @@ func (s *Server) listVPCs(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) getVPC(r *http.Request) (int, any, error) {
-	v, ok := s.st.VPCs[r.PathValue("id")]
-	if !ok {
-		return 0, nil, notFound()
-	}
-	return http.StatusOK, map[string]any{"vpc": v}, nil
+	v, err := byKey(s.st.VPCs, r.PathValue("id"))
+	return http.StatusOK, map[string]any{"vpc": v}, err
 }
 
 func (s *Server) updateVPC(r *http.Request) (int, any, error) {
@@ -286,9 +275,9 @@ func (s *Server) updateVPC(r *http.Request) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
-	v, ok := s.st.VPCs[r.PathValue("id")]
-	if !ok {
-		return 0, nil, notFound()
+	v, err := byKey(s.st.VPCs, r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
 	}
 	if req.Name != "" {
 		v.Name = req.Name
@@ -299,8 +288,8 @@ func (s *Server) updateVPC(r *http.Request) (int, any, error) {
 
 func (s *Server) deleteVPC(r *http.Request) (int, any, error) {
 	id := r.PathValue("id")
-	if _, ok := s.st.VPCs[id]; !ok {
-		return 0, nil, notFound()
+	if _, err := byKey(s.st.VPCs, id); err != nil {
+		return 0, nil, err
 	}
 	for _, d := range s.st.Droplets {
 		if d.Droplet.VPCUUID == id {
@@ -340,29 +329,21 @@ func (s *Server) listImages(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) getImage(r *http.Request) (int, any, error) {
-	id, err := intID(r)
+	img, err := byID(r, s.st.Images)
 	if err != nil {
 		return 0, nil, err
-	}
-	img, ok := s.st.Images[id]
-	if !ok {
-		return 0, nil, notFound()
 	}
 	return http.StatusOK, map[string]any{"image": img}, nil
 }
 
 func (s *Server) updateImage(r *http.Request) (int, any, error) {
-	id, err := intID(r)
-	if err != nil {
-		return 0, nil, err
-	}
 	var req godo.ImageUpdateRequest
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
-	img, ok := s.st.Images[id]
-	if !ok {
-		return 0, nil, notFound()
+	img, err := byID(r, s.st.Images)
+	if err != nil {
+		return 0, nil, err
 	}
 	if req.Name != "" {
 		img.Name = req.Name
@@ -377,13 +358,10 @@ func (s *Server) updateImage(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) deleteImage(r *http.Request) (int, any, error) {
-	id, err := intID(r)
+	img, err := byID(r, s.st.Images)
 	if err != nil {
 		return 0, nil, err
 	}
-	if _, ok := s.st.Images[id]; !ok {
-		return 0, nil, notFound()
-	}
-	delete(s.st.Images, id)
+	delete(s.st.Images, img.ID)
 	return http.StatusNoContent, nil, s.changed()
 }

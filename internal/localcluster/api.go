@@ -46,19 +46,7 @@ func PrepareAPI(ctx context.Context, cfg Config, listen string) (*API, error) {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	cfg.say("building images (cached by content)")
-	im, err := cfg.Parts.build(ctx, cfg.say)
-	if err != nil {
-		return nil, err
-	}
-	s.Image, s.ImagesTar = im.Node, im.InnerTar
-	if err := s.network(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.filesServer(ctx, im); err != nil {
-		return nil, err
-	}
-	if err := s.save(); err != nil {
+	if err := s.prepare(ctx, &cfg); err != nil {
 		return nil, err
 	}
 	a := &API{State: s, TokenFile: filepath.Join(s.Dir, "do-token")}

@@ -224,19 +224,7 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 		}
 	}
 	start := time.Now()
-	cfg.say("building images (cached by content)")
-	im, err := cfg.Parts.build(ctx, cfg.say)
-	if err != nil {
-		return nil, err
-	}
-	s.Image, s.ImagesTar = im.Node, im.InnerTar
-	if err := s.network(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.filesServer(ctx, im); err != nil {
-		return nil, err
-	}
-	if err := s.save(); err != nil {
+	if err := s.prepare(ctx, &cfg); err != nil {
 		return nil, err
 	}
 	var ca *pki
@@ -306,6 +294,24 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 	}
 	cfg.say("up: %d nodes (%d edge) in %s", len(s.Nodes), len(s.Edges()), time.Since(start).Round(time.Second))
 	return s, s.save()
+}
+
+// prepare readies what every node boots from: the images, the cluster's
+// network and the file server that serves fleet's release.
+func (s *State) prepare(ctx context.Context, cfg *Config) error {
+	cfg.say("building images (cached by content)")
+	im, err := cfg.Parts.build(ctx, cfg.say)
+	if err != nil {
+		return err
+	}
+	s.Image, s.ImagesTar = im.Node, im.InnerTar
+	if err := s.network(ctx); err != nil {
+		return err
+	}
+	if err := s.filesServer(ctx, im); err != nil {
+		return err
+	}
+	return s.save()
 }
 
 // network creates the cluster's Docker network (its "VPC") and reads the
