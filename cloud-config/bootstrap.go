@@ -13,9 +13,11 @@ const InitialClusterDropInPath = "/etc/systemd/system/etcd-member.service.d/30-i
 // once every droplet's private IP is known: it writes the initial-cluster
 // drop-in (state "new" for the first members, "existing" for a node
 // joining later), starts etcd, flannel and fleet, and returns only once
-// the node's etcd member answers healthy (a joining member's etcd starts
-// before it has caught up; the next member add, and `pulumi up`'s end,
-// wait for it). It is idempotent.
+// the node has settled: flannel has given Docker its subnet (which
+// restarts Docker, and with it etcd's container: etcd-member comes back
+// 10 s later) and the node's etcd member answers healthy after that. The
+// next member add, and the end of `pulumi up`, wait for it (a member add
+// right after the first answer hit etcd's restart). It is idempotent.
 func (c *Cluster) BootstrapScript(initialCluster, state string) string {
 	return fmt.Sprintf(`set -eu
 sudo mkdir -p %[4]s
@@ -24,18 +26,26 @@ sudo mv %[3]s.tmp %[3]s
 sudo systemctl daemon-reload
 sudo systemctl enable --now etcd-member.service
 sudo systemctl start flanneld.service fleet.socket fleet.service
-for i in $(seq 1 90); do
-  if %[5]s %[6]s/health 2>/dev/null | grep -q '"health":"true"'; then
-    echo "$(hostname): etcd member healthy"
+settled() {
+  systemctl is-active -q flanneld.service flannel-docker-opts.service docker.service || return 1
+  [ -f %[7]s ] && . %[7]s && ip -4 addr show docker0 2>/dev/null | grep -qF "${FLANNEL_SUBNET%%/*}" || return 1
+  %[5]s %[6]s/health 2>/dev/null | grep -q '"health":"true"'
+}
+for i in $(seq 1 120); do
+  if settled; then
+    echo "$(hostname): flannel serves Docker and the etcd member is healthy"
     exit 0
   fi
   sleep 2
 done
-echo "$(hostname): its etcd member is not healthy 180 s after it started:" >&2
-sudo systemctl status etcd-member.service --no-pager -n 20 >&2 || true
+echo "$(hostname): not settled 240 s after etcd started (flannel serving Docker, then etcd healthy):" >&2
+sudo systemctl status etcd-member.service flanneld.service flannel-docker-opts.service --no-pager -n 10 >&2 || true
 exit 1
-`, initialCluster, state, InitialClusterDropInPath, path.Dir(InitialClusterDropInPath), c.fleetCurl(), c.LocalEndpoint())
+`, initialCluster, state, InitialClusterDropInPath, path.Dir(InitialClusterDropInPath), c.fleetCurl(), c.LocalEndpoint(), FlannelSubnetFile)
 }
+
+// FlannelSubnetFile is where flanneld writes the node's subnet.
+const FlannelSubnetFile = "/run/flannel/subnet.env"
 
 // MemberAddScript registers a new member with the running cluster (run on
 // an existing node) before the new node starts with state "existing". It

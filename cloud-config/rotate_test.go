@@ -105,6 +105,7 @@ func (n *fakeNode) runWith(script, stdin string) (string, error) {
 		"/opt/bin/fleetctl": "fleetctl", "/etc/machine-id": filepath.Join(n.dir, "machine-id"),
 		cloudconfig.SecretsRunDir + "/deployctl-":   filepath.Join(n.dir, "run") + "/deployctl-",
 		"/etc/systemd/system/etcd-member.service.d": filepath.Join(n.dir, "etcd-member.service.d"),
+		cloudconfig.FlannelSubnetFile:               filepath.Join(n.dir, "subnet.env"),
 	} {
 		script = strings.ReplaceAll(script, from, to)
 	}
@@ -233,26 +234,40 @@ func TestTrustPassRestartsTheClients(t *testing.T) {
 	}
 }
 
-// Issue 31 item 6: a node's bootstrap returns only once its etcd member
-// answers healthy (a joining member's etcd starts before it caught up, and
-// the next member add or the end of pulumi up must not run before), and
-// fails, saying so, when it never does.
-func TestBootstrapWaitsForAHealthyMember(t *testing.T) {
+// Issue 31 item 6: a node's bootstrap returns only once the node has
+// settled: flannel has given Docker its subnet (which restarts Docker and
+// with it etcd's container) and its etcd member answers healthy after
+// that; it fails, saying so, when that never happens.
+func TestBootstrapWaitsForTheNodeToSettle(t *testing.T) {
 	c := &cloudconfig.Cluster{TLS: &cloudconfig.TLS{}}
 	script := c.BootstrapScript("core-1=https://10.0.0.1:2380", "new")
 	n := newFakeNode(t)
+	ip := "#!/bin/sh\n[ -e " + filepath.Join(n.dir, "docker-on-flannel") + " ] && echo '    inet 10.1.23.1/24 scope global docker0'\nexit 0\n"
+	for name, body := range map[string]string{"bin/ip": ip, "subnet.env": "FLANNEL_SUBNET=10.1.23.1/24\n"} {
+		if err := os.WriteFile(filepath.Join(n.dir, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Docker not yet on flannel's subnet (etcd answers, but its restart
+	// is still to come): not settled.
+	out, err := n.run(script)
+	if err == nil || !strings.Contains(out, "not settled 240 s after etcd started") {
+		t.Fatalf("Docker not on flannel's subnet: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(n.dir, "docker-on-flannel"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(n.dir, "health-down"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := n.run(script)
-	if err == nil || !strings.Contains(out, "not healthy 180 s after it started") {
-		t.Fatalf("with the member unhealthy: %v\n%s", err, out)
+	if out, err := n.run(script); err == nil {
+		t.Fatalf("with the member unhealthy: settled\n%s", out)
 	}
 	os.Remove(filepath.Join(n.dir, "health-down"))
-	if out, err := n.run(script); err != nil || !strings.Contains(out, "etcd member healthy") {
-		t.Fatalf("with the member healthy: %v\n%s", err, out)
+	if out, err := n.run(script); err != nil || !strings.Contains(out, "the etcd member is healthy") {
+		t.Fatalf("settled node: %v\n%s", err, out)
 	}
-	if log := n.calls(); !strings.Contains(log, "--cert /etc/ssl/etcd/fleet.pem") && !strings.Contains(log, "fleet.pem") {
+	if log := n.calls(); !strings.Contains(log, "fleet.pem") {
 		t.Errorf("the health check does not present a client certificate:\n%s", log)
 	}
 }
