@@ -70,6 +70,10 @@ type RemoteCommandArgs struct {
 	Stdin    pulumi.StringInput `pulumi:"stdin"`
 	Triggers pulumi.ArrayInput  `pulumi:"triggers"`
 	Logging  pulumi.StringInput `pulumi:"logging"`
+	// AddPreviousOutputInEnv is false unless set: the provider would send
+	// the last run's output as environment variables, which the nodes'
+	// sshd refuses (no AcceptEnv), with a warning on every command run.
+	AddPreviousOutputInEnv pulumi.BoolInput `pulumi:"addPreviousOutputInEnv"`
 }
 
 // TriggerHashOf is TriggerHash of a script and its standard input
@@ -88,6 +92,9 @@ type RemoteCommand struct {
 // NewRemoteCommand registers a remote command.
 func NewRemoteCommand(ctx *pulumi.Context, name string, args *RemoteCommandArgs, opts ...pulumi.ResourceOption) (*RemoteCommand, error) {
 	r := &RemoteCommand{}
+	if args.AddPreviousOutputInEnv == nil {
+		args.AddPreviousOutputInEnv = pulumi.Bool(false)
+	}
 	return r, register(ctx, TokenRemoteCommand, CommandVersion, name, args, r, opts...)
 }
 

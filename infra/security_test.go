@@ -254,3 +254,18 @@ func TestNewPKIGenerationRunsOnlyTheRotation(t *testing.T) {
 		}
 	}
 }
+
+// No command asks the provider to send its last output as environment
+// variables: the nodes' sshd refuses them (no AcceptEnv), and the
+// provider printed a warning for every command of every pulumi up.
+func TestCommandsSendNoEnvironment(t *testing.T) {
+	m, err := runProgram(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range m.byToken(infra.TokenRemoteCommand) {
+		if v, ok := r.inputs["addPreviousOutputInEnv"]; !ok || !v.IsBool() || v.BoolValue() {
+			t.Errorf("%s: addPreviousOutputInEnv %v, want false", r.name, v)
+		}
+	}
+}
