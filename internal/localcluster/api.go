@@ -127,4 +127,5 @@ func (a *API) Fprint(w io.Writer) {
 	for _, c := range a.ConfigCommands() {
 		fmt.Fprintln(w, c)
 	}
+	fmt.Fprintf(w, "# for deployctl cluster status: export DIGITALOCEAN_API_URL=%s DIGITALOCEAN_TOKEN=\"$(cat %s)\"\n", a.URL, a.TokenFile)
 }

@@ -61,16 +61,23 @@ func newClusterStatusCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [--tag TAG | --outputs FILE]",
 		Short: "List the cluster's droplets (status, IPs, region, size) by tag, with $DIGITALOCEAN_TOKEN",
-		Args:  cobra.NoArgs,
+		Long: `status lists the droplets tagged with the cluster's tag (--tag, or the
+stack output clusterTag read with --outputs or the pulumi CLI): status,
+public and private address, region, size and tags, from DigitalOcean's API
+with the token in $DIGITALOCEAN_TOKEN. With the stack's outputs it also
+prints when the first of the cluster's etcd certificates expires, and warns
+within 30 days.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.check(); err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
+			var ep *inventory.Endpoints
 			if tag == "" {
-				ep, err := stackOutputs(ctx, outputs, stack)
-				if err != nil {
+				var err error
+				if ep, err = stackOutputs(ctx, outputs, stack); err != nil {
 					return err
 				}
 				tag = ep.ClusterTag
@@ -97,14 +104,19 @@ func newClusterStatusCmd(e *env) *cobra.Command {
 			for _, n := range nodes {
 				rows = append(rows, []string{n.Name, n.Status, n.PublicIP, n.PrivateIP, n.Region, n.Size, strings.Join(n.Tags, ",")})
 			}
-			return table(e.stdout, []string{"NAME", "STATUS", "PUBLIC IP", "PRIVATE IP", "REGION", "SIZE", "TAGS"}, rows)
+			if err := table(e.stdout, []string{"NAME", "STATUS", "PUBLIC IP", "PRIVATE IP", "REGION", "SIZE", "TAGS"}, rows); err != nil {
+				return err
+			}
+			if ep != nil {
+				sayExpiry(e, ep, time.Now())
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&tag, "tag", "", "cluster tag (the stack output clusterTag, e.g. deployctl-dev)")
 	cmd.Flags().StringVar(&outputs, "outputs", "", "file with `pulumi stack output --json` (default: run the pulumi CLI)")
 	cmd.Flags().StringVar(&stack, "stack", "", "Pulumi stack when running the CLI")
-	cmd.Flags().StringVar(&apiURL, "api-url", "", "DigitalOcean API base URL (default the public API)")
-	_ = cmd.Flags().MarkHidden("api-url")
+	cmd.Flags().StringVar(&apiURL, "api-url", os.Getenv("DIGITALOCEAN_API_URL"), "DigitalOcean API base URL (default the public API; env DIGITALOCEAN_API_URL, as the provider's apiEndpoint; deployctl cluster local api prints its own)")
 	o.bind(cmd)
 	return cmd
 }
