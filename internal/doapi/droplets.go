@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"regexp"
@@ -89,18 +90,14 @@ func (s *Server) checkDroplet(req *dropletCreate) (*godo.Image, []string, error)
 	}
 	var keys []string
 	for _, raw := range req.SSHKeys {
-		var ref any
-		json.Unmarshal(raw, &ref)
-		k, err := s.key(strings.Trim(fmt.Sprint(ref), `"`))
+		k, err := s.key(strings.Trim(string(raw), `"`)) // an id, or a fingerprint as a JSON string
 		if err != nil {
 			return nil, nil, unprocessable("ssh_keys: %s is not a key of this account (an id or a fingerprint)", raw)
 		}
 		keys = append(keys, k.PublicKey)
 	}
-	for _, t := range req.Tags {
-		if !tagRe.MatchString(t) {
-			return nil, nil, unprocessable("tags: %q is not a tag name", t)
-		}
+	if err := checkTags(req.Tags); err != nil {
+		return nil, nil, err
 	}
 	return img, keys, nil
 }
@@ -204,16 +201,16 @@ func (d *droplet) address() (netip.Addr, bool) {
 // up records a booted droplet: active, its address DigitalOcean's public
 // and private one alike.
 func (d *droplet) up(a Address) {
-	mask := netip.PrefixFrom(a.IP.Addr(), a.IP.Bits()).Masked()
-	netmask := net4Mask(mask.Bits())
-	d.Droplet.Status, d.Failures, d.Error = "active", 0, ""
+	netmask := net.IP(net.CIDRMask(a.IP.Bits(), 32)).String()
+	d.Droplet.Status, d.Failures = "active", 0
 	d.Droplet.Networks = &godo.Networks{V4: []godo.NetworkV4{
 		{IPAddress: a.IP.Addr().String(), Netmask: netmask, Gateway: a.Gateway.String(), Type: "public"},
 		{IPAddress: a.IP.Addr().String(), Netmask: netmask, Gateway: a.Gateway.String(), Type: "private"},
 	}}
 }
 
-func net4Mask(bits int) string {
-	m := uint32(0xffffffff) << (32 - bits)
-	return fmt.Sprintf("%d.%d.%d.%d", m>>24, m>>16&0xff, m>>8&0xff, m&0xff)
+// namedBy reports whether ids or tags name d, as a firewall's droplets
+// and tags, or a rule's sources, do.
+func (d *droplet) namedBy(ids []int, tags []string) bool {
+	return slices.Contains(ids, d.Droplet.ID) || slices.ContainsFunc(tags, func(t string) bool { return slices.Contains(d.Droplet.Tags, t) })
 }

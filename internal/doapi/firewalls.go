@@ -1,12 +1,10 @@
 package doapi
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"regexp"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/digitalocean/godo"
 )
@@ -42,10 +40,8 @@ func (s *Server) checkFirewall(req *godo.FirewallRequest) error {
 			return unprocessable("droplet_ids: %d is not a droplet of this account", id)
 		}
 	}
-	for _, t := range req.Tags {
-		if !tagRe.MatchString(t) {
-			return unprocessable("tags: %q is not a tag name", t)
-		}
+	if err := checkTags(req.Tags); err != nil {
+		return err
 	}
 	if req.Tags == nil {
 		req.Tags = []string{}
@@ -152,7 +148,7 @@ func (s *Server) allowFor(d *droplet) []Allow {
 	var allow []Allow
 	applies := false
 	for _, f := range sortedValues(s.st.Firewalls) {
-		if !slices.Contains(f.DropletIDs, d.Droplet.ID) && !slices.ContainsFunc(f.Tags, func(t string) bool { return slices.Contains(d.Droplet.Tags, t) }) {
+		if !d.namedBy(f.DropletIDs, f.Tags) {
 			continue
 		}
 		applies = true
@@ -189,26 +185,18 @@ func (s *Server) sources(src *godo.Sources) []netip.Prefix {
 		if !ok {
 			continue
 		}
-		byTag := slices.ContainsFunc(src.Tags, func(t string) bool { return slices.Contains(d.Droplet.Tags, t) })
-		if byTag || slices.Contains(src.DropletIDs, d.Droplet.ID) {
+		if d.namedBy(src.DropletIDs, src.Tags) {
 			out = append(out, netip.PrefixFrom(ip, 32))
 		}
 	}
 	return out
 }
 
-// allowKey is a fingerprint of an allow list, to apply only changes.
+// allowKey is a fingerprint of an allow list, to apply only changes
+// ("open" for no firewall, which is not the same as no rule).
 func allowKey(allow []Allow) string {
 	if allow == nil {
 		return "open"
 	}
-	var b strings.Builder
-	for _, a := range allow {
-		b.WriteString(a.Protocol + "/" + a.Ports + ":")
-		for _, p := range a.Sources {
-			b.WriteString(p.String() + ",")
-		}
-		b.WriteString(";" + strconv.Itoa(len(a.Sources)))
-	}
-	return b.String()
+	return fmt.Sprint(allow)
 }

@@ -99,7 +99,6 @@ func (s *Server) booted(r bootResult, retryAt map[int]time.Time) {
 	}
 	if r.err != nil {
 		d.Failures++
-		d.Error = r.err.Error()
 		s.cfg.Log.Error("droplet boot failed", "id", r.id, "name", d.Droplet.Name, "attempt", d.Failures, "err", r.err)
 		if d.Failures >= maxBootFailures {
 			d.Droplet.Status = "errored"

@@ -149,6 +149,16 @@ func (s *Server) deleteKey(r *http.Request) (int, any, error) {
 
 var tagRe = regexp.MustCompile(`^[a-zA-Z0-9_:\-]{1,255}$`)
 
+// checkTags refuses a tags field that names something no tag could be.
+func checkTags(tags []string) error {
+	for _, t := range tags {
+		if !tagRe.MatchString(t) {
+			return unprocessable("tags: %q is not a tag name", t)
+		}
+	}
+	return nil
+}
+
 func (s *Server) createTag(r *http.Request) (int, any, error) {
 	var req godo.TagCreateRequest
 	if err := decode(r, &req); err != nil {
@@ -185,16 +195,16 @@ func (s *Server) listTags(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) getTag(r *http.Request) (int, any, error) {
-	if !s.st.Tags[r.PathValue("name")] {
-		return 0, nil, notFound()
+	if _, err := byKey(s.st.Tags, r.PathValue("name")); err != nil {
+		return 0, nil, err
 	}
 	return http.StatusOK, map[string]any{"tag": s.tag(r.PathValue("name"))}, nil
 }
 
 func (s *Server) deleteTag(r *http.Request) (int, any, error) {
 	name := r.PathValue("name")
-	if !s.st.Tags[name] {
-		return 0, nil, notFound()
+	if _, err := byKey(s.st.Tags, name); err != nil {
+		return 0, nil, err
 	}
 	delete(s.st.Tags, name)
 	for _, d := range s.st.Droplets {
@@ -215,8 +225,8 @@ func (s *Server) retag(r *http.Request, add bool) (int, any, error) {
 		return 0, nil, err
 	}
 	name := r.PathValue("name")
-	if !s.st.Tags[name] {
-		return 0, nil, notFound()
+	if _, err := byKey(s.st.Tags, name); err != nil {
+		return 0, nil, err
 	}
 	for _, res := range req.Resources {
 		id, _ := strconv.Atoi(res.ID)

@@ -31,9 +31,8 @@ type droplet struct {
 	// SSHKeys are the public keys the create named (by id or fingerprint).
 	SSHKeys []string `json:"sshKeys"`
 	// Failures counts boots that failed; after maxBootFailures the droplet
-	// is "errored" and the reason is in Error.
-	Failures int    `json:"failures,omitempty"`
-	Error    string `json:"error,omitempty"`
+	// is "errored" (each failure's reason is in the stand-in's log).
+	Failures int `json:"failures,omitempty"`
 }
 
 type project struct {
