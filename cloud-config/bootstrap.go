@@ -27,8 +27,7 @@ sudo systemctl daemon-reload
 sudo systemctl enable --now etcd-member.service
 sudo systemctl start flanneld.service fleet.socket fleet.service
 settled() {
-  systemctl is-active -q flanneld.service flannel-docker-opts.service docker.service || return 1
-  [ -f %[7]s ] && . %[7]s && ip -4 addr show docker0 2>/dev/null | grep -qF "${FLANNEL_SUBNET%%/*}" || return 1
+  ( %[7]s ) || return 1
   %[5]s %[6]s/health 2>/dev/null | grep -q '"health":"true"'
 }
 for i in $(seq 1 120); do
@@ -41,11 +40,18 @@ done
 echo "$(hostname): not settled 240 s after etcd started (flannel serving Docker, then etcd healthy):" >&2
 sudo systemctl status etcd-member.service flanneld.service flannel-docker-opts.service --no-pager -n 10 >&2 || true
 exit 1
-`, initialCluster, state, InitialClusterDropInPath, path.Dir(InitialClusterDropInPath), c.fleetCurl(), c.LocalEndpoint(), FlannelSubnetFile)
+`, initialCluster, state, InitialClusterDropInPath, path.Dir(InitialClusterDropInPath), c.fleetCurl(), c.LocalEndpoint(), FlannelServesDocker)
 }
 
 // FlannelSubnetFile is where flanneld writes the node's subnet.
 const FlannelSubnetFile = "/run/flannel/subnet.env"
+
+// FlannelServesDocker is a shell condition, true once flannel has given
+// the node's Docker its subnet (flannel-docker-opts restarted Docker onto
+// it): flanneld, flannel-docker-opts and Docker active, and docker0 holding
+// the address of the subnet flanneld wrote.
+const FlannelServesDocker = `systemctl is-active -q flanneld.service flannel-docker-opts.service docker.service && . ` + FlannelSubnetFile +
+	` && ip -4 addr show docker0 2>/dev/null | grep -qF "${FLANNEL_SUBNET%/*}"`
 
 // MemberAddScript registers a new member with the running cluster (run on
 // an existing node) before the new node starts with state "existing". It

@@ -634,7 +634,7 @@ func (s *State) waitServing(ctx context.Context, cfg *Config) error {
 			if !ok {
 				break
 			}
-			if out, err := s.Run(wctx, i, "systemctl is-active flanneld flannel-docker-opts docker && . /run/flannel/subnet.env && ip -4 addr show docker0 | grep -qF \"${FLANNEL_SUBNET%/*}\""); err != nil {
+			if out, err := s.Run(wctx, i, cloudconfig.FlannelServesDocker); err != nil {
 				ok, last = false, fmt.Sprintf("%s: flannel not serving Docker yet: %s", s.Nodes[i].Name, strings.TrimSpace(out))
 			}
 		}
