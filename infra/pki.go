@@ -152,28 +152,15 @@ func (p *PKI) nodeScript(server *Cert, script func(cloudconfig.NodeTLSFiles) str
 		c := p.Clients[role]
 		parts[role], parts[role+"-key"] = c.Cert.CertPem, c.Key.PrivateKeyPem
 	}
-	files := func(m map[string]any) (cloudconfig.NodeTLSFiles, error) {
+	files := parts.ToMapOutput().ApplyT(func(m map[string]any) (map[string]string, error) {
 		pems := map[string]string{}
 		for k, v := range m {
 			pems[k] = fmt.Sprint(v)
 		}
 		return cloudconfig.TLSFiles(pems)
-	}
-	all := parts.ToMapOutput()
-	text = pulumi.Unsecret(all.ApplyT(func(m map[string]any) (string, error) {
-		f, err := files(m)
-		if err != nil {
-			return "", err
-		}
-		return script(f), nil
-	})).(pulumi.StringOutput)
-	stdin = pulumi.ToSecret(all.ApplyT(func(m map[string]any) (string, error) {
-		f, err := files(m)
-		if err != nil {
-			return "", err
-		}
-		return f.Secrets().Stdin()
-	})).(pulumi.StringOutput)
+	}).(pulumi.StringMapOutput)
+	text = pulumi.Unsecret(files.ApplyT(func(f map[string]string) string { return script(f) })).(pulumi.StringOutput)
+	stdin = pulumi.ToSecret(files.ApplyT(func(f map[string]string) (string, error) { return cloudconfig.NodeTLSFiles(f).Secrets().Stdin() })).(pulumi.StringOutput)
 	return text, stdin
 }
 
