@@ -146,12 +146,21 @@ func (e *engine) endpoints(s *standIn) []string {
 	return env
 }
 
+// outputs are the stack outputs these tests read.
+type outputs struct {
+	LB         []string `json:"lbAddresses"`
+	PrivateIPs []string `json:"nodePrivateIps"`
+}
+
+func (e *engine) outputs() outputs {
+	var o outputs
+	must(e.t, json.Unmarshal([]byte(jsonPart(e.mustRun(0, "pulumi", "stack", "output", "--json"))), &o))
+	return o
+}
+
 // lb is the stack's first load balancer address.
 func (e *engine) lb() string {
-	var o struct {
-		LB []string `json:"lbAddresses"`
-	}
-	must(e.t, json.Unmarshal([]byte(jsonPart(e.mustRun(0, "pulumi", "stack", "output", "--json"))), &o))
+	o := e.outputs()
 	if len(o.LB) == 0 {
 		e.t.Fatal("the stack has no lbAddresses")
 	}
@@ -361,18 +370,14 @@ func submitExample(t *testing.T, e *engine, api *standIn) {
 }
 
 func checkFirewalls(t *testing.T, e *engine, api *standIn) {
-	var o struct {
-		IPs []string `json:"nodePrivateIps"`
-		LB  []string `json:"lbAddresses"`
-	}
-	must(t, json.Unmarshal([]byte(jsonPart(e.mustRun(0, "pulumi", "stack", "output", "--json"))), &o))
+	o := e.outputs()
 	probe := func(ip, port string) string {
 		return fmt.Sprintf("timeout 3 bash -c '</dev/tcp/%s/%s' && echo open || echo closed", ip, port)
 	}
 	for _, c := range []struct{ ip, port, want, why string }{
-		{o.IPs[1], "2379", "closed", "etcd's client port from a container that is not a cluster droplet"},
-		{o.IPs[1], "2380", "closed", "etcd's peer port from a container that is not a cluster droplet"},
-		{o.IPs[1], "22", "closed", "SSH from an address outside allowedSshCidrs"},
+		{o.PrivateIPs[1], "2379", "closed", "etcd's client port from a container that is not a cluster droplet"},
+		{o.PrivateIPs[1], "2380", "closed", "etcd's peer port from a container that is not a cluster droplet"},
+		{o.PrivateIPs[1], "22", "closed", "SSH from an address outside allowedSshCidrs"},
 		{o.LB[0], "80", "open", "the LB's port 80 from anywhere"},
 	} {
 		out, _ := api.stranger(t, probe(c.ip, c.port))
