@@ -44,9 +44,9 @@ type engine struct {
 	// stand-in and its droplets); without it each command runs in a
 	// network namespace of its own where one can be made.
 	network bool
-	root string // the repository copy, where pulumi runs
-	env  []string
-	home string // $HOME of the user running the README's commands
+	root    string // the repository copy, where pulumi runs
+	env     []string
+	home    string // $HOME of the user running the README's commands
 }
 
 func repoRoot(t *testing.T) string {

@@ -24,8 +24,8 @@ import (
 // DigitalOcean API whose droplets are node containers.
 type standIn struct {
 	name, stateDir, bin string
-	config             []string // the pulumi config set lines it printed
-	cmd                *exec.Cmd
+	config              []string // the pulumi config set lines it printed
+	cmd                 *exec.Cmd
 }
 
 // startStandIn starts the API and reads the config lines it prints; the
