@@ -374,3 +374,28 @@ func TestBootFailuresEndErrored(t *testing.T) {
 		t.Errorf("%d boots, want 3", m.boots)
 	}
 }
+
+// A refused request changes nothing: tagging or assigning two droplets
+// of which the second does not exist leaves the first as it was.
+func TestRefusedRequestChangesNothing(t *testing.T) {
+	si := start(t, newMachines(), "")
+	key, vpc, img := si.cluster()
+	d := si.active(si.droplet("node-1", img, key, vpc).ID)
+	if _, err := si.client.Tags.TagResources(ctx(t), "deployctl-test", &godo.TagResourcesRequest{Resources: []godo.Resource{
+		{ID: fmt.Sprint(d.ID), Type: godo.DropletResourceType}, {ID: "999999", Type: godo.DropletResourceType}}}); err == nil {
+		t.Fatal("tagging a droplet that does not exist")
+	}
+	if got, _, _ := si.client.Droplets.Get(ctx(t), d.ID); len(got.Tags) != 0 {
+		t.Errorf("a refused tagging tagged node-1: %v", got.Tags)
+	}
+	proj, _, err := si.client.Projects.Create(ctx(t), &godo.CreateProjectRequest{Name: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := si.client.Projects.AssignResources(ctx(t), proj.ID, fmt.Sprintf("do:droplet:%d", d.ID), "do:droplet:999999"); err == nil {
+		t.Fatal("assigning a droplet that does not exist")
+	}
+	if res, _, err := si.client.Projects.ListResources(ctx(t), proj.ID, nil); err != nil || len(res) != 0 {
+		t.Errorf("a refused assignment moved resources: %v %v", res, err)
+	}
+}

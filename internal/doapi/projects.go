@@ -167,11 +167,15 @@ func (s *Server) assignResources(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	// Every URN is checked before any moves: a refused request changes
+	// nothing.
 	for _, urn := range req.Resources {
 		var id int
 		if _, err := fmt.Sscanf(urn, "do:droplet:%d", &id); err != nil || s.st.Droplets[id] == nil {
 			return 0, nil, unprocessable("resources: %q is not the URN of a droplet of this account (do:droplet:ID)", urn)
 		}
+	}
+	for _, urn := range req.Resources {
 		for _, other := range s.st.Projects {
 			other.Resources = slices.DeleteFunc(other.Resources, func(u string) bool { return u == urn })
 		}

@@ -228,12 +228,18 @@ func (s *Server) retag(r *http.Request, add bool) (int, any, error) {
 	if _, err := byKey(s.st.Tags, name); err != nil {
 		return 0, nil, err
 	}
+	// Every resource is checked before any changes: a refused request
+	// changes nothing.
+	var ds []*droplet
 	for _, res := range req.Resources {
 		id, _ := strconv.Atoi(res.ID)
 		d, ok := s.st.Droplets[id]
 		if res.Type != godo.DropletResourceType || !ok {
 			return 0, nil, unprocessable("resources: %s %q is not a droplet of this account", res.Type, res.ID)
 		}
+		ds = append(ds, d)
+	}
+	for _, d := range ds {
 		d.Droplet.Tags = slices.DeleteFunc(d.Droplet.Tags, func(t string) bool { return t == name })
 		if add {
 			d.Droplet.Tags = append(d.Droplet.Tags, name)
