@@ -166,6 +166,7 @@ func (s *Server) serve(h handler) http.Handler {
 		// is encoded while it is locked (it points into the state).
 		b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"id": "bad_request", "message": "reading the request: " + err.Error(), "request_id": rid})
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(b))
