@@ -72,7 +72,7 @@ func NewCluster(ctx *pulumi.Context, name string, args *ClusterArgs, opts ...pul
 		return nil, err
 	}
 	if c.Firewalls, err = NewFirewalls(ctx, name+"-firewalls", &FirewallsArgs{
-		Name: args.Name, Tag: c.Network.Tag, EdgeTag: c.Network.EdgeTag, TagName: args.Name, AllowedSSHCIDRs: cfg.AllowedSSHCIDRs,
+		Name: args.Name, Tag: c.Network.Tag, EdgeTag: c.Network.EdgeTag, TagName: args.Name, AllowedSSHCIDRs: cfg.AllowedSSHCIDRs, EtcdClientCIDRs: cfg.EtcdClientCIDRs,
 	}, parent); err != nil {
 		return nil, err
 	}

@@ -30,6 +30,10 @@ type Config struct {
 	SSHPublicKeys   []string
 	SSHPrivateKey   pulumi.StringOutput // secret
 	AllowedSSHCIDRs []string
+	// EtcdClientCIDRs may reach etcd's client port (2379, mutual TLS when
+	// etcdTls) from outside the cluster: the operator's etcdctl and
+	// deployctl services. Empty: only the cluster's droplets.
+	EtcdClientCIDRs []string
 	FlannelCIDR     string
 	LBCount         int
 	FleetSHA256     string
@@ -130,6 +134,7 @@ const (
 	setSSHPublicKeys   = "pulumi config set --path 'sshPublicKeys[0]' \"$(cat ~/.ssh/id_ed25519.pub)\""
 	setAllowedSSHCIDRs = "pulumi config set --path 'allowedSshCidrs[0]' 203.0.113.7/32 (your address, as a /32)"
 	setSSHPrivateKey   = "pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519"
+	setEtcdClientCIDRs = "pulumi config set --path 'etcdClientCidrs[0]' 203.0.113.7/32 (your address, as a /32)"
 	setFleetSHA256     = "pulumi config set fleetSha256 <64 hex characters: sha256sum of fleet-v1.0.0-linux-amd64.tar.gz from a release you verified>"
 )
 
@@ -167,6 +172,9 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	}
 	if err := cfg.TryObject("allowedSshCidrs", &c.AllowedSSHCIDRs); err != nil && cfg.Get("allowedSshCidrs") != "" {
 		p.addf("allowedSshCidrs", "is not a list of strings (%v): %s", err, setAllowedSSHCIDRs)
+	}
+	if err := cfg.TryObject("etcdClientCidrs", &c.EtcdClientCIDRs); err != nil && cfg.Get("etcdClientCidrs") != "" {
+		p.addf("etcdClientCidrs", "is not a list of strings (%v): %s", err, setEtcdClientCIDRs)
 	}
 	switch key := Namespace + ":sshPrivateKey"; {
 	case cfg.Get("sshPrivateKey") == "":
@@ -230,6 +238,11 @@ func (c *Config) validate(p *problems) {
 	for i, s := range c.AllowedSSHCIDRs {
 		if _, _, err := net.ParseCIDR(s); err != nil {
 			p.addf("allowedSshCidrs", "[%d] %q is not a CIDR: %s", i, s, strings.Replace(setAllowedSSHCIDRs, "[0]", fmt.Sprintf("[%d]", i), 1))
+		}
+	}
+	for i, s := range c.EtcdClientCIDRs {
+		if _, _, err := net.ParseCIDR(s); err != nil {
+			p.addf("etcdClientCidrs", "[%d] %q is not a CIDR: %s", i, s, strings.Replace(setEtcdClientCIDRs, "[0]", fmt.Sprintf("[%d]", i), 1))
 		}
 	}
 	if _, _, err := net.ParseCIDR(c.FlannelCIDR); err != nil {

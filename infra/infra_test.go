@@ -303,6 +303,26 @@ func TestFirewallRulesExactly(t *testing.T) {
 	}
 }
 
+// etcdClientCidrs opens etcd's client port, and only it, to the operator's
+// addresses; unset, the rules above are all there is.
+func TestEtcdClientCidrsOpenOnlyTheClientPort(t *testing.T) {
+	m, err := runProgram(t, map[string]string{"deployctl:etcdClientCidrs": `["198.51.100.9/32"]`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range m.byToken(infra.TokenFirewall) {
+		if f.inputs["name"].StringValue() != "deployctl-test" {
+			continue
+		}
+		got := rules(f.inputs["inboundRules"])
+		if last := got[len(got)-1]; last != "tcp/2379 sourceAddresses=198.51.100.9/32" {
+			t.Errorf("cluster inbound rules end with %q, want etcd's client port from 198.51.100.9/32:\n%s", last, strings.Join(got, "\n"))
+		}
+		return
+	}
+	t.Fatal("no cluster firewall")
+}
+
 func TestSecretsStaySecret(t *testing.T) {
 	m, err := runProgram(t, nil)
 	if err != nil {
@@ -444,6 +464,7 @@ func TestConfigErrors(t *testing.T) {
 		"deployctl:allowPlaintextEtcd \"sure\" is not true or false":                                              {"deployctl:etcdTls": "false", "deployctl:allowPlaintextEtcd": "sure"},
 		"deployctl:fleetSha256 \"abc\" is not a SHA-256":                                                          {"deployctl:fleetSha256": "abc"},
 		"deployctl:allowedSshCidrs [0] \"everyone\" is not a CIDR: pulumi config set --path 'allowedSshCidrs[0]'": {"deployctl:allowedSshCidrs": `["everyone"]`},
+		"deployctl:etcdClientCidrs [0] \"me\" is not a CIDR: pulumi config set --path 'etcdClientCidrs[0]'":       {"deployctl:etcdClientCidrs": `["me"]`},
 	}
 	for want, o := range cases {
 		_, err := runProgram(t, o)

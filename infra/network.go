@@ -67,22 +67,30 @@ type FirewallsArgs struct {
 	// sources name it inside nested rule objects.
 	TagName         string
 	AllowedSSHCIDRs []string
+	// EtcdClientCIDRs may reach etcd's client port from outside.
+	EtcdClientCIDRs []string
 }
 
 var anywhere = []string{"0.0.0.0/0", "::/0"}
 
 // ClusterInboundRules are the rules of every node: SSH from the allowed
 // CIDRs; etcd client and peer (2379-2380/tcp), flannel vxlan (8472/udp)
-// and ICMP only from the cluster's own droplets. fleet has no port of its
+// and ICMP only from the cluster's own droplets, and etcd's client port
+// also from etcdCIDRs when there are any (the operator's etcdctl and
+// deployctl services; the peer port never). fleet has no port of its
 // own: its agents talk through etcd and its API is a unix socket reached
 // over SSH.
-func ClusterInboundRules(tag string, sshCIDRs []string) []FirewallRule {
-	return []FirewallRule{
+func ClusterInboundRules(tag string, sshCIDRs, etcdCIDRs []string) []FirewallRule {
+	rules := []FirewallRule{
 		{Protocol: "tcp", PortRange: "22", SourceAddresses: sshCIDRs},
 		{Protocol: "tcp", PortRange: "2379-2380", SourceTags: []string{tag}},
 		{Protocol: "udp", PortRange: "8472", SourceTags: []string{tag}},
 		{Protocol: "icmp", SourceTags: []string{tag}},
 	}
+	if len(etcdCIDRs) > 0 {
+		rules = append(rules, FirewallRule{Protocol: "tcp", PortRange: "2379", SourceAddresses: etcdCIDRs})
+	}
+	return rules
 }
 
 // EdgeInboundRules open HTTP and HTTPS to the load balancer nodes only.
@@ -113,7 +121,7 @@ func NewFirewalls(ctx *pulumi.Context, name string, args *FirewallsArgs, opts ..
 	if f.Cluster, err = NewFirewall(ctx, name+"-cluster", &FirewallArgs{
 		Name:          pulumi.String(args.Name),
 		Tags:          pulumi.StringArray{args.Tag.Name},
-		InboundRules:  InboundRules(ClusterInboundRules(args.TagName, args.AllowedSSHCIDRs)...),
+		InboundRules:  InboundRules(ClusterInboundRules(args.TagName, args.AllowedSSHCIDRs, args.EtcdClientCIDRs)...),
 		OutboundRules: OutboundRules(ClusterOutboundRules()...),
 	}, parent, pulumi.DependsOn([]pulumi.Resource{args.Tag})); err != nil {
 		return nil, err
