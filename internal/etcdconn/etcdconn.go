@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 )
 
 // DefaultEndpoint is etcd's local client URL.
@@ -35,6 +36,10 @@ type Config struct {
 	// a client given only its node's member keeps working while that
 	// member restarts. Zero keeps the endpoints given.
 	AutoSync time.Duration
+	// Dial, when set, opens the client's connections (host:port) instead
+	// of a direct TCP dial: deployctl reaches etcd through its SSH tunnel
+	// to a node (--tunnel) this way.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // BindSyncFlag registers --etcd-auto-sync on fs with default def: for
@@ -137,6 +142,9 @@ func (c *Config) Client() (*clientv3.Client, error) {
 		Password:             c.Password,
 		Logger:               zap.NewNop(),
 		AutoSyncInterval:     c.AutoSync,
+	}
+	if c.Dial != nil {
+		cfg.DialOptions = append(cfg.DialOptions, grpc.WithContextDialer(c.Dial))
 	}
 	if c.CACert != "" || c.Cert != "" || anyHTTPS(c.Endpoints) {
 		info := transport.TLSInfo{TrustedCAFile: c.CACert, CertFile: c.Cert, KeyFile: c.Key}
