@@ -27,6 +27,9 @@ type fleetFlags struct {
 	knownHosts string
 	insecure   bool
 	timeout    time.Duration
+	// dial is the tunnel's dialer once connected through --tunnel (nil
+	// without one): etcd is reached through it too.
+	dial fleet.Dialer
 }
 
 func (f *fleetFlags) bind(cmd *cobra.Command) {
@@ -70,6 +73,7 @@ func (f *fleetFlags) client(ctx context.Context) (*fleet.Client, func(), error) 
 		}
 		dial, closer = tun.Dial, func() { tun.Close() }
 	}
+	f.dial = dial
 	c, err := fleet.New(f.endpoint, dial)
 	if err != nil {
 		closer()
@@ -86,6 +90,23 @@ func loadPlan(file string) (*deployspec.Spec, *generate.Plan, error) {
 		}
 		return nil, nil, err
 	}
+	return planOf(spec)
+}
+
+// parsePlan is loadPlan for a spec's text (one kept in history), file
+// naming it in errors.
+func parsePlan(file string, data []byte) (*deployspec.Spec, *generate.Plan, error) {
+	spec, err := deployspec.Parse(file, data)
+	if deployspec.IsErrors(err) {
+		return nil, nil, exitcode.Usage(err)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return planOf(spec)
+}
+
+func planOf(spec *deployspec.Spec) (*deployspec.Spec, *generate.Plan, error) {
 	p, err := generate.ForSpec(spec)
 	if deployspec.IsErrors(err) {
 		return nil, nil, exitcode.Usage(err)
@@ -105,7 +126,7 @@ running registrar nginx), and submits them to fleet. A global service
 machine ID (NAME@MACHINEID.service), so a change rolls machine by machine;
 a machine that joins later gets its instance from the next submit.`,
 	}
-	cmd.AddCommand(newUnitsRenderCmd(e), newUnitsDiffCmd(e), newUnitsSubmitCmd(e), newUnitsListCmd(e), newUnitsStatusCmd(e), newUnitsMachinesCmd(e), newUnitsCatCmd(e), newUnitsDestroyCmd(e))
+	cmd.AddCommand(newUnitsRenderCmd(e), newUnitsDiffCmd(e), newUnitsSubmitCmd(e), newUnitsListCmd(e), newUnitsStatusCmd(e), newUnitsMachinesCmd(e), newUnitsCatCmd(e), newUnitsDestroyCmd(e), newUnitsHistoryCmd(e), newUnitsRollbackCmd(e))
 	return cmd
 }
 

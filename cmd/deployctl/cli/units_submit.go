@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"time"
 
 	"github.com/deployctl/deployctl/internal/exitcode"
 	"github.com/deployctl/deployctl/units"
+	"github.com/deployctl/deployctl/units/deployspec"
 	"github.com/deployctl/deployctl/units/fleet"
 	"github.com/deployctl/deployctl/units/generate"
+	"github.com/deployctl/deployctl/units/history"
 	"github.com/deployctl/deployctl/units/rollout"
 	"github.com/spf13/cobra"
 )
@@ -134,15 +137,19 @@ unless --adopt. Templates are always submitted inactive.
 
 Every unit is checked with fleet's own rules before fleet is asked (a unit
 line of 2048 bytes or more is refused by fleet); a spec value that breaks
-one is reported as deploy.yaml:LINE: FIELD.`
+one is reported as deploy.yaml:LINE: FIELD.
+
+With an etcd (--etcd-endpoints, by default $ETCDCTL_ENDPOINTS), submit
+keeps the spec in history once fleet reports the whole plan applied, or as
+stopped when the roll stops: see deployctl units history and rollback.
+Without one it says so and keeps none.`
 
 func newUnitsSubmitCmd(e *env) *cobra.Command {
 	var rf rollFlags
 	var ff fleetFlags
+	var hf historyFlags
 	var o output
-	var dry bool
-	var maxUnavailable, parallel int
-	var deadline time.Duration
+	var pace rollPace
 	cmd := &cobra.Command{
 		Use:   "submit -f deploy.yaml [--start] [--prune] [--dry-run]",
 		Short: "Make fleet hold deploy.yaml: plan, then create, roll, scale and prune",
@@ -152,16 +159,10 @@ func newUnitsSubmitCmd(e *env) *cobra.Command {
 			if err := o.check(); err != nil {
 				return err
 			}
-			if maxUnavailable < 1 {
-				return exitcode.Usage(errors.New("--max-unavailable must be at least 1 (instances have fixed numbers; there is no surge)"))
+			if err := pace.check(); err != nil {
+				return err
 			}
-			if parallel < 1 {
-				return exitcode.Usage(errors.New("--parallel must be at least 1"))
-			}
-			if deadline <= 0 {
-				return exitcode.Usage(errors.New("--progress-deadline must be positive, e.g. 5m"))
-			}
-			_, p, err := loadPlan(rf.file)
+			data, spec, p, err := readPlan(rf.file)
 			if err != nil {
 				return err
 			}
@@ -170,54 +171,123 @@ func newUnitsSubmitCmd(e *env) *cobra.Command {
 				return err
 			}
 			defer done()
-			opts := rf.options()
-			opts.MaxUnavailable, opts.Parallel, opts.ProgressDeadline = maxUnavailable, parallel, deadline
-			plan, err := rollout.Compute(ctx, c, p, opts)
-			var unsched *rollout.UnschedulableError
-			if errors.As(err, &unsched) {
-				return exitcode.With(2, fmt.Errorf("%s: %w", rf.file, err))
-			}
-			if err != nil {
-				return err
-			}
-			if dry || !o.json() {
-				// The plan goes out before anything is applied.
-				if err := printPlan(e, &o, plan, true); err != nil {
+			job := rollJob{label: rf.file, plan: p, opts: rf.options(), dry: pace.dry}
+			pace.set(&job.opts)
+			if !pace.dry {
+				entry := history.Entry{Name: history.NameOf(spec), File: rf.file, Spec: string(data), Start: rf.start, Prune: rf.prune}
+				if job.rec, err = hf.recorder(ctx, e, ff.dial, entry); err != nil {
 					return err
 				}
+				defer job.rec.close()
 			}
-			if dry {
-				return nil
-			}
-			if cs := plan.Conflicts(); len(cs) > 0 {
-				return &rollout.ConflictError{Steps: cs}
-			}
-			// Even with nothing to change Apply runs: it waits for instances
-			// still on their way up (a submit interrupted earlier).
-			begin := time.Now()
-			opts.Progress = func(line string) {
-				fmt.Fprintf(e.stderr, "[%5.1fs] %s\n", time.Since(begin).Seconds(), line)
-			}
-			applied, err := rollout.Execute(ctx, c, p, plan, opts)
-			if err != nil {
-				return err
-			}
-			if o.json() {
-				return printPlan(e, &o, applied, true)
-			}
-			fmt.Fprintf(e.stderr, "[%5.1fs] fleet holds %s\n", time.Since(begin).Seconds(), rf.file)
-			return nil
+			return roll(ctx, e, &o, c, job)
 		},
 	}
 	rf.bind(cmd)
-	fl := cmd.Flags()
-	fl.BoolVar(&dry, "dry-run", false, "print the plan and change nothing")
-	fl.IntVar(&maxUnavailable, "max-unavailable", 1, "how many of a service's instances may be down at once during a roll")
-	fl.DurationVar(&deadline, "progress-deadline", 5*time.Minute, "how long one instance may take to report its new version active before the roll stops")
-	fl.IntVar(&parallel, "parallel", 8, "how many instances are created or started at once")
+	pace.bind(cmd)
 	ff.bind(cmd)
+	hf.bind(cmd)
 	o.bind(cmd)
 	return cmd
+}
+
+// readPlan reads a spec file and its plan; data is the text as read.
+func readPlan(file string) ([]byte, *deployspec.Spec, *generate.Plan, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		err = fmt.Errorf("read deploy spec: %w", err)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil, nil, exitcode.Usage(err)
+		}
+		return nil, nil, nil, err
+	}
+	spec, p, err := parsePlan(file, data)
+	return data, spec, p, err
+}
+
+// rollPace is how a roll goes: the flags submit and rollback share.
+type rollPace struct {
+	dry            bool
+	maxUnavailable int
+	parallel       int
+	deadline       time.Duration
+}
+
+func (r *rollPace) bind(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.BoolVar(&r.dry, "dry-run", false, "print the plan and change nothing")
+	fl.IntVar(&r.maxUnavailable, "max-unavailable", 1, "how many of a service's instances may be down at once during a roll")
+	fl.DurationVar(&r.deadline, "progress-deadline", 5*time.Minute, "how long one instance may take to report its new version active before the roll stops")
+	fl.IntVar(&r.parallel, "parallel", 8, "how many instances are created or started at once")
+}
+
+func (r *rollPace) check() error {
+	if r.maxUnavailable < 1 {
+		return exitcode.Usage(errors.New("--max-unavailable must be at least 1 (instances have fixed numbers; there is no surge)"))
+	}
+	if r.parallel < 1 {
+		return exitcode.Usage(errors.New("--parallel must be at least 1"))
+	}
+	if r.deadline <= 0 {
+		return exitcode.Usage(errors.New("--progress-deadline must be positive, e.g. 5m"))
+	}
+	return nil
+}
+
+func (r *rollPace) set(o *rollout.Options) {
+	o.MaxUnavailable, o.Parallel, o.ProgressDeadline = r.maxUnavailable, r.parallel, r.deadline
+}
+
+// rollJob is one spec to make fleet hold.
+type rollJob struct {
+	// label names the spec in messages: its file, or its history entry.
+	label string
+	plan  *generate.Plan
+	opts  rollout.Options
+	dry   bool
+	// rec records the outcome in history (nil: not recorded).
+	rec *recorder
+}
+
+// roll computes the plan, prints it, and (unless dry) applies it through
+// the readiness-gated roll, recording the outcome in history.
+func roll(ctx context.Context, e *env, o *output, c *fleet.Client, j rollJob) error {
+	plan, err := rollout.Compute(ctx, c, j.plan, j.opts)
+	var unsched *rollout.UnschedulableError
+	if errors.As(err, &unsched) {
+		return exitcode.With(2, fmt.Errorf("%s: %w", j.label, err))
+	}
+	if err != nil {
+		return err
+	}
+	if j.dry || !o.json() {
+		// The plan goes out before anything is applied.
+		if err := printPlan(e, o, plan, true); err != nil {
+			return err
+		}
+	}
+	if j.dry {
+		return nil
+	}
+	if cs := plan.Conflicts(); len(cs) > 0 {
+		return &rollout.ConflictError{Steps: cs}
+	}
+	// Even with nothing to change Apply runs: it waits for instances
+	// still on their way up (a submit interrupted earlier).
+	begin := time.Now()
+	j.opts.Progress = func(line string) {
+		fmt.Fprintf(e.stderr, "[%5.1fs] %s\n", time.Since(begin).Seconds(), line)
+	}
+	applied, err := rollout.Execute(ctx, c, j.plan, plan, j.opts)
+	j.rec.finish(ctx, err)
+	if err != nil {
+		return err
+	}
+	if o.json() {
+		return printPlan(e, o, applied, true)
+	}
+	fmt.Fprintf(e.stderr, "[%5.1fs] fleet holds %s\n", time.Since(begin).Seconds(), j.label)
+	return nil
 }
 
 func newUnitsDestroyCmd(e *env) *cobra.Command {
