@@ -29,15 +29,15 @@ type historyRow struct {
 }
 
 // versionSpec writes the example with someapp's image at tag and returns
-// its path and text.
-func versionSpec(t *testing.T, tag string) (string, []byte) {
+// its path (in dir) and text.
+func versionSpec(t *testing.T, dir, tag string) (string, []byte) {
 	t.Helper()
 	b, err := os.ReadFile(example)
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := []byte(strings.Replace(string(b), "example/someapp:1.4", "example/someapp:"+tag, 1))
-	path := filepath.Join(t.TempDir(), "deploy.yaml")
+	path := filepath.Join(dir, "deploy-"+tag+".yaml")
 	if err := os.WriteFile(path, text, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -97,9 +97,13 @@ func historyEnv(t *testing.T) (string, string, *fleettest.Server, *clientv3.Clie
 // stopped one skipped), and is recorded itself.
 func TestSubmitRecordsHistoryAndRollbackRestores(t *testing.T) {
 	ep, etcd, fs, _ := historyEnv(t)
-	v14, text14 := versionSpec(t, "1.4")
-	v15, _ := versionSpec(t, "1.5")
-	v16, _ := versionSpec(t, "1.6")
+	dir := t.TempDir()
+	v14, text14 := versionSpec(t, dir, "1.4")
+	v15, _ := versionSpec(t, dir, "1.5")
+	v16, _ := versionSpec(t, dir, "1.6")
+	// The specs by their names, as a user gives them.
+	t.Chdir(dir)
+	v14, v15, v16 = filepath.Base(v14), filepath.Base(v15), filepath.Base(v16)
 	if code, _, errs := run(t, "units", "submit", "-f", v14, "--start", ep, etcd); code != 0 || !strings.Contains(errs, "history: recorded lb+someapp #1 (applied)") {
 		t.Fatalf("submit 1.4: %d %s", code, errs)
 	}
@@ -130,6 +134,7 @@ func TestSubmitRecordsHistoryAndRollbackRestores(t *testing.T) {
 		t.Fatalf("rollback: exit %d %s", code, errs)
 	}
 	fleetHolds(t, fs, v15, 4)
+	t.Logf("units rollback:\n%s", errs)
 	// Again: #3 stopped and #2 is the spec fleet holds now, so back to
 	// #1, 1.4.
 	if code, _, errs := run(t, "units", "rollback", ep, etcd); code != 0 || !strings.Contains(errs, "rolling back to history lb+someapp #1") {

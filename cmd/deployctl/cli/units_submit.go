@@ -279,15 +279,17 @@ func roll(ctx context.Context, e *env, o *output, c *fleet.Client, j rollJob) er
 		fmt.Fprintf(e.stderr, "[%5.1fs] %s\n", time.Since(begin).Seconds(), line)
 	}
 	applied, err := rollout.Execute(ctx, c, j.plan, plan, j.opts)
-	j.rec.finish(ctx, err)
 	if err != nil {
+		j.rec.finish(ctx, err)
 		return err
 	}
 	if o.json() {
-		return printPlan(e, o, applied, true)
+		err = printPlan(e, o, applied, true)
+	} else {
+		fmt.Fprintf(e.stderr, "[%5.1fs] fleet holds %s\n", time.Since(begin).Seconds(), j.label)
 	}
-	fmt.Fprintf(e.stderr, "[%5.1fs] fleet holds %s\n", time.Since(begin).Seconds(), j.label)
-	return nil
+	j.rec.finish(ctx, nil)
+	return err
 }
 
 func newUnitsDestroyCmd(e *env) *cobra.Command {
