@@ -51,6 +51,9 @@ func historyOf(t *testing.T, args ...string) []historyRow {
 	if code != 0 || json.Unmarshal([]byte(out), &rows) != nil {
 		t.Fatalf("history: exit %d %s %s", code, out, errs)
 	}
+	if strings.Contains(out, "NODE_ENV") {
+		t.Fatalf("history -o json prints the spec's env, which may hold secrets: %s", out)
+	}
 	return rows
 }
 
