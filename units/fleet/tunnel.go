@@ -5,15 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
-	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // TunnelConfig says how to reach fleet on a cluster node over SSH, like
@@ -40,7 +36,7 @@ type TunnelConfig struct {
 type Tunnel struct {
 	mu      sync.Mutex
 	client  *ssh.Client
-	agent   net.Conn
+	release func() // the ssh-agent connection
 	connect func(ctx context.Context) (*ssh.Client, error)
 }
 
@@ -59,45 +55,11 @@ func OpenTunnel(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 15 * time.Second
 	}
-	t := &Tunnel{}
-	var auths []ssh.AuthMethod
-	if cfg.KeyFile != "" {
-		b, err := os.ReadFile(cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--ssh-key: %w", err)
-		}
-		signer, err := ssh.ParsePrivateKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("--ssh-key %s: %w (encrypted keys: load them into ssh-agent instead)", cfg.KeyFile, err)
-		}
-		auths = append(auths, ssh.PublicKeys(signer))
-	} else if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
-		conn, err := net.Dial("unix", sock)
-		if err != nil {
-			return nil, fmt.Errorf("ssh agent at $SSH_AUTH_SOCK: %w", err)
-		}
-		t.agent = conn
-		auths = append(auths, ssh.PublicKeysCallback(agent.NewClient(conn).Signers))
-	} else {
-		return nil, errors.New("--tunnel needs a key: give --ssh-key or run an ssh-agent ($SSH_AUTH_SOCK)")
+	conf, release, err := ClientConfig(cfg, user)
+	if err != nil {
+		return nil, err
 	}
-	var hostKey ssh.HostKeyCallback
-	if cfg.InsecureSkipHostKeyCheck {
-		hostKey = ssh.InsecureIgnoreHostKey()
-	} else {
-		kh := cfg.KnownHosts
-		if kh == "" {
-			home, _ := os.UserHomeDir()
-			kh = filepath.Join(home, ".ssh", "known_hosts")
-		}
-		cb, err := knownhosts.New(kh)
-		if err != nil {
-			t.Close()
-			return nil, fmt.Errorf("known hosts %s: %w (add the node with ssh-keyscan, or pass --known-hosts)", kh, err)
-		}
-		hostKey = cb
-	}
-	conf := &ssh.ClientConfig{User: user, Auth: auths, HostKeyCallback: hostKey, Timeout: cfg.Timeout}
+	t := &Tunnel{release: release}
 	t.connect = func(ctx context.Context) (*ssh.Client, error) {
 		var d net.Dialer
 		dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
@@ -106,14 +68,7 @@ func OpenTunnel(ctx context.Context, cfg TunnelConfig) (*Tunnel, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ssh to %s: %w", host, err)
 		}
-		_ = conn.SetDeadline(time.Now().Add(cfg.Timeout))
-		c, chans, reqs, err := ssh.NewClientConn(conn, host, conf)
-		if err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("ssh to %s as %s: %w", host, user, err)
-		}
-		_ = conn.SetDeadline(time.Time{})
-		return ssh.NewClient(c, chans, reqs), nil
+		return NewSSHClient(dctx, conn, host, conf)
 	}
 	c, err := t.connect(ctx)
 	if err != nil {
@@ -181,8 +136,8 @@ func dialOn(ctx context.Context, client *ssh.Client, network, addr string) (net.
 
 // Close ends the SSH connection.
 func (t *Tunnel) Close() error {
-	if t.agent != nil {
-		t.agent.Close()
+	if t.release != nil {
+		t.release()
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

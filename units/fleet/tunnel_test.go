@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -159,7 +160,15 @@ func TestTunnelToFleetSocket(t *testing.T) {
 
 	// A host key that is not the known one is refused.
 	os.WriteFile(kh, []byte(knownhosts.Line([]string{knownhosts.Normalize(addr)}, sshPub)+"\n"), 0o600)
-	if _, err := fleet.OpenTunnel(ctx, fleet.TunnelConfig{Target: "core@" + addr, KeyFile: keyFile, KnownHosts: kh}); err == nil || !strings.Contains(err.Error(), "key") {
-		t.Fatalf("changed host key accepted: %v", err)
+	_, err = fleet.OpenTunnel(ctx, fleet.TunnelConfig{Target: "core@" + addr, KeyFile: keyFile, KnownHosts: kh})
+	var he *fleet.HostKeyError
+	if !errors.As(err, &he) || !he.Known || !strings.Contains(err.Error(), "host key mismatch for "+knownhosts.Normalize(addr)) || !strings.Contains(err.Error(), kh+":1") {
+		t.Fatalf("changed host key: want a mismatch naming the host and %s:1, got %v", kh, err)
+	}
+	// A node with no key pinned is refused too, naming the file.
+	os.WriteFile(kh, nil, 0o600)
+	_, err = fleet.OpenTunnel(ctx, fleet.TunnelConfig{Target: "core@" + addr, KeyFile: keyFile, KnownHosts: kh})
+	if !errors.As(err, &he) || he.Known || !strings.Contains(err.Error(), "no key pinned in "+kh) {
+		t.Fatalf("unknown host: %v", err)
 	}
 }
