@@ -74,6 +74,31 @@ func InstanceOf(template, instance string) string {
 	return strings.Replace(template, "@.", "@"+instance+".", 1)
 }
 
+// Companion returns the discovery unit that runs beside u, a unit
+// deployctl wrote as fleet holds it under an instance's or plain unit's
+// name: someapp-discovery@1.service for someapp@1.service,
+// someapp-lb-discovery.service for someapp-lb.service. It is "" for a unit
+// with none (a companion itself, or a unit deployctl did not write).
+func Companion(u *units.Unit) string {
+	if OwnerOf(u) == "" {
+		return ""
+	}
+	n, err := units.ParseName(u.Name)
+	if err != nil || n.IsTemplate() {
+		return ""
+	}
+	want, name := n.Prefix+"-discovery."+n.Suffix, n.Prefix+"-discovery."+n.Suffix
+	if n.IsInstance() {
+		want, name = n.Prefix+"-discovery@%i."+n.Suffix, InstanceOf(n.Prefix+"-discovery@."+n.Suffix, n.Instance)
+	}
+	for _, w := range u.Get("Unit", "Wants") {
+		if w == want {
+			return name
+		}
+	}
+	return ""
+}
+
 // Unit returns the plan's unit with that name, or nil.
 func (p *Plan) Unit(name string) *units.Unit {
 	for _, u := range p.Units {

@@ -331,3 +331,30 @@ func TestUnitsStartTheirCompanions(t *testing.T) {
 		t.Fatalf("found %d of the units %v", seen, want)
 	}
 }
+
+// Issue 33: units logs shows an app instance's sidekick, and a load
+// balancer's companion, beside it; a companion has none of its own.
+func TestCompanion(t *testing.T) {
+	p := plan(t, "../../examples/deploy.yaml")
+	instance := func(template, i string) *units.Unit {
+		u := *p.Unit(template)
+		u.Name = generate.InstanceOf(template, i)
+		return &u
+	}
+	for _, c := range []struct {
+		u    *units.Unit
+		want string
+	}{
+		{instance("someapp@.service", "1"), "someapp-discovery@1.service"},
+		{instance("someapp@.service", "12"), "someapp-discovery@12.service"},
+		{instance("someapp-discovery@.service", "1"), ""},
+		{p.Unit("someapp-lb.service"), "someapp-lb-discovery.service"},
+		{p.Unit("someapp-lb-discovery.service"), ""},
+		{p.Unit("someapp@.service"), ""},
+		{&units.Unit{Name: "other@1.service", Options: []units.Option{{Section: "Unit", Name: "Wants", Value: "other-discovery@%i.service"}}}, ""},
+	} {
+		if got := generate.Companion(c.u); got != c.want {
+			t.Errorf("Companion(%s) = %q, want %q", c.u.Name, got, c.want)
+		}
+	}
+}
