@@ -11,6 +11,9 @@
 // unloads it; a launched unit is "activating" for Timing.Activate before it
 // is active, or failed when Fail names it. The zero Timing makes every
 // change visible at once.
+//
+// SSHNodes stands in for the machines' sshd, for the --tunnel and for
+// units logs and units ssh.
 package fleettest
 
 import (
