@@ -126,7 +126,7 @@ running registrar nginx), and submits them to fleet. A global service
 machine ID (NAME@MACHINEID.service), so a change rolls machine by machine;
 a machine that joins later gets its instance from the next submit.`,
 	}
-	cmd.AddCommand(newUnitsRenderCmd(e), newUnitsDiffCmd(e), newUnitsSubmitCmd(e), newUnitsListCmd(e), newUnitsStatusCmd(e), newUnitsMachinesCmd(e), newUnitsCatCmd(e), newUnitsDestroyCmd(e), newUnitsHistoryCmd(e), newUnitsRollbackCmd(e))
+	cmd.AddCommand(newUnitsRenderCmd(e), newUnitsDiffCmd(e), newUnitsSubmitCmd(e), newUnitsListCmd(e), newUnitsStatusCmd(e), newUnitsMachinesCmd(e), newUnitsCatCmd(e), newUnitsLogsCmd(e), newUnitsSSHCmd(e), newUnitsDestroyCmd(e), newUnitsHistoryCmd(e), newUnitsRollbackCmd(e))
 	return cmd
 }
 
