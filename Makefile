@@ -60,17 +60,21 @@ test: check
 ## e2e: the whole story on a local cluster (deployctl cluster local): nodes
 ## are systemd containers booted from our own user data, running real
 ## fleetd 1.0.0, flannel v0.14.0, etcd 3.5 and the registrar; plain and TLS.
-## Then the README's pulumi up for real (compat/pulumicli): the real engine
-## and providers against deployctl cluster local api.
+## Each cluster is provisioned by the Pulumi program (the real engine, the
+## CLI built by scripts/pulumi-cli.sh, the real providers from
+## ../shared/tools) against the DigitalOcean stand-in. Then the README's
+## pulumi up for real (compat/pulumicli): the CLI's own path, with the Go
+## language host, against deployctl cluster local api.
 ## Builds static deployctl, registrar and etcd 3.5 into bin/; the node image
 ## is built once with debootstrap and cached in ~/.cache/deployctl.
 ## Figures go to bench/out/e2e.json.
 E2E_TOOLS ?= $(abspath ../shared/tools/linux-amd64)
-E2E_ENV   := DEPLOYCTL_BIN=$(abspath $(BIN)) DEPLOYCTL_TOOLS=$(E2E_TOOLS)
+E2E_PLUGINS ?= $(abspath ../shared/tools/pulumi-linux-amd64)
+E2E_ENV   := DEPLOYCTL_BIN=$(abspath $(BIN)) DEPLOYCTL_TOOLS=$(E2E_TOOLS) DEPLOYCTL_PULUMI_PLUGINS=$(E2E_PLUGINS)
 e2e: deps cluster-bin
 	@mkdir -p bench/out
 	rm -f bench/out/e2e.json
-	$(E2E_ENV) DEPLOYCTL_E2E_REPORT=$(abspath bench/out/e2e.json) \
+	cli=$$(GO=$(GO) ./scripts/pulumi-cli.sh) && $(E2E_ENV) DEPLOYCTL_PULUMI_CLI=$$cli DEPLOYCTL_E2E_REPORT=$(abspath bench/out/e2e.json) \
 	  $(GO) test -tags e2e -count=1 -timeout 60m -v -run 'TestE2E' ./internal/localcluster/ 2>&1 | tee bench/out/e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\s+e2e_test)' ; exit $${PIPESTATUS[0]}
 	cli=$$(GO=$(GO) ./scripts/pulumi-cli.sh) && cd compat/pulumicli && $(E2E_ENV) DEPLOYCTL_PULUMI_CLI=$$cli DEPLOYCTL_E2E_REPORT=$(abspath bench/out/e2e.json) \
 	  $(GO) test -tags e2e -count=1 -timeout 60m -v -run 'TestE2EPulumiUp' . 2>&1 | tee $(abspath bench/out/e2e-pulumi.log) | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
@@ -94,7 +98,7 @@ demo: deps
 ## (with ../shared/tools beside the clone it also runs the plain story on a
 ## local cluster for the cluster rows; BENCH_FLAGS=-cluster=false skips it)
 bench: deps cluster-bin
-	$(if $(wildcard $(E2E_TOOLS)/SHA256SUMS),$(E2E_ENV)) $(GO) run ./bench $(BENCH_FLAGS)
+	cli=$$(GO=$(GO) ./scripts/pulumi-cli.sh) && $(if $(wildcard $(E2E_TOOLS)/SHA256SUMS),$(E2E_ENV) DEPLOYCTL_PULUMI_CLI=$$cli) $(GO) run ./bench $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN) bench/out

@@ -33,14 +33,14 @@ type API struct {
 // cluster's network, the file server that serves fleet's release) and
 // listens on listen; Serve then serves until its context ends.
 func PrepareAPI(ctx context.Context, cfg Config, listen string) (*API, error) {
-	cfg.Nodes = max(cfg.Nodes, 1)
+	cfg.Nodes, cfg.Edge = max(cfg.Nodes, 1), max(cfg.Edge, 1)
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	s, err := Load(cfg.StateDir, cfg.Name)
 	if err != nil {
 		s = &State{Name: cfg.Name, TLS: true, Network: "deployctl-" + cfg.Name, Dir: Dir(cfg.StateDir, cfg.Name)}
-	} else if len(s.Nodes) > 0 {
+	} else if len(s.Nodes) > 0 || s.APIAddr != "" {
 		return nil, fmt.Errorf("cluster %s was made by deployctl cluster local up; give the API another --name, or deployctl cluster local down --name %s", cfg.Name, cfg.Name)
 	}
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
@@ -49,6 +49,11 @@ func PrepareAPI(ctx context.Context, cfg Config, listen string) (*API, error) {
 	if err := s.prepare(ctx, &cfg); err != nil {
 		return nil, err
 	}
+	return s.newAPI(ctx, listen)
+}
+
+// newAPI is the cluster's stand-in, listening on listen.
+func (s *State) newAPI(ctx context.Context, listen string) (*API, error) {
 	a := &API{State: s, TokenFile: filepath.Join(s.Dir, "do-token")}
 	token, err := a.token()
 	if err != nil {
@@ -60,7 +65,7 @@ func PrepareAPI(ctx context.Context, cfg Config, listen string) (*API, error) {
 		return nil, err
 	}
 	if a.ln, err = net.Listen("tcp", listen); err != nil {
-		return nil, fmt.Errorf("--listen %s: %w", listen, err)
+		return nil, fmt.Errorf("the DigitalOcean stand-in of cluster %s on %s (is another command for it running?): %w", s.Name, listen, err)
 	}
 	a.URL = "http://" + a.ln.Addr().String()
 	return a, nil

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
@@ -35,6 +34,9 @@ type Config struct {
 	// StateDir holds each cluster's state (keys, CA, node list).
 	StateDir string
 	Parts    Parts
+	// Pulumi runs the program (stored with the cluster: later commands
+	// reuse it).
+	Pulumi Pulumi
 	// Progress reports each step (nil: quiet).
 	Progress io.Writer
 }
@@ -50,6 +52,15 @@ type State struct {
 	FleetURL    string `json:"fleetUrl"`
 	FleetSHA256 string `json:"fleetSha256"`
 	Nodes       []Node `json:"nodes"`
+	// APIAddr is where the cluster's DigitalOcean stand-in listens while a
+	// Pulumi operation runs: one address for the cluster's life, since the
+	// stack's provider configuration names it.
+	APIAddr string `json:"apiAddr,omitempty"`
+	Pulumi  Pulumi `json:"pulumi"`
+	// PKIGeneration is the stack's pkiGeneration that the last finished
+	// pulumi up applied (a larger one in the stack is an unfinished
+	// rotation).
+	PKIGeneration int `json:"pkiGeneration,omitempty"`
 	// Dir is the state directory (not stored).
 	Dir string `json:"-"`
 }
@@ -63,8 +74,6 @@ type Node struct {
 	// HostKey is the public half of the host key its user data installs
 	// (authorized_keys format); every SSH connection pins it.
 	HostKey string `json:"hostKey"`
-	// Bootstrapped: etcd member, TLS files and registrar done.
-	Bootstrapped bool `json:"bootstrapped"`
 }
 
 var nameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
@@ -79,11 +88,11 @@ func (c *Config) Check() error {
 	if !nameRe.MatchString(c.Name) {
 		return fmt.Errorf("--name %q: lower-case letters, digits and dashes, at most 32", c.Name)
 	}
-	if c.Nodes < 1 || c.Nodes > 9 {
-		return fmt.Errorf("--nodes %d: between 1 and 9 (each node is a container with its own Docker engine)", c.Nodes)
+	if c.Nodes < 1 || c.Nodes > 9 || c.Nodes%2 == 0 {
+		return fmt.Errorf("--nodes %d: odd, between 1 and 9 (every node runs an etcd member, which needs a majority, and is a container with its own Docker engine)", c.Nodes)
 	}
-	if c.Edge < 0 || c.Edge > c.Nodes {
-		return fmt.Errorf("--edge %d: between 0 and --nodes (%d)", c.Edge, c.Nodes)
+	if c.Edge < 1 || c.Edge > c.Nodes {
+		return fmt.Errorf("--edge %d: between 1 and --nodes (%d), as the program's lbCount", c.Edge, c.Nodes)
 	}
 	return nil
 }
@@ -147,18 +156,6 @@ func (s *State) Edges() []Node {
 	return e
 }
 
-func (s *State) cc() cloudconfig.Cluster {
-	pub, _ := os.ReadFile(s.KeyFile() + ".pub")
-	cc := cloudconfig.Cluster{
-		Token: "deployctl-" + s.Name, SSHKeys: []string{strings.TrimSpace(string(pub))},
-		Fleet: cloudconfig.FleetRelease{URL: s.FleetURL, SHA256: s.FleetSHA256},
-	}
-	if s.TLS {
-		cc.TLS = &cloudconfig.TLS{}
-	}
-	return cc
-}
-
 func (s *State) shell(n Node) (*shell, error) {
 	kb, err := os.ReadFile(s.KeyFile())
 	if err != nil {
@@ -190,14 +187,34 @@ func (s *State) RunWith(ctx context.Context, i int, script, stdin string) (strin
 	return sh.run(ctx, script, strings.NewReader(stdin))
 }
 
-// Up creates the cluster, or brings an existing one to cfg.Nodes nodes
-// (new nodes join etcd one at a time through member add, as infra's do;
-// removed ones leave through member remove). Every step converges: run
-// again after a failure, it goes on from where the cluster is.
+// Up creates the cluster, or brings an existing one to cfg.Nodes nodes,
+// by running the project's Pulumi program (infra.Program) against the
+// cluster's DigitalOcean stand-in, whose droplets are node containers: the
+// path `pulumi up` takes, with the real engine and providers. New nodes
+// join etcd one at a time and removed ones leave it, as infra orders
+// them. Run again after a failure, it goes on from where the stack is.
 func Up(ctx context.Context, cfg Config) (*State, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
+	s, err := open(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := s.prepare(ctx, &cfg); err != nil {
+		return nil, err
+	}
+	if err := s.apply(ctx, &cfg, nil); err != nil {
+		return nil, err
+	}
+	cfg.say("up: %d nodes (%d edge) in %s", len(s.Nodes), len(s.Edges()), time.Since(start).Round(time.Second))
+	return s, nil
+}
+
+// open loads the cluster's record, or makes a new one with the operator's
+// SSH key; a cluster's TLS cannot be switched in place.
+func open(cfg *Config) (*State, error) {
 	dir := Dir(cfg.StateDir, cfg.Name)
 	s, err := Load(cfg.StateDir, cfg.Name)
 	if err != nil {
@@ -208,92 +225,26 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 	} else if s.TLS != cfg.TLS {
 		return nil, fmt.Errorf("cluster %s was made with --tls=%v: etcd's TLS cannot be switched in place; deployctl cluster local down --name %s first", cfg.Name, s.TLS, cfg.Name)
 	}
+	if cfg.Pulumi.CLI != "" || s.Pulumi.CLI == "" {
+		s.Pulumi.CLI = cfg.Pulumi.CLI
+	}
+	if cfg.Pulumi.Plugins != "" {
+		s.Pulumi.Plugins = cfg.Pulumi.Plugins
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(s.KeyFile()); err != nil {
-		priv, pub, err := newKey("deployctl-local-" + cfg.Name)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(s.KeyFile(), priv, 0o600); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(s.KeyFile()+".pub", []byte(pub+"\n"), 0o644); err != nil {
-			return nil, err
-		}
+	if _, err := os.Stat(s.KeyFile()); err == nil {
+		return s, nil
 	}
-	start := time.Now()
-	if err := s.prepare(ctx, &cfg); err != nil {
+	priv, pub, err := newKey("deployctl-local-" + cfg.Name)
+	if err != nil {
 		return nil, err
 	}
-	var ca *pki
-	if s.TLS {
-		if err := s.settleTLSDirs(); err != nil {
-			return nil, fmt.Errorf("local cluster CA: %w", err)
-		}
-		if _, err := os.Stat(s.nextTLSDir()); err == nil {
-			return nil, fmt.Errorf("a CA rotation of cluster %s is unfinished (%s): run deployctl cluster local rotate-ca --name %s to finish it first", s.Name, s.nextTLSDir(), s.Name)
-		}
-		if err := os.MkdirAll(s.TLSDir(), 0o700); err != nil {
-			return nil, err
-		}
-		if ca, err = loadOrMakePKI(s.TLSDir()); err != nil {
-			return nil, fmt.Errorf("local cluster CA: %w", err)
-		}
-		if err := s.operatorCert(ca); err != nil {
-			return nil, err
-		}
-	}
-	// Shrink first, from the last node: fleet leaves, then etcd's member.
-	for len(s.Nodes) > cfg.Nodes {
-		if err := s.removeNode(ctx, &cfg, len(s.Nodes)-1); err != nil {
-			return nil, err
-		}
-	}
-	initial := len(s.Nodes) == 0 || !s.Nodes[0].Bootstrapped
-	for i := len(s.Nodes); i < cfg.Nodes; i++ {
-		role := "worker"
-		if i < cfg.Edge {
-			role = "edge"
-		}
-		s.Nodes = append(s.Nodes, Node{Name: fmt.Sprintf("%s-%d", cfg.Name, i+1), Container: fmt.Sprintf("deployctl-%s-%d", cfg.Name, i+1), Role: role})
-	}
-	if err := s.save(); err != nil {
+	if err := atomicfile.WriteFile(s.KeyFile(), priv, 0o600); err != nil {
 		return nil, err
 	}
-	// Boot every node that is not running yet (all at once: each boots on
-	// its own), then wait for SSH with the pinned host key.
-	// The CA bundle every booting node gets is read from the image once,
-	// and only when a node boots.
-	bundle := sync.OnceValues(func() ([]byte, error) { return s.caBundle(ctx) })
-	var wg sync.WaitGroup
-	errs := make([]error, len(s.Nodes))
-	for i := range s.Nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.boot(ctx, &cfg, i, bundle)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	if err := s.save(); err != nil {
-		return nil, err
-	}
-	if err := s.WriteKnownHosts(); err != nil {
-		return nil, err
-	}
-	if err := s.bootstrap(ctx, &cfg, ca, initial); err != nil {
-		return nil, err
-	}
-	if err := s.waitServing(ctx, &cfg); err != nil {
-		return nil, err
-	}
-	cfg.say("up: %d nodes (%d edge) in %s", len(s.Nodes), len(s.Edges()), time.Since(start).Round(time.Second))
-	return s, s.save()
+	return s, atomicfile.WriteFile(s.KeyFile()+".pub", []byte(pub+"\n"), 0o644)
 }
 
 // prepare readies what every node boots from: the images, the cluster's
@@ -397,54 +348,6 @@ func (s *State) filesServer(ctx context.Context, im *images) error {
 	return err
 }
 
-// boot creates and starts node i when it is not running: its user data
-// rendered by cloudconfig.RenderNode (the same function infra renders
-// droplets' with) with a new host key, served by the node's metadata
-// service, applied by coreos-cloudinit.
-func (s *State) boot(ctx context.Context, cfg *Config, i int, caBundle func() ([]byte, error)) error {
-	n := &s.Nodes[i]
-	n.IP = s.addr(10 + i)
-	running, _ := docker(ctx, "inspect", "--format", "{{.State.Running}}", n.Container)
-	if running == "true" && n.HostKey != "" {
-		sh, err := s.shell(*n)
-		if err != nil {
-			return err
-		}
-		wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-		defer cancel()
-		return sh.waitUp(wctx)
-	}
-	docker(ctx, "rm", "-f", "-v", n.Container)
-	priv, pub, err := newKey("deployctl-host-" + n.Name)
-	if err != nil {
-		return err
-	}
-	n.HostKey, n.Bootstrapped = pub, false
-	ud, err := cloudconfig.RenderNode(s.cc(), cloudconfig.Node{Name: n.Name, Role: n.Role, Region: "local", HostKey: string(priv)})
-	if err != nil {
-		return fmt.Errorf("user data for %s: %w", n.Name, err)
-	}
-	opPub, err := os.ReadFile(s.KeyFile() + ".pub")
-	if err != nil {
-		return err
-	}
-	cfg.say("booting %s (%s, %s)", n.Name, n.IP, n.Role)
-	if err := s.startContainer(ctx, machine{container: n.Container, hostname: n.Name, ip: n.IP, dropletID: i + 1,
-		region: "local", userData: ud, publicKeys: []string{strings.TrimSpace(string(opPub))}}, caBundle); err != nil {
-		return err
-	}
-	sh, err := s.shell(*n)
-	if err != nil {
-		return err
-	}
-	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	if err := sh.waitUp(wctx); err != nil {
-		return fmt.Errorf("%w\n%s", err, s.nodeLog(ctx, *n))
-	}
-	return nil
-}
-
 // caBundle is the node image's CA bundle plus the local files CA (the
 // fleet download is HTTPS, as on a droplet).
 func (s *State) caBundle(ctx context.Context) ([]byte, error) {
@@ -468,157 +371,9 @@ func (s *State) nodeLog(ctx context.Context, n Node) string {
 	return out
 }
 
-// operatorCert writes etcd root's certificate for the operator (etcdctl,
-// deployctl services) into the state directory.
-func (s *State) operatorCert(ca *pki) error {
-	if _, err := os.Stat(s.trustFile()); err != nil {
-		if err := atomicfile.WriteFile(s.trustFile(), []byte(ca.pem), 0o644); err != nil {
-			return err
-		}
-	}
-	return issueOperator(ca, s.TLSDir())
-}
-
-func (s *State) rootPair() (string, string, error) {
-	c, err := os.ReadFile(filepath.Join(s.TLSDir(), "root.pem"))
-	if err != nil {
-		return "", "", err
-	}
-	k, err := os.ReadFile(filepath.Join(s.TLSDir(), "root-key.pem"))
-	return string(c), string(k), err
-}
-
-// asRoot makes a script get root's pair for its run (TLS clusters) and
-// gives the standard input that carries it, as infra's scripts do.
-func (s *State) asRoot(script string) (string, string, error) {
-	if !s.TLS {
-		return script, "", nil
-	}
-	c, k, err := s.rootPair()
-	if err != nil {
-		return "", "", err
-	}
-	stdin, err := cloudconfig.RootStdin(c, k)
-	return cloudconfig.WithRoot(script), stdin, err
-}
-
-// bootstrap runs infra's scripts over SSH: TLS files, etcd's initial
-// members together (state new) or each later node alone after a member
-// add on node 1 (state existing, listing exactly the members after the
-// add), v3/v2 auth, and the registrar.
-func (s *State) bootstrap(ctx context.Context, cfg *Config, ca *pki, initial bool) error {
-	cc := s.cc()
-	step := func(i int, what, script, stdin string) error {
-		cfg.say("%s: %s", s.Nodes[i].Name, what)
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-		defer cancel()
-		if _, err := s.RunWith(sctx, i, script, stdin); err != nil {
-			return fmt.Errorf("%s: %s: %w", s.Nodes[i].Name, what, err)
-		}
-		return nil
-	}
-	for i, n := range s.Nodes {
-		if n.Bootstrapped || ca == nil {
-			continue
-		}
-		script, stdin, err := ca.nodeTLSScript(n.IP)
-		if err != nil {
-			return err
-		}
-		if err := step(i, "TLS files", script, stdin); err != nil {
-			return err
-		}
-	}
-	members := func(k int) string {
-		m := map[string]string{}
-		for i := 0; i < k; i++ {
-			m[s.Nodes[i].Name] = s.Nodes[i].IP
-		}
-		return cc.InitialCluster(m)
-	}
-	if initial {
-		// The initial members start together: each etcd waits for the others.
-		var wg sync.WaitGroup
-		errs := make([]error, len(s.Nodes))
-		ic := members(len(s.Nodes))
-		for i := range s.Nodes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = step(i, "etcd bootstrap (new)", cc.BootstrapScript(ic, "new"), "")
-			}()
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-		if s.TLS {
-			script, stdin, err := s.asRoot(cc.AuthSetupScript())
-			if err != nil {
-				return err
-			}
-			if err := step(0, "etcd auth", script, stdin); err != nil {
-				return err
-			}
-		}
-	} else {
-		for i, n := range s.Nodes {
-			if n.Bootstrapped {
-				continue
-			}
-			add, stdin, err := s.asRoot(cc.MemberAddScript(n.Name, n.IP))
-			if err != nil {
-				return err
-			}
-			if err := step(0, "etcd member add "+n.Name, add, stdin); err != nil {
-				return err
-			}
-			if err := step(i, "etcd bootstrap (existing)", cc.BootstrapScript(members(i+1), "existing"), ""); err != nil {
-				return err
-			}
-		}
-	}
-	for i, n := range s.Nodes {
-		if n.Bootstrapped {
-			continue
-		}
-		if err := s.shipRegistrar(ctx, cfg, i); err != nil {
-			return err
-		}
-		s.Nodes[i].Bootstrapped = true
-		if err := s.save(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// shipRegistrar copies the registrar and installs it with the script
-// infra's RegistrarShipping runs.
-func (s *State) shipRegistrar(ctx context.Context, cfg *Config, i int) error {
-	sum, err := fileSHA256(cfg.Parts.Registrar)
-	if err != nil {
-		return err
-	}
-	cfg.say("%s: registrar %s", s.Nodes[i].Name, sum[:12])
-	sh, err := s.shell(s.Nodes[i])
-	if err != nil {
-		return err
-	}
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	staged := cloudconfig.RegistrarStagedPath(sum)
-	if err := sh.copyFile(sctx, cfg.Parts.Registrar, staged); err != nil {
-		return fmt.Errorf("%s: copy registrar: %w", s.Nodes[i].Name, err)
-	}
-	if _, err := sh.run(sctx, cloudconfig.RegistrarInstallScript(sum, staged, "/opt/bin/registrar"), nil); err != nil {
-		return fmt.Errorf("%s: install registrar: %w", s.Nodes[i].Name, err)
-	}
-	return nil
-}
-
-// waitServing waits until fleet lists every node and flannel has given
-// every node's Docker its subnet.
+// waitServing waits until fleet lists every node and flannel serves
+// Docker on each (infra's bootstrap waits for etcd and flannel; fleet's
+// machines register a moment later).
 func (s *State) waitServing(ctx context.Context, cfg *Config) error {
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -649,37 +404,18 @@ func (s *State) waitServing(ctx context.Context, cfg *Config) error {
 	}
 }
 
-// removeNode takes node i out: fleet stops on it (its units move), etcd
-// removes its member (run on node 1), then its container goes.
-func (s *State) removeNode(ctx context.Context, cfg *Config, i int) error {
-	n := s.Nodes[i]
-	cfg.say("removing %s", n.Name)
-	sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	if _, err := s.Run(sctx, i, cloudconfig.NodeLeaveScript); err != nil {
-		cfg.say("%s: fleet did not stop cleanly (%v); its units move after fleet's machine TTL", n.Name, err)
-	}
-	if i > 0 {
-		cc := s.cc()
-		script, stdin, err := s.asRoot(cc.MemberRemoveScript(n.Name, n.IP))
-		if err != nil {
-			return err
-		}
-		if _, err := s.RunWith(sctx, 0, script, stdin); err != nil {
-			return fmt.Errorf("%s: etcd member remove: %w", n.Name, err)
-		}
-	}
-	if _, err := docker(ctx, "rm", "-f", "-v", n.Container); err != nil {
-		return err
-	}
-	s.Nodes = s.Nodes[:i]
-	return s.save()
-}
-
-// Down removes every container, the network and the state of a cluster.
-func Down(ctx context.Context, stateDir, name string) error {
+// Down runs pulumi destroy of the cluster's stack (each etcd member leaves
+// before its droplet goes, as infra orders it), then removes whatever is
+// left: containers, the network and the state. A destroy that fails is
+// reported on progress, and the rest is removed all the same.
+func Down(ctx context.Context, stateDir, name string, progress io.Writer) error {
 	if !nameRe.MatchString(name) {
 		return fmt.Errorf("--name %q: lower-case letters, digits and dashes", name)
+	}
+	if s, err := Load(stateDir, name); err == nil && s.APIAddr != "" {
+		if err := s.destroy(ctx, progress); err != nil && progress != nil {
+			fmt.Fprintf(progress, "local cluster %s: %v; removing its containers directly\n", name, err)
+		}
 	}
 	ids, err := docker(ctx, "ps", "-aq", "--filter", "label="+label+"="+name)
 	if err != nil {
@@ -719,7 +455,7 @@ func (s *State) Env() map[string]string {
 		"ETCDCTL_ENDPOINTS":         strings.Join(eps, ","),
 	}
 	if s.TLS {
-		env["ETCDCTL_CACERT"] = s.trustFile()
+		env["ETCDCTL_CACERT"] = filepath.Join(s.TLSDir(), "ca.pem")
 		env["ETCDCTL_CERT"] = filepath.Join(s.TLSDir(), "root.pem")
 		env["ETCDCTL_KEY"] = filepath.Join(s.TLSDir(), "root-key.pem")
 	}

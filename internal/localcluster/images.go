@@ -55,9 +55,20 @@ type Parts struct {
 // tools unpacks and checks the prebuilt binaries; it returns their paths
 // by name.
 func (p Parts) tools() (map[string]string, error) {
-	sums, err := os.ReadFile(filepath.Join(p.Tools, "SHA256SUMS"))
+	out, err := unpackChecked(p.Tools, p.Cache, "fleetd", "fleetctl", "flanneld", "coreos-cloudinit")
 	if err != nil {
 		return nil, fmt.Errorf("tools: %w (give --tools, the directory with fleetd.gz, flanneld.gz, coreos-cloudinit.gz and SHA256SUMS)", err)
+	}
+	return out, nil
+}
+
+// unpackChecked unpacks dir's NAME.gz files into cache/tools/SUM/NAME,
+// each checked against dir's SHA256SUMS (of the unpacked files), and
+// returns their paths by name; an unpacked file already there is reused.
+func unpackChecked(dir, cache string, names ...string) (map[string]string, error) {
+	sums, err := os.ReadFile(filepath.Join(dir, "SHA256SUMS"))
+	if err != nil {
+		return nil, err
 	}
 	want := map[string]string{}
 	for _, line := range strings.Split(string(sums), "\n") {
@@ -66,18 +77,18 @@ func (p Parts) tools() (map[string]string, error) {
 		}
 	}
 	out := map[string]string{}
-	for _, name := range []string{"fleetd", "fleetctl", "flanneld", "coreos-cloudinit"} {
+	for _, name := range names {
 		sum, ok := want[name]
 		if !ok {
-			return nil, fmt.Errorf("tools: %s is not in %s/SHA256SUMS", name, p.Tools)
+			return nil, fmt.Errorf("%s is not in %s/SHA256SUMS", name, dir)
 		}
-		dst := filepath.Join(p.Cache, "tools", sum, name)
+		dst := filepath.Join(cache, "tools", sum, name)
 		if got, err := fileSHA256(dst); err == nil && got == sum {
 			out[name] = dst
 			continue
 		}
-		if err := unpack(filepath.Join(p.Tools, name+".gz"), dst, sum); err != nil {
-			return nil, fmt.Errorf("tools: %w", err)
+		if err := unpack(filepath.Join(dir, name+".gz"), dst, sum); err != nil {
+			return nil, err
 		}
 		out[name] = dst
 	}

@@ -155,7 +155,9 @@ func TestSDNotifyProxyForwardsAndExitsAsTheCommand(t *testing.T) {
 }
 
 func TestConfigRefusesBadSizesAndNames(t *testing.T) {
-	for _, c := range []Config{{Name: "Bad_Name", Nodes: 3}, {Nodes: 0}, {Nodes: 10}, {Nodes: 3, Edge: 4}} {
+	// The program's own rules, said before it runs: an odd nodeCount (etcd's
+	// majority) and 1 <= lbCount <= nodeCount.
+	for _, c := range []Config{{Name: "Bad_Name", Nodes: 3, Edge: 1}, {Nodes: 0, Edge: 1}, {Nodes: 11, Edge: 1}, {Nodes: 3, Edge: 4}, {Nodes: 4, Edge: 1}, {Nodes: 3, Edge: 0}} {
 		if err := c.Check(); err == nil {
 			t.Errorf("%+v accepted", c)
 		}

@@ -13,8 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 )
 
 // pki is the local cluster's CA, kept in the state directory (the CA key
@@ -102,32 +100,4 @@ func (p *pki) issue(cn string, ips ...net.IP) (string, string, error) {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
 		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})), nil
-}
-
-// nodeTLSFiles are a node's TLS files at ip from this PKI: its CA, a new
-// server certificate and a new pair per role.
-func (p *pki) nodeTLSFiles(ip string) (cloudconfig.NodeTLSFiles, error) {
-	pems := map[string]string{"ca": p.pem}
-	var err error
-	if pems["server"], pems["server-key"], err = p.issue(cloudconfig.PeerCN, net.ParseIP(ip), net.ParseIP("127.0.0.1")); err != nil {
-		return nil, err
-	}
-	for _, r := range cloudconfig.NodeRoles {
-		if pems[r], pems[r+"-key"], err = p.issue(r); err != nil {
-			return nil, err
-		}
-	}
-	return cloudconfig.TLSFiles(pems)
-}
-
-// nodeTLSScript is the TLS install script for a node at ip and its
-// standard input: the same cloudconfig.TLSFirstInstallScript infra runs,
-// with this PKI's PEMs.
-func (p *pki) nodeTLSScript(ip string) (script, stdin string, err error) {
-	files, err := p.nodeTLSFiles(ip)
-	if err != nil {
-		return "", "", err
-	}
-	stdin, err = files.Secrets().Stdin()
-	return cloudconfig.TLSFirstInstallScript(files), stdin, err
 }

@@ -49,17 +49,21 @@ every node is a Docker container with systemd as PID 1 and its own Docker
 engine, booted from the user data deployctl renders for droplets (applied
 by Flatcar's coreos-cloudinit from a DigitalOcean-shaped metadata
 service), running etcd 3.5, flannel v0.14.0 (vxlan) and fleet 1.0.0 as a
-Flatcar node runs them; etcd, TLS and the registrar are bootstrapped over
-SSH with the scripts infra runs, pinned to each node's host key.
+Flatcar node runs them. The cluster is provisioned by the project's own
+Pulumi program (infra), run through the Pulumi engine and the real
+providers against a DigitalOcean API stand-in whose droplets are those
+containers: etcd, TLS and the registrar are set up over SSH by infra's
+commands, pinned to each node's host key, exactly as pulumi up does.
 
-  deployctl cluster local up --nodes 3 --edge 1
+  deployctl cluster local up --nodes 3 --edge 1 --pulumi PATH --plugins DIR
   eval "$(deployctl cluster local env)"
   deployctl units submit -f examples/deploy.yaml --start
   curl "$DEPLOYCTL_LB_URL"
   deployctl cluster local down
 
 Limits: the nodes share this machine's kernel (no Flatcar kernel or
-update engine) and there is no DigitalOcean API.`,
+update engine); the DigitalOcean stand-in serves only what the program
+uses (cluster local api serves it for a stack of your own).`,
 	}
 	node := &cobra.Command{Use: "node", Hidden: true, Short: "Programs the nodes run (stand-ins for Flatcar's)"}
 	node.AddCommand(newSDNotifyProxyCmd(), newServeFilesCmd())
@@ -76,10 +80,24 @@ func newLocalUpCmd(e *env) *cobra.Command {
 		Use:   "up [--nodes N] [--edge E] [--tls] [--name NAME]",
 		Short: "Create the local cluster, or grow or shrink it to --nodes",
 		Long: `up creates a local cluster of --nodes nodes, the first --edge of them
-with role=edge (the load balancers' machines). Run again with another
---nodes to grow or shrink it: new nodes join etcd one at a time through
-member add, as nodes added by a larger nodeCount do in pulumi up; removed
-ones leave fleet, then etcd (member remove), then go.
+with role=edge (the load balancers' machines), by running pulumi up of the
+project's program (infra.Program, through the Automation API) on a stack
+named after the cluster, kept in its state directory (file backend,
+secrets under a passphrase in a 0600 file there). The stack's config is
+Pulumi.yaml's defaults, with nodeCount = --nodes, lbCount = --edge,
+etcdTls = --tls, and the endpoint, token, keys and fleet download of the
+cluster's DigitalOcean stand-in, which serves on loopback while the
+command runs. It returns once every etcd member is healthy and fleet
+lists every node.
+
+Run again with another --nodes to grow or shrink it: new nodes join etcd
+one at a time through member add; removed ones leave etcd (member remove)
+before their droplet goes, as infra orders them.
+
+It needs the Pulumi CLI (--pulumi, or pulumi on PATH; make e2e builds it
+with scripts/pulumi-cli.sh) and the providers the program names: --plugins
+gives a directory with them (../shared/tools/pulumi-linux-amd64); without
+it the engine downloads them as for any stack.
 
 It needs a static linux/amd64 deployctl, registrar and etcd 3.5 in --bin
 (make e2e builds them into bin/) and the prebuilt fleet, flannel and
@@ -128,6 +146,8 @@ content in --cache-dir; so are the images the nodes load.`,
 	cmd.Flags().IntVar(&cfg.Nodes, "nodes", 3, "number of nodes")
 	cmd.Flags().IntVar(&cfg.Edge, "edge", 1, "how many of them are edge nodes (role=edge: the load balancers)")
 	cmd.Flags().BoolVar(&cfg.TLS, "tls", false, "etcd with mutual TLS and auth, as infra's default etcdTls")
+	cmd.Flags().StringVar(&cfg.Pulumi.CLI, "pulumi", os.Getenv("DEPLOYCTL_PULUMI_CLI"), "the Pulumi CLI (default: pulumi on PATH; env DEPLOYCTL_PULUMI_CLI)")
+	cmd.Flags().StringVar(&cfg.Pulumi.Plugins, "plugins", os.Getenv("DEPLOYCTL_PULUMI_PLUGINS"), "directory with the Pulumi providers (pulumi-resource-NAME.gz and SHA256SUMS); default: the engine downloads them (env DEPLOYCTL_PULUMI_PLUGINS)")
 	cmd.Flags().StringVar(&cfg.Parts.Tools, "tools", os.Getenv("DEPLOYCTL_TOOLS"), "directory with the prebuilt fleetd, fleetctl, flanneld, coreos-cloudinit (.gz) and SHA256SUMS (env DEPLOYCTL_TOOLS)")
 	cmd.Flags().StringVar(&bin, "bin", "", "directory with static linux/amd64 deployctl, registrar and etcd (default: this binary's directory)")
 	cmd.Flags().StringVar(&cfg.Parts.Cache, "cache-dir", defaultDir("XDG_CACHE_HOME", ".cache", "deployctl"), "where slow builds are cached by content")
@@ -170,9 +190,9 @@ func newLocalRotateCACmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rotate-ca [--name NAME]",
 		Short: "Replace a --tls cluster's CA and every certificate, with no outage",
-		Long: `rotate-ca makes a new CA and moves the cluster onto it the way pulumi up
-does after pkiGeneration is raised, in three passes, each node by node
-(the next once this node's etcd is healthy again):
+		Long: `rotate-ca raises the cluster stack's pkiGeneration and runs pulumi up:
+the program makes a new CA and moves the cluster onto it in three passes,
+each node by node (the next once every member is healthy again):
 
   1. every node trusts the old and the new CA (a bundle); etcd, fleet,
      flannel and locksmith restart to read it
@@ -180,9 +200,8 @@ does after pkiGeneration is raised, in three passes, each node by node
   3. every node trusts only the new CA
 
 Running registrars follow the CA file without a restart. The operator's
-bundle (ETCDCTL_CACERT from env) trusts both CAs while it runs, and its
-root certificate changes before the old CA is dropped. Stopped halfway,
-run it again: it goes on with the same new CA.
+files (ETCDCTL_* from env) are the new CA's once it returns. Stopped
+halfway, run it again: it finishes the same generation.
 
   deployctl cluster local rotate-ca --name local`,
 		Args: cobra.NoArgs,
@@ -206,12 +225,12 @@ func newLocalDownCmd(e *env) *cobra.Command {
 	var l localFlags
 	cmd := &cobra.Command{
 		Use:   "down [--name NAME]",
-		Short: "Remove the local cluster: its nodes, network and state",
+		Short: "Remove the local cluster: pulumi destroy of its stack, then whatever is left (nodes, network, state)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
+			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Minute)
 			defer cancel()
-			if err := localcluster.Down(ctx, l.stateDir, l.name); err != nil {
+			if err := localcluster.Down(ctx, l.stateDir, l.name, e.stderr); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "local cluster %s removed\n", l.name)
