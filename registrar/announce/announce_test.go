@@ -206,7 +206,7 @@ func TestHealthDefaultsDoNotTouchTheCallersStruct(t *testing.T) {
 	startAnnouncer(t, announce.Config{Client: etcd, Key: "/services/web/upstream/web@6", TTL: 5 * time.Second,
 		Source: announce.Static{Addr: "10.1.2.3:3000"}, Health: h, Logger: quiet()})
 	time.Sleep(200 * time.Millisecond)
-	if h.Interval != 0 || h.Timeout != 0 || h.Failures != 0 {
+	if h.Interval != 0 || h.StartupInterval != 0 || h.Timeout != 0 || h.Failures != 0 {
 		t.Fatalf("Run changed the caller's Health: %+v", *h)
 	}
 }

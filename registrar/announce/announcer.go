@@ -180,7 +180,11 @@ func (a *announcer) onHealth(r healthResult) {
 		return
 	}
 	if r.err == nil {
-		if !a.healthy {
+		switch {
+		case r.first:
+			a.Metrics.HealthStartup.Set(r.startup.Seconds())
+			a.log.Info("health check passes", "addr", r.addr, "after", r.startup)
+		case !a.healthy:
 			a.log.Info("health check passes", "addr", r.addr)
 		}
 		a.healthy, a.fails = true, 0

@@ -12,17 +12,26 @@ import (
 type Health struct {
 	// Path is requested as http://ADDR/Path; 2xx and 3xx pass.
 	Path string
-	// Interval between checks (default 5s).
+	// Interval between checks once the address has passed one (default 5s).
 	Interval time.Duration
+	// StartupInterval between checks of a new address until it first
+	// passes (default 200ms; at most Interval): a starting instance is
+	// registered soon after it is ready, not up to an Interval later.
+	StartupInterval time.Duration
 	// Timeout of one check (default 2s).
 	Timeout time.Duration
 	// Failures is how many consecutive failures withdraw the key (default 3).
 	Failures int
+
+	clock clock // nil: the wall clock
 }
 
 func (h *Health) defaults() {
 	if h.Interval <= 0 {
 		h.Interval = 5 * time.Second
+	}
+	if h.StartupInterval <= 0 {
+		h.StartupInterval = 200 * time.Millisecond
 	}
 	if h.Timeout <= 0 {
 		h.Timeout = 2 * time.Second
@@ -35,6 +44,10 @@ func (h *Health) defaults() {
 type healthResult struct {
 	addr string
 	err  error
+	// first marks an address's first passing check; startup is then the
+	// time from the address arriving to that check's end.
+	first   bool
+	startup time.Duration
 }
 
 // check performs one request against addr.
@@ -57,8 +70,11 @@ func (h *Health) check(ctx context.Context, client *http.Client, addr string) er
 	return nil
 }
 
-// loop checks the address it is given on addrs every Interval, at once when
-// the address changes, and reports results until ctx ends.
+// loop checks the address it is given on addrs and reports the results
+// until ctx ends. A new address is checked at once, then every
+// StartupInterval until it first passes (a starting instance, like
+// Kubernetes' startup probe), then every Interval. An empty address is
+// not checked.
 func (h *Health) loop(ctx context.Context, addrs <-chan string, results chan<- healthResult) {
 	client := &http.Client{
 		Transport: &http.Transport{DisableKeepAlives: true},
@@ -67,41 +83,45 @@ func (h *Health) loop(ctx context.Context, addrs <-chan string, results chan<- h
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	defer client.CloseIdleConnections()
-	addr := ""
-	passed := false // has the current address passed a check yet?
-	t := time.NewTimer(h.Interval)
-	defer t.Stop()
+	clk := h.clock
+	if clk == nil {
+		clk = wallClock{}
+	}
+	var (
+		addr   string
+		since  time.Time        // when addr arrived
+		passed bool             // has addr passed a check yet?
+		next   <-chan time.Time // the next check's time; nil: none due
+	)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case a := <-addrs:
-			addr, passed = a, false
-			if !t.Stop() {
-				select {
-				case <-t.C:
-				default:
-				}
+			addr, since, passed, next = a, clk.Now(), false, nil
+			if addr == "" {
+				continue
 			}
-		case <-t.C:
+		case <-next:
 		}
-		if addr == "" {
-			t.Reset(h.Interval)
-			continue
+		r := healthResult{addr: addr, err: h.check(ctx, client, addr)}
+		if r.err == nil && !passed {
+			passed, r.first, r.startup = true, true, clk.Now().Sub(since)
 		}
-		err := h.check(ctx, client, addr)
-		passed = passed || err == nil
-		// A new instance is usually still starting: until it first passes,
-		// check again soon instead of a whole interval later.
-		next := h.Interval
-		if !passed && next > 200*time.Millisecond {
-			next = 200 * time.Millisecond
-		}
-		t.Reset(next)
+		next = clk.After(h.period(passed))
 		select {
-		case results <- healthResult{addr: addr, err: err}:
+		case results <- r:
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// period is the time to the next check: StartupInterval until the address
+// first passes, then Interval.
+func (h *Health) period(passed bool) time.Duration {
+	if !passed && h.StartupInterval < h.Interval {
+		return h.StartupInterval
+	}
+	return h.Interval
 }

@@ -8,6 +8,10 @@ type Metrics struct {
 	LeaseRegrants  prometheus.Counter
 	HealthFailures prometheus.Counter
 	EtcdErrors     prometheus.Counter
+	// HealthStartup is the seconds from an address appearing (the
+	// container seen running) to its first passing health check, for the
+	// latest address that passed one.
+	HealthStartup prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them on reg (when non-nil).
@@ -25,9 +29,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		EtcdErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "registrar_etcd_errors_total", Help: "Failed etcd requests (grant, put, revoke).",
 		}),
+		HealthStartup: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "registrar_health_startup_seconds", Help: "Seconds from the instance's address appearing (its container seen running) to its first passing health check, for the latest address that passed one (0 before).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Registered, m.LeaseRegrants, m.HealthFailures, m.EtcdErrors)
+		reg.MustRegister(m.Registered, m.LeaseRegrants, m.HealthFailures, m.EtcdErrors, m.HealthStartup)
 	}
 	return m
 }
