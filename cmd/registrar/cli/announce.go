@@ -29,6 +29,7 @@ type announceOpts struct {
 	ttl        time.Duration
 	healthPath string
 	healthInt  time.Duration
+	healthUp   time.Duration
 	healthTO   time.Duration
 	healthFail int
 	metrics    string
@@ -47,7 +48,8 @@ With --container, the address is the container's IP on --network (Docker
 Engine API) plus --port; the key is withdrawn within a second of the
 container's stop or death (Docker events) and put back when it runs again.
 With --addr the address is fixed. With --health-http the key exists only
-while the HTTP check passes.
+while the HTTP check passes: a new container is checked at once, then every
+--health-startup-interval until it first passes, then every --health-interval.
 
 Under systemd with Type=notify (the generated sidekick units), announce
 reports READY=1 only once the key is in etcd, that is once the instance runs
@@ -95,7 +97,7 @@ announce exits 0. If announce itself is killed, the key expires with the TTL.`,
 			}
 			var health *announce.Health
 			if o.healthPath != "" {
-				health = &announce.Health{Path: o.healthPath, Interval: o.healthInt, Timeout: o.healthTO, Failures: o.healthFail}
+				health = &announce.Health{Path: o.healthPath, Interval: o.healthInt, StartupInterval: o.healthUp, Timeout: o.healthTO, Failures: o.healthFail}
 			}
 			key := registry.Key(o.prefix, o.service, o.instance)
 			log.Info("announcing", "key", key, "ttl", o.ttl, "endpoints", o.etcd.Endpoints)
@@ -119,7 +121,8 @@ announce exits 0. If announce itself is killed, the key expires with the TTL.`,
 	f.StringVar(&o.prefix, "prefix", registry.DefaultPrefix, "etcd key prefix")
 	f.DurationVar(&o.ttl, "ttl", 15*time.Second, "lease TTL: how long the key outlives a killed registrar (min 2s)")
 	f.StringVar(&o.healthPath, "health-http", "", "HTTP path to check, e.g. /healthz; the key exists only while it answers 2xx/3xx")
-	f.DurationVar(&o.healthInt, "health-interval", 5*time.Second, "time between health checks")
+	f.DurationVar(&o.healthInt, "health-interval", 5*time.Second, "time between health checks once the instance has passed one")
+	f.DurationVar(&o.healthUp, "health-startup-interval", 200*time.Millisecond, "time between health checks of a new container until its first pass (at most --health-interval); the first check is at once")
 	f.DurationVar(&o.healthTO, "health-timeout", 2*time.Second, "timeout of one health check, shorter than the interval (default 2s, or half an interval shorter than that)")
 	f.IntVar(&o.healthFail, "health-failures", 3, "consecutive failed checks that withdraw the key")
 	f.StringVar(&o.metrics, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9101")
@@ -181,6 +184,9 @@ func (o *announceOpts) validate(cmd *cobra.Command) error {
 		}
 		if err := registry.CheckHealth(o.healthInt, o.healthTO); err != nil {
 			return fmt.Errorf("--health-interval/--health-timeout: %w", err)
+		}
+		if o.healthUp <= 0 {
+			return fmt.Errorf("--health-startup-interval must be positive, got %s", o.healthUp)
 		}
 		if o.healthFail < 1 {
 			return errors.New("--health-failures must be at least 1")

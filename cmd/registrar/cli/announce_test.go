@@ -55,6 +55,7 @@ func TestAnnounceBadFlagsExit2AndWriteNothing(t *testing.T) {
 		{"addr loopback", []string{"--service", "a", "--instance", "a@1", "--addr", "127.0.0.1:2379"}, "--allow-loopback"},
 		{"addr unspecified", []string{"--service", "a", "--instance", "a@1", "--addr", "0.0.0.0:80", "--allow-loopback"}, "unspecified"},
 		{"instance without @", []string{"--service", "a", "--instance", "web", "--addr", "1.2.3.4:80"}, "--instance"},
+		{"health startup interval zero", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4:80", "--health-http", "/h", "--health-startup-interval", "0s"}, "--health-startup-interval"},
 		{"health timeout not below interval", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4:80", "--health-http", "/h", "--health-interval", "2s", "--health-timeout", "2s"}, "--health-timeout"},
 	}
 	for _, c := range cases {
@@ -153,7 +154,7 @@ func TestAnnounceMetricsEndpoint(t *testing.T) {
 		body = string(b)
 		return strings.Contains(body, "registrar_registered 1")
 	})
-	for _, m := range []string{"registrar_lease_regrants_total 0", "registrar_health_failures_total 0", "registrar_etcd_errors_total 0", "process_resident_memory_bytes"} {
+	for _, m := range []string{"registrar_lease_regrants_total 0", "registrar_health_failures_total 0", "registrar_etcd_errors_total 0", "registrar_health_startup_seconds 0", "process_resident_memory_bytes"} {
 		if !strings.Contains(body, m) {
 			t.Errorf("metrics lack %q", m)
 		}
@@ -202,5 +203,33 @@ func TestAnnounceReadyOnlyOnceRegistered(t *testing.T) {
 	}
 	if _, ok := testenv.Get(t, etcd, key); !ok {
 		t.Fatal("READY=1 before the key was in etcd")
+	}
+}
+
+// --health-startup-interval reaches the health check: an instance that
+// does not pass yet is checked at that period, not at --health-interval.
+func TestAnnounceHealthStartupInterval(t *testing.T) {
+	srv, etcd := testenv.Etcd(t)
+	var checks atomic.Int32
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		checks.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer app.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := registrarcli.Main(ctx, []string{"announce", "--allow-loopback", "--service", "web", "--instance", "web@8",
+		"--addr", strings.TrimPrefix(app.URL, "http://"), "--health-http", "/healthz", "--health-interval", "10s",
+		"--health-startup-interval", "50ms", "--etcd-endpoints", srv.Endpoint()}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit code %d: %s", code, errb.String())
+	}
+	// About 30 checks in 1.5s at 50ms; the default 200ms would make 8.
+	if n := checks.Load(); n < 12 {
+		t.Fatalf("%d checks in 1.5s with --health-startup-interval 50ms\n%s", n, errb.String())
+	}
+	if _, ok := testenv.Get(t, etcd, "/services/web/upstream/web@8"); ok {
+		t.Fatal("an instance that never passed was registered")
 	}
 }
