@@ -1,8 +1,8 @@
 // Package registry is the service registry's contract, shared by the
 // registrar's two halves and by unit generation: the etcd key layout
 // (<prefix>/<service>/upstream/<instance> = "IP:port" as plain text, every
-// key attached to a lease; a registration record beside it under meta/)
-// and the rules a registration must follow, checked where it enters.
+// key attached to a lease; a registration record beside it under meta/;
+// the sidekick's state under status/, StatusKey) and the rules a registration must follow, checked where it enters.
 package registry
 
 import (
