@@ -36,6 +36,8 @@ type Config struct {
 	// every registration change with the registered address ("" when
 	// withdrawn).
 	OnChange func(addr string)
+	// Status, when set, publishes the sidekick's state (see Status).
+	Status *Status
 }
 
 // Run keeps cfg.Key registered while the source has an address and the
@@ -111,6 +113,8 @@ func (a *announcer) run(ctx context.Context) error {
 	a.retry = time.NewTimer(time.Hour)
 	a.retry.Stop()
 	defer a.retry.Stop()
+	statusDone := a.startStatus(inner)
+	defer func() { cancel(); <-statusDone }() // after shutdown: the status goes last
 
 	for {
 		select {
@@ -135,6 +139,7 @@ func (a *announcer) run(ctx context.Context) error {
 			a.onAddr(addr, healthAddrs)
 		case r := <-healthResults:
 			a.onHealth(r)
+			a.noteHealth(r)
 		case _, ok := <-a.ka:
 			if !ok {
 				a.onLeaseEnded(ctx)
@@ -152,6 +157,7 @@ func (a *announcer) run(ctx context.Context) error {
 				return err
 			}
 		}
+		a.noteStatus()
 	}
 }
 

@@ -2,7 +2,6 @@ package announce
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -65,7 +64,7 @@ func (h *Health) check(ctx context.Context, client *http.Client, addr string) er
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode >= 400 {
-		return fmt.Errorf("health check %s answered %d", h.Path, resp.StatusCode)
+		return &httpStatusError{path: h.Path, code: resp.StatusCode}
 	}
 	return nil
 }

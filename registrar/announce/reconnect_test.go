@@ -25,6 +25,7 @@ type engine struct {
 	mu      sync.Mutex
 	running bool
 	ip      string
+	labels  map[string]string // the container's labels
 	down    bool              // answer 503 to everything, as a restarting engine does
 	breakCh chan struct{}     // closed to break the current event stream
 	events  chan docker.Event // sent on the current event stream
@@ -74,6 +75,7 @@ func (e *engine) serve(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		var c docker.Container
 		c.State.Running = e.running
+		c.Config.Labels = e.labels
 		c.NetworkSettings.Networks = map[string]struct {
 			IPAddress string `json:"IPAddress"`
 		}{"appnet": {IPAddress: e.ip}}

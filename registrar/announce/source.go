@@ -50,6 +50,9 @@ type Container struct {
 	// registers (nor says READY=1 for) the old version's container, which
 	// may still run under the same name while fleet replaces the unit.
 	Version string
+	// Report, when set, is told what each inspection found (Status.Container
+	// takes it); it must not block.
+	Report func(Seen)
 	// RecheckAfter is how long after a stop signal the container is
 	// inspected again in case it survived the signal (default 10s).
 	RecheckAfter time.Duration
@@ -185,19 +188,35 @@ func (c *Container) inspect(ctx context.Context) (string, error) {
 	defer cancel()
 	ct, err := c.Docker.Inspect(ictx, c.Name)
 	if errors.Is(err, docker.ErrNotFound) {
+		c.report(Seen{})
 		return "", nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("inspect container %s: %w", c.Name, err)
 	}
+	addr := c.addrOf(&ct)
+	c.report(Seen{Running: ct.State.Running, Version: ct.Config.Labels[registry.VersionLabel], Addr: addr})
+	return addr, nil
+}
+
+// report tells Report what an inspection found.
+func (c *Container) report(s Seen) {
+	if c.Report != nil {
+		c.Report(s)
+	}
+}
+
+// addrOf is a container's address to announce: "" unless it runs, with
+// the version wanted, and has an IP on the network.
+func (c *Container) addrOf(ct *docker.Container) string {
 	if !ct.State.Running {
-		return "", nil
+		return ""
 	}
 	if got := ct.Config.Labels[registry.VersionLabel]; c.Version != "" && got != c.Version {
 		if c.Logger != nil {
 			c.Logger.Info("container runs another version; waiting for this one", "container", c.Name, "label", registry.VersionLabel, "has", got, "want", c.Version)
 		}
-		return "", nil
+		return ""
 	}
 	ip := ct.IP(c.Network)
 	if ip == "" {
@@ -208,7 +227,7 @@ func (c *Container) inspect(ctx context.Context) (string, error) {
 		if c.Logger != nil {
 			c.Logger.Warn("container has no address on the chosen network", "container", c.Name, "network", c.Network, "networks", nets)
 		}
-		return "", nil
+		return ""
 	}
-	return net.JoinHostPort(ip, strconv.Itoa(c.Port)), nil
+	return net.JoinHostPort(ip, strconv.Itoa(c.Port))
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/deployctl/deployctl/internal/docker"
@@ -34,6 +36,8 @@ type announceOpts struct {
 	healthFail int
 	metrics    string
 	dockerHost string
+	status     bool
+	machineID  string
 }
 
 func newAnnounceCmd(g *globals) *cobra.Command {
@@ -56,6 +60,16 @@ reports READY=1 only once the key is in etcd, that is once the instance runs
 and its health check passed: systemd and fleet show the sidekick active only
 then, which is what deployctl units submit waits for before it rolls the next
 instance.
+
+With --status (the default) announce also publishes its state at
+<prefix>/<service>/status/<instance>, JSON under a lease of its own: state
+(waiting-for-container, container-runs-another-version, waiting-for-address,
+starting, health-failing, registering, serving, stopping), the version it
+wants and the one the container runs, the health check's last result (ok,
+the HTTP status, or the error), since when it fails, the machine ID and the
+host name, and when it was written. It is written on each change of state,
+other changes at most every 5s; deployctl units status shows it, and a roll
+that stops names it.
 
 On SIGTERM or SIGINT the lease is revoked, so the key is gone at once, and
 announce exits 0. If announce itself is killed, the key expires with the TTL.`,
@@ -101,9 +115,10 @@ announce exits 0. If announce itself is killed, the key expires with the TTL.`,
 			}
 			key := registry.Key(o.prefix, o.service, o.instance)
 			log.Info("announcing", "key", key, "ttl", o.ttl, "endpoints", o.etcd.Endpoints)
+			st := o.statusOf(src)
 			return announce.Run(ctx, announce.Config{
 				Client: cli, Key: key, MetaKey: registry.MetaKey(o.prefix, o.service, o.instance), TTL: o.ttl, Source: src, Health: health, Metrics: metrics, Logger: log,
-				OnChange: readiness(log, "registered %s", "withdrawn"),
+				OnChange: readiness(log, "registered %s", "withdrawn"), Status: st,
 			})
 		},
 	}
@@ -126,6 +141,8 @@ announce exits 0. If announce itself is killed, the key expires with the TTL.`,
 	f.DurationVar(&o.healthTO, "health-timeout", 2*time.Second, "timeout of one health check, shorter than the interval (default 2s, or half an interval shorter than that)")
 	f.IntVar(&o.healthFail, "health-failures", 3, "consecutive failed checks that withdraw the key")
 	f.StringVar(&o.metrics, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9101")
+	f.BoolVar(&o.status, "status", true, "publish the sidekick's state at <prefix>/<service>/status/<instance> (see above); --status=false to not")
+	f.StringVar(&o.machineID, "machine-id", "", "machine ID the status names (default: /etc/machine-id, which is fleet's)")
 	f.StringVar(&o.dockerHost, "docker-host", "", "Docker engine address (default $DOCKER_HOST, then unix:///var/run/docker.sock)")
 	return cmd
 }
@@ -193,6 +210,25 @@ func (o *announceOpts) validate(cmd *cobra.Command) error {
 		}
 	}
 	return o.etcd.Validate()
+}
+
+// statusOf is the sidekick's status publisher (nil with --status=false);
+// a Container source reports its inspections to it.
+func (o *announceOpts) statusOf(src announce.Source) *announce.Status {
+	if !o.status {
+		return nil
+	}
+	st := &announce.Status{Key: registry.StatusKey(o.prefix, o.service, o.instance), Machine: o.machineID, Want: o.version}
+	if st.Machine == "" {
+		if b, err := os.ReadFile("/etc/machine-id"); err == nil {
+			st.Machine = strings.TrimSpace(string(b))
+		}
+	}
+	st.Host, _ = os.Hostname()
+	if c, ok := src.(*announce.Container); ok {
+		c.Report = st.Container
+	}
+	return st
 }
 
 // readiness returns an OnChange for a Type=notify unit: READY=1 with the
