@@ -67,9 +67,16 @@ type StuckError struct {
 	Deadline time.Duration
 	Updated  int
 	Desired  int
+	// Instance and Why, when Options.Explain told them: the app instance
+	// and why its sidekick says it is not up.
+	Instance, Why string
 }
 
 func (e *StuckError) Error() string {
+	if e.Instance != "" {
+		return fmt.Sprintf("%s was not running with the new version within %s: %s; roll of %s stopped with %d of %d instances updated, the rest left on the old version; see `deployctl units logs %s`",
+			e.Instance, e.Deadline, e.Why, e.Service, e.Updated, e.Desired, e.Instance)
+	}
 	return fmt.Sprintf("%s was not running with the new version within %s (fleet reports it %s); roll of %s stopped with %d of %d instances updated, the rest left on the old version (see `deployctl units status %s`)",
 		e.Unit, e.Deadline, e.State, e.Service, e.Updated, e.Desired, e.Unit)
 }
@@ -133,6 +140,14 @@ func Execute(ctx context.Context, c *fleet.Client, p *generate.Plan, plan Plan, 
 		}
 	}
 	return plan, nil
+}
+
+// explain fills e's Instance and Why from Options.Explain, when set.
+func (r *roller) explain(ctx context.Context, e *StuckError) *StuckError {
+	if r.o.Explain != nil {
+		e.Instance, e.Why = r.o.Explain(ctx, e.Unit)
+	}
+	return e
 }
 
 func isTemplate(name string) bool {
@@ -236,7 +251,7 @@ func (r *roller) destroy(ctx context.Context, st Step) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return &StuckError{Service: st.Service, Unit: st.Unit, State: "still reported after its removal", Deadline: r.o.ProgressDeadline}
+			return r.explain(ctx, &StuckError{Service: st.Service, Unit: st.Unit, State: "still reported after its removal", Deadline: r.o.ProgressDeadline})
 		}
 		if !b.Wait(ctx) {
 			return fmt.Errorf("%s %s: waiting for fleet to stop it: %w", st.Action, st.Unit, ctx.Err())

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -131,6 +132,9 @@ func (r *roller) converge(ctx context.Context, groups []*generate.Group) error {
 		todo, plainBusy := 0, 0
 		for _, g := range groups {
 			gp, err := r.observeGroup(v, g, comingUpSince, reported)
+			if se := (*StuckError)(nil); errors.As(err, &se) {
+				return r.explain(ctx, se)
+			}
 			if err != nil {
 				return err
 			}

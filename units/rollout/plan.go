@@ -13,6 +13,7 @@
 package rollout
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strconv"
@@ -102,6 +103,12 @@ type Options struct {
 	Poll time.Duration
 	// Progress, when set, receives one line per thing done or waited for.
 	Progress func(line string)
+	// Explain, when set, says why a unit that stops the roll is not up,
+	// as its instance's sidekick reports it (e.g. from its status in
+	// etcd): the instance ("someapp@1", for `deployctl units logs`) and
+	// the reason in words; instance "" when it cannot tell. A StuckError
+	// carries both.
+	Explain func(ctx context.Context, unit string) (instance, why string)
 }
 
 func (o *Options) defaults() {
