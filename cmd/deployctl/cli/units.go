@@ -12,6 +12,7 @@ import (
 
 	"github.com/deployctl/deployctl/internal/atomicfile"
 	"github.com/deployctl/deployctl/internal/exitcode"
+	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/deployctl/deployctl/units"
 	"github.com/deployctl/deployctl/units/deployspec"
 	"github.com/deployctl/deployctl/units/fleet"
@@ -269,12 +270,29 @@ service's instances are named by them), IPs and metadata.`,
 	return cmd
 }
 
+// unitsStatusHelp is units status's --help.
+const unitsStatusHelp = `status lists units with their desired and current state in fleet, the
+machine each runs on and its unit hash.
+
+With an etcd (--etcd-endpoints, by default $ETCDCTL_ENDPOINTS) it adds a
+SIDEKICK column: for each app instance (and its sidekick's row) the state
+its discovery sidekick publishes at <prefix>/<service>/status/<instance>:
+waiting-for-container, container-runs-another-version, waiting-for-address,
+starting, health-failing, registering, serving or stopping; for a failing
+health check, its last result and for how long; for a container of another
+version, both versions. "-" when the sidekick publishes nothing (it is not
+running). -o json adds the whole record as "sidekick". If etcd cannot be
+read, status says so on stderr and lists fleet's part.`
+
 func newUnitsStatusCmd(e *env) *cobra.Command {
 	var ff fleetFlags
+	var hf historyFlags
 	var o output
+	var prefix string
 	cmd := &cobra.Command{
 		Use:   "status [UNIT...]",
-		Short: "Show units' desired and current state in fleet (all units without arguments)",
+		Short: "Show units' desired and current state in fleet (all units without arguments), and their sidekicks' state",
+		Long:  unitsStatusHelp,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.check(); err != nil {
 				return err
@@ -282,48 +300,109 @@ func newUnitsStatusCmd(e *env) *cobra.Command {
 			if err := checkUnitNames(args); err != nil {
 				return err
 			}
+			if err := registry.CheckPrefix(prefix); err != nil {
+				return exitcode.Usage(fmt.Errorf("--prefix: %w", err))
+			}
 			ctx, c, done, err := ff.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer done()
-			var us []fleet.Unit
-			if len(args) == 0 {
-				if us, err = c.Units(ctx); err != nil {
-					return err
-				}
-			}
-			for _, a := range args {
-				u, err := c.Unit(ctx, a)
-				if err != nil {
-					return err
-				}
-				us = append(us, *u)
-			}
-			ip, err := machineIPs(ctx, c)
+			rows, err := statusRows(ctx, c, args)
 			if err != nil {
 				return err
 			}
-			type row struct {
-				Unit    string `json:"unit"`
-				Desired string `json:"desiredState"`
-				Current string `json:"currentState"`
-				Machine string `json:"machineID,omitempty"`
-				IP      string `json:"ip,omitempty"`
-				Hash    string `json:"hash"`
+			header := []string{"UNIT", "DESIRED", "CURRENT", "MACHINE", "HASH"}
+			if addSidekicks(ctx, e, &hf, ff.dial, prefix, rows) {
+				header = append(header, "SIDEKICK")
 			}
-			var rows []row
-			for _, u := range us {
-				rows = append(rows, row{u.Name, u.DesiredState, u.CurrentState, u.MachineID, ip[u.MachineID], u.File().Hash()[:10]})
-			}
-			return list(e, &o, rows, []string{"UNIT", "DESIRED", "CURRENT", "MACHINE", "HASH"}, func(r row) []string {
-				return []string{r.Unit, r.Desired, r.Current, machineColumn(r.Machine, r.IP), r.Hash}
+			now := time.Now()
+			return list(e, &o, rows, header, func(r statusRow) []string {
+				cols := []string{r.Unit, r.Desired, r.Current, machineColumn(r.Machine, r.IP), r.Hash}
+				if len(header) > 5 {
+					cols = append(cols, sidekickColumn(r.Sidekick, now))
+				}
+				return cols
 			})
 		},
 	}
 	ff.bind(cmd)
+	hf.bind(cmd)
+	cmd.Flags().StringVar(&prefix, "prefix", registry.DefaultPrefix, "etcd key prefix the sidekicks publish under (the spec's registry prefix)")
 	o.bind(cmd)
 	return cmd
+}
+
+// statusRow is one unit as units status lists it.
+type statusRow struct {
+	Unit     string           `json:"unit"`
+	Desired  string           `json:"desiredState"`
+	Current  string           `json:"currentState"`
+	Machine  string           `json:"machineID,omitempty"`
+	IP       string           `json:"ip,omitempty"`
+	Hash     string           `json:"hash"`
+	Sidekick *registry.Status `json:"sidekick,omitempty"`
+}
+
+// statusRows reads the named units (all without names) from fleet.
+func statusRows(ctx context.Context, c *fleet.Client, names []string) ([]statusRow, error) {
+	var us []fleet.Unit
+	var err error
+	if len(names) == 0 {
+		if us, err = c.Units(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range names {
+		u, err := c.Unit(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		us = append(us, *u)
+	}
+	ip, err := machineIPs(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	var rows []statusRow
+	for _, u := range us {
+		rows = append(rows, statusRow{Unit: u.Name, Desired: u.DesiredState, Current: u.CurrentState, Machine: u.MachineID, IP: ip[u.MachineID], Hash: u.File().Hash()[:10]})
+	}
+	return rows, nil
+}
+
+// addSidekicks fills each instance row's sidekick status from etcd; false
+// when no etcd is configured or it could not be read (said on stderr).
+func addSidekicks(ctx context.Context, e *env, hf *historyFlags, dial fleet.Dialer, prefix string, rows []statusRow) bool {
+	cli, err := hf.connect(dial)
+	if err != nil || cli == nil {
+		if err != nil {
+			fmt.Fprintf(e.stderr, "sidekick status not shown: %v\n", err)
+		}
+		return false
+	}
+	defer cli.Close()
+	var services []string
+	for _, r := range rows {
+		if svc, _, ok := sidekickOf(r.Unit); ok {
+			services = append(services, svc)
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, hf.timeout())
+	defer cancel()
+	sts, err := sidekickStatuses(rctx, cli, prefix, services)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sidekick status not shown: %v (is etcd reachable at %s?)\n", err, hf.where())
+		return false
+	}
+	for i := range rows {
+		if _, inst, ok := sidekickOf(rows[i].Unit); ok {
+			if st, ok := sts[inst]; ok {
+				rows[i].Sidekick = &st
+			}
+		}
+	}
+	return true
 }
 
 // checkUnitNames refuses a unit name fleet would refuse (exit 2).

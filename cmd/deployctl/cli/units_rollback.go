@@ -187,13 +187,13 @@ func rollbackJob(ctx context.Context, e *env, hf *historyFlags, dial fleet.Diale
 		return rollJob{}, exitcode.Usage(err)
 	}
 	label := fmt.Sprintf("history %s #%d", name, target.Seq)
-	_, p, err := parsePlan(label, []byte(target.Spec))
+	spec, p, err := parsePlan(label, []byte(target.Spec))
 	if err != nil {
 		return rollJob{}, fmt.Errorf("%s no longer makes units: %w", label, err)
 	}
 	fmt.Fprintf(e.stderr, "rolling back to %s (%s, %s, sha256 %s)\n", label, target.Outcome, target.Time.Format(time.RFC3339), target.Hash[:12])
 	entry := history.Entry{Name: name, File: target.File, Spec: target.Spec, Start: target.Start, Prune: target.Prune, RollbackOf: target.Seq}
-	job := rollJob{label: label, plan: p}
+	job := rollJob{label: label, plan: p, prefix: spec.Prefix}
 	job.opts.Start, job.opts.Prune = target.Start, target.Prune
 	if job.rec, err = hf.recorder(ctx, e, dial, entry); err != nil {
 		return rollJob{}, err

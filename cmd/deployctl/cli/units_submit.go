@@ -130,7 +130,10 @@ service's instances are down at once, and an instance counts as updated only
 when fleet reports its new unit hash active (after a replace fleet keeps
 reporting the old hash for a few seconds). An instance that is not active
 within --progress-deadline stops the roll: the rest stay on the old version
-and submit exits 1 naming the instance and its state. New instances start in
+and submit exits 1 naming the instance and its state: with an etcd, the
+reason its sidekick gives (its status key, e.g. its failing health check and
+for how long) and the command that shows more (deployctl units logs).
+New instances start in
 parallel (--parallel at once). Only units deployctl wrote (they carry an
 [X-Deployctl] section) are changed; others of the same name are a conflict
 unless --adopt. Templates are always submitted inactive.
@@ -171,7 +174,7 @@ func newUnitsSubmitCmd(e *env) *cobra.Command {
 				return err
 			}
 			defer done()
-			job := rollJob{label: rf.file, plan: p, opts: rf.options(), dry: pace.dry}
+			job := rollJob{label: rf.file, plan: p, opts: rf.options(), dry: pace.dry, prefix: spec.Prefix}
 			pace.set(&job.opts)
 			if !pace.dry {
 				entry := history.Entry{Name: history.NameOf(spec), File: rf.file, Spec: string(data), Start: rf.start, Prune: rf.prune}
@@ -245,8 +248,10 @@ type rollJob struct {
 	plan  *generate.Plan
 	opts  rollout.Options
 	dry   bool
-	// rec records the outcome in history (nil: not recorded).
-	rec *recorder
+	// rec records the outcome in history (nil: not recorded); its etcd
+	// also tells why a roll stopped, from the sidekicks' status under prefix.
+	rec    *recorder
+	prefix string
 }
 
 // roll computes the plan, prints it, and (unless dry) applies it through
@@ -275,6 +280,9 @@ func roll(ctx context.Context, e *env, o *output, c *fleet.Client, j rollJob) er
 	// Even with nothing to change Apply runs: it waits for instances
 	// still on their way up (a submit interrupted earlier).
 	begin := time.Now()
+	if j.rec != nil {
+		j.opts.Explain = explainer(j.rec.cli, j.prefix, j.rec.timeout)
+	}
 	j.opts.Progress = func(line string) {
 		fmt.Fprintf(e.stderr, "[%5.1fs] %s\n", time.Since(begin).Seconds(), line)
 	}
