@@ -36,7 +36,7 @@ func (h *historyFlags) bind(cmd *cobra.Command) {
 		}
 	}
 	fl := cmd.Flags()
-	fl.StringSliceVar(&h.etcd.Endpoints, "etcd-endpoints", eps, "etcd that keeps the history of applied specs, comma-separated client URLs (env ETCDCTL_ENDPOINTS, else ETCD_ENDPOINTS; none: history is not kept)")
+	fl.StringSliceVar(&h.etcd.Endpoints, "etcd-endpoints", eps, "the cluster's etcd, which keeps the history of applied specs and the sidekicks' status, comma-separated client URLs (env ETCDCTL_ENDPOINTS, else ETCD_ENDPOINTS; none: no history, and only fleet's state in a stopped roll's error and in units status)")
 	fl.StringVar(&h.etcd.CACert, "etcd-cacert", os.Getenv("ETCDCTL_CACERT"), "CA bundle to verify etcd's server certificate (env ETCDCTL_CACERT)")
 	fl.StringVar(&h.etcd.Cert, "etcd-cert", os.Getenv("ETCDCTL_CERT"), "client certificate for etcd, with --etcd-key (env ETCDCTL_CERT)")
 	fl.StringVar(&h.etcd.Key, "etcd-key", os.Getenv("ETCDCTL_KEY"), "client key for etcd, with --etcd-cert (env ETCDCTL_KEY)")

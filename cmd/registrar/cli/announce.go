@@ -40,12 +40,8 @@ type announceOpts struct {
 	machineID  string
 }
 
-func newAnnounceCmd(g *globals) *cobra.Command {
-	o := &announceOpts{}
-	cmd := &cobra.Command{
-		Use:   "announce --service NAME --instance NAME@N (--container NAME | --addr IP:PORT) [flags]",
-		Short: "Keep one instance registered in etcd while it runs (the discovery sidekick)",
-		Long: `announce keeps <prefix>/<service>/upstream/<instance> = IP:PORT in etcd under a
+// announceHelp is announce's --help.
+const announceHelp = `announce keeps <prefix>/<service>/upstream/<instance> = IP:PORT in etcd under a
 lease (default TTL 15s, kept alive every TTL/3) while the instance is up.
 
 With --container, the address is the container's IP on --network (Docker
@@ -71,8 +67,15 @@ host name, and when it was written. It is written on each change of state,
 other changes at most every 5s; deployctl units status shows it, and a roll
 that stops names it.
 
-On SIGTERM or SIGINT the lease is revoked, so the key is gone at once, and
-announce exits 0. If announce itself is killed, the key expires with the TTL.`,
+On SIGTERM or SIGINT the leases are revoked, so the key (and the status) are gone at once, and
+announce exits 0. If announce itself is killed, the key expires with the TTL.`
+
+func newAnnounceCmd(g *globals) *cobra.Command {
+	o := &announceOpts{}
+	cmd := &cobra.Command{
+		Use:   "announce --service NAME --instance NAME@N (--container NAME | --addr IP:PORT) [flags]",
+		Short: "Keep one instance registered in etcd while it runs (the discovery sidekick)",
+		Long:  announceHelp,
 		Example: `  registrar announce --service someapp --instance someapp@1 \
       --container someapp-1 --port 3000 --etcd-endpoints http://127.0.0.1:2379`,
 		Args: cobra.NoArgs,
