@@ -75,7 +75,7 @@ func main() {
 	churn := flag.Duration("churn", 30*time.Second, "how long the churn benchmark changes instances under load")
 	quick := flag.Bool("quick", false, "skip the long runs (churn, default-TTL expiry)")
 	out := flag.String("out", filepath.Join("bench", "results.json"), "where to write the results")
-	cluster := flag.Bool("cluster", os.Getenv("DEPLOYCTL_TOOLS") != "", "run the plain story on a local cluster (make bench sets DEPLOYCTL_BIN and DEPLOYCTL_TOOLS)")
+	cluster := flag.Bool("cluster", os.Getenv("DEPLOYCTL_TOOLS") != "", "run the plain and TLS stories on local clusters (make bench sets DEPLOYCTL_BIN, DEPLOYCTL_TOOLS and the Pulumi CLI and plugins)")
 	readme := flag.Bool("readme", false, "only rewrite README.md's modes table from the results file (-out), run nothing")
 	flag.Parse()
 	if *readme {
@@ -114,7 +114,9 @@ func main() {
 	if b, err := exec.Command("uname", "-srm").Output(); err == nil {
 		res.Machine = strings.TrimSpace(string(b))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	// The benchmarks take about 10 minutes, the two stories on local
+	// clusters about 35.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
 	defer cancel()
 	for i, r := range runs {
 		if i > 0 {
@@ -195,8 +197,9 @@ func rows(raw map[string]float64) []Row {
 	return t.rs
 }
 
-// clusterStory runs the e2e plain story (make e2e's) on a local cluster
-// and reads its figures into raw as "cluster/<figure>".
+// clusterStory runs the e2e plain and TLS stories (make e2e's) on local
+// clusters, each provisioned by pulumi up of the project's program, and
+// reads their figures into raw as "cluster/<figure>" and "tls/<figure>".
 func clusterStory(ctx context.Context, raw map[string]float64) error {
 	// Absolute: go test runs the story in the package's directory.
 	report, err := filepath.Abs(filepath.Join("bench", "out", "cluster.json"))
@@ -204,10 +207,10 @@ func clusterStory(ctx context.Context, raw map[string]float64) error {
 		return err
 	}
 	os.Remove(report)
-	cmd := exec.CommandContext(ctx, "go", "test", "-tags", "e2e", "-count=1", "-timeout=30m", "-run", "^TestE2EPlain$", "./internal/localcluster/")
+	cmd := exec.CommandContext(ctx, "go", "test", "-tags", "e2e", "-count=1", "-timeout=60m", "-run", "^TestE2E(Plain|TLS)$", "./internal/localcluster/")
 	cmd.Env = append(os.Environ(), "DEPLOYCTL_E2E_REPORT="+report)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	fmt.Fprintln(os.Stderr, "bench: the plain story on a local cluster (internal/localcluster, -tags e2e)")
+	fmt.Fprintln(os.Stderr, "bench: the plain and TLS stories on local clusters (internal/localcluster, -tags e2e)")
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("local cluster story: %w", err)
 	}
@@ -222,33 +225,42 @@ func clusterStory(ctx context.Context, raw map[string]float64) error {
 	for k, v := range all["e2e-plain"] {
 		raw["cluster/"+k] = v
 	}
+	for k, v := range all["e2e-tls"] {
+		raw["tls/"+k] = v
+	}
 	return nil
 }
 
 // clusterRows: the story on a local cluster (5 nodes, one edge; real
 // systemd, fleetd, flannel, etcd 3.5), clocks started at the user's action.
 func (t *table) clusterRows() {
-	if v, ok := t.get("cluster/cluster up, cold: node image built (s)"); ok {
-		t.add("local cluster up, 5 nodes, cold (debootstrap + images)", "info", "s", v, ok, nil)
+	const upKey = "new stack: pulumi up to every member healthy, "
+	if v, ok := t.get("cluster/" + upKey + "cold: node image built (s)"); ok {
+		t.add("pulumi up of a new 5-node stack (plain) → every member healthy, fleet lists all; cold (debootstrap + images)", "info", "s", v, ok, nil)
 	}
-	if v, ok := t.get("cluster/cluster up, images cached (s)"); ok {
-		t.add("local cluster up, 5 nodes, images cached", "info", "s", v, ok, nil)
+	if v, ok := t.get("cluster/" + upKey + "images cached (s)"); ok {
+		t.add("pulumi up of a new 5-node stack (plain) → every member healthy, fleet lists all; images cached", "info", "s", v, ok, nil)
 	}
 	if _, ok := t.get("cluster/submit to all instances answering (s)"); !ok {
-		if _, any := t.get("cluster/cluster up, images cached (s)"); !any {
+		if _, any := t.get("cluster/" + upKey + "images cached (s)"); !any {
 			return // not run (-cluster=false)
 		}
 	}
+	t.pulumiRows()
 	v, ok := t.get("cluster/submit to all instances answering (s)")
 	t.add("units submit --start → LB answering from all 4 instances", "info", "s", v, ok, nil)
 	v, ok = t.get("cluster/instance death to out of etcd (ms)")
 	t.add("instance container killed on its node → out of etcd (the LB follows)", "< 1 s", "ms", v, ok, func(x float64) bool { return x < 1000 })
 	v, ok = t.get("cluster/instance death to back in the LB (s)")
 	t.add("  … restarted by systemd and back in the LB", "info", "s", v, ok, nil)
+	v, ok = t.get("cluster/rolls finished under load")
+	t.add("rolls back and forth under steady load that finished (of 20)", "20", "rolls", v, ok, func(x float64) bool { return x == 20 })
 	v, ok = t.get("cluster/roll of 4 instances under load (s)")
-	t.add("roll of 4 instances to a new version under steady load", "info", "s", v, ok, nil)
+	t.add("  mean roll of 4 instances to a new version (2 s readiness)", "info", "s", v, ok, nil)
+	v, ok = t.get("cluster/slowest roll of 4 instances under load (s)")
+	t.add("  slowest roll", "info", "s", v, ok, nil)
 	v, ok = t.get("cluster/failed requests during the roll")
-	t.add("  failed requests through the LB during that roll", "0", "requests", v, ok, func(x float64) bool { return x == 0 })
+	t.add("  failed requests through the LB during the rolls", "0", "requests", v, ok, func(x float64) bool { return x == 0 })
 	v, ok = t.get("cluster/node death to full capacity (s)")
 	t.add("worker node killed → all 4 instances answering again (fleet moves)", "info", "s", v, ok, nil)
 	v, ok = t.get("cluster/nginx SIGKILL to serving all (s)")
@@ -257,6 +269,23 @@ func (t *table) clusterRows() {
 	t.add("global LB (one per machine): a mode switch rolled over every machine", "info", "s", v, ok, nil)
 	v, ok = t.get("cluster/global LB roll: most machines down at once")
 	t.add("  most machines' LBs down at once (probed every 100 ms)", "≤ 1", "machines", v, ok, func(x float64) bool { return x <= 1 })
+}
+
+// pulumiRows: the TLS story's cluster operations, each a pulumi up (or
+// destroy) of the project's program against the DigitalOcean stand-in.
+func (t *table) pulumiRows() {
+	v, ok := t.get("tls/new stack: pulumi up to every member healthy, images cached (s)")
+	t.add("pulumi up of a new 3-node TLS stack → every member healthy", "info", "s", v, ok, nil)
+	v, ok = t.get("tls/grow 3 to 5 nodes: pulumi up to every member healthy (s)")
+	t.add("  nodeCount 3 → 5 (members join one at a time)", "info", "s", v, ok, nil)
+	v, ok = t.get("tls/shrink 5 to 3 nodes: pulumi up (s)")
+	t.add("  nodeCount 5 → 3 (each member removed before its droplet)", "info", "s", v, ok, nil)
+	v, ok = t.get("tls/CA rotation under load (s)")
+	t.add("  pkiGeneration + 1 under steady load (3 passes, node by node)", "info", "s", v, ok, nil)
+	v, ok = t.get("tls/CA rotation: failed requests")
+	t.add("    failed requests through the LB during the rotation", "0", "requests", v, ok, func(x float64) bool { return x == 0 })
+	v, ok = t.get("tls/cluster down: pulumi destroy, then the network and state (s)")
+	t.add("  pulumi destroy of the 3-node stack, then the rest", "info", "s", v, ok, nil)
 }
 
 // registrarRows: the sidekick's figures: Docker events, lease expiry, memory.

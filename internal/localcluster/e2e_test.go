@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -57,7 +58,14 @@ func newStory(t *testing.T, name string) *story {
 		if t.Failed() {
 			s.dumpNodes()
 		}
-		s.deployctl(5*time.Minute, "cluster", "local", "down", "--name", name, "--state-dir", s.state)
+		start := time.Now()
+		if out, err := s.try(15*time.Minute, "cluster", "local", "down", "--name", name, "--state-dir", s.state); err != nil {
+			t.Errorf("cluster local down: %v\n%s", err, out)
+		} else if strings.Contains(out, "removing its containers directly") {
+			t.Errorf("cluster local down: pulumi destroy failed:\n%s", out)
+		} else {
+			s.results["cluster down: pulumi destroy, then the network and state (s)"] = time.Since(start).Seconds()
+		}
 		s.report()
 	})
 	return s
@@ -94,9 +102,9 @@ func (s *story) up(nodes, edge int, tlsOn bool) {
 	}
 	start := time.Now()
 	out := s.deployctl(30*time.Minute, args...)
-	key := "cluster up, images cached (s)"
+	key := "new stack: pulumi up to every member healthy, images cached (s)"
 	if strings.Contains(out, "debootstrap") {
-		key = "cluster up, cold: node image built (s)"
+		key = "new stack: pulumi up to every member healthy, cold: node image built (s)"
 	}
 	if len(s.env) == 0 { // the first up of the story, not a grow or shrink
 		s.results[key] = time.Since(start).Seconds()
@@ -455,8 +463,9 @@ func TestE2EPlain(t *testing.T) {
 		defer cancel()
 		load := s.startLoad(ctx, cli)
 		var slowest, total time.Duration
-		finished := 0
+		finished, rollbacks := 0, 0
 		defer func() {
+			s.results["rolls done by units rollback"] = float64(rollbacks)
 			requests, failed, minRegistered, _ := load.halt()
 			s.results["rolls finished under load"] = float64(finished)
 			s.results["slowest roll of 4 instances under load (s)"] = slowest.Seconds()
@@ -470,14 +479,21 @@ func TestE2EPlain(t *testing.T) {
 			spec := specs[(rolls-1-i)%2] // the last roll is to 1.5, which the cases after it build on
 			before := load.count()
 			start := time.Now()
-			out, err := s.try(10*time.Minute, "units", "submit", "-f", spec, "--start")
+			args := []string{"units", "submit", "-f", spec, "--start"}
+			if i%5 == 4 {
+				// Every fifth roll is `units rollback`: the spec before the
+				// newest in etcd's history is the other version, this one.
+				args = []string{"units", "rollback"}
+				rollbacks++
+			}
+			out, err := s.try(10*time.Minute, args...)
 			took := time.Since(start)
 			if load.count() == before {
 				t.Fatalf("roll %d of %d: no request went through the LB during it: the load stopped", i+1, rolls)
 			}
 			if err != nil {
 				s.dumpNodes() // now, while the roll's state is there to see
-				t.Fatalf("roll %d of %d: %v\n%s", i+1, rolls, err, out)
+				t.Fatalf("roll %d of %d (%s): %v\n%s", i+1, rolls, strings.Join(args, " "), err, out)
 			}
 			finished++
 			total += took
@@ -500,7 +516,7 @@ func TestE2EPlain(t *testing.T) {
 		var victim, victimUnit string
 		for i := 1; i <= 4; i++ {
 			u := st[fmt.Sprintf("someapp@%d.service", i)]
-			if c := s.container(u.IP); !strings.HasSuffix(c, "-1") {
+			if c := s.container(u.IP); c != s.container(strings.TrimSuffix(strings.TrimPrefix(s.lb, "http://"), ":80")) {
 				victim, victimUnit = c, fmt.Sprintf("someapp@%d", i)
 				break
 			}
@@ -845,13 +861,15 @@ func TestE2ETLS(t *testing.T) {
 		t.Fatalf("after growing to 5 nodes etcd has %d members", got)
 	}
 	healthy(t, cli)
-	s.results["grow 3 to 5 nodes, one at a time (s)"] = time.Since(start).Seconds()
+	s.results["grow 3 to 5 nodes: pulumi up to every member healthy (s)"] = time.Since(start).Seconds()
 	s.results["submit to all instances answering (s)"] = s.submit(specFile(t, "1.4", true)).Seconds()
 	shrink := func(t *testing.T) {
 		// Back to 3: fleet leaves the last two nodes (their instances move
 		// where they can: spread puts at most one on each of the 3 left),
 		// etcd removes their members, they go.
+		start := time.Now()
 		s.up(3, 1, true)
+		s.results["shrink 5 to 3 nodes: pulumi up (s)"] = time.Since(start).Seconds()
 		if n := members(t, cli); n != 3 {
 			t.Fatalf("after shrinking to 3 nodes etcd has %d members", n)
 		}
@@ -965,9 +983,13 @@ func (s *story) rotateUnderLoad(t *testing.T) {
 		defer cancel()
 		out, err := exec.CommandContext(ctx, "docker", "exec", edge, "etcdctl", "--endpoints", s.env["ETCDCTL_ENDPOINTS"],
 			"--cacert", "/etc/ssl/etcd/ca.pem", "--cert", "/etc/ssl/etcd/registrar.pem", "--key", "/etc/ssl/etcd/registrar-key.pem",
-			"--command-timeout", "3s", "get", "/services/someapp/upstream/", "--prefix", "--count-only", "-w", "json").CombinedOutput()
-		if err != nil {
-			return 0, fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+			"--command-timeout", "3s", "get", "/services/someapp/upstream/", "--prefix", "--keys-only", "-w", "json").Output()
+		if err != nil { // etcdctl logs its retries on stderr; a read it retried and got is no failure
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+			}
+			return 0, err
 		}
 		var r struct{ Count int }
 		if err := json.Unmarshal(out, &r); err != nil {
