@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,9 +38,22 @@ const (
 
 // Parts are the files the local cluster is built from.
 type Parts struct {
-	// Tools holds the prebuilt fleetd, fleetctl, flanneld and
-	// coreos-cloudinit (each gzip'ed, SHA256SUMS of the unpacked files).
+	// Tools holds prebuilt fleetd, fleetctl, flanneld and coreos-cloudinit
+	// (each gzip'ed, SHA256SUMS of the unpacked files); any of them may be
+	// absent. Absent fleetd, fleetctl and flanneld are downloaded from
+	// their pinned upstream releases; coreos-cloudinit has none.
 	Tools string
+	// FleetSHA256 pins fleet-v1.0.0-linux-amd64.tar.gz when fleetd and
+	// fleetctl are downloaded (default: pinnedFleetSHA256).
+	FleetSHA256 string
+	// FlannelSHA256 pins flannel v0.14.0's flanneld-amd64 when flanneld is
+	// downloaded (default: pinnedFlannelSHA256).
+	FlannelSHA256 string
+	// DownloadBase replaces https://github.com in the release URLs (a
+	// mirror laid out as GitHub's release downloads).
+	DownloadBase string
+	// client fetches the releases (nil: http.DefaultClient).
+	client *http.Client
 	// Deployctl is a static linux/amd64 deployctl (the nodes' sdnotify-proxy).
 	Deployctl string
 	// Registrar is the static linux/amd64 registrar shipped to the nodes.
@@ -52,29 +66,13 @@ type Parts struct {
 	AppImages []string
 }
 
-// tools unpacks and checks the prebuilt binaries; it returns their paths
-// by name.
-func (p Parts) tools() (map[string]string, error) {
-	out, err := unpackChecked(p.Tools, p.Cache, "fleetd", "fleetctl", "flanneld", "coreos-cloudinit")
-	if err != nil {
-		return nil, fmt.Errorf("tools: %w (give --tools, the directory with fleetd.gz, flanneld.gz, coreos-cloudinit.gz and SHA256SUMS)", err)
-	}
-	return out, nil
-}
-
 // unpackChecked unpacks dir's NAME.gz files into cache/tools/SUM/NAME,
 // each checked against dir's SHA256SUMS (of the unpacked files), and
 // returns their paths by name; an unpacked file already there is reused.
 func unpackChecked(dir, cache string, names ...string) (map[string]string, error) {
-	sums, err := os.ReadFile(filepath.Join(dir, "SHA256SUMS"))
+	want, err := readSums(filepath.Join(dir, "SHA256SUMS"))
 	if err != nil {
 		return nil, err
-	}
-	want := map[string]string{}
-	for _, line := range strings.Split(string(sums), "\n") {
-		if f := strings.Fields(line); len(f) == 2 {
-			want[strings.TrimPrefix(f[1], "*")] = f[0]
-		}
 	}
 	out := map[string]string{}
 	for _, name := range names {
@@ -82,19 +80,15 @@ func unpackChecked(dir, cache string, names ...string) (map[string]string, error
 		if !ok {
 			return nil, fmt.Errorf("%s is not in %s/SHA256SUMS", name, dir)
 		}
-		dst := filepath.Join(cache, "tools", sum, name)
-		if got, err := fileSHA256(dst); err == nil && got == sum {
-			out[name] = dst
-			continue
-		}
-		if err := unpack(filepath.Join(dir, name+".gz"), dst, sum); err != nil {
+		if out[name], err = unpackCached(filepath.Join(dir, name+".gz"), cache, name, sum); err != nil {
 			return nil, err
 		}
-		out[name] = dst
 	}
 	return out, nil
 }
 
+// unpack gunzips src into dst through dst.tmp, keeping it only if its
+// SHA-256 is sum.
 func unpack(src, dst, sum string) error {
 	f, err := os.Open(src)
 	if err != nil {
@@ -152,7 +146,7 @@ type images struct {
 
 // build makes (or finds, by content) every image the cluster needs.
 func (p Parts) build(ctx context.Context, progress func(string, ...any)) (*images, error) {
-	tools, err := p.tools()
+	tools, err := p.tools(ctx, progress)
 	if err != nil {
 		return nil, err
 	}

@@ -45,12 +45,12 @@ func fakeTools(t *testing.T, tamper string) string {
 
 func TestToolsRefuseAFileThatIsNotTheOneChecked(t *testing.T) {
 	p := Parts{Tools: fakeTools(t, "flanneld"), Cache: t.TempDir()}
-	_, err := p.tools()
+	_, err := p.tools(context.Background(), nil)
 	if err == nil || !strings.Contains(err.Error(), "flanneld.gz") || !strings.Contains(err.Error(), "refusing") {
 		t.Fatalf("tampered flanneld: err = %v", err)
 	}
 	p.Tools = fakeTools(t, "")
-	got, err := p.tools()
+	got, err := p.tools(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestToolsRefuseAFileThatIsNotTheOneChecked(t *testing.T) {
 // bytes every time, laid out as fleet's release is.
 func TestFleetReleaseIsByteForByteStable(t *testing.T) {
 	p := Parts{Tools: fakeTools(t, ""), Cache: t.TempDir()}
-	tools, err := p.tools()
+	tools, err := p.tools(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
