@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -100,10 +99,22 @@ gives a directory with them (../shared/tools/pulumi-linux-amd64); without
 it the engine downloads them as for any stack.
 
 It needs a static linux/amd64 deployctl, registrar and etcd 3.5 in --bin
-(make e2e builds them into bin/) and the prebuilt fleet, flannel and
-coreos-cloudinit in --tools. The node image is built once with
-debootstrap from the Debian mirror apt uses (a few minutes) and cached by
-content in --cache-dir; so are the images the nodes load.`,
+(make e2e builds them into bin/) and the node tools: fleetd, fleetctl,
+flanneld and coreos-cloudinit. --tools DIR gives any of them (NAME.gz,
+with SHA256SUMS of the unpacked files); the others are downloaded once
+into --cache-dir and checked against a pinned SHA-256:
+  fleetd, fleetctl  https://github.com/coreos/fleet/releases/download/v1.0.0/fleet-v1.0.0-linux-amd64.tar.gz
+                    (no published sum is pinned: give --fleet-sha256 of an archive you checked)
+  flanneld          https://github.com/flannel-io/flannel/releases/download/v0.14.0/flanneld-amd64
+coreos-cloudinit has no release binary: build it and put it in --tools:
+  git clone https://github.com/flatcar/coreos-cloudinit && cd coreos-cloudinit
+  CGO_ENABLED=0 ./build     # writes bin/coreos-cloudinit
+  gzip -c bin/coreos-cloudinit > DIR/coreos-cloudinit.gz
+  (cd bin && sha256sum coreos-cloudinit) >> DIR/SHA256SUMS
+
+The node image is built once with debootstrap from the Debian mirror apt
+uses (a few minutes) and cached by content in --cache-dir; so are the
+images the nodes load.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Name, cfg.StateDir, cfg.Progress = l.name, l.stateDir, e.stderr
@@ -120,9 +131,6 @@ content in --cache-dir; so are the images the nodes load.`,
 			cfg.Parts.Deployctl = filepath.Join(bin, "deployctl")
 			cfg.Parts.Registrar = filepath.Join(bin, "registrar")
 			cfg.Parts.Etcd = filepath.Join(bin, "etcd")
-			if cfg.Parts.Tools == "" {
-				return exitcode.Usage(errors.New("--tools: give the directory with the prebuilt fleetd, flanneld and coreos-cloudinit (../shared/tools/linux-amd64), or set DEPLOYCTL_TOOLS"))
-			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			tags, err := appImages(ctx, cfg.Parts.Deployctl, appTags)
@@ -148,9 +156,13 @@ content in --cache-dir; so are the images the nodes load.`,
 	cmd.Flags().BoolVar(&cfg.TLS, "tls", false, "etcd with mutual TLS and auth, as infra's default etcdTls")
 	cmd.Flags().StringVar(&cfg.Pulumi.CLI, "pulumi", os.Getenv("DEPLOYCTL_PULUMI_CLI"), "the Pulumi CLI (default: pulumi on PATH; env DEPLOYCTL_PULUMI_CLI)")
 	cmd.Flags().StringVar(&cfg.Pulumi.Plugins, "plugins", os.Getenv("DEPLOYCTL_PULUMI_PLUGINS"), "directory with the Pulumi providers (pulumi-resource-NAME.gz and SHA256SUMS); default: the engine downloads them (env DEPLOYCTL_PULUMI_PLUGINS)")
-	cmd.Flags().StringVar(&cfg.Parts.Tools, "tools", os.Getenv("DEPLOYCTL_TOOLS"), "directory with the prebuilt fleetd, fleetctl, flanneld, coreos-cloudinit (.gz) and SHA256SUMS (env DEPLOYCTL_TOOLS)")
+	cmd.Flags().StringVar(&cfg.Parts.Tools, "tools", os.Getenv("DEPLOYCTL_TOOLS"), "directory with prebuilt node tools: any of fleetd, fleetctl, flanneld, coreos-cloudinit (NAME.gz) and SHA256SUMS of the unpacked files; those it lacks are downloaded from their pinned releases, except coreos-cloudinit, which has none (see above to build it) (env DEPLOYCTL_TOOLS)")
+	cmd.Flags().StringVar(&cfg.Parts.FleetSHA256, "fleet-sha256", os.Getenv("DEPLOYCTL_FLEET_SHA256"), "SHA-256 of fleet-v1.0.0-linux-amd64.tar.gz, to download fleetd and fleetctl when --tools lacks them (env DEPLOYCTL_FLEET_SHA256)")
+	cmd.Flags().StringVar(&cfg.Parts.FlannelSHA256, "flannel-sha256", "", "SHA-256 of flannel v0.14.0's flanneld-amd64 (default: the one deployctl pins)")
+	cmd.Flags().StringVar(&cfg.Parts.DownloadBase, "download-base", "", "mirror of https://github.com's release downloads")
+	cmd.Flags().MarkHidden("download-base")
 	cmd.Flags().StringVar(&bin, "bin", "", "directory with static linux/amd64 deployctl, registrar and etcd (default: this binary's directory)")
-	cmd.Flags().StringVar(&cfg.Parts.Cache, "cache-dir", defaultDir("XDG_CACHE_HOME", ".cache", "deployctl"), "where slow builds are cached by content")
+	cmd.Flags().StringVar(&cfg.Parts.Cache, "cache-dir", defaultDir("XDG_CACHE_HOME", ".cache", "deployctl"), "where slow builds and downloads are cached by content")
 	cmd.Flags().StringVar(&appTags, "app-images", "example/someapp:1.4,example/someapp:1.5", "tags the demo app is loaded under in every node (the images deploy.yaml names; nothing is pulled)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "bound on the whole command")
 	return cmd
