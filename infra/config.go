@@ -188,6 +188,16 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	return c, p.err()
 }
 
+// checkCIDRs names each entry of the list key that is not a CIDR, with
+// set (its `pulumi config set --path 'key[0]'` line) for that index.
+func checkCIDRs(p *problems, key string, cidrs []string, set string) {
+	for i, s := range cidrs {
+		if _, _, err := net.ParseCIDR(s); err != nil {
+			p.addf(key, "[%d] %q is not a CIDR: %s", i, s, strings.Replace(set, "[0]", fmt.Sprintf("[%d]", i), 1))
+		}
+	}
+}
+
 func (c *Config) validate(p *problems) {
 	ok := false
 	for _, r := range Regions {
@@ -235,16 +245,8 @@ func (c *Config) validate(p *problems) {
 	if len(c.AllowedSSHCIDRs) == 0 {
 		p.addf("allowedSshCidrs", "is required: the CIDRs allowed to SSH to the nodes: %s", setAllowedSSHCIDRs)
 	}
-	for i, s := range c.AllowedSSHCIDRs {
-		if _, _, err := net.ParseCIDR(s); err != nil {
-			p.addf("allowedSshCidrs", "[%d] %q is not a CIDR: %s", i, s, strings.Replace(setAllowedSSHCIDRs, "[0]", fmt.Sprintf("[%d]", i), 1))
-		}
-	}
-	for i, s := range c.EtcdClientCIDRs {
-		if _, _, err := net.ParseCIDR(s); err != nil {
-			p.addf("etcdClientCidrs", "[%d] %q is not a CIDR: %s", i, s, strings.Replace(setEtcdClientCIDRs, "[0]", fmt.Sprintf("[%d]", i), 1))
-		}
-	}
+	checkCIDRs(p, "allowedSshCidrs", c.AllowedSSHCIDRs, setAllowedSSHCIDRs)
+	checkCIDRs(p, "etcdClientCidrs", c.EtcdClientCIDRs, setEtcdClientCIDRs)
 	if _, _, err := net.ParseCIDR(c.FlannelCIDR); err != nil {
 		p.addf("flannelCidr", "%q is not a CIDR: pulumi config set flannelCidr %s", c.FlannelCIDR, Defaults.FlannelCIDR)
 	}

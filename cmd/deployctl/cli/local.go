@@ -70,15 +70,7 @@ uses (cluster local api serves it for a stack of your own).`,
 	return cmd
 }
 
-func newLocalUpCmd(e *env) *cobra.Command {
-	var l localFlags
-	var cfg localcluster.Config
-	var bin, appTags string
-	var timeout time.Duration
-	cmd := &cobra.Command{
-		Use:   "up [--nodes N] [--edge E] [--tls] [--name NAME]",
-		Short: "Create the local cluster, or grow or shrink it to --nodes",
-		Long: `up creates a local cluster of --nodes nodes, the first --edge of them
+const localUpHelp = `up creates a local cluster of --nodes nodes, the first --edge of them
 with role=edge (the load balancers' machines), by running pulumi up of the
 project's program (infra.Program, through the Automation API) on a stack
 named after the cluster, kept in its state directory (file backend,
@@ -114,8 +106,18 @@ coreos-cloudinit has no release binary: build it and put it in --tools:
 
 The node image is built once with debootstrap from the Debian mirror apt
 uses (a few minutes) and cached by content in --cache-dir; so are the
-images the nodes load.`,
-		Args: cobra.NoArgs,
+images the nodes load.`
+
+func newLocalUpCmd(e *env) *cobra.Command {
+	var l localFlags
+	var cfg localcluster.Config
+	var bin, appTags string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "up [--nodes N] [--edge E] [--tls] [--name NAME]",
+		Short: "Create the local cluster, or grow or shrink it to --nodes",
+		Long:  localUpHelp,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Name, cfg.StateDir, cfg.Progress = l.name, l.stateDir, e.stderr
 			if err := cfg.Check(); err != nil {
