@@ -58,40 +58,113 @@ func (r *registryFlags) open(args []string) (cli *clientv3.Client, service strin
 	return cli, service, err
 }
 
+// servicesLsHelp is services ls's --help.
+const servicesLsHelp = `ls lists the registered instances: each one's address, the TTL its lease
+has left and how long it has been registered (from the registration record
+its sidekick writes beside the key), then a summary per service.
+
+WANTED and RUNNING need fleet: with --fleet, ls asks fleet (the --endpoint
+and --tunnel flags, as units commands take them) for the app units it holds;
+without, they are "-" and VERSION is the version label the sidekicks report.
+` + glanceHelp
+
+// lsRow is one registration as services ls lists it.
+type lsRow struct {
+	catalog.Instance
+	// Summary is the row's service at a glance, Glance its instance's line.
+	Summary *Glance         `json:"summary,omitempty"`
+	Glance  *InstanceGlance `json:"glance,omitempty"`
+}
+
 func newServicesLsCmd(e *env) *cobra.Command {
 	var rf registryFlags
+	var ff fleetFlags
+	var withFleet, summaryOnly bool
 	ec, o := &rf.etcd, &rf.out
 	cmd := &cobra.Command{
 		Use:   "ls [SERVICE]",
-		Short: "List registered instances with address, lease TTL left and age",
+		Short: "List registered instances with address, lease TTL left and age, and a summary per service",
+		Long:  servicesLsHelp,
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cli, service, err := rf.open(args)
 			if err != nil {
 				return err
 			}
-			prefix := rf.prefix
 			defer cli.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), ec.DialTimeout+5*time.Second)
 			defer cancel()
-			ins, err := catalog.ListInstances(ctx, cli, prefix, service)
+			ins, err := catalog.ListInstances(ctx, cli, rf.prefix, service)
 			if err != nil {
 				return fmt.Errorf("%w (is etcd running at %s? `deployctl demo` starts one)", err, strings.Join(ec.Endpoints, ","))
 			}
-			return list(e, o, ins, []string{"SERVICE", "INSTANCE", "ADDRESS", "TTL LEFT", "AGE"}, func(in catalog.Instance) []string {
-				ttl, age := "-", "-"
-				if in.TTLLeft >= 0 {
-					ttl = fmt.Sprintf("%ds", in.TTLLeft)
-				}
-				if in.Age > 0 {
-					age = (time.Duration(in.Age) * time.Second).Round(time.Second).String()
-				}
-				return []string{in.Service, in.Instance, in.Address, ttl, age}
-			})
+			gs, err := lsGlances(ctx, cmd.Context(), cli, rf.prefix, service, withFleet, &ff)
+			if err != nil {
+				return err
+			}
+			if summaryOnly {
+				return printGlances(e, o, gs)
+			}
+			return printLs(e, o, ins, gs)
 		},
 	}
 	rf.bind(cmd)
+	ff.bind(cmd)
+	cmd.Flags().BoolVar(&withFleet, "fleet", false, "ask fleet for the WANTED and RUNNING columns of the summary")
+	cmd.Flags().BoolVar(&summaryOnly, "summary", false, "print only the summary per service")
 	return cmd
+}
+
+// lsGlances summarizes service (every service when ""), from etcd (ctx
+// bounds its read) and, withFleet, fleet (each request bounded by
+// --request-timeout).
+func lsGlances(ctx, parent context.Context, cli *clientv3.Client, prefix, service string, withFleet bool, ff *fleetFlags) ([]Glance, error) {
+	reg, err := readRegistry(ctx, cli, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var fl map[string]map[string]fleetInstance
+	if withFleet {
+		fctx, c, done, err := ff.connect(parent)
+		if err != nil {
+			return nil, fmt.Errorf("--fleet: %w", err)
+		}
+		defer done()
+		if fl, err = fleetApps(fctx, c); err != nil {
+			return nil, fmt.Errorf("--fleet: %w", err)
+		}
+	}
+	var services []string
+	if service != "" {
+		services = []string{service}
+	}
+	return glances(services, fl, reg, time.Now()), nil
+}
+
+// printLs prints the registrations, each with its service's summary in
+// JSON; as a table, the summary after them.
+func printLs(e *env, o *output, ins []catalog.Instance, gs []Glance) error {
+	rows := make([]lsRow, 0, len(ins))
+	for _, in := range ins {
+		r := lsRow{Instance: in}
+		r.Summary, r.Glance = rowGlance(gs, in.Service, in.Instance)
+		rows = append(rows, r)
+	}
+	err := list(e, o, rows, []string{"SERVICE", "INSTANCE", "ADDRESS", "TTL LEFT", "AGE"}, func(r lsRow) []string {
+		ttl, age := "-", "-"
+		if r.TTLLeft >= 0 {
+			ttl = fmt.Sprintf("%ds", r.TTLLeft)
+		}
+		if r.Age > 0 {
+			age = (time.Duration(r.Age) * time.Second).Round(time.Second).String()
+		}
+		return []string{r.Service, r.Instance.Instance, r.Address, ttl, age}
+	})
+	if err != nil || o.json() || len(gs) == 0 {
+		return err
+	}
+	fmt.Fprintln(e.stdout)
+	return table(e.stdout, glanceHeader, glanceRows(gs))
 }
 
 // Change is one event of services watch.

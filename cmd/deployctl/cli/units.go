@@ -18,6 +18,7 @@ import (
 	"github.com/deployctl/deployctl/units/fleet"
 	"github.com/deployctl/deployctl/units/generate"
 	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // fleetFlags are how a command reaches fleet.
@@ -272,7 +273,7 @@ service's instances are named by them), IPs and metadata.`,
 
 // unitsStatusHelp is units status's --help.
 const unitsStatusHelp = `status lists units with their desired and current state in fleet, the
-machine each runs on and its unit hash.
+machine each runs on and its unit hash, then a summary per service.
 
 With an etcd (--etcd-endpoints, by default $ETCDCTL_ENDPOINTS) it adds a
 SIDEKICK column: for each app instance (and its sidekick's row) the state
@@ -282,16 +283,18 @@ starting, health-failing, registering, serving or stopping; for a failing
 health check, its last result and for how long; for a container of another
 version, both versions. "-" when the sidekick publishes nothing (it is not
 running). -o json adds the whole record as "sidekick". If etcd cannot be
-read, status says so on stderr and lists fleet's part.`
+read, status says so on stderr and lists fleet's part.
+` + glanceHelp
 
 func newUnitsStatusCmd(e *env) *cobra.Command {
 	var ff fleetFlags
 	var hf historyFlags
 	var o output
 	var prefix string
+	var summaryOnly bool
 	cmd := &cobra.Command{
 		Use:   "status [UNIT...]",
-		Short: "Show units' desired and current state in fleet (all units without arguments), and their sidekicks' state",
+		Short: "Show units' desired and current state in fleet (all units without arguments), their sidekicks' state, and a summary per service",
 		Long:  unitsStatusHelp,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.check(); err != nil {
@@ -312,25 +315,100 @@ func newUnitsStatusCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			header := []string{"UNIT", "DESIRED", "CURRENT", "MACHINE", "HASH"}
-			if addSidekicks(ctx, e, &hf, ff.dial, prefix, rows) {
-				header = append(header, "SIDEKICK")
+			etcd, err := hf.connect(ff.dial)
+			if err != nil {
+				fmt.Fprintf(e.stderr, "sidekick status and registrations not shown: %v\n", err)
 			}
-			now := time.Now()
-			return list(e, &o, rows, header, func(r statusRow) []string {
-				cols := []string{r.Unit, r.Desired, r.Current, machineColumn(r.Machine, r.IP), r.Hash}
-				if len(header) > 5 {
-					cols = append(cols, sidekickColumn(r.Sidekick, now))
-				}
-				return cols
-			})
+			if etcd != nil {
+				defer etcd.Close()
+			}
+			sidekicks := addSidekicks(ctx, e, &hf, etcd, prefix, rows)
+			gs, err := statusGlances(ctx, e, &hf, c, etcd, prefix, rows)
+			if err != nil {
+				return err
+			}
+			if summaryOnly {
+				return printGlances(e, &o, gs)
+			}
+			return printStatus(e, &o, rows, sidekicks, gs)
 		},
 	}
 	ff.bind(cmd)
 	hf.bind(cmd)
 	cmd.Flags().StringVar(&prefix, "prefix", registry.DefaultPrefix, "etcd key prefix the sidekicks publish under (the spec's registry prefix)")
+	cmd.Flags().BoolVar(&summaryOnly, "summary", false, "print only the summary per service")
 	o.bind(cmd)
 	return cmd
+}
+
+// printStatus prints units status's rows, then (as a table) the summary.
+func printStatus(e *env, o *output, rows []statusRow, sidekicks bool, gs []Glance) error {
+	header := []string{"UNIT", "DESIRED", "CURRENT", "MACHINE", "HASH"}
+	if sidekicks {
+		header = append(header, "SIDEKICK")
+	}
+	now := time.Now()
+	err := list(e, o, rows, header, func(r statusRow) []string {
+		cols := []string{r.Unit, r.Desired, r.Current, machineColumn(r.Machine, r.IP), r.Hash}
+		if sidekicks {
+			cols = append(cols, sidekickColumn(r.Sidekick, now))
+		}
+		return cols
+	})
+	if err != nil || o.json() || len(gs) == 0 {
+		return err
+	}
+	fmt.Fprintln(e.stdout)
+	return table(e.stdout, glanceHeader, glanceRows(gs))
+}
+
+// printGlances prints only the summaries (--summary).
+func printGlances(e *env, o *output, gs []Glance) error {
+	if o.json() {
+		if gs == nil {
+			gs = []Glance{}
+		}
+		return writeJSON(e.stdout, gs)
+	}
+	return table(e.stdout, glanceHeader, glanceRows(gs))
+}
+
+// statusGlances summarizes the services of the instance rows (every
+// service fleet holds instances of when the rows are all units) and gives
+// each row its service's counts and its instance's line. etcd is nil
+// without one; a failed read of it is said on stderr and leaves its
+// columns unknown.
+func statusGlances(ctx context.Context, e *env, hf *historyFlags, c *fleet.Client, etcd *clientv3.Client, prefix string, rows []statusRow) ([]Glance, error) {
+	fl, err := fleetApps(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	var reg map[string]map[string]*regInstance
+	if etcd != nil {
+		rctx, cancel := context.WithTimeout(ctx, hf.timeout())
+		reg, err = readRegistry(rctx, etcd, prefix)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(e.stderr, "registrations not shown: %v (is etcd reachable at %s?)\n", err, hf.where())
+			reg = nil
+		}
+	}
+	var services []string
+	for _, r := range rows {
+		if svc, _, ok := sidekickOf(r.Unit); ok && fl[svc] != nil {
+			services = append(services, svc)
+		}
+	}
+	if len(services) == 0 {
+		return nil, nil
+	}
+	gs := glances(services, fl, reg, time.Now())
+	for i := range rows {
+		if svc, inst, ok := sidekickOf(rows[i].Unit); ok {
+			rows[i].Summary, rows[i].Glance = rowGlance(gs, svc, inst)
+		}
+	}
+	return gs, nil
 }
 
 // statusRow is one unit as units status lists it.
@@ -342,6 +420,10 @@ type statusRow struct {
 	IP       string           `json:"ip,omitempty"`
 	Hash     string           `json:"hash"`
 	Sidekick *registry.Status `json:"sidekick,omitempty"`
+	// Summary is the row's service at a glance (counts and versions),
+	// Glance its instance's line.
+	Summary *Glance         `json:"summary,omitempty"`
+	Glance  *InstanceGlance `json:"glance,omitempty"`
 }
 
 // statusRows reads the named units (all without names) from fleet.
@@ -371,17 +453,13 @@ func statusRows(ctx context.Context, c *fleet.Client, names []string) ([]statusR
 	return rows, nil
 }
 
-// addSidekicks fills each instance row's sidekick status from etcd; false
-// when no etcd is configured or it could not be read (said on stderr).
-func addSidekicks(ctx context.Context, e *env, hf *historyFlags, dial fleet.Dialer, prefix string, rows []statusRow) bool {
-	cli, err := hf.connect(dial)
-	if err != nil || cli == nil {
-		if err != nil {
-			fmt.Fprintf(e.stderr, "sidekick status not shown: %v\n", err)
-		}
+// addSidekicks fills each instance row's sidekick status from etcd (nil:
+// none configured); false when there is none or it could not be read
+// (said on stderr).
+func addSidekicks(ctx context.Context, e *env, hf *historyFlags, cli *clientv3.Client, prefix string, rows []statusRow) bool {
+	if cli == nil {
 		return false
 	}
-	defer cli.Close()
 	var services []string
 	for _, r := range rows {
 		if svc, _, ok := sidekickOf(r.Unit); ok {
