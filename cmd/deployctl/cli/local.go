@@ -111,7 +111,8 @@ images the nodes load.`
 func newLocalUpCmd(e *env) *cobra.Command {
 	var l localFlags
 	var cfg localcluster.Config
-	var bin, appTags string
+	var pf partsFlags
+	var appTags string
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "up [--nodes N] [--edge E] [--tls] [--name NAME]",
@@ -123,16 +124,9 @@ func newLocalUpCmd(e *env) *cobra.Command {
 			if err := cfg.Check(); err != nil {
 				return exitcode.Usage(err)
 			}
-			if bin == "" {
-				exe, err := os.Executable()
-				if err != nil {
-					return err
-				}
-				bin = filepath.Dir(exe)
+			if err := pf.resolve(&cfg.Parts); err != nil {
+				return err
 			}
-			cfg.Parts.Deployctl = filepath.Join(bin, "deployctl")
-			cfg.Parts.Registrar = filepath.Join(bin, "registrar")
-			cfg.Parts.Etcd = filepath.Join(bin, "etcd")
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			tags, err := appImages(ctx, cfg.Parts.Deployctl, appTags)
@@ -158,16 +152,38 @@ func newLocalUpCmd(e *env) *cobra.Command {
 	cmd.Flags().BoolVar(&cfg.TLS, "tls", false, "etcd with mutual TLS and auth, as infra's default etcdTls")
 	cmd.Flags().StringVar(&cfg.Pulumi.CLI, "pulumi", os.Getenv("DEPLOYCTL_PULUMI_CLI"), "the Pulumi CLI (default: pulumi on PATH; env DEPLOYCTL_PULUMI_CLI)")
 	cmd.Flags().StringVar(&cfg.Pulumi.Plugins, "plugins", os.Getenv("DEPLOYCTL_PULUMI_PLUGINS"), "directory with the Pulumi providers (pulumi-resource-NAME.gz and SHA256SUMS); default: the engine downloads them (env DEPLOYCTL_PULUMI_PLUGINS)")
-	cmd.Flags().StringVar(&cfg.Parts.Tools, "tools", os.Getenv("DEPLOYCTL_TOOLS"), "directory with prebuilt node tools: any of fleetd, fleetctl, flanneld, coreos-cloudinit (NAME.gz) and SHA256SUMS of the unpacked files; those it lacks are downloaded from their pinned releases, except coreos-cloudinit, which has none (see above to build it) (env DEPLOYCTL_TOOLS)")
-	cmd.Flags().StringVar(&cfg.Parts.FleetSHA256, "fleet-sha256", os.Getenv("DEPLOYCTL_FLEET_SHA256"), "SHA-256 of fleet-v1.0.0-linux-amd64.tar.gz, to download fleetd and fleetctl when --tools lacks them (env DEPLOYCTL_FLEET_SHA256)")
-	cmd.Flags().StringVar(&cfg.Parts.FlannelSHA256, "flannel-sha256", "", "SHA-256 of flannel v0.14.0's flanneld-amd64 (default: the one deployctl pins)")
-	cmd.Flags().StringVar(&cfg.Parts.DownloadBase, "download-base", "", "mirror of https://github.com's release downloads")
-	cmd.Flags().MarkHidden("download-base")
-	cmd.Flags().StringVar(&bin, "bin", "", "directory with static linux/amd64 deployctl, registrar and etcd (default: this binary's directory)")
-	cmd.Flags().StringVar(&cfg.Parts.Cache, "cache-dir", defaultDir("XDG_CACHE_HOME", ".cache", "deployctl"), "where slow builds and downloads are cached by content")
+	pf.bind(cmd, &cfg.Parts)
 	cmd.Flags().StringVar(&appTags, "app-images", "example/someapp:1.4,example/someapp:1.5", "tags the demo app is loaded under in every node (the images deploy.yaml names; nothing is pulled)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "bound on the whole command")
 	return cmd
+}
+
+// partsFlags are where the nodes' parts come from: the node tools (given
+// or downloaded), the static binaries, the cache.
+type partsFlags struct{ bin string }
+
+func (f *partsFlags) bind(cmd *cobra.Command, p *localcluster.Parts) {
+	cmd.Flags().StringVar(&p.Tools, "tools", os.Getenv("DEPLOYCTL_TOOLS"), "directory with prebuilt node tools: any of fleetd, fleetctl, flanneld, coreos-cloudinit (NAME.gz) and SHA256SUMS of the unpacked files; those it lacks are downloaded from their pinned releases, except coreos-cloudinit, which has none (cluster local up --help says how to build it) (env DEPLOYCTL_TOOLS)")
+	cmd.Flags().StringVar(&p.FleetSHA256, "fleet-sha256", os.Getenv("DEPLOYCTL_FLEET_SHA256"), "SHA-256 of fleet-v1.0.0-linux-amd64.tar.gz, to download fleetd and fleetctl when --tools lacks them (env DEPLOYCTL_FLEET_SHA256)")
+	cmd.Flags().StringVar(&p.FlannelSHA256, "flannel-sha256", "", "SHA-256 of flannel v0.14.0's flanneld-amd64 (default: the one deployctl pins)")
+	cmd.Flags().StringVar(&p.DownloadBase, "download-base", "", "mirror of https://github.com's release downloads")
+	cmd.Flags().MarkHidden("download-base")
+	cmd.Flags().StringVar(&f.bin, "bin", "", "directory with static linux/amd64 deployctl, registrar and etcd (default: this binary's directory)")
+	cmd.Flags().StringVar(&p.Cache, "cache-dir", defaultDir("XDG_CACHE_HOME", ".cache", "deployctl"), "where slow builds and downloads are cached by content")
+}
+
+// resolve fills the binaries' paths from --bin (default: this binary's
+// directory).
+func (f *partsFlags) resolve(p *localcluster.Parts) error {
+	if f.bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		f.bin = filepath.Dir(exe)
+	}
+	p.Deployctl, p.Registrar, p.Etcd = filepath.Join(f.bin, "deployctl"), filepath.Join(f.bin, "registrar"), filepath.Join(f.bin, "etcd")
+	return nil
 }
 
 // appImages builds the demo app's image from deployctl and tags it as

@@ -2,15 +2,12 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/exitcode"
 	"github.com/deployctl/deployctl/internal/localcluster"
 	"github.com/spf13/cobra"
 )
@@ -18,7 +15,8 @@ import (
 func newLocalAPICmd(e *env) *cobra.Command {
 	var l localFlags
 	var cfg localcluster.Config
-	var bin, listen string
+	var listen string
+	var pf partsFlags
 	cmd := &cobra.Command{
 		Use:   "api [--name NAME] [--listen ADDR]",
 		Short: "Serve a DigitalOcean API stand-in whose droplets are local nodes",
@@ -37,20 +35,13 @@ README's pulumi up unchanged. The stand-in's state survives a restart;
 deployctl cluster local down --name NAME removes every droplet, the
 network and the state.
 
-It needs the same parts as cluster local up (--bin, --tools).`,
+It needs the same parts as cluster local up (--bin, and --tools or the
+downloads cluster local up --help describes).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Name, cfg.StateDir, cfg.Progress = l.name, l.stateDir, e.stderr
-			if bin == "" {
-				exe, err := os.Executable()
-				if err != nil {
-					return err
-				}
-				bin = filepath.Dir(exe)
-			}
-			cfg.Parts.Deployctl, cfg.Parts.Registrar, cfg.Parts.Etcd = filepath.Join(bin, "deployctl"), filepath.Join(bin, "registrar"), filepath.Join(bin, "etcd")
-			if cfg.Parts.Tools == "" {
-				return exitcode.Usage(errors.New("--tools: give the directory with the prebuilt fleetd, flanneld and coreos-cloudinit (../shared/tools/linux-amd64), or set DEPLOYCTL_TOOLS"))
+			if err := pf.resolve(&cfg.Parts); err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -72,8 +63,6 @@ It needs the same parts as cluster local up (--bin, --tools).`,
 	}
 	l.bind(cmd)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to serve the API on (port 0: any free port)")
-	cmd.Flags().StringVar(&cfg.Parts.Tools, "tools", os.Getenv("DEPLOYCTL_TOOLS"), "directory with the prebuilt fleetd, fleetctl, flanneld, coreos-cloudinit (.gz) and SHA256SUMS (env DEPLOYCTL_TOOLS)")
-	cmd.Flags().StringVar(&bin, "bin", "", "directory with static linux/amd64 deployctl, registrar and etcd (default: this binary's directory)")
-	cmd.Flags().StringVar(&cfg.Parts.Cache, "cache-dir", defaultDir("XDG_CACHE_HOME", ".cache", "deployctl"), "where slow builds are cached by content")
+	pf.bind(cmd, &cfg.Parts)
 	return cmd
 }
