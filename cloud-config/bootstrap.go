@@ -62,7 +62,7 @@ const FlannelServesDocker = `systemctl is-active -q flanneld.service flannel-doc
 // member added but not yet started) fails the script, since the new node
 // could not join anyway.
 func (c *Cluster) MemberAddScript(name, privateIP string) string {
-	peer := fmt.Sprintf("%s://%s:%d", c.scheme(), privateIP, EtcdPeerPort)
+	peer := fmt.Sprintf("%s://%s:%d", c.Scheme(), privateIP, EtcdPeerPort)
 	return fmt.Sprintf(`set -eu
 %s
 members=$(e member list) # fails the script when the local member does not answer
@@ -104,7 +104,7 @@ func (c *Cluster) etcdctlRoot() string {
 // URL; one already gone is not an error. etcd shuts the removed member
 // down by itself.
 func (c *Cluster) MemberRemoveScript(name, privateIP string) string {
-	peer := fmt.Sprintf("%s://%s:%d", c.scheme(), privateIP, EtcdPeerPort)
+	peer := fmt.Sprintf("%s://%s:%d", c.Scheme(), privateIP, EtcdPeerPort)
 	return fmt.Sprintf(`set -eu
 %s
 members=$(e member list) # fails the script when the local member does not answer

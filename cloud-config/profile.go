@@ -124,7 +124,8 @@ func (c *Cluster) Check() error {
 	return nil
 }
 
-func (c *Cluster) scheme() string {
+// Scheme is "https" with TLS on, else "http": the scheme of every etcd URL.
+func (c *Cluster) Scheme() string {
 	if c.TLS != nil {
 		return "https"
 	}
@@ -133,7 +134,7 @@ func (c *Cluster) scheme() string {
 
 // LocalEndpoint is the etcd client URL services on a node use.
 func (c *Cluster) LocalEndpoint() string {
-	return fmt.Sprintf("%s://127.0.0.1:%d", c.scheme(), EtcdClientPort)
+	return fmt.Sprintf("%s://127.0.0.1:%d", c.Scheme(), EtcdClientPort)
 }
 
 // FlannelConfig is the JSON flannel reads from /coreos.com/network/config.
@@ -151,7 +152,7 @@ func env(lines *[]string, k, v string) {
 
 // EtcdDropIn configures Flatcar's etcd-member.service (etcd 3.5) for node.
 func (c *Cluster) EtcdDropIn(n Node) string {
-	s := c.scheme()
+	s := c.Scheme()
 	l := []string{"[Service]"}
 	env(&l, "ETCD_NAME", n.Name)
 	env(&l, "ETCD_DATA_DIR", "/var/lib/etcd")
@@ -192,7 +193,7 @@ func (c *Cluster) InitialCluster(members map[string]string) string {
 	sort.Strings(names)
 	parts := make([]string, 0, len(names))
 	for _, n := range names {
-		parts = append(parts, fmt.Sprintf("%s=%s://%s:%d", n, c.scheme(), members[n], EtcdPeerPort))
+		parts = append(parts, fmt.Sprintf("%s=%s://%s:%d", n, c.Scheme(), members[n], EtcdPeerPort))
 	}
 	return strings.Join(parts, ",")
 }

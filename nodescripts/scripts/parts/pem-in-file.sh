@@ -1,0 +1,1 @@
+{{.Cat}} {{.Path}} | tr -d '\n' | grep -qF -e {{q .PEM}}

@@ -1,0 +1,3 @@
+set -eu
+umask 077
+{{include "receive-secrets.sh" .}}

@@ -1,0 +1,1 @@
+set -eu; echo '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef  /home/core/.registrar-0123456789ab' | sha256sum -c - >/dev/null; sudo mkdir -p /opt/bin; sudo install -m 0755 /home/core/.registrar-0123456789ab /opt/bin/registrar.new; sudo mv /opt/bin/registrar.new /opt/bin/registrar; rm -f /home/core/.registrar-0123456789ab

@@ -1,0 +1,1 @@
+set -eu; echo 'fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210  /home/core/.registrar-fedcba987654' | sha256sum -c - >/dev/null; sudo mkdir -p /opt/bin; sudo install -m 0755 /home/core/.registrar-fedcba987654 /opt/bin/registrar-next.new; sudo mv /opt/bin/registrar-next.new /opt/bin/registrar-next; rm -f /home/core/.registrar-fedcba987654
