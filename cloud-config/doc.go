@@ -6,5 +6,6 @@
 // etcd-member.service with the v2 API on, fleet 1.0.0 installed from its
 // pinned release, flannel on the v2 API, Docker on the flannel subnet, and
 // /opt/bin ready for the registrar. It is pure: it imports nothing else of
-// the project.
+// the project. The scripts deployctl runs on the nodes over SSH, once they
+// have booted from this user data, are package nodescripts.
 package cloudconfig

@@ -31,7 +31,7 @@ type Cluster struct {
 	// DiscoveryURL, when set, bootstraps etcd through a discovery service
 	// and starts etcd, flannel and fleet at boot. Without it infra writes
 	// the initial cluster over SSH once every private IP is known (see
-	// BootstrapScript).
+	// nodescripts.Bootstrap).
 	DiscoveryURL string
 	// FlannelCIDR is the overlay network (default 10.1.0.0/16).
 	FlannelCIDR string
@@ -317,7 +317,7 @@ func NodeConfig(c Cluster, n Node) (*Config, error) {
 				// Without a discovery URL etcd must not start before infra has
 				// written the initial cluster: a member started without it
 				// would bootstrap a wrong one-node cluster in its data dir.
-				// BootstrapScript enables and starts it.
+				// nodescripts.Bootstrap enables and starts it.
 				{Name: "etcd-member.service", Enable: start != "", Command: start, DropIns: []DropIn{{Name: "20-deployctl.conf", Content: c.EtcdDropIn(n)}}},
 				{Name: "flanneld.service", Enable: true, Command: start, DropIns: []DropIn{{Name: "50-network-config.conf", Content: c.FlannelDropIn()}}},
 				{Name: "docker.service", DropIns: []DropIn{{Name: "40-flannel.conf", Content: DockerDropIn}}},

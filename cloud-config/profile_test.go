@@ -200,26 +200,7 @@ func TestEtcdValuesAsBinariesExpect(t *testing.T) {
 	}
 }
 
-func TestBootstrapScript(t *testing.T) {
-	c := cluster()
-	ic := c.InitialCluster(map[string]string{"core-2": "10.0.0.2", "core-1": "10.0.0.1"})
-	if ic != "core-1=http://10.0.0.1:2380,core-2=http://10.0.0.2:2380" {
-		t.Fatal(ic)
-	}
-	s := c.BootstrapScript(ic, "new")
-	for _, want := range []string{ic, "ETCD_INITIAL_CLUSTER_STATE", "'new'", "systemctl enable --now etcd-member.service", "fleet.service"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("bootstrap script lacks %q:\n%s", want, s)
-		}
-	}
-}
-
 // TestMemberAddScriptGolden keeps testdata/member-add.sh (and
 // member-remove.sh) equal to what infra runs on node 1 before a new node
 // joins (and before one goes); compat/etcd35 runs those files with the real
 // etcdctl against a real etcd 3.5, as on Flatcar.
-func TestMemberAddScriptGolden(t *testing.T) {
-	c := cluster()
-	testenv.Golden(t, filepath.Join("testdata", "member-add.sh"), []byte(c.MemberAddScript("core-4", "10.0.0.4")), *update)
-	testenv.Golden(t, filepath.Join("testdata", "member-remove.sh"), []byte(c.MemberRemoveScript("core-4", "10.0.0.4")), *update)
-}

@@ -3,7 +3,7 @@ package infra
 import (
 	"fmt"
 
-	cloudconfig "github.com/deployctl/deployctl/cloud-config"
+	"github.com/deployctl/deployctl/nodescripts"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -77,10 +77,10 @@ func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, tls
 			var after []pulumi.Resource
 			if i >= cfg.EtcdInitialSize {
 				state, members = "existing", i+1
-				create = c.asRoot(ip.ApplyT(func(ip string) string { return cc.MemberAddScript(names[i], ip) }).(pulumi.StringOutput))
+				create = c.asRoot(ip.ApplyT(func(ip string) string { return nodescripts.MemberAdd(&cc, names[i], ip) }).(pulumi.StringOutput))
 				after = []pulumi.Resource{prev}
 			}
-			remove := ip.ApplyT(func(ip string) string { return cc.MemberRemoveScript(names[i], ip) }).(pulumi.StringOutput)
+			remove := ip.ApplyT(func(ip string) string { return nodescripts.MemberRemove(&cc, names[i], ip) }).(pulumi.StringOutput)
 			// A membership's commands run as root: root's pair is their
 			// stdin, and a new pair (pkiGeneration) only replaces the stored
 			// one (Update does nothing), so that the member's removal, run
@@ -101,8 +101,8 @@ func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, tls
 		ic := clusterOf(members)
 		b, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-etcd-bootstrap-%d", name, i+1), &RemoteCommandArgs{
 			Connection: c.conns[i].Input(),
-			Create:     ic.ApplyT(func(ic string) string { return cc.BootstrapScript(ic, state) }).(pulumi.StringOutput),
-			Delete:     pulumi.String(cloudconfig.NodeLeaveScript),
+			Create:     ic.ApplyT(func(ic string) string { return nodescripts.Bootstrap(&cc, ic, state) }).(pulumi.StringOutput),
+			Delete:     pulumi.String(nodescripts.NodeLeave()),
 			Triggers:   pulumi.Array{ic},
 		}, parent, pulumi.DependsOn(deps))
 		if err != nil {
@@ -121,7 +121,7 @@ func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, tls
 // after the one before and each pass after the whole pass before: trust
 // the new CA beside the old on every node, then the new certificates on
 // every node, then drop the old CA on every node (cloudconfig's
-// RotateTrustScript has the why). Raising pkiGeneration makes a new PKI,
+// nodescripts.RotateTrust has the why). Raising pkiGeneration makes a new PKI,
 // which changes every script and so re-runs the chain in that order; on a
 // new stack, or nodes already rotated, each step changes nothing.
 func (c *Cluster) rotation(ctx *pulumi.Context, name string, servers []*Cert) error {
@@ -153,14 +153,14 @@ func (c *Cluster) rotation(ctx *pulumi.Context, name string, servers []*Cert) er
 	return nil
 }
 
-// asRoot makes a script get root's pair for its run (cloudconfig.WithRoot)
+// asRoot makes a script get root's pair for its run (nodescripts.WithRoot)
 // from its standard input (rootStdin) when the cluster has a PKI (a plain
 // cluster has no roles).
 func (c *Cluster) asRoot(script pulumi.StringOutput) pulumi.StringOutput {
 	if c.PKI == nil {
 		return script
 	}
-	return script.ApplyT(cloudconfig.WithRoot).(pulumi.StringOutput)
+	return script.ApplyT(nodescripts.WithRoot).(pulumi.StringOutput)
 }
 
 // rootStdin is the standard input of asRoot's scripts: root's pair, or
@@ -185,7 +185,7 @@ func (c *Cluster) authSetup(ctx *pulumi.Context, name string) error {
 	for _, b := range c.Bootstrap {
 		boots = append(boots, b)
 	}
-	script := c.asRoot(pulumi.String(c.cc.AuthSetupScript()).ToStringOutput())
+	script := c.asRoot(pulumi.String(nodescripts.AuthSetup(&c.cc)).ToStringOutput())
 	var err error
 	c.Auth, err = NewRemoteCommand(ctx, name+"-etcd-auth", &RemoteCommandArgs{
 		Connection: c.conns[0].Input(), Create: script, Update: pulumi.String("true"), Stdin: c.rootStdin(),

@@ -16,6 +16,7 @@ import (
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 	"github.com/deployctl/deployctl/infra"
+	"github.com/deployctl/deployctl/nodescripts"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -392,7 +393,7 @@ func checkMembership(t *testing.T, boots, members []registered, initial int) {
 		if !strings.Contains(script, state) {
 			t.Errorf("bootstrap of node %d: want state %s", i+1, state)
 		}
-		if plain(b.inputs["delete"]) != cloudconfig.NodeLeaveScript {
+		if plain(b.inputs["delete"]) != nodescripts.NodeLeave() {
 			t.Errorf("bootstrap of node %d: its deletion does not stop fleet first", i+1)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 	"github.com/deployctl/deployctl/internal/certexpiry"
+	"github.com/deployctl/deployctl/nodescripts"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -139,7 +140,7 @@ func (p *PKI) ServerCert(ctx *pulumi.Context, node string, privateIP pulumi.Stri
 // only a CA its peers do not present.
 func (p *PKI) NodeFiles(server *Cert) (script, stdin pulumi.StringOutput) {
 	return p.nodeScript(server, func(files cloudconfig.NodeTLSFiles) string {
-		return cloudconfig.TLSFirstInstallScript(files)
+		return nodescripts.TLSFirstInstall(files)
 	})
 }
 
@@ -160,28 +161,28 @@ func (p *PKI) nodeScript(server *Cert, script func(cloudconfig.NodeTLSFiles) str
 		return cloudconfig.TLSFiles(pems)
 	}).(pulumi.StringMapOutput)
 	text = pulumi.Unsecret(files.ApplyT(func(f map[string]string) string { return script(f) })).(pulumi.StringOutput)
-	stdin = pulumi.ToSecret(files.ApplyT(func(f map[string]string) (string, error) { return cloudconfig.NodeTLSFiles(f).Secrets().Stdin() })).(pulumi.StringOutput)
+	stdin = pulumi.ToSecret(files.ApplyT(func(f map[string]string) (string, error) { return nodescripts.TLSSecrets(f).Stdin() })).(pulumi.StringOutput)
 	return text, stdin
 }
 
 // RotationScripts are one node's three rotation passes (see
-// cloudconfig.RotateTrustScript): trust this PKI's CA beside the one the
+// nodescripts.RotateTrust): trust this PKI's CA beside the one the
 // node has, install this PKI's certificates, trust only this PKI's CA.
 // The reissue pass gets its keys on standard input (reissueIn, secret); on
 // a node already in a pass's state a script changes nothing.
 func (p *PKI) RotationScripts(cc *cloudconfig.Cluster, server *Cert) (trust, reissue, reissueIn, drop pulumi.StringOutput) {
-	trust = p.CACert.CertPem.ApplyT(func(ca string) string { return cc.RotateTrustScript(ca) }).(pulumi.StringOutput)
-	reissue, reissueIn = p.nodeScript(server, cc.RotateReissueScript)
-	drop = p.CACert.CertPem.ApplyT(func(ca string) string { return cc.RotateDropScript(ca) }).(pulumi.StringOutput)
+	trust = p.CACert.CertPem.ApplyT(func(ca string) string { return nodescripts.RotateTrust(cc, ca) }).(pulumi.StringOutput)
+	reissue, reissueIn = p.nodeScript(server, func(f cloudconfig.NodeTLSFiles) string { return nodescripts.RotateReissue(cc, f) })
+	drop = p.CACert.CertPem.ApplyT(func(ca string) string { return nodescripts.RotateDrop(cc, ca) }).(pulumi.StringOutput)
 	return trust, reissue, reissueIn, drop
 }
 
 // RootStdin is the standard input of a script that needs etcd's root role
-// (cloudconfig.WithRoot): root's pair, secret. The node keeps it only
+// (nodescripts.WithRoot): root's pair, secret. The node keeps it only
 // while the script runs.
 func (p *PKI) RootStdin() pulumi.StringOutput {
 	root := p.Clients[cloudconfig.RoleRoot]
 	return pulumi.ToSecret(pulumi.All(root.Cert.CertPem, root.Key.PrivateKeyPem).ApplyT(func(a []any) (string, error) {
-		return cloudconfig.RootStdin(a[0].(string), a[1].(string))
+		return nodescripts.RootStdin(a[0].(string), a[1].(string))
 	})).(pulumi.StringOutput)
 }

@@ -3,7 +3,7 @@ package infra
 import (
 	"fmt"
 
-	cloudconfig "github.com/deployctl/deployctl/cloud-config"
+	"github.com/deployctl/deployctl/nodescripts"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -38,7 +38,7 @@ func NewRegistrarShipping(ctx *pulumi.Context, name string, args *RegistrarShipp
 	triggers := pulumi.Array{pulumi.String(args.SHA256)}
 	// core cannot write /opt/bin over SCP; copy to its home, then install
 	// with sudo (atomic: install writes a new file, mv replaces it).
-	staged := cloudconfig.RegistrarStagedPath(args.SHA256)
+	staged := nodescripts.RegistrarStagedPath(args.SHA256)
 	for i, conn := range args.Connections {
 		cp, err := NewCopyToRemote(ctx, fmt.Sprintf("%s-copy-%d", name, i+1), &CopyToRemoteArgs{
 			Connection: conn.Input(),
@@ -51,7 +51,7 @@ func NewRegistrarShipping(ctx *pulumi.Context, name string, args *RegistrarShipp
 		}
 		install, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-install-%d", name, i+1), &RemoteCommandArgs{
 			Connection: conn.Input(),
-			Create:     pulumi.String(cloudconfig.RegistrarInstallScript(args.SHA256, staged, RegistrarPath)),
+			Create:     pulumi.String(nodescripts.RegistrarInstall(args.SHA256, staged, RegistrarPath)),
 			Triggers:   triggers,
 		}, parent, pulumi.DependsOn([]pulumi.Resource{cp}))
 		if err != nil {

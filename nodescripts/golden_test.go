@@ -22,13 +22,13 @@ type script struct{ Name, Text string }
 // clusters of 1, 3 and 5 members, several names and IPs, every rotation
 // pass and every role's files.
 var (
-	plainCluster = &cloudconfig.Cluster{}
-	tlsCluster   = &cloudconfig.Cluster{TLS: &cloudconfig.TLS{}}
-	goldenCA     = "-----BEGIN CERTIFICATE-----\nbmV3IENB\nY2VydA==\n-----END CERTIFICATE-----\n"
-	goldenCA2    = "-----BEGIN CERTIFICATE-----\nb3RoZXI=\n-----END CERTIFICATE-----"
-	goldenSHA    = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-	goldenSHA2   = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
-	members      = []map[string]string{
+	goldenPlain = &cloudconfig.Cluster{}
+	goldenTLS   = &cloudconfig.Cluster{TLS: &cloudconfig.TLS{}}
+	goldenCA    = "-----BEGIN CERTIFICATE-----\nbmV3IENB\nY2VydA==\n-----END CERTIFICATE-----\n"
+	goldenCA2   = "-----BEGIN CERTIFICATE-----\nb3RoZXI=\n-----END CERTIFICATE-----"
+	goldenSHA   = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	goldenSHA2  = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+	members     = []map[string]string{
 		{"core-1": "10.0.0.1"},
 		{"core-1": "10.0.0.1", "core-2": "10.0.0.2", "core-3": "10.0.0.3"},
 		{"core-1": "10.10.1.5", "core-2": "10.10.2.6", "core-3": "10.10.3.7", "core-4": "10.10.4.8", "core-5": "10.10.5.9"},
@@ -60,7 +60,7 @@ func goldenFiles(t *testing.T, only ...string) cloudconfig.NodeTLSFiles {
 }
 
 func clusters() map[string]*cloudconfig.Cluster {
-	return map[string]*cloudconfig.Cluster{"plain": plainCluster, "tls": tlsCluster}
+	return map[string]*cloudconfig.Cluster{"plain": goldenPlain, "tls": goldenTLS}
 }
 
 // scripts renders every script for the golden inputs, with the names of
@@ -69,10 +69,10 @@ func clusters() map[string]*cloudconfig.Cluster {
 func scripts(t *testing.T) []script {
 	t.Helper()
 	out := []script{
-		{"member-add", nodescripts.MemberAdd(plainCluster, "core-4", "10.0.0.4")},
-		{"member-remove", nodescripts.MemberRemove(plainCluster, "core-4", "10.0.0.4")},
-		{"member-add-tls", nodescripts.MemberAdd(tlsCluster, "core-4", "10.0.0.4")},
-		{"auth-setup", nodescripts.AuthSetup(tlsCluster)},
+		{"member-add", nodescripts.MemberAdd(goldenPlain, "core-4", "10.0.0.4")},
+		{"member-remove", nodescripts.MemberRemove(goldenPlain, "core-4", "10.0.0.4")},
+		{"member-add-tls", nodescripts.MemberAdd(goldenTLS, "core-4", "10.0.0.4")},
+		{"auth-setup", nodescripts.AuthSetup(goldenTLS)},
 		{"node-leave", nodescripts.NodeLeave()},
 		{"flannel-serves-docker", nodescripts.FlannelServesDocker()},
 		{"registrar-install-1", nodescripts.RegistrarInstall(goldenSHA, nodescripts.RegistrarStagedPath(goldenSHA), "/opt/bin/registrar")},
@@ -102,7 +102,7 @@ func scripts(t *testing.T) []script {
 			script{"rotate-drop-2-" + name, nodescripts.RotateDrop(c, goldenCA2)})
 	}
 	out = append(out,
-		script{"auth-setup-plain", nodescripts.AuthSetup(plainCluster)},
+		script{"auth-setup-plain", nodescripts.AuthSetup(goldenPlain)},
 		script{"tls-install", nodescripts.TLSInstall(full)},
 		script{"tls-install-server", nodescripts.TLSInstall(some)},
 		script{"tls-first-install", nodescripts.TLSFirstInstall(full)},

@@ -126,7 +126,7 @@ func TestAuthSetupScript(t *testing.T) {
 	srv.start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, err := os.ReadFile(filepath.Join(goldenDir, "auth-setup.sh"))
+	b, err := os.ReadFile(filepath.Join(scriptsDir, "auth-setup.sh"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestAuthSetupScript(t *testing.T) {
 	// A node added after auth is on: the member add (v3, root's
 	// certificate) works, and is idempotent. (Over v2, POST /v2/members
 	// answered 500 "auth: user name is empty".)
-	b, err = os.ReadFile(filepath.Join(goldenDir, "member-add-tls.sh"))
+	b, err = os.ReadFile(filepath.Join(scriptsDir, "member-add-tls.sh"))
 	if err != nil {
 		t.Fatal(err)
 	}

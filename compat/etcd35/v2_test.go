@@ -18,9 +18,14 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
-// goldenDir holds the main module's cloud-config golden files; its tests keep
-// them equal to what the renderer and infra produce.
-var goldenDir = filepath.Join("..", "..", "cloud-config", "testdata")
+// goldenDir holds the main module's cloud-config golden files (the user
+// data) and scriptsDir its nodescripts golden files (what infra runs on the
+// nodes); their tests keep them equal to what the renderer and infra
+// produce.
+var (
+	goldenDir  = filepath.Join("..", "..", "cloud-config", "testdata")
+	scriptsDir = filepath.Join("..", "..", "nodescripts", "testdata")
+)
 
 // nodeEndpoint is the etcd endpoint the node's commands use (etcd-member on
 // the node itself); the tests point it at their own server.
@@ -253,7 +258,7 @@ func TestJoinAndLeave(t *testing.T) {
 	m2.cfg.Name = "core-2"
 	peer1, peer2 := m1.cfg.AdvertisePeerUrls[0].String(), m2.cfg.AdvertisePeerUrls[0].String()
 	script := func(file string) string {
-		b, err := os.ReadFile(filepath.Join(goldenDir, file))
+		b, err := os.ReadFile(filepath.Join(scriptsDir, file))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -302,7 +307,7 @@ func TestMemberAddFailsWhenEtcdIsDown(t *testing.T) {
 
 func memberAddScript(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(goldenDir, "member-add.sh"))
+	b, err := os.ReadFile(filepath.Join(scriptsDir, "member-add.sh"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 	"github.com/deployctl/deployctl/internal/atomicfile"
+	"github.com/deployctl/deployctl/nodescripts"
 	"github.com/deployctl/deployctl/units/deployspec"
 	"golang.org/x/crypto/ssh"
 )
@@ -178,7 +179,7 @@ func (s *State) Run(ctx context.Context, i int, script string) (string, error) {
 }
 
 // RunWith runs a script on node i with stdin on its standard input, where
-// the scripts that need keys get them (cloudconfig.Secrets).
+// the scripts that need keys get them (nodescripts.Secrets).
 func (s *State) RunWith(ctx context.Context, i int, script, stdin string) (string, error) {
 	sh, err := s.shell(s.Nodes[i])
 	if err != nil {
@@ -389,7 +390,7 @@ func (s *State) waitServing(ctx context.Context, cfg *Config) error {
 			if !ok {
 				break
 			}
-			if out, err := s.Run(wctx, i, cloudconfig.FlannelServesDocker); err != nil {
+			if out, err := s.Run(wctx, i, nodescripts.FlannelServesDocker()); err != nil {
 				ok, last = false, fmt.Sprintf("%s: flannel not serving Docker yet: %s", s.Nodes[i].Name, strings.TrimSpace(out))
 			}
 		}

@@ -26,10 +26,10 @@ import (
 	"testing"
 	"time"
 
-	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 	"github.com/deployctl/deployctl/internal/etcdconn"
 	"github.com/deployctl/deployctl/internal/harness/testenv"
 	"github.com/deployctl/deployctl/internal/localcluster"
+	"github.com/deployctl/deployctl/nodescripts"
 	"github.com/deployctl/deployctl/units"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -1094,7 +1094,7 @@ func (s *story) rotateUnderLoad(t *testing.T) {
 				t.Errorf("%s: %s active since %s, before the rotation started (%s)", n, unit, at, start.Format(time.TimeOnly))
 			}
 		}
-		if m := dockerCmd(t, "exec", n, "ls", cloudconfig.RotationMarkerDir); len(strings.Fields(m)) < 3 {
+		if m := dockerCmd(t, "exec", n, "ls", nodescripts.RotationMarkerDir); len(strings.Fields(m)) < 3 {
 			t.Errorf("%s: rotation markers %q, want one per pass", n, m)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/deployctl/deployctl/internal/etcdconn"
 	"github.com/deployctl/deployctl/internal/harness/etcdserver"
 	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/nodescripts"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -127,7 +128,7 @@ func TestAnnounceOverTLSWithAuth(t *testing.T) {
 }
 
 // TestRegistrarRoleOnTLSEtcd sets etcd up as the cluster's auth setup does
-// (cloudconfig.AuthSetupScript: client-certificate auth, users named after
+// (nodescripts.AuthSetup: client-certificate auth, users named after
 // the certificates' common names, the registrar's role limited to
 // /services/, auth on) on a real etcd 3.7 with TLS, then checks: a client
 // without a certificate is refused; one with the registrar's certificate
@@ -175,7 +176,7 @@ func TestRegistrarRoleOnTLSEtcd(t *testing.T) {
 			t.Fatalf("auth setup step %d: %v", i, err)
 		}
 	}
-	if !strings.Contains((&cloudconfig.Cluster{}).AuthSetupScript(), "grant-permission registrar --prefix=true readwrite "+cloudconfig.RegistrarKeyPrefix) {
+	if !strings.Contains(nodescripts.AuthSetup(&cloudconfig.Cluster{}), "grant-permission registrar --prefix=true readwrite "+cloudconfig.RegistrarKeyPrefix) {
 		t.Fatal("the nodes' auth setup no longer grants what this test sets up")
 	}
 

@@ -1,4 +1,4 @@
-package cloudconfig_test
+package nodescripts_test
 
 import (
 	"os"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
+	"github.com/deployctl/deployctl/nodescripts"
 )
 
 // Issue 35 item 2: no script that installs keys carries one in its text
@@ -20,15 +21,15 @@ func TestKeysTravelOnStdinOnly(t *testing.T) {
 	}
 	c := &cloudconfig.Cluster{TLS: &cloudconfig.TLS{}}
 	scripts := map[string]string{
-		"install": cloudconfig.TLSInstallScript(files), "first install": cloudconfig.TLSFirstInstallScript(files),
-		"reissue": c.RotateReissueScript(files), "as root": cloudconfig.WithRoot(c.AuthSetupScript()),
+		"install": nodescripts.TLSInstall(files), "first install": nodescripts.TLSFirstInstall(files),
+		"reissue": nodescripts.RotateReissue(c, files), "as root": nodescripts.WithRoot(nodescripts.AuthSetup(c)),
 	}
 	for name, s := range scripts {
 		if strings.Contains(s, "PRIVATE KEY") || strings.Contains(s, "-key.pem\n-----") {
 			t.Errorf("%s: a key in the script's text:\n%s", name, s)
 		}
 	}
-	stdin, err := files.Secrets().Stdin()
+	stdin, err := nodescripts.TLSSecrets(files).Stdin()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func TestKeysTravelOnStdinOnly(t *testing.T) {
 	}
 	// A missing file stops the script before it changes anything.
 	delete(files, cloudconfig.ServerKeyFile())
-	short, _ := files.Secrets().Stdin()
+	short, _ := nodescripts.TLSSecrets(files).Stdin()
 	os.RemoveAll(filepath.Join(n.dir, "tls", "fleet.pem"))
 	out, err := n.runWith(scripts["install"], short)
 	if err == nil || !strings.Contains(out, "server-key.pem did not arrive on standard input") {
@@ -59,7 +60,7 @@ func TestKeysTravelOnStdinOnly(t *testing.T) {
 }
 
 func TestSecretNamesAreChecked(t *testing.T) {
-	if _, err := (cloudconfig.Secrets{"../etc/passwd": "x"}).Stdin(); err == nil || !strings.Contains(err.Error(), "../etc/passwd") {
+	if _, err := (nodescripts.Secrets{"../etc/passwd": "x"}).Stdin(); err == nil || !strings.Contains(err.Error(), "../etc/passwd") {
 		t.Fatalf("a path as a secret's name: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package cloudconfig
+package nodescripts
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package cloudconfig_test
+package nodescripts_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
+	"github.com/deployctl/deployctl/nodescripts"
 )
 
 // fakeNode runs a node script against stand-ins for what it calls on a
@@ -101,11 +102,11 @@ func (n *fakeNode) run(script string) (string, error) {
 func (n *fakeNode) runWith(script, stdin string) (string, error) {
 	n.t.Helper()
 	for from, to := range map[string]string{
-		cloudconfig.TLSDir: filepath.Join(n.dir, "tls"), cloudconfig.RotationMarkerDir: filepath.Join(n.dir, "rotation"),
+		cloudconfig.TLSDir: filepath.Join(n.dir, "tls"), nodescripts.RotationMarkerDir: filepath.Join(n.dir, "rotation"),
 		"/opt/bin/fleetctl": "fleetctl", "/etc/machine-id": filepath.Join(n.dir, "machine-id"),
-		cloudconfig.SecretsRunDir + "/deployctl-":   filepath.Join(n.dir, "run") + "/deployctl-",
+		nodescripts.SecretsRunDir + "/deployctl-":   filepath.Join(n.dir, "run") + "/deployctl-",
 		"/etc/systemd/system/etcd-member.service.d": filepath.Join(n.dir, "etcd-member.service.d"),
-		cloudconfig.FlannelSubnetFile:               filepath.Join(n.dir, "subnet.env"),
+		nodescripts.FlannelSubnetFile:               filepath.Join(n.dir, "subnet.env"),
 	} {
 		script = strings.ReplaceAll(script, from, to)
 	}
@@ -147,8 +148,8 @@ func TestInterruptedReissuePassRestartsTheClients(t *testing.T) {
 	for p := range files {
 		files[p] = strings.Replace(files[p], "x\n", "new\n", 1) // the new CA's
 	}
-	script := c.RotateReissueScript(files)
-	stdin, err := files.Secrets().Stdin()
+	script := nodescripts.RotateReissue(c, files)
+	stdin, err := nodescripts.TLSSecrets(files).Stdin()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,11 +194,11 @@ func TestRotationPassNeedsEveryMemberHealthy(t *testing.T) {
 	n.calls()
 	ca := "-----BEGIN CERTIFICATE-----\nbmV3\n-----END CERTIFICATE-----\n"
 	files := placeholderFiles(t)
-	stdin, err := files.Secrets().Stdin()
+	stdin, err := nodescripts.TLSSecrets(files).Stdin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, script := range map[string]string{"trust": c.RotateTrustScript(ca), "reissue": c.RotateReissueScript(files), "drop": c.RotateDropScript(ca)} {
+	for name, script := range map[string]string{"trust": nodescripts.RotateTrust(c, ca), "reissue": nodescripts.RotateReissue(c, files), "drop": nodescripts.RotateDrop(c, ca)} {
 		out, err := n.runWith(script, stdin)
 		if err == nil || !strings.Contains(out, "member https://10.0.0.1:2379 is not healthy; not starting this pass") {
 			t.Errorf("%s with a member down: %v\n%s", name, err, out)
@@ -219,7 +220,7 @@ func TestTrustPassRestartsTheClients(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(n.dir, "tls", "ca.pem"), []byte("-----BEGIN CERTIFICATE-----\nb2xk\n-----END CERTIFICATE-----\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := n.run(c.RotateTrustScript("-----BEGIN CERTIFICATE-----\nbmV3\n-----END CERTIFICATE-----\n"))
+	out, err := n.run(nodescripts.RotateTrust(c, "-----BEGIN CERTIFICATE-----\nbmV3\n-----END CERTIFICATE-----\n"))
 	log := n.calls()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -240,7 +241,7 @@ func TestTrustPassRestartsTheClients(t *testing.T) {
 // that; it fails, saying so, when that never happens.
 func TestBootstrapWaitsForTheNodeToSettle(t *testing.T) {
 	c := &cloudconfig.Cluster{TLS: &cloudconfig.TLS{}}
-	script := c.BootstrapScript("core-1=https://10.0.0.1:2380", "new")
+	script := nodescripts.Bootstrap(c, "core-1=https://10.0.0.1:2380", "new")
 	n := newFakeNode(t)
 	ip := "#!/bin/sh\n[ -e " + filepath.Join(n.dir, "docker-on-flannel") + " ] && echo '    inet 10.1.23.1/24 scope global docker0'\nexit 0\n"
 	for name, body := range map[string]string{"bin/ip": ip, "subnet.env": "FLANNEL_SUBNET=10.1.23.1/24\n"} {
