@@ -50,7 +50,8 @@ vet:
 ## registrar's with the race detector; compat/etcd35 is a module of its own
 ## on etcd 3.5, the v2 API the nodes use). Ends with "N passed, N failed,
 ## N skipped"; under .ci/run (DEPLOYCTL_REQUIRE_ALL=1) a missing Docker,
-## nginx, systemd-analyze or curl fails its tests instead of skipping them.
+## nginx, systemd-analyze, curl or shellcheck fails its tests instead of
+## skipping them.
 check: deps vet
 	./scripts/no-binaries.sh
 	GO=$(GO) ./scripts/check.sh

@@ -5,7 +5,8 @@
 # (compat/etcd35 runs the nodes' curl calls against etcd 3.5), and Debian's Lua
 # module for nginx (libnginx-mod-http-lua: the registrar's dynamic mode), and
 # etcdctl (etcd-client: compat/etcd35 runs the nodes' auth setup with it), and
-# iptables (the nodes' metadata block, tested in network namespaces). It also
+# iptables (the nodes' metadata block, tested in network namespaces), and
+# shellcheck (nodescripts lints every script the nodes run). It also
 # starts the Docker engine when it is installed but not running.
 set -euo pipefail
 
@@ -18,6 +19,8 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 # iptables: cloud-config's metadata block is run in network namespaces.
 command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing+=(iptables)
+# shellcheck: nodescripts' tests lint the scripts infra runs on the nodes.
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 # debootstrap: the local cluster's node image (make e2e), built once.
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 

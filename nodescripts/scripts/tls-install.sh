@@ -2,7 +2,7 @@ set -eu
 umask 077
 {{include "receive-secrets.sh" .Secrets}}
 sudo install -d -m 0755 {{.Dir}}
-{{/* root's pair is never kept on a node (an older deployctl installed it). */ -}}
+{{/* The pair of root is never kept on a node; an older deployctl installed it. */ -}}
 sudo rm -f {{.Dir}}/root.pem {{.Dir}}/root-key.pem
 {{range .Files -}}
 sudo cp "$staged/{{.Name}}" {{.Path}}.tmp

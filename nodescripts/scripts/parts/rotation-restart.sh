@@ -7,11 +7,11 @@ done
 [ -n "$ok" ] || { echo "etcd on $(hostname) is not healthy 90 s after its restart: journalctl -u etcd-member" >&2; exit 1; }
 echo "$(hostname): etcd healthy after $i s"
 {{if .RestartFleet -}}
-{{/* fleetd first: from etcd's restart until fleetd's, fleetd (which
-trusts only the old CA) cannot renew its machine's registration, and once
-that lapses (its TTL) fleet unschedules every unit here (CI saw it once:
-45 s from etcd's restart, through flannel's and locksmith's restarts, to
-fleetd's). */ -}}
+{{/* fleetd first: from the restart of etcd until its own, fleetd, which
+trusts only the old CA, cannot renew the registration of its machine, and
+once that lapses, after its TTL, fleet unschedules every unit here. CI saw
+it once: 45 s from the restart of etcd, through those of flannel and
+locksmith, to that of fleetd. */ -}}
 {{include "restart-fleet.sh" .}}
 {{end -}}
 sudo systemctl try-restart {{join .Clients " "}}

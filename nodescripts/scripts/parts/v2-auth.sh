@@ -13,7 +13,7 @@ v2get users/{{.}} >/dev/null || v2 users/{{.}} "{\"user\":\"{{.}}\",\"password\"
 {{range .Roles -}}
 v2get users/{{.Name}} | grep -q '"role":"{{.Name}}"' || v2 users/{{.Name}} '{"user":"{{.Name}}","grant":["{{.Name}}"]}'
 {{end -}}
-{{/* The guest role is what etcd gives a request with no user it knows (by default read-write on everything): it keeps nothing. */ -}}
+{{/* The guest role is what etcd gives a request with no user it knows, by default read-write on everything: it keeps nothing. */ -}}
 if v2get roles/guest >/dev/null; then
   v2get roles/guest | grep -qF '"/*"' && v2 roles/guest '{"role":"guest","revoke":{"kv":{"read":["/*"],"write":["/*"]}}}'
 else
