@@ -130,11 +130,7 @@ func (s *State) save() error {
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(s.Dir, "cluster.json")
-	if err := os.WriteFile(p+".tmp", append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(p+".tmp", p)
+	return atomicfile.WriteFile(filepath.Join(s.Dir, "cluster.json"), append(b, '\n'), 0o600)
 }
 
 // KeyFile is the operator's SSH private key.
@@ -342,7 +338,9 @@ func (s *State) filesServer(ctx context.Context, im *images) error {
 	if running, _ := docker(ctx, "inspect", "--format", "{{.State.Running}}", name); running == "true" {
 		return nil
 	}
-	docker(ctx, "rm", "-f", name)
+	if err := removeContainer(ctx, name); err != nil {
+		return err
+	}
 	_, err = docker(ctx, "run", "-d", "--name", name, "--label", label+"="+s.Name, "--network", s.Network, "--ip", ip,
 		"-v", filepath.Join(s.Dir, "files")+":/files:ro", "--entrypoint", "/usr/lib/deployctl/deployctl", s.Image,
 		"cluster", "local", "node", "serve-files", "--dir", "/files/srv", "--cert", "/files/server.pem", "--key", "/files/server-key.pem", "--listen", ip+":8443")

@@ -63,7 +63,9 @@ func (d *Droplets) ipOf(ctx context.Context, name string) (string, error) {
 func (d *Droplets) create(ctx context.Context, m doapi.Machine, name string) (string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	docker(ctx, "rm", "-f", "-v", name)
+	if err := removeContainer(ctx, name); err != nil {
+		return "", err
+	}
 	ip, err := d.freeAddr(ctx)
 	if err != nil {
 		return "", err
@@ -94,7 +96,13 @@ func (d *Droplets) freeAddr(ctx context.Context) (string, error) {
 
 // Remove removes m's container; a container that is gone is no error.
 func (d *Droplets) Remove(ctx context.Context, m doapi.Machine) error {
-	out, err := docker(ctx, "rm", "-f", "-v", d.container(m))
+	return removeContainer(ctx, d.container(m))
+}
+
+// removeContainer removes a container and its volumes; one that is not
+// there is no error.
+func removeContainer(ctx context.Context, name string) error {
+	out, err := docker(ctx, "rm", "-f", "-v", name)
 	if err != nil && !strings.Contains(out+err.Error(), "No such container") {
 		return err
 	}
