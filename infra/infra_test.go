@@ -281,6 +281,7 @@ func TestFirewallRulesExactly(t *testing.T) {
 	got := strings.Join(rules(cl.inputs["inboundRules"]), "\n")
 	want := strings.Join([]string{
 		"tcp/22 sourceAddresses=198.51.100.7/32",
+		"tcp/22 sourceTags=deployctl-test",
 		"tcp/2379-2380 sourceTags=deployctl-test",
 		"udp/8472 sourceTags=deployctl-test",
 		"icmp sourceTags=deployctl-test",

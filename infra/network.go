@@ -74,7 +74,10 @@ type FirewallsArgs struct {
 var anywhere = []string{"0.0.0.0/0", "::/0"}
 
 // ClusterInboundRules are the rules of every node: SSH from the allowed
-// CIDRs; etcd client and peer (2379-2380/tcp), flannel vxlan (8472/udp)
+// CIDRs and from the cluster's own droplets (the operator reaches a
+// machine through the fleet tunnel's node, as fleetctl ssh and journal and
+// deployctl units ssh and logs do: that connection is a TCP forward, and
+// the nodes hold no private key); etcd client and peer (2379-2380/tcp), flannel vxlan (8472/udp)
 // and ICMP only from the cluster's own droplets, and etcd's client port
 // also from etcdCIDRs when there are any (the operator's etcdctl and
 // deployctl services; the peer port never). fleet has no port of its
@@ -83,6 +86,7 @@ var anywhere = []string{"0.0.0.0/0", "::/0"}
 func ClusterInboundRules(tag string, sshCIDRs, etcdCIDRs []string) []FirewallRule {
 	rules := []FirewallRule{
 		{Protocol: "tcp", PortRange: "22", SourceAddresses: sshCIDRs},
+		{Protocol: "tcp", PortRange: "22", SourceTags: []string{tag}},
 		{Protocol: "tcp", PortRange: "2379-2380", SourceTags: []string{tag}},
 		{Protocol: "udp", PortRange: "8472", SourceTags: []string{tag}},
 		{Protocol: "icmp", SourceTags: []string{tag}},

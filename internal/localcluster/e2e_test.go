@@ -689,7 +689,42 @@ func TestE2EPlain(t *testing.T) {
 			t.Fatalf("%d instances on the broken version, want 1 (max-unavailable)\n%s", onNew, out)
 		}
 		t.Logf("stopped as expected: %s", lastLine(out))
+		s.dayTwo(t, out)
 	})
+}
+
+var logsHint = regexp.MustCompile("see `deployctl units logs (someapp@[0-9]+)`")
+
+// dayTwo is issue 33's commands after the broken version stopped: the
+// roll's message names the instance, its failing health check and the
+// command that shows more; that command (units logs) shows the sidekick's
+// lines from the instance's machine; units ssh runs there; history keeps
+// the roll as stopped; the summary counts 3 serving.
+func (s *story) dayTwo(t *testing.T, stopped string) {
+	m := logsHint.FindStringSubmatch(stopped)
+	if m == nil || !strings.Contains(stopped, "GET /healthz -> 503") {
+		t.Fatalf("the stopped roll does not name the instance, its health check's status and units logs:\n%s", stopped)
+	}
+	inst := m[1]
+	logs := s.deployctl(time.Minute, "units", "logs", inst, "-n", "40")
+	if !strings.Contains(logs, "someapp-discovery") && !strings.Contains(logs, "registrar") {
+		t.Errorf("units logs %s shows no line of its sidekick:\n%s", inst, logs)
+	}
+	if out, err := s.try(time.Minute, "units", "ssh", inst, "--", "systemctl", "is-active", inst+".service"); err != nil || strings.TrimSpace(lastLine(out)) != "active" {
+		t.Errorf("units ssh %s -- systemctl is-active: %v %q", inst, err, out)
+	}
+	if out, err := s.try(time.Minute, "units", "ssh", inst, "--", "exit", "3"); err == nil || !strings.Contains(err.Error(), "exit status 3") {
+		t.Errorf("units ssh %s -- exit 3: want exit status 3, got %v\n%s", inst, err, out)
+	}
+	hist := s.deployctl(time.Minute, "units", "history")
+	if last := lastLine(hist); !strings.Contains(last, "stopped") {
+		t.Errorf("units history's newest entry is not the stopped roll:\n%s", hist)
+	}
+	sum := s.deployctl(time.Minute, "units", "status", "--summary")
+	if !regexp.MustCompile(`(?m)^someapp\s+4\s+\d\s+\d\s+3\s`).MatchString(sum) {
+		t.Errorf("units status --summary: want someapp wanted 4 and serving 3:\n%s", sum)
+	}
+	t.Logf("day 2:\n%s\n%s\n%s", lastLine(logs), lastLine(hist), sum)
 }
 
 // load is steady sequential traffic through the LB, bounded in count and

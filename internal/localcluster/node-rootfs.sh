@@ -25,9 +25,10 @@ trap cleanup EXIT
 pkgs=systemd,systemd-sysv,dbus,docker.io,openssh-server,sudo,curl,ca-certificates,iptables,iproute2,etcd-client,busybox-static,kmod,nginx-light,libnginx-mod-http-lua,procps,less
 echo "node-rootfs: debootstrap bookworm from $mirror (a few minutes, once)" >&2
 debootstrap --variant=minbase --include="$pkgs" bookworm "$root" "$mirror" >"$root.log" 2>&1 || { tail -30 "$root.log" >&2; exit 1; }
-# Flatcar's users: core (sudo without a password, in the docker group) and
-# etcd (etcd-member runs etcd as it).
-chroot "$root" useradd -m -s /bin/bash -G sudo,docker core
+# Flatcar's users: core (sudo without a password, in the docker and
+# systemd-journal groups: fleetctl journal and deployctl units logs read the
+# system journal as core, as on CoreOS) and etcd (etcd-member runs etcd as it).
+chroot "$root" useradd -m -s /bin/bash -G sudo,docker,systemd-journal core
 chroot "$root" useradd -r -s /usr/sbin/nologin -d /var/lib/etcd etcd
 echo 'core ALL=(ALL) NOPASSWD: ALL' > "$root/etc/sudoers.d/core"; chmod 0440 "$root/etc/sudoers.d/core"
 # Each node gets its own machine ID at first boot (fleet names machines by it).
