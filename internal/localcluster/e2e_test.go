@@ -710,8 +710,8 @@ func (s *story) dayTwo(t *testing.T, stopped string) {
 	if !strings.Contains(logs, "someapp-discovery") && !strings.Contains(logs, "registrar") {
 		t.Errorf("units logs %s shows no line of its sidekick:\n%s", inst, logs)
 	}
-	if out, err := s.try(time.Minute, "units", "ssh", inst, "--", "systemctl", "is-active", inst+".service"); err != nil || strings.TrimSpace(lastLine(out)) != "active" {
-		t.Errorf("units ssh %s -- systemctl is-active: %v %q", inst, err, out)
+	if out, err := s.try(time.Minute, "units", "ssh", inst, "--", "systemctl", "show", "-p", "LoadState", "--value", inst+".service"); err != nil || strings.TrimSpace(lastLine(out)) != "loaded" {
+		t.Errorf("units ssh %s -- systemctl show -p LoadState: %v %q (the unit is not on the machine units ssh reached)", inst, err, out)
 	}
 	if out, err := s.try(time.Minute, "units", "ssh", inst, "--", "exit", "3"); err == nil || !strings.Contains(err.Error(), "exit status 3") {
 		t.Errorf("units ssh %s -- exit 3: want exit status 3, got %v\n%s", inst, err, out)
