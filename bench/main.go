@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -76,6 +77,7 @@ func main() {
 	quick := flag.Bool("quick", false, "skip the long runs (churn, default-TTL expiry)")
 	out := flag.String("out", filepath.Join("bench", "results.json"), "where to write the results")
 	cluster := flag.Bool("cluster", os.Getenv("DEPLOYCTL_TOOLS") != "", "run the plain and TLS stories on local clusters (make bench sets DEPLOYCTL_BIN, DEPLOYCTL_TOOLS and the Pulumi CLI and plugins)")
+	clusterReport := flag.String("cluster-report", "", "read the stories' figures from this report (DEPLOYCTL_E2E_REPORT's format, e.g. bench/out/cluster.json of an earlier run) instead of running them")
 	readme := flag.Bool("readme", false, "only rewrite README.md's modes table from the results file (-out), run nothing")
 	flag.Parse()
 	if *readme {
@@ -142,7 +144,12 @@ func main() {
 		}
 		parse(b, res.Raw)
 	}
-	if *cluster {
+	switch {
+	case *clusterReport != "":
+		if err := readStories(*clusterReport, res.Raw); err != nil {
+			res.Errors = append(res.Errors, err.Error())
+		}
+	case *cluster:
 		if err := clusterStory(ctx, res.Raw); err != nil {
 			res.Errors = append(res.Errors, err.Error())
 		}
@@ -211,9 +218,20 @@ func clusterStory(ctx context.Context, raw map[string]float64) error {
 	cmd.Env = append(os.Environ(), "DEPLOYCTL_E2E_REPORT="+report)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	fmt.Fprintln(os.Stderr, "bench: the plain and TLS stories on local clusters (internal/localcluster, -tags e2e)")
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("local cluster story: %w", err)
+	runErr := cmd.Run()
+	// A story that failed a case still measured the others: read them.
+	if err := readStories(report, raw); err != nil {
+		return errors.Join(runErr, err)
 	}
+	if runErr != nil {
+		return fmt.Errorf("local cluster story: %w", runErr)
+	}
+	return nil
+}
+
+// readStories reads a stories' report into raw as "cluster/<figure>" (the
+// plain story) and "tls/<figure>".
+func readStories(report string, raw map[string]float64) error {
 	b, err := os.ReadFile(report)
 	if err != nil {
 		return err

