@@ -704,7 +704,7 @@ func TestE2EPlain(t *testing.T) {
 			t.Fatalf("%d instances on the broken version, want 1 (max-unavailable)\n%s", onNew, out)
 		}
 		t.Logf("stopped as expected: %s", lastLine(out))
-		s.dayTwo(t, out)
+		s.dayTwo(t, spec, out)
 	})
 }
 
@@ -715,7 +715,7 @@ var logsHint = regexp.MustCompile("see `deployctl units logs (someapp@[0-9]+)`")
 // command that shows more; that command (units logs) shows the sidekick's
 // lines from the instance's machine; units ssh runs there; history keeps
 // the roll as stopped; the summary counts 3 serving.
-func (s *story) dayTwo(t *testing.T, stopped string) {
+func (s *story) dayTwo(t *testing.T, spec, stopped string) {
 	m := logsHint.FindStringSubmatch(stopped)
 	if m == nil || !strings.Contains(stopped, "GET /healthz -> 503") {
 		t.Fatalf("the stopped roll does not name the instance, its health check's status and units logs:\n%s", stopped)
@@ -731,7 +731,9 @@ func (s *story) dayTwo(t *testing.T, stopped string) {
 	if out, err := s.try(time.Minute, "units", "ssh", inst, "--", "exit", "3"); err == nil || !strings.Contains(err.Error(), "exit status 3") {
 		t.Errorf("units ssh %s -- exit 3: want exit status 3, got %v\n%s", inst, err, out)
 	}
-	hist := s.deployctl(time.Minute, "units", "history")
+	// By the spec's file: the global LB case's spec (another set of
+	// services) keeps a history of its own.
+	hist := s.deployctl(time.Minute, "units", "history", "-f", spec)
 	if last := lastLine(hist); !strings.Contains(last, "stopped") {
 		t.Errorf("units history's newest entry is not the stopped roll:\n%s", hist)
 	}
