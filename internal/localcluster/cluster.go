@@ -222,7 +222,7 @@ func open(cfg *Config) (*State, error) {
 	} else if s.TLS != cfg.TLS {
 		return nil, fmt.Errorf("cluster %s was made with --tls=%v: etcd's TLS cannot be switched in place; deployctl cluster local down --name %s first", cfg.Name, s.TLS, cfg.Name)
 	}
-	if cfg.Pulumi.CLI != "" || s.Pulumi.CLI == "" {
+	if cfg.Pulumi.CLI != "" {
 		s.Pulumi.CLI = cfg.Pulumi.CLI
 	}
 	if cfg.Pulumi.Plugins != "" {

@@ -247,6 +247,11 @@ func (s *story) container(ip string) string {
 	return ""
 }
 
+// edgeNode is the node container that serves DEPLOYCTL_LB_URL.
+func (s *story) edgeNode() string {
+	return s.container(strings.TrimSuffix(strings.TrimPrefix(s.lb, "http://"), ":80"))
+}
+
 func dockerCmd(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -523,7 +528,7 @@ func TestE2EPlain(t *testing.T) {
 		var victim, victimUnit string
 		for i := 1; i <= 4; i++ {
 			u := st[fmt.Sprintf("someapp@%d.service", i)]
-			if c := s.container(u.IP); c != s.container(strings.TrimSuffix(strings.TrimPrefix(s.lb, "http://"), ":80")) {
+			if c := s.container(u.IP); c != s.edgeNode() {
 				victim, victimUnit = c, fmt.Sprintf("someapp@%d", i)
 				break
 			}
@@ -560,7 +565,7 @@ func TestE2EPlain(t *testing.T) {
 
 	// 5. nginx killed with SIGKILL comes back and serves the right set.
 	t.Run("nginx SIGKILL", func(t *testing.T) {
-		edge := s.container(strings.TrimSuffix(strings.TrimPrefix(s.lb, "http://"), ":80"))
+		edge := s.edgeNode()
 		killed := time.Now()
 		dockerCmd(t, "exec", edge, "docker", "kill", "-s", "KILL", "someapp-lb")
 		s.waitAll(instances, 2*time.Minute)
@@ -957,7 +962,7 @@ func TestE2ETLS(t *testing.T) {
 		t.Logf("refused as expected: %v", err)
 	})
 	t.Run("registrar certificate only under /services/", func(t *testing.T) {
-		node := s.container(strings.TrimSuffix(strings.TrimPrefix(s.lb, "http://"), ":80"))
+		node := s.edgeNode()
 		etcdctl := "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/ssl/etcd/ca.pem --cert /etc/ssl/etcd/registrar.pem --key /etc/ssl/etcd/registrar-key.pem"
 		if out, err := exec.Command("docker", "exec", node, "sh", "-c", etcdctl+" put /services/e2e/probe x").CombinedOutput(); err != nil {
 			t.Fatalf("registrar cannot write under /services/: %v\n%s", err, out)
@@ -968,7 +973,7 @@ func TestE2ETLS(t *testing.T) {
 		}
 	})
 	t.Run("registrar certificate cannot drive fleet over v2", func(t *testing.T) {
-		node := s.container(strings.TrimSuffix(strings.TrimPrefix(s.lb, "http://"), ":80"))
+		node := s.edgeNode()
 		curl := "curl -sS -o /dev/null -w '%{http_code}' --cacert /etc/ssl/etcd/ca.pem --cert /etc/ssl/etcd/registrar.pem --key /etc/ssl/etcd/registrar-key.pem"
 		out, _ := exec.Command("docker", "exec", node, "sh", "-c", curl+" -X PUT https://127.0.0.1:2379/v2/keys/_coreos.com/fleet/job/evil/object -d value=x").CombinedOutput()
 		if code := strings.TrimSpace(string(out)); code != "401" && code != "403" {
@@ -976,7 +981,7 @@ func TestE2ETLS(t *testing.T) {
 		}
 	})
 	t.Run("containers cannot reach the metadata service", func(t *testing.T) {
-		node := s.container(strings.TrimSuffix(strings.TrimPrefix(s.lb, "http://"), ":80"))
+		node := s.edgeNode()
 		// The node itself reads it (that is how it booted)...
 		if out, err := exec.Command("docker", "exec", node, "curl", "-fsS", "-m", "5", "-o", "/dev/null", "http://169.254.169.254/metadata/v1.json").CombinedOutput(); err != nil {
 			t.Fatalf("the node cannot read its metadata: %v %s", err, out)
@@ -1029,7 +1034,7 @@ func (s *story) rotateUnderLoad(t *testing.T) {
 	// (which the rotation changes under it, as it changes the registrar's)
 	// against every member: the operator's files are the new CA's only
 	// once pulumi up returns.
-	edge := s.container(strings.TrimSuffix(strings.TrimPrefix(s.lb, "http://"), ":80"))
+	edge := s.edgeNode()
 	count := func() (int, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,31 +14,38 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 )
 
-// serveAPI serves the cluster's DigitalOcean stand-in at its address while
-// a Pulumi operation runs; stop ends it.
-func (s *State) serveAPI(ctx context.Context) (*API, func(), error) {
+// session serves the cluster's DigitalOcean stand-in at its address and
+// opens the cluster's stack, for one Pulumi operation; end stops the
+// stand-in.
+func (s *State) session(ctx context.Context) (api *API, p *program, end func(), err error) {
 	listen := s.APIAddr
 	if listen == "" {
 		listen = "127.0.0.1:0"
 	}
-	a, err := s.newAPI(ctx, listen)
-	if err != nil {
-		return nil, nil, err
+	if api, err = s.newAPI(ctx, listen); err != nil {
+		return nil, nil, nil, err
 	}
 	if s.APIAddr == "" {
-		s.APIAddr = a.ln.Addr().String()
+		s.APIAddr = api.ln.Addr().String()
 		if err := s.save(); err != nil {
-			a.ln.Close()
-			return nil, nil, err
+			api.ln.Close()
+			return nil, nil, nil, err
 		}
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		a.Serve(sctx)
+		if err := api.Serve(sctx); err != nil {
+			slog.Warn("the DigitalOcean stand-in stopped serving", "cluster", s.Name, "err", err)
+		}
 	}()
-	return a, func() { cancel(); <-done }, nil
+	end = func() { cancel(); <-done }
+	if p, err = s.openProgram(ctx); err != nil {
+		end()
+		return nil, nil, nil, err
+	}
+	return api, p, end, nil
 }
 
 // apply runs pulumi up of cfg's size against the cluster's stand-in
@@ -45,15 +53,11 @@ func (s *State) serveAPI(ctx context.Context) (*API, func(), error) {
 // nodes and operator files the stack's outputs name, and returns once
 // fleet lists every node.
 func (s *State) apply(ctx context.Context, cfg *Config, change func(context.Context, *program) error) error {
-	api, stop, err := s.serveAPI(ctx)
+	api, p, end, err := s.session(ctx)
 	if err != nil {
 		return err
 	}
-	defer stop()
-	p, err := s.openProgram(ctx)
-	if err != nil {
-		return err
-	}
+	defer end()
 	if err := p.configure(ctx, s, cfg, api); err != nil {
 		return err
 	}
@@ -191,14 +195,10 @@ func RotateCA(ctx context.Context, cfg Config) (*State, error) {
 
 // destroy runs pulumi destroy of the cluster's stack against its stand-in.
 func (s *State) destroy(ctx context.Context, progress io.Writer) error {
-	_, stop, err := s.serveAPI(ctx)
+	_, p, end, err := s.session(ctx)
 	if err != nil {
 		return err
 	}
-	defer stop()
-	p, err := s.openProgram(ctx)
-	if err != nil {
-		return err
-	}
+	defer end()
 	return p.destroy(ctx, progress)
 }

@@ -144,7 +144,11 @@ func (s *State) installPlugins(ctx context.Context, p *program) error {
 	if dir == "" {
 		return nil
 	}
-	if f, err := unpackChecked(dir, cache, "pulumi-language-go"); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, "pulumi-language-go.gz")); err == nil {
+		f, err := unpackChecked(dir, cache, "pulumi-language-go")
+		if err != nil {
+			return fmt.Errorf("--plugins: %w", err)
+		}
 		link := s.pulumiDir("cli", "bin", "pulumi-language-go")
 		os.Remove(link)
 		if err := os.Symlink(f["pulumi-language-go"], link); err != nil {
