@@ -229,9 +229,25 @@ func AppVersion(spec *deployspec.Spec, s *deployspec.Service) string {
 	return app(spec, s, "").Hash()[:12]
 }
 
+// appDescription is the Description app sets, and IsApp recognises.
+const appDescription = "%s instance %%i (%s)"
+
+// IsApp reports whether u is an app unit (a template or an instance, as
+// fleet holds it) that app generated: not a sidekick, a load balancer or
+// a load balancer's companion.
+func IsApp(u *units.Unit) bool {
+	for _, d := range u.Get("Unit", "Description") {
+		name, rest, ok := strings.Cut(d, " instance %i (")
+		if ok && name != "" && !strings.ContainsAny(name, " \t") && strings.HasSuffix(rest, ")") {
+			return true
+		}
+	}
+	return false
+}
+
 func app(spec *deployspec.Spec, s *deployspec.Service, version string) *units.Unit {
 	u := &units.Unit{Name: s.Name + "@.service"}
-	u.Add("Unit", "Description", fmt.Sprintf("%s instance %%i (%s)", s.Name, quote(s.Image)))
+	u.Add("Unit", "Description", fmt.Sprintf(appDescription, s.Name, quote(s.Image)))
 	u.Add("Unit", "After", "docker.service")
 	u.Add("Unit", "Requires", "docker.service")
 	// Every start of the instance (fleet's, or systemd's restart) starts its

@@ -358,3 +358,40 @@ func TestCompanion(t *testing.T) {
 		}
 	}
 }
+
+// IsApp tells the app's units (what units status --summary counts) from
+// the sidekicks, the load balancers and their companions, a global LB's
+// too: the summary counted someapp-edge@MACHINE as an app service.
+func TestIsApp(t *testing.T) {
+	spec, err := deployspec.Parse("g.yaml", []byte(`services:
+  someapp:
+    image: example/someapp:1.4
+    port: 3000
+    instances: 2
+  global:
+    image: example/agent:1
+    port: 9000
+    machine: {global: true}
+  lb:
+    nginx: {listen: 80, upstream: someapp}
+  edge:
+    nginx: {listen: 8080, upstream: someapp}
+    machine: {global: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := generate.ForSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps := map[string]bool{}
+	for _, u := range plan.Units {
+		if generate.IsApp(u) {
+			apps[u.Name] = true
+		}
+	}
+	if len(apps) != 2 || !apps["someapp@.service"] || !apps["global@.service"] {
+		t.Fatalf("IsApp holds for %v, want someapp@.service and global@.service alone", apps)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/deployctl/deployctl/units"
 	"github.com/deployctl/deployctl/units/fleet"
+	"github.com/deployctl/deployctl/units/generate"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -120,7 +121,7 @@ func fleetApps(ctx context.Context, c *fleet.Client) (map[string]map[string]flee
 	out := map[string]map[string]fleetInstance{}
 	for _, u := range us {
 		n, err := units.ParseName(u.Name)
-		if err != nil || !n.IsInstance() || strings.HasSuffix(n.Prefix, "-discovery") {
+		if err != nil || !n.IsInstance() || !generate.IsApp(u.File()) {
 			continue
 		}
 		image, label := unitVersion(u.File())
