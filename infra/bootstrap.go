@@ -8,9 +8,8 @@ import (
 )
 
 // bootstrap runs over SSH once every private IP is known: each node's TLS
-// files (its server certificate names its private IP), its clients' etcd
-// endpoints (clientEndpoints), then, without a discovery URL, etcd's
-// members (etcdMembers) and finally etcd's v3 auth.
+// files (its server certificate names its private IP), then, without a
+// discovery URL, etcd's members (etcdMembers) and finally etcd's v3 auth.
 func (c *Cluster) bootstrap(ctx *pulumi.Context, name string, cfg *Config) error {
 	parent := pulumi.Parent(c)
 	names := append([]string(nil), c.NodeNames...)
@@ -35,48 +34,10 @@ func (c *Cluster) bootstrap(ctx *pulumi.Context, name string, cfg *Config) error
 			tlsDone[i] = cmd
 		}
 	}
-	clients, err := c.clientEndpoints(ctx, name, tlsDone)
-	if err != nil {
-		return err
-	}
 	if cfg.DiscoveryURL != "" {
 		return nil
 	}
-	return c.etcdMembers(ctx, name, cfg, clients, servers)
-}
-
-// clientEndpoints gives each node's fleetd, flanneld and locksmithd every
-// member's client URL, its own first (nodescripts.ClientEndpoints), one
-// node after the other (a running fleetd restarts with fleet's engine
-// lease held, which one node at a time holds). On a new node it runs
-// before the bootstrap starts the clients; when the nodes change, every
-// node's list changes and it runs again. The result is, per node, what its
-// bootstrap waits for: its TLS files, then its endpoints.
-func (c *Cluster) clientEndpoints(ctx *pulumi.Context, name string, tlsDone []pulumi.Resource) ([]pulumi.Resource, error) {
-	cc := c.cc
-	done := make([]pulumi.Resource, len(c.Droplets))
-	var prev pulumi.Resource
-	for i := range c.Droplets {
-		script := c.PrivateIPs.ApplyT(func(ips []string) string {
-			peers := append(append([]string(nil), ips[:i]...), ips[i+1:]...)
-			return nodescripts.ClientEndpoints(&cc, peers)
-		}).(pulumi.StringOutput)
-		var deps []pulumi.Resource
-		for _, d := range []pulumi.Resource{tlsDone[i], prev} {
-			if d != nil {
-				deps = append(deps, d)
-			}
-		}
-		cmd, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-etcd-clients-%d", name, i+1), &RemoteCommandArgs{
-			Connection: c.conns[i].Input(), Create: script, Triggers: pulumi.Array{script},
-		}, pulumi.Parent(c), pulumi.DependsOn(deps))
-		if err != nil {
-			return nil, err
-		}
-		c.Clients = append(c.Clients, cmd)
-		done[i], prev = cmd, cmd
-	}
-	return done, nil
+	return c.etcdMembers(ctx, name, cfg, tlsDone, servers)
 }
 
 // etcdMembers bootstraps etcd. The first EtcdInitialSize nodes start
@@ -89,7 +50,7 @@ func (c *Cluster) clientEndpoints(ctx *pulumi.Context, name string, tlsDone []pu
 // resource of its own whose deletion, when nodeCount shrinks, removes the
 // member from etcd (after the node's fleet has stopped) before the droplet
 // goes.
-func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, ready []pulumi.Resource, servers []*Cert) error {
+func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, tlsDone []pulumi.Resource, servers []*Cert) error {
 	parent := pulumi.Parent(c)
 	names := append([]string(nil), c.NodeNames...)
 	cc := c.cc
@@ -106,7 +67,10 @@ func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, rea
 	var prev *RemoteCommand // the bootstrap of the node before
 	for i := range c.Droplets {
 		state, members := "new", cfg.EtcdInitialSize
-		deps := []pulumi.Resource{ready[i]}
+		var deps []pulumi.Resource
+		if tlsDone[i] != nil {
+			deps = append(deps, tlsDone[i])
+		}
 		if i > 0 {
 			ip := c.PrivateIPs.Index(pulumi.Int(i))
 			create := pulumi.String("true").ToStringOutput() // an initial member: nothing to add

@@ -28,10 +28,7 @@ type Cluster struct {
 	// Members are nodes 2..N's etcd memberships (node 1's is the cluster
 	// itself): created by a member add for a node that joins, deleted by a
 	// member remove when the node goes.
-	Members []*RemoteCommand
-	// Clients give each node's fleetd, flanneld and locksmithd every etcd
-	// member's client URL.
-	Clients   []*RemoteCommand
+	Members   []*RemoteCommand
 	Auth      *RemoteCommand
 	Registrar *RegistrarShipping
 

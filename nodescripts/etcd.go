@@ -3,7 +3,6 @@ package nodescripts
 import (
 	"fmt"
 	"path"
-	"strings"
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 )
@@ -118,53 +117,3 @@ func RegistrarInstall(sha256, staged, path string) string {
 // RegistrarStagedPath is where the registrar binary is copied before
 // RegistrarInstall installs it.
 func RegistrarStagedPath(sha256 string) string { return "/home/core/.registrar-" + sha256[:12] }
-
-// ClientEndpointsFile is the environment file ClientEndpoints writes:
-// fleetd's, flanneld's and locksmithd's etcd endpoints. ClientDropInName
-// is each unit's drop-in that reads it.
-const (
-	ClientEndpointsFile = "/etc/deployctl/etcd-endpoints.env"
-	ClientDropInName    = "50-etcd-endpoints.conf"
-)
-
-// clientUse is one etcd client on a node: its unit, the drop-in directory
-// that makes it read ClientEndpointsFile, and the line of that file its
-// process must hold.
-type clientUse struct{ Unit, DropInDir, Line string }
-
-// ClientEndpoints gives fleetd, flanneld and locksmithd on a node every
-// etcd member's client URL, the node's own member (127.0.0.1) first and
-// then peerIPs' (the other members' private addresses), so that they fail
-// over while the local member restarts (issue 32: with 127.0.0.1 alone,
-// fleetd lost its machine's registration during a rotation pass and fleet
-// unscheduled the node's units). The URLs go into ClientEndpointsFile,
-// which a drop-in per unit reads after the unit's own settings. A client
-// whose running process lacks the list restarts: fleetd through
-// restart-fleet.sh (with fleet's engine lease held, so nothing is
-// rescheduled), the others with try-restart. It is idempotent.
-func ClientEndpoints(c *cloudconfig.Cluster, peerIPs []string) string {
-	urls := []string{c.LocalEndpoint()}
-	for _, ip := range peerIPs {
-		urls = append(urls, fmt.Sprintf("%s://%s:%d", c.Scheme(), ip, cloudconfig.EtcdClientPort))
-	}
-	list := strings.Join(urls, ",")
-	use := func(unit, env string) clientUse {
-		return clientUse{unit, "/etc/systemd/system/" + unit + ".d", env + "=" + list}
-	}
-	fleet := use("fleet.service", "FLEET_ETCD_SERVERS")
-	others := []clientUse{use("flanneld.service", "FLANNELD_ETCD_ENDPOINTS"), use("locksmithd.service", "LOCKSMITHD_ENDPOINT")}
-	uses := append([]clientUse{fleet}, others...)
-	lines := make([]string, len(uses))
-	for i, u := range uses {
-		lines[i] = u.Line
-	}
-	curl, ep := fleetCurl(c), c.LocalEndpoint()
-	return render("client-endpoints.sh", struct {
-		Env, EnvFile, EnvDir, DropIn, DropInName, List string
-		Uses, Others                                   []clientUse
-		Fleet                                          clientUse
-		Restart                                        restart
-	}{strings.Join(lines, "\n"), ClientEndpointsFile, path.Dir(ClientEndpointsFile),
-		"[Service]\nEnvironmentFile=" + ClientEndpointsFile, ClientDropInName, list,
-		uses, others, fleet, restart{Curl: curl, Endpoint: ep, Keys: ep + "/v2/keys/_coreos.com/fleet"}})
-}

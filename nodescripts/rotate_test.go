@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,7 +31,6 @@ case "$1" in
 show) u="${@: -1}"; case "$3" in
   ActiveEnterTimestampMonotonic) cat "$D/units/$u.t" 2>/dev/null || echo 0 ;;
   ActiveEnterTimestamp) w=$(cat "$D/units/$u.wall" 2>/dev/null); [ -n "$w" ] && date -d "@$w" ;;
-  MainPID) if [ -e "$D/units/$u.active" ]; then cat "$D/units/$u.pid"; else echo 0; fi ;;
   esac ;;
 is-active) [ -e "$D/units/${@: -1}.active" ] ;;
 restart|try-restart) cmd=$1; shift
@@ -40,10 +38,6 @@ restart|try-restart) cmd=$1; shift
     [ "$cmd" = try-restart ] && [ ! -e "$D/units/$u.active" ] && continue
     n=$(( $(cat $D/counter) + 1 )); echo $n > $D/counter
     echo $n > "$D/units/$u.t"; date +%s > "$D/units/$u.wall"; touch "$D/units/$u.active"
-    # the new process's pid and environment (the endpoints file, as the
-    # drop-in has systemd read it)
-    echo $n > "$D/units/$u.pid"; mkdir -p "$D/proc/$n"
-    tr '\n' '\0' < "$D/etcd-endpoints.env" > "$D/proc/$n/environ" 2>/dev/null || : > "$D/proc/$n/environ"
     if [ "$u" = etcd-member.service ] && [ -e $D/fail-next-restart ]; then rm $D/fail-next-restart; touch $D/health-down; fi
   done ;;
 esac
@@ -113,11 +107,6 @@ func (n *fakeNode) runWith(script, stdin string) (string, error) {
 		nodescripts.SecretsRunDir + "/deployctl-":   filepath.Join(n.dir, "run") + "/deployctl-",
 		"/etc/systemd/system/etcd-member.service.d": filepath.Join(n.dir, "etcd-member.service.d"),
 		nodescripts.FlannelSubnetFile:               filepath.Join(n.dir, "subnet.env"),
-		path.Dir(nodescripts.ClientEndpointsFile):   n.dir,
-		"/proc/":                                   filepath.Join(n.dir, "proc") + "/",
-		"/etc/systemd/system/fleet.service.d":      filepath.Join(n.dir, "fleet.service.d"),
-		"/etc/systemd/system/flanneld.service.d":   filepath.Join(n.dir, "flanneld.service.d"),
-		"/etc/systemd/system/locksmithd.service.d": filepath.Join(n.dir, "locksmithd.service.d"),
 	} {
 		script = strings.ReplaceAll(script, from, to)
 	}
