@@ -272,3 +272,33 @@ func TestBootstrapWaitsForTheNodeToSettle(t *testing.T) {
 		t.Errorf("the health check does not present a client certificate:\n%s", log)
 	}
 }
+
+// Issue 32 (CI, twice): while a pass restarts etcd, fleetd here cannot
+// renew its machine's registration, and once that lapsed an engine
+// unscheduled the node's units (the LB gone for a minute). Every pass
+// holds fleet's engine lease from before etcd restarts until fleet lists
+// this machine again, whether or not the pass restarts fleetd.
+func TestRotationPassHoldsFleetsEngineLease(t *testing.T) {
+	c := &cloudconfig.Cluster{TLS: &cloudconfig.TLS{}}
+	ca := "-----BEGIN CERTIFICATE-----\nbmV3\n-----END CERTIFICATE-----\n"
+	for name, script := range map[string]string{"trust": nodescripts.RotateTrust(c, ca), "drop": nodescripts.RotateDrop(c, ca)} {
+		n := newFakeNode(t)
+		if err := os.WriteFile(filepath.Join(n.dir, "tls", "ca.pem"), []byte("-----BEGIN CERTIFICATE-----\nb2xk\n-----END CERTIFICATE-----\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := n.run(script)
+		log := n.calls()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, out)
+		}
+		held := strings.Index(log, "lease/engine-leader --data-urlencode value=")
+		restart := strings.Index(log, "restart etcd-member.service")
+		released := strings.LastIndex(log, "-X DELETE -G")
+		if held < 0 || restart < 0 || held > restart {
+			t.Errorf("%s: etcd restarted without fleet's engine lease held first:\n%s", name, log)
+		}
+		if released < restart || !strings.Contains(log[released:], "lease/engine-leader") || released < strings.LastIndex(log, "restart fleet.service") {
+			t.Errorf("%s: the lease is not released after etcd's and fleetd's restart:\n%s", name, log)
+		}
+	}
+}

@@ -37,6 +37,8 @@ sudo chown etcd:etcd /etc/ssl/etcd/server-key.pem.new && sudo chmod 0600 /etc/ss
 sudo chown root:root /etc/ssl/etcd/server.pem.new && sudo chmod 0644 /etc/ssl/etcd/server.pem.new && sudo mv /etc/ssl/etcd/server.pem.new /etc/ssl/etcd/server.pem
 echo "$(hostname): certificates from the new CA installed; restarting etcd"
 fi
+holder="{\"MachineID\":\"deployctl-ca-rotation-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')\",\"Version\":1}"
+sudo curl -fsS --max-time 5 -o /dev/null -X PUT "http://127.0.0.1:2379/v2/keys/_coreos.com/fleet/lease/engine-leader" --data-urlencode "value=$holder" -d ttl=180
 sudo systemctl restart etcd-member.service
 ok=
 for i in $(seq 1 90); do
@@ -46,26 +48,24 @@ done
 [ -n "$ok" ] || { echo "etcd on $(hostname) is not healthy 90 s after its restart: journalctl -u etcd-member" >&2; exit 1; }
 echo "$(hostname): etcd healthy after $i s"
 if systemctl is-active -q fleet.service; then
-  holder="{\"MachineID\":\"deployctl-ca-rotation-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')\",\"Version\":1}"
-  sudo curl -fsS --max-time 5 -o /dev/null -X PUT "http://127.0.0.1:2379/v2/keys/_coreos.com/fleet/lease/engine-leader" --data-urlencode "value=$holder" -d ttl=30
-  sleep 1
   sudo systemctl kill --signal=SIGKILL fleet.service
   sleep 0.5
   sudo curl -fsS --max-time 5 -o /dev/null -X DELETE "http://127.0.0.1:2379/v2/keys/_coreos.com/fleet/machines/$(cat /etc/machine-id)/object" || true
   sudo systemctl restart fleet.service
   ok=
-  for i in $(seq 1 120); do
-    if sudo /opt/bin/fleetctl list-machines --full --no-legend 2>/dev/null | grep -q "^$(cat /etc/machine-id)"; then ok=1; break; fi
-    # The lease lives 30 s and the wait up to 60: renewed every 10 s, only
-    # while it is still this run's.
-    if [ $((i % 20)) -eq 0 ]; then
-      sudo curl -fsS --max-time 5 -o /dev/null -X PUT -G "http://127.0.0.1:2379/v2/keys/_coreos.com/fleet/lease/engine-leader" --data-urlencode "prevValue=$holder" --data-urlencode "value=$holder" -d ttl=30 || true
-    fi
-    sleep 0.5
-  done
-  sudo curl -fsS --max-time 5 -o /dev/null -X DELETE -G "http://127.0.0.1:2379/v2/keys/_coreos.com/fleet/lease/engine-leader" --data-urlencode "prevValue=$holder" || true
-  [ -n "$ok" ] || { echo "fleet on $(hostname) did not list this machine 60 s after its restart: journalctl -u fleet" >&2; exit 1; }
+for i in $(seq 1 120); do
+  if sudo /opt/bin/fleetctl list-machines --full --no-legend 2>/dev/null | grep -q "^$(cat /etc/machine-id)"; then ok=1; break; fi
+  # renewed every 10 s (30 s to live), only while it is still this run's
+  if [ $((i % 20)) -eq 0 ]; then
+    sudo curl -fsS --max-time 5 -o /dev/null -X PUT -G "http://127.0.0.1:2379/v2/keys/_coreos.com/fleet/lease/engine-leader" --data-urlencode "prevValue=$holder" --data-urlencode "value=$holder" -d ttl=30 || true
+  fi
+  sleep 0.5
+done
+sudo curl -fsS --max-time 5 -o /dev/null -X DELETE -G "http://127.0.0.1:2379/v2/keys/_coreos.com/fleet/lease/engine-leader" --data-urlencode "prevValue=$holder" || true
+[ -n "$ok" ] || { echo "fleet on $(hostname) did not list this machine within 60 s of the restart of etcd: journalctl -u fleet" >&2; exit 1; }
   echo "$(hostname): fleet restarted, its machine and units kept"
+else
+  sudo curl -fsS --max-time 5 -o /dev/null -X DELETE -G "http://127.0.0.1:2379/v2/keys/_coreos.com/fleet/lease/engine-leader" --data-urlencode "prevValue=$holder" || true
 fi
 sudo systemctl try-restart flanneld.service locksmithd.service
 mark_done

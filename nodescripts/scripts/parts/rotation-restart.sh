@@ -1,3 +1,11 @@
+{{/* The engine lease of fleet is held in the name of deployctl from before
+etcd restarts until fleet lists this machine again: fleetd here, cut off
+from its etcd or trusting only the CA of before, cannot renew the
+registration of its machine, and once that lapsed after its TTL an engine
+unscheduled every unit here: CI saw it twice, the LB gone for a minute.
+With the lease held no engine runs, so nothing moves. */ -}}
+holder="{\"MachineID\":\"deployctl-ca-rotation-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')\",\"Version\":1}"
+{{.Curl}} -o /dev/null -X PUT "{{.Keys}}/lease/engine-leader" --data-urlencode "value=$holder" -d ttl=180
 sudo systemctl restart etcd-member.service
 ok=
 for i in $(seq 1 90); do
@@ -7,11 +15,8 @@ done
 [ -n "$ok" ] || { echo "etcd on $(hostname) is not healthy 90 s after its restart: journalctl -u etcd-member" >&2; exit 1; }
 echo "$(hostname): etcd healthy after $i s"
 {{if .RestartFleet -}}
-{{/* fleetd first: from the restart of etcd until its own, fleetd, which
-trusts only the old CA, cannot renew the registration of its machine, and
-once that lapses, after its TTL, fleet unschedules every unit here. CI saw
-it once: 45 s from the restart of etcd, through those of flannel and
-locksmith, to that of fleetd. */ -}}
 {{include "restart-fleet.sh" .}}
-{{end -}}
+{{- else -}}
+{{include "fleet-lists-machine.sh" .}}
+{{- end}}
 sudo systemctl try-restart {{join .Clients " "}}
