@@ -3,6 +3,7 @@ package nodescripts
 import (
 	"fmt"
 	"path"
+	"strings"
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 )
@@ -117,3 +118,48 @@ func RegistrarInstall(sha256, staged, path string) string {
 // RegistrarStagedPath is where the registrar binary is copied before
 // RegistrarInstall installs it.
 func RegistrarStagedPath(sha256 string) string { return "/home/core/.registrar-" + sha256[:12] }
+
+// Where FleetEndpoints keeps, on a node, the members' client URLs (one
+// per line, the node's own first), the script that picks those answering
+// (run by fleet.service before each start) and the file it writes for
+// fleetd's environment.
+const (
+	EtcdMembersFile    = "/etc/deployctl/etcd-members"
+	FleetEndpointsExec = "/opt/bin/fleet-etcd-endpoints"
+	FleetEndpointsEnv  = "/run/deployctl/fleet-etcd.env"
+	FleetDropIn        = "/etc/systemd/system/fleet.service.d/50-etcd-endpoints.conf"
+)
+
+// FleetEndpoints gives fleetd on a node every etcd member's client URL,
+// so that it fails over while the node's own member restarts (issue 32:
+// with 127.0.0.1 alone, fleetd lost its machine's registration during a
+// rotation pass, and fleet unscheduled the node's units). peerIPs are the
+// other members' private addresses. The list is chosen at each start of
+// fleetd from the members that answer then (FleetEndpointsLive): fleet
+// 1.0.0's etcd client sends its machine's registration to one endpoint
+// picked at random, with no failover, so a member down at that moment
+// (not started yet, or dead) must not be listed. A fleetd running without
+// the members that answer now restarts, with fleet's engine lease held so
+// that nothing is rescheduled. It is idempotent.
+func FleetEndpoints(c *cloudconfig.Cluster, peerIPs []string) string {
+	urls := []string{c.LocalEndpoint()}
+	for _, ip := range peerIPs {
+		urls = append(urls, fmt.Sprintf("%s://%s:%d", c.Scheme(), ip, cloudconfig.EtcdClientPort))
+	}
+	curl, ep := fleetCurl(c), c.LocalEndpoint()
+	return render("fleet-endpoints.sh", struct {
+		Members, MembersFile, Live, LiveScript, DropIn, DropInText string
+		Restart                                                    restart
+	}{strings.Join(urls, "\n"), EtcdMembersFile, strings.TrimSuffix(FleetEndpointsLive(c), "\n"), FleetEndpointsExec, FleetDropIn,
+		"[Service]\nExecStartPre=" + FleetEndpointsExec + " " + FleetEndpointsEnv + "\nEnvironmentFile=-" + FleetEndpointsEnv,
+		restart{Curl: curl, Endpoint: ep, Keys: ep + "/v2/keys/_coreos.com/fleet"}})
+}
+
+// FleetEndpointsLive is the script FleetEndpoints installs at
+// FleetEndpointsExec: FLEET_ETCD_SERVERS= the members of EtcdMembersFile
+// answering /health now (as fleet's role), or the node's own alone when
+// none does.
+func FleetEndpointsLive(c *cloudconfig.Cluster) string {
+	return render("fleet-etcd-live.sh", struct{ MembersFile, TLSArgs, Local string }{
+		EtcdMembersFile, c.CurlTLSArgs(cloudconfig.RoleFleet), c.LocalEndpoint()})
+}
