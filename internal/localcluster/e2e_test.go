@@ -521,6 +521,13 @@ func TestE2EPlain(t *testing.T) {
 		}
 	})
 
+	// 3b. Stop a worker node's etcd member for 45 s under load (an update
+	// reboot's etcd, a crash; issue 32 item 2): its fleetd and sidekick
+	// fail over to the other members, so the instance stays registered and
+	// in the LB, fleet moves nothing, its container keeps running, and no
+	// request fails.
+	t.Run("a node's etcd member stopped", func(t *testing.T) { s.etcdStop(t, cli) })
+
 	// 4. Kill a worker node: fleet moves its units, the LB serves from the
 	// survivors, back to full capacity.
 	t.Run("node death", func(t *testing.T) {
@@ -1194,4 +1201,74 @@ func (s *story) nodes(t *testing.T) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// etcdStop is TestE2EPlain's case 3b: a worker node's etcd member stopped
+// for 45 s under load, then started again.
+func (s *story) etcdStop(t *testing.T, cli *clientv3.Client) {
+	st := s.status()
+	var node, unit, ip string
+	for i := 1; i <= 4; i++ {
+		u := st[fmt.Sprintf("someapp@%d.service", i)]
+		if c := s.container(u.IP); c != s.edgeNode() {
+			node, unit, ip = c, fmt.Sprintf("someapp@%d", i), u.IP
+			break
+		}
+	}
+	if node == "" {
+		t.Fatal("no instance on a worker node")
+	}
+	container := strings.Replace(unit, "@", "-", 1)
+	startedAt := func() string {
+		return strings.TrimSpace(dockerCmd(t, "exec", node, "docker", "inspect", "-f", "{{.State.StartedAt}}", container))
+	}
+	before := startedAt()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	load := s.startLoad(ctx, cli)
+	w := cli.Watch(ctx, "/services/someapp/upstream/"+unit)
+	stopped := time.Now()
+	dockerCmd(t, "exec", node, "systemctl", "stop", "etcd-member.service")
+	deletes := 0
+	window := time.After(45 * time.Second)
+watch:
+	for {
+		select {
+		case wr := <-w:
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					deletes++
+				}
+			}
+		case <-window:
+			break watch
+		}
+	}
+	dockerCmd(t, "exec", node, "systemctl", "start", "etcd-member.service")
+	testenv.WaitFor(t, 2*time.Minute, node+"'s etcd member healthy again", func() bool {
+		out, err := exec.Command("docker", "exec", node, "curl", "-fsS", "--max-time", "2", "http://127.0.0.1:2379/health").CombinedOutput()
+		return err == nil && strings.Contains(string(out), `"health":"true"`)
+	})
+	// Past a fleet agent's TTL (30 s) after the member is back: a lapsed
+	// registration would have moved the unit by now.
+	time.Sleep(35 * time.Second)
+	requests, failed, minRegistered, firstFail := load.halt()
+	back := time.Since(stopped)
+	s.results["failed requests through a node's etcd stopped 45 s"] = float64(failed)
+	s.results["registrations lost through a node's etcd stopped 45 s"] = float64(deletes)
+	after := s.status()[unit+".service"]
+	t.Logf("etcd stopped on %s (%s) for 45 s: %d requests over %s, %d failed, at least %d registered, %d deletes of its key; the unit on %s after",
+		node, unit, requests, back.Round(time.Second), failed, minRegistered, deletes, after.IP)
+	if failed > 0 {
+		t.Errorf("%d of %d requests failed (first: %v)", failed, requests, firstFail)
+	}
+	if deletes > 0 || minRegistered < 4 {
+		t.Errorf("%s left etcd (%d deletes of its key, at least %d registered): its sidekick did not fail over to another member", unit, deletes, minRegistered)
+	}
+	if after.IP != ip || after.CurrentState != "launched" {
+		t.Errorf("fleet moved %s from %s: now %+v (its fleetd lost its registration)", unit, ip, after)
+	}
+	if now := startedAt(); now != before {
+		t.Errorf("%s's container restarted (started %s, was %s)", unit, now, before)
+	}
 }
