@@ -38,6 +38,14 @@ type Config struct {
 	OnChange func(addr string)
 	// Status, when set, publishes the sidekick's state (see Status).
 	Status *Status
+	// Placement, when set, is asked where the scheduler runs the
+	// instance: the key is put only once it answers "here" (asked afresh
+	// after a lost lease or a key another writer changed), and withdrawn
+	// when it names another machine. It is asked every PlacementInterval
+	// (default 5s) on PlacementClock (nil: the wall clock).
+	Placement         Placement
+	PlacementInterval time.Duration
+	PlacementClock    clock
 }
 
 // Run keeps cfg.Key registered while the source has an address and the
@@ -57,7 +65,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &announcer{Config: cfg, log: cfg.Logger.With("key", cfg.Key), bo: backoff.New(250*time.Millisecond, 5*time.Second), own: make(chan struct{}, 1)}
+	if cfg.PlacementInterval <= 0 {
+		cfg.PlacementInterval = defaultPlacementInterval
+	}
+	if cfg.PlacementClock == nil {
+		cfg.PlacementClock = wallClock{}
+	}
+	a := &announcer{Config: cfg, log: cfg.Logger.With("key", cfg.Key), bo: backoff.New(250*time.Millisecond, 5*time.Second), own: make(chan struct{}, 1), placeReq: make(chan uint64, 1)}
 	return a.run(ctx)
 }
 
@@ -85,6 +99,12 @@ type announcer struct {
 	watchCancel context.CancelFunc
 	lastFix     time.Time // the last put-back, to pace a fight with a duplicate
 	fixing      bool      // the next put is a put-back
+	// place is what the Placement last said (placeWhere: the machine it
+	// named), to the recheck numbered placeGen, requested on placeReq.
+	place      place
+	placeWhere string
+	placeGen   uint64
+	placeReq   chan uint64
 }
 
 func (a *announcer) run(ctx context.Context) error {
@@ -108,6 +128,12 @@ func (a *announcer) run(ctx context.Context) error {
 		go a.Health.loop(inner, healthAddrs, healthResults)
 	} else {
 		a.healthy = true
+	}
+
+	var placeResults chan placeResult
+	if a.Placement != nil {
+		placeResults = make(chan placeResult)
+		go a.placementLoop(inner, a.PlacementClock, a.placeReq, placeResults)
 	}
 
 	a.retry = time.NewTimer(time.Hour)
@@ -144,6 +170,8 @@ func (a *announcer) run(ctx context.Context) error {
 			if !ok {
 				a.onLeaseEnded(ctx)
 			}
+		case r := <-placeResults:
+			a.onPlacement(r)
 		case <-a.own:
 			a.onKeyChanged()
 		case <-a.retry.C:
@@ -213,6 +241,7 @@ func (a *announcer) onLeaseEnded(ctx context.Context) {
 	}
 	a.dropLease()
 	a.lost = true
+	a.recheckPlacement()
 	a.Metrics.EtcdErrors.Inc()
 	a.state("lease lost", "re-granting")
 }
@@ -225,6 +254,7 @@ func (a *announcer) onKeyChanged() {
 	}
 	a.state("key changed by another writer", "putting it back")
 	a.putAddr, a.fixing = "", true // reconcile puts it again under our lease
+	a.recheckPlacement()           // the writer may be the copy fleet runs now
 	if wait := time.Second - time.Since(a.lastFix); wait > 0 {
 		a.retry.Reset(wait)
 		a.retryOn = true
@@ -245,7 +275,7 @@ func (a *announcer) state(s, detail string) {
 // permission on the key (a certificate of another role, a prefix outside
 // the role's).
 func (a *announcer) reconcile(ctx context.Context) error {
-	want := a.addr != "" && a.healthy
+	want := a.addr != "" && a.healthy && a.placed()
 	if !want {
 		if a.lease != 0 {
 			a.revoke(ctx)
@@ -332,6 +362,7 @@ func (a *announcer) register(ctx context.Context) error {
 		// The lease may be gone (etcd lost it); start over with a new one.
 		a.revoke(ctx)
 		a.lost = true
+		a.recheckPlacement()
 		return fmt.Errorf("put %s: %w", a.Key, err)
 	}
 	if a.fixing {

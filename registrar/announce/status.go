@@ -55,6 +55,7 @@ type annView struct {
 	code         int
 	failingSince time.Time
 	stopping     bool
+	elsewhere    bool // fleet schedules the instance on another machine
 }
 
 func (s *Status) init() {
@@ -90,6 +91,7 @@ func (a *announcer) noteStatus() {
 		v.passed, v.result, v.code, v.failingSince = false, "", 0, time.Time{}
 	}
 	v.addr, v.registered, v.health = a.addr, a.lease != 0 && a.putAddr != "", a.Health != nil
+	v.elsewhere = a.place == placeElsewhere
 	if a.Health != nil {
 		v.check = "GET " + a.Health.Path
 	}
@@ -156,6 +158,8 @@ func (s *Status) state() string {
 		return registry.StateStopping
 	case a.registered:
 		return registry.StateServing
+	case a.elsewhere:
+		return registry.StatePlacedElsewhere
 	case c != nil && !c.Running:
 		return registry.StateWaitingForContainer
 	case c != nil && s.Want != "" && c.Version != s.Want:

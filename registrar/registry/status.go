@@ -41,6 +41,9 @@ const (
 	StateServing = "serving"
 	// StateStopping: the sidekick is stopping.
 	StateStopping = "stopping"
+	// StatePlacedElsewhere: fleet schedules the instance on another
+	// machine; this copy is not registered (registrar/placement).
+	StatePlacedElsewhere = "placed-elsewhere"
 )
 
 // MaxResultLen bounds Status.LastResult (an error's text).

@@ -334,6 +334,11 @@ func Sidekick(spec *deployspec.Spec, s *deployspec.Service) *units.Unit {
 	if h := s.Health; h != nil {
 		args = append(args, "--health-http", quote(h.HTTP), "--health-interval", seconds(h.Interval), "--health-timeout", seconds(h.Timeout))
 	}
+	if !s.Machine.Global {
+		// fleet moves an instance whose machine it lost; the copy still
+		// running there must not register (registrar/placement).
+		args = append(args, "--fleet-endpoint", FleetSocket)
+	}
 	args = append(args, etcdFlags(spec)...)
 	addReadiness(u)
 	u.Add("Service", "ExecStart", join(args...))
@@ -359,6 +364,9 @@ func addReadiness(u *units.Unit) {
 	u.Add("Service", "NotifyAccess", "main")
 	u.Add("Service", "TimeoutStartSec", "0")
 }
+
+// FleetSocket is fleet's API on every machine, as the sidekicks reach it.
+const FleetSocket = "unix:///var/run/fleet.sock"
 
 // ControlSocket is dynamic mode's control socket for upstream, relative
 // to the conf dir: registrar nginx puts it there (upstream.SocketName; a

@@ -13,6 +13,7 @@ import (
 	"github.com/deployctl/deployctl/internal/exitcode"
 	"github.com/deployctl/deployctl/internal/sdnotify"
 	"github.com/deployctl/deployctl/registrar/announce"
+	"github.com/deployctl/deployctl/registrar/placement"
 	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/spf13/cobra"
 )
@@ -38,6 +39,9 @@ type announceOpts struct {
 	dockerHost string
 	status     bool
 	machineID  string
+	fleet      string
+	fleetUnit  string
+	placeEvery time.Duration
 }
 
 // announceHelp is announce's --help.
@@ -60,12 +64,21 @@ instance.
 With --status (the default) announce also publishes its state at
 <prefix>/<service>/status/<instance>, JSON under a lease of its own: state
 (waiting-for-container, container-runs-another-version, waiting-for-address,
-starting, health-failing, registering, serving, stopping), the version it
+starting, health-failing, registering, serving, stopping, placed-elsewhere), the version it
 wants and the one the container runs, the health check's last result (ok,
 the HTTP status, or the error), since when it fails, the machine ID and the
 host name, and when it was written. It is written on each change of state,
 other changes at most every 5s; deployctl units status shows it, and a roll
 that stops names it.
+
+With --fleet-endpoint (the generated sidekicks give unix:///var/run/fleet.sock)
+announce asks fleet where it schedules --fleet-unit (default: the instance's
+unit, someapp@1.service) before it registers, and every --placement-interval:
+it registers only while fleet answers "this machine" (--machine-id), and
+withdraws when fleet names another. So a copy that fleet has moved elsewhere
+while its node was cut off, and that still runs until its agent hears of it,
+never takes the key from the copy fleet runs. After a lost lease fleet is asked
+afresh before the key is put again.
 
 On SIGTERM or SIGINT the leases are revoked, so the key (and the status) are gone at once, and
 announce exits 0. If announce itself is killed, the key expires with the TTL.`
@@ -119,9 +132,13 @@ func newAnnounceCmd(g *globals) *cobra.Command {
 			key := registry.Key(o.prefix, o.service, o.instance)
 			log.Info("announcing", "key", key, "ttl", o.ttl, "endpoints", o.etcd.Endpoints)
 			st := o.statusOf(src)
+			place, err := o.placement()
+			if err != nil {
+				return exitcode.Usage(err)
+			}
 			return announce.Run(ctx, announce.Config{
 				Client: cli, Key: key, MetaKey: registry.MetaKey(o.prefix, o.service, o.instance), TTL: o.ttl, Source: src, Health: health, Metrics: metrics, Logger: log,
-				OnChange: readiness(log, "registered %s", "withdrawn"), Status: st,
+				OnChange: readiness(log, "registered %s", "withdrawn"), Status: st, Placement: place, PlacementInterval: o.placeEvery,
 			})
 		},
 	}
@@ -146,6 +163,9 @@ func newAnnounceCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.metrics, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9101")
 	f.BoolVar(&o.status, "status", true, "publish the sidekick's state at <prefix>/<service>/status/<instance> (see above); --status=false to not")
 	f.StringVar(&o.machineID, "machine-id", "", "machine ID the status names (default: /etc/machine-id, which is fleet's)")
+	f.StringVar(&o.fleet, "fleet-endpoint", "", "fleet's API, e.g. unix:///var/run/fleet.sock: register only while fleet schedules --fleet-unit on this machine (see above; none: not asked)")
+	f.StringVar(&o.fleetUnit, "fleet-unit", "", "the fleet unit whose machine --fleet-endpoint is asked for (default: the instance's, e.g. someapp@1.service)")
+	f.DurationVar(&o.placeEvery, "placement-interval", 5*time.Second, "how often fleet is asked where the unit runs (with --fleet-endpoint)")
 	f.StringVar(&o.dockerHost, "docker-host", "", "Docker engine address (default $DOCKER_HOST, then unix:///var/run/docker.sock)")
 	return cmd
 }
@@ -221,12 +241,7 @@ func (o *announceOpts) statusOf(src announce.Source) *announce.Status {
 	if !o.status {
 		return nil
 	}
-	st := &announce.Status{Key: registry.StatusKey(o.prefix, o.service, o.instance), Machine: o.machineID, Want: o.version}
-	if st.Machine == "" {
-		if b, err := os.ReadFile("/etc/machine-id"); err == nil {
-			st.Machine = strings.TrimSpace(string(b))
-		}
-	}
+	st := &announce.Status{Key: registry.StatusKey(o.prefix, o.service, o.instance), Machine: o.machine(), Want: o.version}
 	st.Host, _ = os.Hostname()
 	if c, ok := src.(*announce.Container); ok {
 		c.Report = st.Container
@@ -253,4 +268,40 @@ func readiness(log *slog.Logger, registered, withdrawn string) func(addr string)
 			log.Warn("could not tell systemd", "err", err)
 		}
 	}
+}
+
+// machine is --machine-id, else /etc/machine-id's ("" when unreadable).
+func (o *announceOpts) machine() string {
+	if o.machineID != "" {
+		return o.machineID
+	}
+	b, err := os.ReadFile("/etc/machine-id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// placement is fleet's answer to where the unit runs (nil without
+// --fleet-endpoint).
+func (o *announceOpts) placement() (announce.Placement, error) {
+	if o.fleet == "" {
+		return nil, nil
+	}
+	if o.placeEvery <= 0 {
+		return nil, fmt.Errorf("--placement-interval must be positive, got %s", o.placeEvery)
+	}
+	unit := o.fleetUnit
+	if unit == "" {
+		unit = o.instance + ".service"
+	}
+	m := o.machine()
+	if m == "" {
+		return nil, errors.New("--fleet-endpoint needs this machine's ID: give --machine-id, or make /etc/machine-id readable")
+	}
+	f, err := placement.NewFleet(o.fleet, unit, m)
+	if err != nil {
+		return nil, fmt.Errorf("--fleet-endpoint: %w", err)
+	}
+	return f, nil
 }

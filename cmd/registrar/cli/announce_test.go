@@ -56,6 +56,9 @@ func TestAnnounceBadFlagsExit2AndWriteNothing(t *testing.T) {
 		{"addr unspecified", []string{"--service", "a", "--instance", "a@1", "--addr", "0.0.0.0:80", "--allow-loopback"}, "unspecified"},
 		{"instance without @", []string{"--service", "a", "--instance", "web", "--addr", "1.2.3.4:80"}, "--instance"},
 		{"health startup interval zero", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4:80", "--health-http", "/h", "--health-startup-interval", "0s"}, "--health-startup-interval"},
+		// Issue 32 item 3: fleet is asked where the unit runs.
+		{"fleet endpoint scheme", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4:80", "--fleet-endpoint", "tcp://1.2.3.4:49153", "--machine-id", "m"}, "--fleet-endpoint"},
+		{"placement interval zero", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4:80", "--fleet-endpoint", "unix:///var/run/fleet.sock", "--machine-id", "m", "--placement-interval", "0s"}, "--placement-interval"},
 		{"health timeout not below interval", []string{"--service", "a", "--instance", "a@1", "--addr", "1.2.3.4:80", "--health-http", "/h", "--health-interval", "2s", "--health-timeout", "2s"}, "--health-timeout"},
 	}
 	for _, c := range cases {

@@ -1,0 +1,118 @@
+package announce
+
+import (
+	"context"
+	"time"
+)
+
+// Placement says where the scheduler (fleet) runs the instance; package
+// placement's Fleet is the one the sidekick uses.
+type Placement interface {
+	// Here reports whether the instance is scheduled on this machine, and
+	// on which it is ("" when on none).
+	Here(ctx context.Context) (here bool, where string, err error)
+}
+
+// place is what the announcer last heard from its Placement.
+type place int
+
+const (
+	placeUnknown   place = iota // not asked yet, or fleet did not answer
+	placeHere                   // fleet schedules the instance here
+	placeElsewhere              // fleet schedules it on another machine
+	placeNowhere                // fleet schedules it nowhere (or holds no such unit)
+)
+
+// placeResult is one answer of the Placement, to the recheck numbered gen.
+type placeResult struct {
+	gen   uint64
+	here  bool
+	where string
+	err   error
+}
+
+// placementLoop asks the Placement at once, then every PlacementInterval
+// and whenever a recheck is requested on req, and sends each answer on
+// out, tagged with the last recheck it has seen. It returns when ctx ends.
+func (a *announcer) placementLoop(ctx context.Context, clk clock, req <-chan uint64, out chan<- placeResult) {
+	var gen uint64
+	for {
+		pctx, cancel := context.WithTimeout(ctx, a.opTimeout())
+		here, where, err := a.Placement.Here(pctx)
+		cancel()
+		select {
+		case out <- placeResult{gen, here, where, err}:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case gen = <-req:
+		case <-clk.After(a.PlacementInterval):
+		}
+	}
+}
+
+// recheckPlacement forgets what fleet said and asks again: after a lost
+// lease or a key another writer changed, the instance may have been moved
+// (a partition healing), so only a fresh "here" registers it again.
+func (a *announcer) recheckPlacement() {
+	if a.Placement == nil {
+		return
+	}
+	a.placeGen++
+	a.place = placeUnknown
+	select { // the latest request wins
+	case <-a.placeReq:
+	default:
+	}
+	a.placeReq <- a.placeGen
+}
+
+// onPlacement takes an answer; one to a recheck older than the last is
+// stale and dropped.
+func (a *announcer) onPlacement(r placeResult) {
+	if r.gen < a.placeGen {
+		return
+	}
+	a.placeWhere = r.where
+	switch {
+	case r.err != nil:
+		a.place = placeUnknown
+		if a.lastState != "placement unknown" && a.putAddr == "" {
+			a.log.Warn("fleet does not say where the instance runs; not registering until it does", "err", r.err)
+		}
+	case r.here:
+		a.place = placeHere
+	case r.where != "":
+		a.place = placeElsewhere
+	default:
+		a.place = placeNowhere
+	}
+}
+
+// placed reports whether the placement lets the instance be registered:
+// always without a Placement; on "here"; never on another machine; and,
+// when fleet does not answer or schedules it nowhere, only if it is
+// registered already (a new registration waits for "here").
+func (a *announcer) placed() bool {
+	if a.Placement == nil {
+		return true
+	}
+	switch a.place {
+	case placeHere:
+		return true
+	case placeElsewhere:
+		a.state("placed elsewhere", "fleet schedules it on machine "+a.placeWhere+"; not registering this copy")
+		return false
+	}
+	if a.lease != 0 && a.putAddr != "" {
+		return true
+	}
+	a.state("placement unknown", "waiting for fleet to say the instance runs here")
+	return false
+}
+
+// defaultPlacementInterval is how often fleet is asked.
+const defaultPlacementInterval = 5 * time.Second
