@@ -528,21 +528,16 @@ func TestE2EPlain(t *testing.T) {
 	// request fails.
 	t.Run("a node's etcd member stopped", func(t *testing.T) { s.etcdStop(t, cli) })
 
+	// 3c. Partition a worker from the other nodes for 90 s under load
+	// (issue 32 items 1 and 3): fleet moves its instance, no request
+	// fails, and once the partition heals the copy left behind never
+	// registers again (one registration, one copy serving).
+	t.Run("a worker partitioned", func(t *testing.T) { s.partition(t, cli) })
+
 	// 4. Kill a worker node: fleet moves its units, the LB serves from the
 	// survivors, back to full capacity.
 	t.Run("node death", func(t *testing.T) {
-		st := s.status()
-		var victim, victimUnit string
-		for i := 1; i <= 4; i++ {
-			u := st[fmt.Sprintf("someapp@%d.service", i)]
-			if c := s.container(u.IP); c != s.edgeNode() {
-				victim, victimUnit = c, fmt.Sprintf("someapp@%d", i)
-				break
-			}
-		}
-		if victim == "" {
-			t.Fatal("no instance on a worker node")
-		}
+		victimUnit, victim, _ := s.workerInstance(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		load := s.startLoad(ctx, cli)
@@ -1206,18 +1201,7 @@ func (s *story) nodes(t *testing.T) []string {
 // etcdStop is TestE2EPlain's case 3b: a worker node's etcd member stopped
 // for 45 s under load, then started again.
 func (s *story) etcdStop(t *testing.T, cli *clientv3.Client) {
-	st := s.status()
-	var node, unit, ip string
-	for i := 1; i <= 4; i++ {
-		u := st[fmt.Sprintf("someapp@%d.service", i)]
-		if c := s.container(u.IP); c != s.edgeNode() {
-			node, unit, ip = c, fmt.Sprintf("someapp@%d", i), u.IP
-			break
-		}
-	}
-	if node == "" {
-		t.Fatal("no instance on a worker node")
-	}
+	unit, node, ip := s.workerInstance(t)
 	container := strings.Replace(unit, "@", "-", 1)
 	startedAt := func() string {
 		return strings.TrimSpace(dockerCmd(t, "exec", node, "docker", "inspect", "-f", "{{.State.StartedAt}}", container))
@@ -1270,5 +1254,122 @@ watch:
 	}
 	if now := startedAt(); now != before {
 		t.Errorf("%s's container restarted (started %s, was %s)", unit, now, before)
+	}
+}
+
+// workerInstance is an app instance on a worker (not the LB's) node: its
+// unit, node container and address.
+func (s *story) workerInstance(t *testing.T) (unit, node, ip string) {
+	st := s.status()
+	for i := 1; i <= 4; i++ {
+		u := st[fmt.Sprintf("someapp@%d.service", i)]
+		if c := s.container(u.IP); c != s.edgeNode() {
+			return fmt.Sprintf("someapp@%d", i), c, u.IP
+		}
+	}
+	t.Fatal("no instance on a worker node")
+	return "", "", ""
+}
+
+// cut drops (on) or lets through again (off) every packet between node
+// and the cluster's other nodes, on all their networks.
+func (s *story) cut(t *testing.T, node string, on bool) {
+	op := "-I"
+	if !on {
+		op = "-D"
+	}
+	for _, other := range s.nodes(t) {
+		if other == node {
+			continue
+		}
+		ips := dockerCmd(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", other)
+		for _, ip := range strings.Fields(ips) {
+			dockerCmd(t, "exec", node, "iptables", op, "INPUT", "-s", ip, "-j", "DROP")
+			dockerCmd(t, "exec", node, "iptables", op, "OUTPUT", "-d", ip, "-j", "DROP")
+		}
+	}
+}
+
+// partition is TestE2EPlain's case 3c.
+func (s *story) partition(t *testing.T, cli *clientv3.Client) {
+	unit, node, _ := s.workerInstance(t)
+	key := "/services/someapp/upstream/" + unit
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	before, err := cli.Get(ctx, key)
+	if err != nil || len(before.Kvs) != 1 {
+		t.Fatalf("%s's registration: %v %v", unit, before, err)
+	}
+	old := string(before.Kvs[0].Value)
+	load := s.startLoad(ctx, cli)
+	w := cli.Watch(ctx, key, clientv3.WithRev(before.Header.Revision+1))
+	cutAt := time.Now()
+	s.cut(t, node, true)
+	healed := false
+	defer func() {
+		if !healed {
+			s.cut(t, node, false)
+		}
+	}()
+	var values []string // every value the key took, in order ("" deleted)
+	var movedAt, healAt time.Duration
+	heal := time.After(90 * time.Second)
+	settle := time.After(90*time.Second + 75*time.Second)
+watch:
+	for {
+		select {
+		case wr := <-w:
+			for _, ev := range wr.Events {
+				v := string(ev.Kv.Value)
+				if ev.Type == clientv3.EventTypeDelete {
+					v = ""
+				}
+				values = append(values, v)
+				if v != "" && v != old && movedAt == 0 {
+					movedAt = time.Since(cutAt)
+				}
+			}
+		case <-heal:
+			s.cut(t, node, false)
+			healed, healAt = true, time.Since(cutAt)
+		case <-settle:
+			break watch
+		}
+	}
+	requests, failed, minRegistered, firstFail := load.halt()
+	s.results["failed requests through a 90 s partition"] = float64(failed)
+	s.results["partition: instance moved and registered (s)"] = movedAt.Seconds()
+	t.Logf("%s on %s partitioned for %s: registered elsewhere after %.1f s; its key took %q; %d requests, %d failed, at least %d registered",
+		unit, node, healAt.Round(time.Second), movedAt.Seconds(), values, requests, failed, minRegistered)
+	if failed > 0 {
+		t.Errorf("%d of %d requests failed through the partition (first: %v)", failed, requests, firstFail)
+	}
+	if movedAt == 0 {
+		t.Fatalf("%s was not registered elsewhere within the partition (its key took %q)", unit, values)
+	}
+	// After the move, one copy: the key never goes back to the copy left
+	// behind, nor changes again.
+	var after []string
+	for i, v := range values {
+		if v != "" && v != old {
+			after = values[i+1:]
+			break
+		}
+	}
+	if len(after) > 0 {
+		t.Errorf("after %s moved its key changed again: %q (two copies registered)", unit, after)
+	}
+	// And one container: the copy left behind is stopped once the node
+	// hears of the move.
+	name := strings.Replace(unit, "@", "-", 1)
+	running := 0
+	for _, n := range s.nodes(t) {
+		out, err := exec.Command("docker", "exec", n, "docker", "ps", "-q", "--filter", "name=^"+name+"$").Output()
+		if err == nil && strings.TrimSpace(string(out)) != "" {
+			running++
+		}
+	}
+	if running != 1 {
+		t.Errorf("%d containers named %s run 75 s after the partition healed, want 1", running, name)
 	}
 }
