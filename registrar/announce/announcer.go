@@ -287,6 +287,12 @@ func (a *announcer) reconcile(ctx context.Context) error {
 		return nil
 	}
 	if err := a.register(ctx); err != nil {
+		if errors.Is(err, errHeld) {
+			a.state("held by another copy", "the key holds another address under another lease; waiting for it to go")
+			a.retry.Reset(a.bo.Next())
+			a.retryOn = true
+			return nil
+		}
 		if refused(err) {
 			return fmt.Errorf("announce %s: etcd refused it (%w): the client certificate's user (its common name) lacks read-write permission on this key; with the cluster's PKI the registrar role may write only under /services/, so use that prefix (--prefix) and the registrar's certificate", a.Key, err)
 		}
@@ -355,8 +361,12 @@ func (a *announcer) register(ctx context.Context) error {
 		meta, _ := json.Marshal(registry.Meta{Addr: a.addr, Since: a.since})
 		ops = append(ops, clientv3.OpPut(a.MetaKey, string(meta), clientv3.WithLease(a.lease)))
 	}
+	conds, err := a.claim(ctx)
+	if err != nil {
+		return err
+	}
 	pctx, cancel := context.WithTimeout(ctx, a.opTimeout())
-	resp, err := a.Client.Txn(pctx).Then(ops...).Commit()
+	resp, err := a.Client.Txn(pctx).If(conds...).Then(ops...).Commit()
 	cancel()
 	if err != nil {
 		// The lease may be gone (etcd lost it); start over with a new one.
@@ -364,6 +374,9 @@ func (a *announcer) register(ctx context.Context) error {
 		a.lost = true
 		a.recheckPlacement()
 		return fmt.Errorf("put %s: %w", a.Key, err)
+	}
+	if !resp.Succeeded {
+		return errHeld // another copy registered between the read and the put
 	}
 	if a.fixing {
 		a.lastFix, a.fixing = time.Now(), false

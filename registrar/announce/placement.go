@@ -2,7 +2,11 @@ package announce
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Placement says where the scheduler (fleet) runs the instance; package
@@ -116,3 +120,33 @@ func (a *announcer) placed() bool {
 
 // defaultPlacementInterval is how often fleet is asked.
 const defaultPlacementInterval = 5 * time.Second
+
+// errHeld: the key holds another copy's registration.
+var errHeld = errors.New("the key holds another copy's registration")
+
+// claim is the condition of a put when fleet arbitrates (a Placement):
+// the key absent, or unchanged since it was read holding this copy's
+// address or lease. Another copy's live registration is never
+// overwritten (errHeld): right after a partition heals, fleet on the node
+// cut off may still answer "here" from its member's stale view, and the
+// copy fleet runs elsewhere holds the key by then. Without a Placement
+// the put is unconditional (a key another writer changed is put back).
+func (a *announcer) claim(ctx context.Context) ([]clientv3.Cmp, error) {
+	if a.Placement == nil {
+		return nil, nil
+	}
+	gctx, cancel := context.WithTimeout(ctx, a.opTimeout())
+	resp, err := a.Client.Get(gctx, a.Key)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", a.Key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(a.Key), "=", 0)}, nil
+	}
+	kv := resp.Kvs[0]
+	if string(kv.Value) != a.addr && clientv3.LeaseID(kv.Lease) != a.lease {
+		return nil, errHeld
+	}
+	return []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(a.Key), "=", kv.ModRevision)}, nil
+}

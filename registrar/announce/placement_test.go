@@ -37,6 +37,7 @@ type placementRig struct {
 	place   *fakePlacement
 	clk     *fakeClock
 	changes chan string
+	stop    context.CancelFunc // revokes and stops the announcer
 }
 
 func newPlacementRig(t *testing.T, etcd *clientv3.Client, key, addr string, here bool, where string) *placementRig {
@@ -45,6 +46,7 @@ func newPlacementRig(t *testing.T, etcd *clientv3.Client, key, addr string, here
 	src := make(chanSource, 1)
 	src <- addr
 	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Config{
@@ -181,5 +183,31 @@ func TestAfterALostLeaseOnlyAFreshHereRegisters(t *testing.T) {
 	r.clk.Advance(5 * time.Second)
 	if got := r.change(t); got != "10.1.1.1:80" {
 		t.Fatalf("fleet placed it back: %q", got)
+	}
+}
+
+// Right after a partition heals, fleet on the node that was cut off may
+// still say "here" (its member's view is stale): that copy must not
+// overwrite the registration of the copy fleet runs. It registers only
+// once the key is free.
+func TestAStaleHereDoesNotOverwriteAnotherCopy(t *testing.T) {
+	_, etcd := testenv.Etcd(t)
+	key := "/services/web/upstream/web@1"
+	good := newPlacementRig(t, etcd, key, "10.1.1.1:80", true, "machine-b")
+	if got := good.change(t); got != "10.1.1.1:80" {
+		t.Fatalf("the copy fleet runs registered %q", got)
+	}
+	stale := newPlacementRig(t, etcd, key, "10.1.2.2:80", true, "machine-a")
+	stale.asked(t)
+	for i := 0; i < 3; i++ { // several answers, several tries
+		stale.clk.Advance(5 * time.Second)
+		stale.asked(t)
+	}
+	if v := value(t, etcd, key); v != "10.1.1.1:80" {
+		t.Fatalf("the key holds %q: the stale copy overwrote the one fleet runs", v)
+	}
+	good.stop()
+	if got := stale.change(t); got != "10.1.2.2:80" {
+		t.Fatalf("once the key was free: %q", got)
 	}
 }
