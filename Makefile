@@ -4,10 +4,10 @@ SHELL   := /bin/bash
 GO      ?= go
 BIN     ?= bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/deployctl/deployctl/cmd/registrar/cli.Version=$(VERSION) -X github.com/deployctl/deployctl/cmd/deployctl/cli.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/deployctl/deployctl/registrar/cli.Version=$(VERSION) -X github.com/deployctl/deployctl/cmd/deployctl/cli.Version=$(VERSION)
 # grpcnotrace leaves out gRPC's x/net/trace (and the html/template it
 # brings): a fifth of the registrar's binary and of the memory it maps.
-# internal/harness/imagebuild builds the tests' binaries with the same tags.
+# internal/imagebuild builds the tests' binaries with the same tags.
 GO_TAGS ?= grpcnotrace
 # Every build of ./cmd/ goes through GOBUILD: one set of flags and tags.
 GOBUILD  = $(GO) build -trimpath -tags '$(GO_TAGS)' -ldflags '$(LDFLAGS)'
@@ -76,7 +76,7 @@ e2e: deps cluster-bin
 	@mkdir -p bench/out
 	rm -f bench/out/e2e.json
 	cli=$$(GO=$(GO) ./scripts/pulumi-cli.sh) && $(E2E_ENV) DEPLOYCTL_PULUMI_CLI=$$cli DEPLOYCTL_E2E_REPORT=$(abspath bench/out/e2e.json) \
-	  $(GO) test -tags e2e -count=1 -timeout 60m -v -run 'TestE2E' ./internal/localcluster/ 2>&1 | tee bench/out/e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\s+e2e_test)' ; exit $${PIPESTATUS[0]}
+	  $(GO) test -tags e2e -count=1 -timeout 60m -v -run 'TestE2E' ./localcluster/ 2>&1 | tee bench/out/e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\s+e2e_test)' ; exit $${PIPESTATUS[0]}
 	cli=$$(GO=$(GO) ./scripts/pulumi-cli.sh) && cd compat/pulumicli && $(E2E_ENV) DEPLOYCTL_PULUMI_CLI=$$cli DEPLOYCTL_E2E_REPORT=$(abspath bench/out/e2e.json) \
 	  $(GO) test -tags e2e -count=1 -timeout 60m -v -run 'TestE2EPulumiUp' . 2>&1 | tee $(abspath bench/out/e2e-pulumi.log) | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
 

@@ -97,7 +97,7 @@ func main() {
 	}
 
 	runs := []run{
-		{"./cmd/registrar/cli/", "^(BenchmarkDockerStopToWithdraw|BenchmarkDockerKillToWithdraw|BenchmarkKillToExpire)$", "", nil},
+		{"./registrar/cli/", "^(BenchmarkDockerStopToWithdraw|BenchmarkDockerKillToWithdraw|BenchmarkKillToExpire)$", "", nil},
 		{"./registrar/nginx/", "^(BenchmarkEventToServing|BenchmarkRenderValidate10000|BenchmarkBurstReloads|BenchmarkSeedBurstReloads|BenchmarkSustainedChurn)$", "", nil},
 		{"./registrar/nginx/", "^(BenchmarkDynamicVsReload|BenchmarkDynamicBurst|BenchmarkDynamicTenThousand)$", "", nil},
 		{"./registrar/nginx/", "^BenchmarkDynamicBusy$", "", nil},
@@ -109,7 +109,7 @@ func main() {
 		runs = append(runs,
 			run{"./registrar/nginx/", "^BenchmarkChurn$", "", []string{"-churn.duration=" + churn.String()}},
 			run{"./registrar/nginx/", "^BenchmarkChurnDynamic$", "", []string{"-churn.duration=" + churn.String()}},
-			run{"./cmd/registrar/cli/", "^BenchmarkKillToExpireDefaults$", "", nil},
+			run{"./registrar/cli/", "^BenchmarkKillToExpireDefaults$", "", nil},
 		)
 	}
 	res := Results{Date: time.Now().UTC(), Raw: map[string]float64{}}
@@ -214,10 +214,10 @@ func clusterStory(ctx context.Context, raw map[string]float64) error {
 		return err
 	}
 	os.Remove(report)
-	cmd := exec.CommandContext(ctx, "go", "test", "-tags", "e2e", "-count=1", "-timeout=60m", "-run", "^TestE2E(Plain|TLS)$", "./internal/localcluster/")
+	cmd := exec.CommandContext(ctx, "go", "test", "-tags", "e2e", "-count=1", "-timeout=60m", "-run", "^TestE2E(Plain|TLS)$", "./localcluster/")
 	cmd.Env = append(os.Environ(), "DEPLOYCTL_E2E_REPORT="+report)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	fmt.Fprintln(os.Stderr, "bench: the plain and TLS stories on local clusters (internal/localcluster, -tags e2e)")
+	fmt.Fprintln(os.Stderr, "bench: the plain and TLS stories on local clusters (localcluster, -tags e2e)")
 	runErr := cmd.Run()
 	// A story that failed a case still measured the others: read them.
 	if err := readStories(report, raw); err != nil {

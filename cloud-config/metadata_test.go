@@ -14,7 +14,7 @@ import (
 	"time"
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 

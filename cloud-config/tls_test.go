@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 )
 
 func tlsCluster() cloudconfig.Cluster {

@@ -2,7 +2,7 @@ package infra
 
 import (
 	"encoding/json"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"os"
 	"path/filepath"
 	"reflect"

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 )
 
 // shellcheckExcluded are the findings shellcheck reports on the rendered

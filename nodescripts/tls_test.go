@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/nodescripts"
 )
 

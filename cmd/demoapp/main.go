@@ -9,7 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/deployctl/deployctl/internal/demo/app"
+	"github.com/deployctl/deployctl/demo/app"
 )
 
 func main() {

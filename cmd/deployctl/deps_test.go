@@ -15,7 +15,7 @@ func TestDeployctlLinksNoTestMachinery(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pkg := range strings.Fields(string(out)) {
-		if pkg == "testing" || strings.HasSuffix(pkg, "/internal/harness/testenv") {
+		if pkg == "testing" || strings.HasSuffix(pkg, "/internal/testenv") {
 			t.Errorf("deployctl links %s", pkg)
 		}
 	}

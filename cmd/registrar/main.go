@@ -10,7 +10,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	registrarcli "github.com/deployctl/deployctl/cmd/registrar/cli"
+	registrarcli "github.com/deployctl/deployctl/registrar/cli"
 )
 
 func main() {

@@ -223,7 +223,7 @@ func report(t *testing.T, name string, v float64) {
 // submit serve the example through the LB from every instance; the
 // firewalls hold; pulumi destroy leaves no droplet and no resource in the
 // stand-in. The same program's rotation, grow and shrink run in
-// internal/localcluster's TLS story (cluster local up and rotate-ca are
+// localcluster's TLS story (cluster local up and rotate-ca are
 // pulumi up of infra.Program, inline); this test is the CLI's own path:
 // the README's commands and the Go language host building cmd/pulumi.
 func TestE2EPulumiUp(t *testing.T) {

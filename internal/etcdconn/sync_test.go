@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/etcdconn"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 )
 
 // proxy forwards loopback connections to target until stopped, which

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/registrar/announce"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/harness/containers"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/containers"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/registrar/announce"
 	"github.com/deployctl/deployctl/registrar/registry"
 )

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/registrar/announce"
 	"github.com/deployctl/deployctl/registrar/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"

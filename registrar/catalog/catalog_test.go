@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/registrar/catalog"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )

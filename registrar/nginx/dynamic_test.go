@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/registrar/nginx"
 	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/deployctl/deployctl/registrar/upstream"

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/docker"
-	"github.com/deployctl/deployctl/internal/harness/containers"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/containers"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/registrar/nginx"
 	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/deployctl/deployctl/registrar/upstream"

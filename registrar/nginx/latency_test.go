@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/atomicfile"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/registrar/catalog"
 	"github.com/deployctl/deployctl/registrar/nginx"
 	"github.com/deployctl/deployctl/registrar/registry"

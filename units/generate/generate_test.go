@@ -11,7 +11,7 @@ import (
 	"time"
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/registrar/upstream"
 	"github.com/deployctl/deployctl/units"
 	"github.com/deployctl/deployctl/units/deployspec"

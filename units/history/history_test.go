@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/units/history"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )

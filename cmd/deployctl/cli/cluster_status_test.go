@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/doapi"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/digitalocean/godo"
 	"golang.org/x/crypto/ssh"
 )

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 )
 
 func TestClusterEndpoints(t *testing.T) {

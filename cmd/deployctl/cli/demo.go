@@ -7,8 +7,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/demo"
-	"github.com/deployctl/deployctl/internal/demo/app"
+	"github.com/deployctl/deployctl/demo"
+	"github.com/deployctl/deployctl/demo/app"
 	"github.com/deployctl/deployctl/internal/exitcode"
 	"github.com/spf13/cobra"
 )

@@ -13,8 +13,8 @@ import (
 
 	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/exitcode"
-	"github.com/deployctl/deployctl/internal/harness/imagebuild"
-	"github.com/deployctl/deployctl/internal/localcluster"
+	"github.com/deployctl/deployctl/internal/imagebuild"
+	"github.com/deployctl/deployctl/localcluster"
 	"github.com/spf13/cobra"
 )
 

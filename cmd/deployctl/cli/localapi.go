@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/localcluster"
+	"github.com/deployctl/deployctl/localcluster"
 	"github.com/spf13/cobra"
 )
 

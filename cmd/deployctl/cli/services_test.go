@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/cmd/deployctl/cli"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/registrar/catalog"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )

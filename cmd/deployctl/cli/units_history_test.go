@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/units/deployspec"
 	"github.com/deployctl/deployctl/units/fleettest"
 	"github.com/deployctl/deployctl/units/generate"

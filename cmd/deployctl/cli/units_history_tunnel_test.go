@@ -14,7 +14,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/units/fleettest"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"

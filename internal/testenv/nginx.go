@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/harness/etcdserver"
-	"github.com/deployctl/deployctl/internal/harness/nginxproc"
+	"github.com/deployctl/deployctl/internal/etcdserver"
+	"github.com/deployctl/deployctl/internal/nginxproc"
 	"github.com/deployctl/deployctl/registrar/nginx"
 	"github.com/deployctl/deployctl/registrar/upstream"
 )

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	registrarcli "github.com/deployctl/deployctl/cmd/registrar/cli"
+	registrarcli "github.com/deployctl/deployctl/registrar/cli"
 )
 
 // runner is something the demo started and stops: a process (the app in

@@ -27,8 +27,8 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/etcdconn"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
-	"github.com/deployctl/deployctl/internal/localcluster"
+	"github.com/deployctl/deployctl/internal/testenv"
+	"github.com/deployctl/deployctl/localcluster"
 	"github.com/deployctl/deployctl/nodescripts"
 	"github.com/deployctl/deployctl/units"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/harness/etcdserver"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/etcdserver"
+	"github.com/deployctl/deployctl/internal/testenv"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )

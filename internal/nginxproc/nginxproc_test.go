@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/harness/nginxproc"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/nginxproc"
+	"github.com/deployctl/deployctl/internal/testenv"
 )
 
 // Started as root, a private nginx runs its workers unprivileged, as

@@ -19,11 +19,11 @@ import (
 	"strconv"
 	"time"
 
-	demoapp "github.com/deployctl/deployctl/internal/demo/app"
+	demoapp "github.com/deployctl/deployctl/demo/app"
 	"github.com/deployctl/deployctl/internal/docker"
-	"github.com/deployctl/deployctl/internal/harness/containers"
-	"github.com/deployctl/deployctl/internal/harness/etcdserver"
-	"github.com/deployctl/deployctl/internal/harness/nginxproc"
+	"github.com/deployctl/deployctl/internal/containers"
+	"github.com/deployctl/deployctl/internal/etcdserver"
+	"github.com/deployctl/deployctl/internal/nginxproc"
 	"github.com/deployctl/deployctl/units/deployspec"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )

@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/demo"
+	"github.com/deployctl/deployctl/demo"
 	"github.com/deployctl/deployctl/internal/docker"
-	"github.com/deployctl/deployctl/internal/harness/containers"
-	"github.com/deployctl/deployctl/internal/harness/etcdserver"
-	"github.com/deployctl/deployctl/internal/harness/imagebuild"
-	"github.com/deployctl/deployctl/internal/harness/nginxproc"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/containers"
+	"github.com/deployctl/deployctl/internal/etcdserver"
+	"github.com/deployctl/deployctl/internal/imagebuild"
+	"github.com/deployctl/deployctl/internal/nginxproc"
+	"github.com/deployctl/deployctl/internal/testenv"
 )
 
 // leftovers lists processes whose command line mentions the demo's temp

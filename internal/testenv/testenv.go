@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/internal/docker"
-	"github.com/deployctl/deployctl/internal/harness/containers"
-	"github.com/deployctl/deployctl/internal/harness/etcdserver"
-	"github.com/deployctl/deployctl/internal/harness/imagebuild"
+	"github.com/deployctl/deployctl/internal/containers"
+	"github.com/deployctl/deployctl/internal/etcdserver"
+	"github.com/deployctl/deployctl/internal/imagebuild"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )

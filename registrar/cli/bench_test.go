@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/harness/containers"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/containers"
+	"github.com/deployctl/deployctl/internal/testenv"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 

@@ -19,8 +19,8 @@ import (
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 	"github.com/deployctl/deployctl/internal/etcdconn"
-	"github.com/deployctl/deployctl/internal/harness/etcdserver"
-	"github.com/deployctl/deployctl/internal/harness/testenv"
+	"github.com/deployctl/deployctl/internal/etcdserver"
+	"github.com/deployctl/deployctl/internal/testenv"
 	"github.com/deployctl/deployctl/nodescripts"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )

@@ -21,7 +21,7 @@ import (
 	"sort"
 
 	"github.com/deployctl/deployctl/internal/docker"
-	"github.com/deployctl/deployctl/internal/harness/containers"
+	"github.com/deployctl/deployctl/internal/containers"
 )
 
 // DemoAppPackage is the import path of the demo app built into images.
