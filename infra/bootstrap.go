@@ -9,7 +9,7 @@ import (
 
 // bootstrap runs over SSH once every private IP is known: each node's TLS
 // files (its server certificate names its private IP), then, without a
-// discovery URL, etcd's members (etcdMembers), fleetd's etcd endpoints
+// discovery URL, etcd's members (etcdMembers), the clients' etcd endpoints
 // and finally etcd's v3 auth.
 func (c *Cluster) bootstrap(ctx *pulumi.Context, name string, cfg *Config) error {
 	parent := pulumi.Parent(c)
@@ -112,7 +112,7 @@ func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, tls
 		c.Bootstrap = append(c.Bootstrap, b)
 		prev = b
 	}
-	if err := c.fleetEndpoints(ctx, name); err != nil {
+	if err := c.clientEndpoints(ctx, name); err != nil {
 		return err
 	}
 	if err := c.authSetup(ctx, name); err != nil {
@@ -121,13 +121,14 @@ func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, tls
 	return c.rotation(ctx, name, servers)
 }
 
-// fleetEndpoints gives each node's fleetd every member's client URL, its
-// own first (nodescripts.FleetEndpoints: chosen at each start of fleetd
-// from the members answering then), once every node has started, one node
-// after the other (a running fleetd restarts with fleet's engine lease
-// held, which one node at a time holds). When the nodes change, every
+// clientEndpoints gives each node's fleetd, flanneld and locksmithd every
+// member's client URL, their own first (nodescripts.ClientEndpoints:
+// chosen at each start of a client from the members answering then),
+// once every node has started, one node after the other (a running fleetd
+// restarts with fleet's engine lease held, which one node at a time
+// holds). When the nodes change, every
 // node's list changes and it runs again.
-func (c *Cluster) fleetEndpoints(ctx *pulumi.Context, name string) error {
+func (c *Cluster) clientEndpoints(ctx *pulumi.Context, name string) error {
 	cc := c.cc
 	var prev []pulumi.Resource
 	for _, b := range c.Bootstrap {
@@ -136,15 +137,15 @@ func (c *Cluster) fleetEndpoints(ctx *pulumi.Context, name string) error {
 	for i := range c.Droplets {
 		script := c.PrivateIPs.ApplyT(func(ips []string) string {
 			peers := append(append([]string(nil), ips[:i]...), ips[i+1:]...)
-			return nodescripts.FleetEndpoints(&cc, peers)
+			return nodescripts.ClientEndpoints(&cc, peers)
 		}).(pulumi.StringOutput)
-		cmd, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-fleet-endpoints-%d", name, i+1), &RemoteCommandArgs{
+		cmd, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-etcd-clients-%d", name, i+1), &RemoteCommandArgs{
 			Connection: c.conns[i].Input(), Create: script, Triggers: pulumi.Array{script},
 		}, pulumi.Parent(c), pulumi.DependsOn(prev))
 		if err != nil {
 			return err
 		}
-		c.FleetEndpoints = append(c.FleetEndpoints, cmd)
+		c.ClientEndpoints = append(c.ClientEndpoints, cmd)
 		prev = []pulumi.Resource{cmd}
 	}
 	return nil
@@ -170,8 +171,8 @@ func (c *Cluster) rotation(ctx *pulumi.Context, name string, servers []*Cert) er
 		passes[2] = append(passes[2], step{d, pulumi.String("")})
 	}
 	prev := []pulumi.Resource{c.Auth}
-	if n := len(c.FleetEndpoints); n > 0 {
-		prev = append(prev, c.FleetEndpoints[n-1])
+	if n := len(c.ClientEndpoints); n > 0 {
+		prev = append(prev, c.ClientEndpoints[n-1])
 	}
 	for p, what := range []string{"trust", "reissue", "drop"} {
 		for i, st := range passes[p] {

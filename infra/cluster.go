@@ -29,10 +29,11 @@ type Cluster struct {
 	// itself): created by a member add for a node that joins, deleted by a
 	// member remove when the node goes.
 	Members []*RemoteCommand
-	// FleetEndpoints give each node's fleetd every etcd member's client URL.
-	FleetEndpoints []*RemoteCommand
-	Auth           *RemoteCommand
-	Registrar      *RegistrarShipping
+	// ClientEndpoints give each node's fleetd, flanneld and locksmithd every
+	// etcd member's client URL.
+	ClientEndpoints []*RemoteCommand
+	Auth            *RemoteCommand
+	Registrar       *RegistrarShipping
 
 	NodeNames     []string
 	PublicIPs     pulumi.StringArrayOutput

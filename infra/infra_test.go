@@ -161,7 +161,7 @@ func TestResourceGraph(t *testing.T) {
 	want := map[string]int{
 		infra.TokenCustomImage: 1, infra.TokenSshKey: 1, infra.TokenVpc: 1, infra.TokenTag: 2,
 		infra.TokenDroplet: 5, infra.TokenFirewall: 2, infra.TokenProject: 1,
-		// per node: TLS, etcd bootstrap, fleetd's endpoints, registrar
+		// per node: TLS, etcd bootstrap, the clients' endpoints, registrar
 		// install; nodes 2-5: an etcd membership; the auth setup; per node
 		// the three CA rotation passes
 		infra.TokenRemoteCommand: 5*4 + 4 + 1 + 3*5, infra.TokenCopyToRemote: 5,
@@ -586,7 +586,7 @@ func TestGrowingLeavesTheMembersAlone(t *testing.T) {
 	}
 	for _, r := range big.byToken(infra.TokenRemoteCommand) {
 		old, existed := before[r.name]
-		if !existed || strings.Contains(r.name, "fleet-endpoints") {
+		if !existed || strings.Contains(r.name, "etcd-clients") {
 			continue // every node's fleetd learns the new members
 		}
 		for _, k := range []resource.PropertyKey{"create", "delete", "triggers"} {
@@ -598,17 +598,17 @@ func TestGrowingLeavesTheMembersAlone(t *testing.T) {
 	checkMembership(t, big.commandsNamed("etcd-bootstrap"), big.commandsNamed("etcd-member"), 1)
 }
 
-// Issue 32 item 2: each node's fleetd gets every member's client URL, the
-// local member's first, once every node has started, one node after the
-// other, before the rotation; when nodes are added, every node's list
-// changes (and so its command runs again).
-func TestEveryNodesFleetdGetsEveryMember(t *testing.T) {
+// Issue 32 item 2: each node's fleetd, flanneld and locksmithd get every
+// member's client URL, the local member's first, once every node has
+// started, one node after the other, before the rotation; when nodes are
+// added, every node's list changes (and so its command runs again).
+func TestEveryNodesClientsGetEveryMember(t *testing.T) {
 	for _, count := range []int{3, 5} {
 		m, err := runProgram(t, map[string]string{"deployctl:nodeCount": strconv.Itoa(count)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmds := m.commandsNamed("fleet-endpoints")
+		cmds := m.commandsNamed("etcd-clients")
 		sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
 		if len(cmds) != count {
 			t.Fatalf("%d nodes: %d fleet endpoint commands", count, len(cmds))
@@ -621,13 +621,13 @@ func TestEveryNodesFleetdGetsEveryMember(t *testing.T) {
 					peers = append(peers, fmt.Sprintf("10.10.0.%d", k))
 				}
 			}
-			if got, want := plain(cmd.inputs["create"]), nodescripts.FleetEndpoints(&cloudconfig.Cluster{TLS: &cloudconfig.TLS{}}, peers); got != want {
-				t.Errorf("%d nodes, node %d: its script is not FleetEndpoints of the other %v:\n%s", count, node, peers, got)
+			if got, want := plain(cmd.inputs["create"]), nodescripts.ClientEndpoints(&cloudconfig.Cluster{TLS: &cloudconfig.TLS{}}, peers); got != want {
+				t.Errorf("%d nodes, node %d: its script is not ClientEndpoints of the other %v:\n%s", count, node, peers, got)
 			}
 			if tr := cmd.inputs["triggers"]; !tr.IsArray() || len(tr.ArrayValue()) != 1 || plain(tr.ArrayValue()[0]) != plain(cmd.inputs["create"]) {
 				t.Errorf("node %d: the member list is not its trigger", node)
 			}
-			if node > 1 && !dependsOn(cmd, fmt.Sprintf("deployctl-test-fleet-endpoints-%d", node-1)) {
+			if node > 1 && !dependsOn(cmd, fmt.Sprintf("deployctl-test-etcd-clients-%d", node-1)) {
 				t.Errorf("node %d's fleetd restarts beside node %d's (deps %v)", node, node-1, cmd.deps)
 			}
 			if node == 1 && !dependsOn(cmd, fmt.Sprintf("deployctl-test-etcd-bootstrap-%d", count)) {
@@ -635,7 +635,7 @@ func TestEveryNodesFleetdGetsEveryMember(t *testing.T) {
 			}
 		}
 		first := m.commandsNamed("ca-trust-1")
-		if len(first) != 1 || !dependsOn(first[0], fmt.Sprintf("deployctl-test-fleet-endpoints-%d", count)) {
+		if len(first) != 1 || !dependsOn(first[0], fmt.Sprintf("deployctl-test-etcd-clients-%d", count)) {
 			t.Errorf("%d nodes: the rotation does not wait for fleetd's endpoints", count)
 		}
 	}

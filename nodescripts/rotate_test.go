@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,12 +39,12 @@ restart|try-restart) cmd=$1; shift
     [ "$cmd" = try-restart ] && [ ! -e "$D/units/$u.active" ] && continue
     n=$(( $(cat $D/counter) + 1 )); echo $n > $D/counter
     echo $n > "$D/units/$u.t"; date +%s > "$D/units/$u.wall"; touch "$D/units/$u.active"
-    # fleet's drop-in: its ExecStartPre, then the new process's environment
-    # from its EnvironmentFile
+    # the endpoints drop-in: its ExecStartPre, then the new process's
+    # environment from its EnvironmentFile
     echo $n > "$D/units/$u.pid"; mkdir -p "$D/proc/$n"; : > "$D/proc/$n/environ"
-    if [ "$u" = fleet.service ] && [ -e "$D/fleet.service.d/50-etcd-endpoints.conf" ]; then
-      "$D/fleet-etcd-endpoints" "$D/run-deployctl/fleet-etcd.env"
-      tr '\n' '\0' < "$D/run-deployctl/fleet-etcd.env" > "$D/proc/$n/environ"
+    if [ -e "$D/$u.d/50-etcd-endpoints.conf" ]; then
+      $(sed -n 's/^ExecStartPre=//p' "$D/$u.d/50-etcd-endpoints.conf")
+      tr '\n' '\0' < "$(sed -n 's/^EnvironmentFile=-//p' "$D/$u.d/50-etcd-endpoints.conf")" > "$D/proc/$n/environ"
     fi
     if [ "$u" = etcd-member.service ] && [ -e $D/fail-next-restart ]; then rm $D/fail-next-restart; touch $D/health-down; fi
   done ;;
@@ -118,10 +117,12 @@ func (n *fakeNode) runWith(script, stdin string) (string, error) {
 		"/etc/systemd/system/etcd-member.service.d": filepath.Join(n.dir, "etcd-member.service.d"),
 		nodescripts.FlannelSubnetFile:               filepath.Join(n.dir, "subnet.env"),
 		nodescripts.EtcdMembersFile:                 filepath.Join(n.dir, "etc-deployctl", "etcd-members"),
-		nodescripts.FleetEndpointsEnv:               filepath.Join(n.dir, "run-deployctl", "fleet-etcd.env"),
-		nodescripts.FleetEndpointsExec:              filepath.Join(n.dir, "fleet-etcd-endpoints"),
-		path.Dir(nodescripts.FleetDropIn):           filepath.Join(n.dir, "fleet.service.d"),
-		"/proc/":                                    filepath.Join(n.dir, "proc") + "/",
+		nodescripts.EndpointsEnvDir + "/":           filepath.Join(n.dir, "run-deployctl") + "/",
+		nodescripts.LiveEndpointsExec:               filepath.Join(n.dir, "etcd-live-endpoints"),
+		"/etc/systemd/system/fleet.service.d":       filepath.Join(n.dir, "fleet.service.d"),
+		"/etc/systemd/system/flanneld.service.d":    filepath.Join(n.dir, "flanneld.service.d"),
+		"/etc/systemd/system/locksmithd.service.d":  filepath.Join(n.dir, "locksmithd.service.d"),
+		"/proc/": filepath.Join(n.dir, "proc") + "/",
 	} {
 		script = strings.ReplaceAll(script, from, to)
 	}

@@ -1,9 +1,10 @@
 set -eu
 umask 022
-# fleetd gets the client URL of every etcd member that answers when it
-# starts, its own first (/opt/bin/fleet-etcd-endpoints, run before each start), so that
-# it fails over while its own member restarts. It restarts now when the
-# process running lacks the members that answer now.
+# fleetd, flanneld and locksmithd get the client URL of every etcd member
+# that answers when they start, their own first (/opt/bin/etcd-live-endpoints, run
+# before each start), so that they fail over while their own member
+# restarts. A client whose running process lacks the members that answer
+# now restarts: fleetd with fleet's engine lease held.
 put() {
   if [ "$(sudo cat "$1" 2>/dev/null || true)" = "$3" ]; then return 1; fi
   sudo install -d -m 0755 "$(dirname "$1")"
@@ -16,12 +17,12 @@ https://10.0.0.2:2379
 https://10.0.0.3:2379' || true
 live=$(cat <<'DEPLOYCTL_LIVE'
 #!/bin/sh
-# Writes FLEET_ETCD_SERVERS for the start of fleetd to the file named by $1,
-# or prints it: the members listed in /etc/deployctl/etcd-members that answer healthy
-# now, in its order, this node first, or this node alone when none does.
-# The etcd client of fleet 1.0.0 sends the registration of its machine at
-# start to one endpoint picked at random, and to no other: a member that
-# is down when fleetd starts must not be listed.
+# Usage: etcd-live-endpoints VAR [FILE]. Writes VAR=URLS to FILE, or prints
+# it: the members listed in /etc/deployctl/etcd-members that answer healthy now, in
+# its order, this node first, or this node alone when none does. The etcd
+# v2 clients of fleet and flannel send a create, such as the registration
+# of a machine at start, to one endpoint picked at random and to no other:
+# a member that is down when they start must not be listed.
 set -u
 live=
 while IFS= read -r u; do
@@ -29,21 +30,33 @@ while IFS= read -r u; do
     live="${live:+$live,}$u"
   fi
 done < /etc/deployctl/etcd-members
-line="FLEET_ETCD_SERVERS=${live:-https://127.0.0.1:2379}"
-if [ $# -gt 0 ]; then
-  mkdir -p "$(dirname "$1")" && printf '%s\n' "$line" > "$1.tmp" && mv "$1.tmp" "$1"
+line="$1=${live:-https://127.0.0.1:2379}"
+if [ $# -gt 1 ]; then
+  mkdir -p "$(dirname "$2")" && printf '%s\n' "$line" > "$2.tmp" && mv "$2.tmp" "$2"
 else
   printf '%s\n' "$line"
 fi
 DEPLOYCTL_LIVE
 )
-put /opt/bin/fleet-etcd-endpoints 0755 "$live" || true
+put /opt/bin/etcd-live-endpoints 0755 "$live" || true
+reload=
 if put /etc/systemd/system/fleet.service.d/50-etcd-endpoints.conf 0644 '[Service]
-ExecStartPre=/opt/bin/fleet-etcd-endpoints /run/deployctl/fleet-etcd.env
-EnvironmentFile=-/run/deployctl/fleet-etcd.env'; then sudo systemctl daemon-reload; fi
-want=$(sudo /opt/bin/fleet-etcd-endpoints)
-pid=$(systemctl show -p MainPID --value fleet.service)
-if [ "${pid:-0}" -gt 0 ] && ! sudo cat "/proc/$pid/environ" | tr '\0' '\n' | grep -qxF -e "$want"; then
+ExecStartPre=/opt/bin/etcd-live-endpoints FLEET_ETCD_SERVERS /run/deployctl/fleet-etcd.env
+EnvironmentFile=-/run/deployctl/fleet-etcd.env'; then reload=1; fi
+if put /etc/systemd/system/flanneld.service.d/50-etcd-endpoints.conf 0644 '[Service]
+ExecStartPre=/opt/bin/etcd-live-endpoints FLANNELD_ETCD_ENDPOINTS /run/deployctl/flanneld-etcd.env
+EnvironmentFile=-/run/deployctl/flanneld-etcd.env'; then reload=1; fi
+if put /etc/systemd/system/locksmithd.service.d/50-etcd-endpoints.conf 0644 '[Service]
+ExecStartPre=/opt/bin/etcd-live-endpoints LOCKSMITHD_ENDPOINT /run/deployctl/locksmithd-etcd.env
+EnvironmentFile=-/run/deployctl/locksmithd-etcd.env'; then reload=1; fi
+if [ -n "$reload" ]; then sudo systemctl daemon-reload; fi
+# lacks UNIT LINE: the unit runs a process whose environment lacks LINE.
+lacks() {
+  pid=$(systemctl show -p MainPID --value "$1")
+  [ "${pid:-0}" -gt 0 ] && ! sudo cat "/proc/$pid/environ" | tr '\0' '\n' | grep -qxF -e "$2"
+}
+want=$(sudo /opt/bin/etcd-live-endpoints FLEET_ETCD_SERVERS)
+if lacks fleet.service "$want"; then
   holder="{\"MachineID\":\"deployctl-fleet-endpoints-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')\",\"Version\":1}"
   sudo curl -fsS --max-time 5 --cacert /etc/ssl/etcd/ca.pem --cert /etc/ssl/etcd/fleet.pem --key /etc/ssl/etcd/fleet-key.pem -o /dev/null -X PUT "https://127.0.0.1:2379/v2/keys/_coreos.com/fleet/lease/engine-leader" --data-urlencode "value=$holder" -d ttl=30
 if systemctl is-active -q fleet.service; then
@@ -67,4 +80,12 @@ else
   sudo curl -fsS --max-time 5 --cacert /etc/ssl/etcd/ca.pem --cert /etc/ssl/etcd/fleet.pem --key /etc/ssl/etcd/fleet-key.pem -o /dev/null -X DELETE -G "https://127.0.0.1:2379/v2/keys/_coreos.com/fleet/lease/engine-leader" --data-urlencode "prevValue=$holder" || true
 fi
 fi
-echo "$(hostname): fleetd starts with the members that answer: $want"
+if lacks flanneld.service "$(sudo /opt/bin/etcd-live-endpoints FLANNELD_ETCD_ENDPOINTS)"; then
+  sudo systemctl try-restart flanneld.service
+  echo "$(hostname): flanneld.service restarted onto the members that answer"
+fi
+if lacks locksmithd.service "$(sudo /opt/bin/etcd-live-endpoints LOCKSMITHD_ENDPOINT)"; then
+  sudo systemctl try-restart locksmithd.service
+  echo "$(hostname): locksmithd.service restarted onto the members that answer"
+fi
+echo "$(hostname): fleetd, flanneld and locksmithd start with the members that answer: $want"
