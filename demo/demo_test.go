@@ -52,7 +52,7 @@ func runDemo(t *testing.T, mode, lbMode string) *demo.Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	res, err := demo.Run(ctx, demo.Options{
-		Spec: filepath.Join("..", "..", "examples", "deploy.yaml"), UnitsDir: t.TempDir(),
+		Spec: filepath.Join("..", "examples", "deploy.yaml"), UnitsDir: t.TempDir(),
 		Port: port, EtcdPort: etcdPort, Duration: 1500 * time.Millisecond, Refresh: 500 * time.Millisecond,
 		Mode: mode, LBMode: lbMode, Out: &out,
 		// The test binary is not deployctl: the app is cmd/demoapp, the
@@ -127,7 +127,7 @@ func TestDemoFailsEarlyOnTakenPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	_, err = demo.Run(context.Background(), demo.Options{Spec: filepath.Join("..", "..", "examples", "deploy.yaml"), UnitsDir: t.TempDir(), Port: port, Mode: demo.ModeProcess})
+	_, err = demo.Run(context.Background(), demo.Options{Spec: filepath.Join("..", "examples", "deploy.yaml"), UnitsDir: t.TempDir(), Port: port, Mode: demo.ModeProcess})
 	if err == nil || !strings.Contains(err.Error(), "--port") {
 		t.Fatalf("err %v", err)
 	}

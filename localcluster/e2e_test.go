@@ -347,7 +347,7 @@ var instances = []string{"someapp@1", "someapp@2", "someapp@3", "someapp@4"}
 // specFile writes deploy.yaml for the story: the example, with the image
 // tag given.
 func specFile(t *testing.T, tag string, tlsOn bool, env ...string) string {
-	b, err := os.ReadFile("../../examples/deploy.yaml")
+	b, err := os.ReadFile("../examples/deploy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ rm -f "$out"/*.json
 summary() { "$out/testsummary" "$@"; }
 $GO build -o "$out/testsummary" ./scripts/testsummary || exit 1
 status=0
-race_pkgs=$($GO list ./registrar/... ./registrar/cli/... ./internal/docker/... ./units/rollout/... ./units/fleet/... ./cmd/deployctl/cli/...)
+race_pkgs=$($GO list ./registrar/... ./internal/docker/... ./units/rollout/... ./units/fleet/... ./cmd/deployctl/cli/...)
 rest_pkgs=$($GO list ./... | grep -vxF "$race_pkgs")
 $GO test -json -race -count=1 -timeout 15m $race_pkgs | summary -append "$out/race.json" || status=1
 $GO test -json -count=1 -timeout 15m $rest_pkgs | summary -append "$out/rest.json" || status=1
