@@ -36,8 +36,10 @@ type placeResult struct {
 }
 
 // placementLoop asks the Placement at once, then every PlacementInterval
-// and whenever a recheck is requested on req, and sends each answer on
-// out, tagged with the last recheck it has seen. It returns when ctx ends.
+// (every placementRetry at most while the answer is not "here": a new
+// copy registers as soon as fleet says so) and whenever a recheck is
+// requested on req, and sends each answer on out, tagged with the last
+// recheck it has seen. It returns when ctx ends.
 func (a *announcer) placementLoop(ctx context.Context, clk clock, req <-chan uint64, out chan<- placeResult) {
 	var gen uint64
 	for {
@@ -49,14 +51,22 @@ func (a *announcer) placementLoop(ctx context.Context, clk clock, req <-chan uin
 		case <-ctx.Done():
 			return
 		}
+		wait := a.PlacementInterval
+		if !here || err != nil {
+			wait = min(wait, placementRetry)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case gen = <-req:
-		case <-clk.After(a.PlacementInterval):
+		case <-clk.After(wait):
 		}
 	}
 }
+
+// placementRetry is how soon fleet is asked again when it did not say
+// "here".
+const placementRetry = time.Second
 
 // recheckPlacement forgets what fleet said and asks again: after a lost
 // lease or a key another writer changed, the instance may have been moved

@@ -70,9 +70,9 @@ func newPlacementRig(t *testing.T, etcd *clientv3.Client, key, addr string, here
 // asked waits until the announcer has taken the placement's next answer:
 // the loop arms its next wait only once the main loop received it, and
 // the main loop reconciles before it takes anything else.
-func (r *placementRig) asked(t *testing.T) {
+func (r *placementRig) asked(t *testing.T) time.Duration {
 	t.Helper()
-	r.clk.nextArmed(t)
+	return r.clk.nextArmed(t)
 }
 
 func (r *placementRig) change(t *testing.T) string {
@@ -112,8 +112,12 @@ func TestACopyFleetMovedDoesNotRegister(t *testing.T) {
 	}
 	moved := newPlacementRig(t, etcd, key, "10.1.2.2:80", false, "machine-a")
 	for i := 0; i < 3; i++ {
-		moved.asked(t)
-		moved.clk.Advance(5 * time.Second)
+		// Not "here": asked again within placementRetry, not a whole
+		// interval (a new copy registers as soon as fleet says so).
+		if d := moved.asked(t); d != placementRetry {
+			t.Fatalf("after a \"not here\" fleet is asked again in %s, want %s", d, placementRetry)
+		}
+		moved.clk.Advance(placementRetry)
 	}
 	moved.asked(t)
 	if v := value(t, etcd, key); v != "10.1.1.1:80" {
@@ -142,7 +146,9 @@ func TestARegisteredCopyWithdrawsWhenFleetMovesIt(t *testing.T) {
 	if got := r.change(t); got != "10.1.1.1:80" {
 		t.Fatalf("registered %q", got)
 	}
-	r.asked(t)
+	if d := r.asked(t); d != 5*time.Second {
+		t.Fatalf("after \"here\" fleet is asked again in %s, want the interval (5s)", d)
+	}
 	r.place.set(false, "machine-b")
 	r.clk.Advance(5 * time.Second)
 	if got := r.change(t); got != "" {
@@ -161,7 +167,9 @@ func TestAfterALostLeaseOnlyAFreshHereRegisters(t *testing.T) {
 	if got := r.change(t); got != "10.1.1.1:80" {
 		t.Fatalf("registered %q", got)
 	}
-	r.asked(t)
+	if d := r.asked(t); d != 5*time.Second {
+		t.Fatalf("after \"here\" fleet is asked again in %s, want the interval (5s)", d)
+	}
 	r.place.set(false, "machine-b") // fleet moved it; not asked yet
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
