@@ -9,8 +9,7 @@ import (
 
 // bootstrap runs over SSH once every private IP is known: each node's TLS
 // files (its server certificate names its private IP), then, without a
-// discovery URL, etcd's members (etcdMembers), the clients' etcd endpoints
-// and finally etcd's v3 auth.
+// discovery URL, etcd's members (etcdMembers) and finally etcd's v3 auth.
 func (c *Cluster) bootstrap(ctx *pulumi.Context, name string, cfg *Config) error {
 	parent := pulumi.Parent(c)
 	names := append([]string(nil), c.NodeNames...)
@@ -112,43 +111,10 @@ func (c *Cluster) etcdMembers(ctx *pulumi.Context, name string, cfg *Config, tls
 		c.Bootstrap = append(c.Bootstrap, b)
 		prev = b
 	}
-	if err := c.clientEndpoints(ctx, name); err != nil {
-		return err
-	}
 	if err := c.authSetup(ctx, name); err != nil {
 		return err
 	}
 	return c.rotation(ctx, name, servers)
-}
-
-// clientEndpoints gives each node's fleetd, flanneld and locksmithd every
-// member's client URL, their own first (nodescripts.ClientEndpoints:
-// chosen at each start of a client from the members answering then),
-// once every node has started, one node after the other (a running fleetd
-// restarts with fleet's engine lease held, which one node at a time
-// holds). When the nodes change, every
-// node's list changes and it runs again.
-func (c *Cluster) clientEndpoints(ctx *pulumi.Context, name string) error {
-	cc := c.cc
-	var prev []pulumi.Resource
-	for _, b := range c.Bootstrap {
-		prev = append(prev, b)
-	}
-	for i := range c.Droplets {
-		script := c.PrivateIPs.ApplyT(func(ips []string) string {
-			peers := append(append([]string(nil), ips[:i]...), ips[i+1:]...)
-			return nodescripts.ClientEndpoints(&cc, peers)
-		}).(pulumi.StringOutput)
-		cmd, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-etcd-clients-%d", name, i+1), &RemoteCommandArgs{
-			Connection: c.conns[i].Input(), Create: script, Triggers: pulumi.Array{script},
-		}, pulumi.Parent(c), pulumi.DependsOn(prev))
-		if err != nil {
-			return err
-		}
-		c.ClientEndpoints = append(c.ClientEndpoints, cmd)
-		prev = []pulumi.Resource{cmd}
-	}
-	return nil
 }
 
 // rotation chains the three CA rotation passes over the nodes, each node
@@ -170,21 +136,18 @@ func (c *Cluster) rotation(ctx *pulumi.Context, name string, servers []*Cert) er
 		passes[1] = append(passes[1], step{r, rIn})
 		passes[2] = append(passes[2], step{d, pulumi.String("")})
 	}
-	prev := []pulumi.Resource{c.Auth}
-	if n := len(c.ClientEndpoints); n > 0 {
-		prev = append(prev, c.ClientEndpoints[n-1])
-	}
+	prev := pulumi.Resource(c.Auth)
 	for p, what := range []string{"trust", "reissue", "drop"} {
 		for i, st := range passes[p] {
 			cmd, err := NewRemoteCommand(ctx, fmt.Sprintf("%s-ca-%s-%d", name, what, i+1), &RemoteCommandArgs{
 				Connection: c.conns[i].Input(), Create: st.script, Stdin: st.stdin,
 				Triggers: pulumi.Array{TriggerHashOf(st.script, st.stdin)}, Logging: pulumi.String("none"),
-			}, pulumi.Parent(c), pulumi.DependsOn(prev))
+			}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{prev}))
 			if err != nil {
 				return err
 			}
 			c.Rotation = append(c.Rotation, cmd)
-			prev = []pulumi.Resource{cmd}
+			prev = cmd
 		}
 	}
 	return nil

@@ -28,12 +28,9 @@ type Cluster struct {
 	// Members are nodes 2..N's etcd memberships (node 1's is the cluster
 	// itself): created by a member add for a node that joins, deleted by a
 	// member remove when the node goes.
-	Members []*RemoteCommand
-	// ClientEndpoints give each node's fleetd, flanneld and locksmithd every
-	// etcd member's client URL.
-	ClientEndpoints []*RemoteCommand
-	Auth            *RemoteCommand
-	Registrar       *RegistrarShipping
+	Members   []*RemoteCommand
+	Auth      *RemoteCommand
+	Registrar *RegistrarShipping
 
 	NodeNames     []string
 	PublicIPs     pulumi.StringArrayOutput

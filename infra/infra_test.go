@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -161,10 +160,10 @@ func TestResourceGraph(t *testing.T) {
 	want := map[string]int{
 		infra.TokenCustomImage: 1, infra.TokenSshKey: 1, infra.TokenVpc: 1, infra.TokenTag: 2,
 		infra.TokenDroplet: 5, infra.TokenFirewall: 2, infra.TokenProject: 1,
-		// per node: TLS, etcd bootstrap, the clients' endpoints, registrar
-		// install; nodes 2-5: an etcd membership; the auth setup; per node
-		// the three CA rotation passes
-		infra.TokenRemoteCommand: 5*4 + 4 + 1 + 3*5, infra.TokenCopyToRemote: 5,
+		// per node: TLS, etcd bootstrap, registrar install; nodes 2-5: an
+		// etcd membership; the auth setup; per node the three CA rotation
+		// passes
+		infra.TokenRemoteCommand: 5*3 + 4 + 1 + 3*5, infra.TokenCopyToRemote: 5,
 		// host keys 5; CA key 1; 5 client roles and 5 servers: a key, a CSR and a certificate each.
 		infra.TokenPrivateKey: 5 + 1 + 5 + 5, infra.TokenSelfSignedCert: 1, infra.TokenCertRequest: 5 + 5, infra.TokenLocallySignedCert: 5 + 5,
 		"deployctl:infra:Cluster": 1, "deployctl:infra:Network": 1, "deployctl:infra:Firewalls": 1, "deployctl:infra:RegistrarShipping": 1, "deployctl:infra:PKI": 1,
@@ -586,8 +585,8 @@ func TestGrowingLeavesTheMembersAlone(t *testing.T) {
 	}
 	for _, r := range big.byToken(infra.TokenRemoteCommand) {
 		old, existed := before[r.name]
-		if !existed || strings.Contains(r.name, "etcd-clients") {
-			continue // every node's fleetd learns the new members
+		if !existed {
+			continue
 		}
 		for _, k := range []resource.PropertyKey{"create", "delete", "triggers"} {
 			if plain(old.inputs[k]) != plain(r.inputs[k]) {
@@ -596,56 +595,4 @@ func TestGrowingLeavesTheMembersAlone(t *testing.T) {
 		}
 	}
 	checkMembership(t, big.commandsNamed("etcd-bootstrap"), big.commandsNamed("etcd-member"), 1)
-}
-
-// Issue 32 item 2: each node's fleetd, flanneld and locksmithd get every
-// member's client URL, the local member's first, once every node has
-// started, one node after the other, before the rotation; when nodes are
-// added, every node's list changes (and so its command runs again).
-func TestEveryNodesClientsGetEveryMember(t *testing.T) {
-	for _, count := range []int{3, 5} {
-		m, err := runProgram(t, map[string]string{"deployctl:nodeCount": strconv.Itoa(count)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmds := m.commandsNamed("etcd-clients")
-		sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
-		if len(cmds) != count {
-			t.Fatalf("%d nodes: %d fleet endpoint commands", count, len(cmds))
-		}
-		for i, cmd := range cmds {
-			node := i + 1
-			var peers []string
-			for k := 1; k <= count; k++ {
-				if k != node {
-					peers = append(peers, fmt.Sprintf("10.10.0.%d", k))
-				}
-			}
-			if got, want := plain(cmd.inputs["create"]), nodescripts.ClientEndpoints(&cloudconfig.Cluster{TLS: &cloudconfig.TLS{}}, peers); got != want {
-				t.Errorf("%d nodes, node %d: its script is not ClientEndpoints of the other %v:\n%s", count, node, peers, got)
-			}
-			if tr := cmd.inputs["triggers"]; !tr.IsArray() || len(tr.ArrayValue()) != 1 || plain(tr.ArrayValue()[0]) != plain(cmd.inputs["create"]) {
-				t.Errorf("node %d: the member list is not its trigger", node)
-			}
-			if node > 1 && !dependsOn(cmd, fmt.Sprintf("deployctl-test-etcd-clients-%d", node-1)) {
-				t.Errorf("node %d's fleetd restarts beside node %d's (deps %v)", node, node-1, cmd.deps)
-			}
-			if node == 1 && !dependsOn(cmd, fmt.Sprintf("deployctl-test-etcd-bootstrap-%d", count)) {
-				t.Errorf("node 1's fleetd gets the list before every node has started (deps %v)", cmd.deps)
-			}
-		}
-		first := m.commandsNamed("ca-trust-1")
-		if len(first) != 1 || !dependsOn(first[0], fmt.Sprintf("deployctl-test-etcd-clients-%d", count)) {
-			t.Errorf("%d nodes: the rotation does not wait for fleetd's endpoints", count)
-		}
-	}
-}
-
-func dependsOn(r registered, name string) bool {
-	for _, d := range r.deps {
-		if strings.HasSuffix(d, "::"+name) {
-			return true
-		}
-	}
-	return false
 }

@@ -3,7 +3,6 @@ package nodescripts
 import (
 	"fmt"
 	"path"
-	"strings"
 
 	cloudconfig "github.com/deployctl/deployctl/cloud-config"
 )
@@ -118,63 +117,3 @@ func RegistrarInstall(sha256, staged, path string) string {
 // RegistrarStagedPath is where the registrar binary is copied before
 // RegistrarInstall installs it.
 func RegistrarStagedPath(sha256 string) string { return "/home/core/.registrar-" + sha256[:12] }
-
-// Where ClientEndpoints keeps, on a node, the members' client URLs (one
-// per line, the node's own first), the script that picks those answering
-// (run by each client's unit before each start), the directory of the
-// environment files it writes, and each client's drop-in's name.
-const (
-	EtcdMembersFile   = "/etc/deployctl/etcd-members"
-	LiveEndpointsExec = "/opt/bin/etcd-live-endpoints"
-	EndpointsEnvDir   = "/run/deployctl"
-	EndpointsDropIn   = "50-etcd-endpoints.conf"
-)
-
-// etcdClient is one etcd client on a node: its unit, the variable that
-// carries its endpoints, and the drop-in that sets it at each start.
-type etcdClient struct{ Unit, Var, DropIn, DropInText string }
-
-func newEtcdClient(unit, variable string) etcdClient {
-	env := EndpointsEnvDir + "/" + strings.TrimSuffix(unit, ".service") + "-etcd.env"
-	return etcdClient{unit, variable, "/etc/systemd/system/" + unit + ".d/" + EndpointsDropIn,
-		"[Service]\nExecStartPre=" + LiveEndpointsExec + " " + variable + " " + env + "\nEnvironmentFile=-" + env}
-}
-
-// ClientEndpoints gives fleetd, flanneld and locksmithd on a node every
-// etcd member's client URL, so that they fail over while the node's own
-// member restarts (issue 32: with 127.0.0.1 alone, fleetd lost its
-// machine's registration during a rotation pass, and fleet unscheduled the
-// node's units). peerIPs are the other members' private addresses. The
-// list is chosen at each start of a client from the members that answer
-// then (LiveEndpoints): fleet's and flannel's etcd v2 client sends a
-// create, such as fleetd's registration at start, to one endpoint picked
-// at random with no failover, so a member down at that moment (not
-// started yet, or dead) must not be listed. A client running without the
-// members that answer now restarts: fleetd with fleet's engine lease held,
-// so that nothing is rescheduled. It is idempotent.
-func ClientEndpoints(c *cloudconfig.Cluster, peerIPs []string) string {
-	urls := []string{c.LocalEndpoint()}
-	for _, ip := range peerIPs {
-		urls = append(urls, fmt.Sprintf("%s://%s:%d", c.Scheme(), ip, cloudconfig.EtcdClientPort))
-	}
-	fleet := newEtcdClient("fleet.service", "FLEET_ETCD_SERVERS")
-	others := []etcdClient{newEtcdClient("flanneld.service", "FLANNELD_ETCD_ENDPOINTS"), newEtcdClient("locksmithd.service", "LOCKSMITHD_ENDPOINT")}
-	curl, ep := fleetCurl(c), c.LocalEndpoint()
-	return render("client-endpoints.sh", struct {
-		Members, MembersFile, Live, LiveScript string
-		Clients, Others                        []etcdClient
-		Fleet                                  etcdClient
-		Restart                                restart
-	}{strings.Join(urls, "\n"), EtcdMembersFile, strings.TrimSuffix(LiveEndpoints(c), "\n"), LiveEndpointsExec,
-		append([]etcdClient{fleet}, others...), others, fleet,
-		restart{Curl: curl, Endpoint: ep, Keys: ep + "/v2/keys/_coreos.com/fleet"}})
-}
-
-// LiveEndpoints is the script ClientEndpoints installs at
-// LiveEndpointsExec (arguments VAR [FILE]): VAR= the members of
-// EtcdMembersFile answering /health now (asked as fleet's role), or the
-// node's own alone when none does.
-func LiveEndpoints(c *cloudconfig.Cluster) string {
-	return render("etcd-live-endpoints.sh", struct{ MembersFile, TLSArgs, Local string }{
-		EtcdMembersFile, c.CurlTLSArgs(cloudconfig.RoleFleet), c.LocalEndpoint()})
-}

@@ -94,8 +94,6 @@ func scripts(t *testing.T) []script {
 		}
 		out = append(out,
 			script{"auth-setup-as-root-" + name, nodescripts.WithRoot(nodescripts.AuthSetup(c))},
-			script{"client-endpoints-" + name, nodescripts.ClientEndpoints(c, []string{"10.0.0.2", "10.0.0.3"})},
-			script{"etcd-live-endpoints-" + name, nodescripts.LiveEndpoints(c)},
 			script{"rotate-trust-" + name, nodescripts.RotateTrust(c, goldenCA)},
 			script{"rotate-trust-2-" + name, nodescripts.RotateTrust(c, goldenCA2)},
 			script{"rotate-reissue-" + name, nodescripts.RotateReissue(c, full)},

@@ -31,7 +31,6 @@ case "$1" in
 show) u="${@: -1}"; case "$3" in
   ActiveEnterTimestampMonotonic) cat "$D/units/$u.t" 2>/dev/null || echo 0 ;;
   ActiveEnterTimestamp) w=$(cat "$D/units/$u.wall" 2>/dev/null); [ -n "$w" ] && date -d "@$w" ;;
-  MainPID) if [ -e "$D/units/$u.active" ]; then cat "$D/units/$u.pid"; else echo 0; fi ;;
   esac ;;
 is-active) [ -e "$D/units/${@: -1}.active" ] ;;
 restart|try-restart) cmd=$1; shift
@@ -39,13 +38,6 @@ restart|try-restart) cmd=$1; shift
     [ "$cmd" = try-restart ] && [ ! -e "$D/units/$u.active" ] && continue
     n=$(( $(cat $D/counter) + 1 )); echo $n > $D/counter
     echo $n > "$D/units/$u.t"; date +%s > "$D/units/$u.wall"; touch "$D/units/$u.active"
-    # the endpoints drop-in: its ExecStartPre, then the new process's
-    # environment from its EnvironmentFile
-    echo $n > "$D/units/$u.pid"; mkdir -p "$D/proc/$n"; : > "$D/proc/$n/environ"
-    if [ -e "$D/$u.d/50-etcd-endpoints.conf" ]; then
-      $(sed -n 's/^ExecStartPre=//p' "$D/$u.d/50-etcd-endpoints.conf")
-      tr '\n' '\0' < "$(sed -n 's/^EnvironmentFile=-//p' "$D/$u.d/50-etcd-endpoints.conf")" > "$D/proc/$n/environ"
-    fi
     if [ "$u" = etcd-member.service ] && [ -e $D/fail-next-restart ]; then rm $D/fail-next-restart; touch $D/health-down; fi
   done ;;
 esac
@@ -59,8 +51,7 @@ for a in "$@"; do url=$a; done
 for a in "$@"; do case "$a" in http*) url=$a ;; esac; done
 case "$url" in
 */v2/members) echo '{"members":[{"id":"1","name":"core-1","peerURLs":["https://10.0.0.1:2380"],"clientURLs":["https://10.0.0.1:2379"]}]}' ;;
-*/health) h=${url#*://}; h=${h%%/*}
-  if [ -e $D/health-down ] || [ -e "$D/down-$h" ]; then echo '{"health":"false"}'; else echo '{"health":"true"}'; fi ;;
+*/health) if [ -e $D/health-down ]; then echo '{"health":"false"}'; else echo '{"health":"true"}'; fi ;;
 esac
 exit 0
 `
@@ -116,13 +107,6 @@ func (n *fakeNode) runWith(script, stdin string) (string, error) {
 		nodescripts.SecretsRunDir + "/deployctl-":   filepath.Join(n.dir, "run") + "/deployctl-",
 		"/etc/systemd/system/etcd-member.service.d": filepath.Join(n.dir, "etcd-member.service.d"),
 		nodescripts.FlannelSubnetFile:               filepath.Join(n.dir, "subnet.env"),
-		nodescripts.EtcdMembersFile:                 filepath.Join(n.dir, "etc-deployctl", "etcd-members"),
-		nodescripts.EndpointsEnvDir + "/":           filepath.Join(n.dir, "run-deployctl") + "/",
-		nodescripts.LiveEndpointsExec:               filepath.Join(n.dir, "etcd-live-endpoints"),
-		"/etc/systemd/system/fleet.service.d":       filepath.Join(n.dir, "fleet.service.d"),
-		"/etc/systemd/system/flanneld.service.d":    filepath.Join(n.dir, "flanneld.service.d"),
-		"/etc/systemd/system/locksmithd.service.d":  filepath.Join(n.dir, "locksmithd.service.d"),
-		"/proc/": filepath.Join(n.dir, "proc") + "/",
 	} {
 		script = strings.ReplaceAll(script, from, to)
 	}
