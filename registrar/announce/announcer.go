@@ -42,10 +42,12 @@ type Config struct {
 	// instance: the key is put only once it answers "here" (asked afresh
 	// after a lost lease or a key another writer changed), and withdrawn
 	// when it names another machine. It is asked every PlacementInterval
-	// (default 5s) on PlacementClock (nil: the wall clock).
+	// (default 5s).
 	Placement         Placement
 	PlacementInterval time.Duration
-	PlacementClock    clock
+	// placementClock is the placement loop's clock (nil: the wall clock),
+	// set by tests as Health's.
+	placementClock clock
 }
 
 // Run keeps cfg.Key registered while the source has an address and the
@@ -68,8 +70,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.PlacementInterval <= 0 {
 		cfg.PlacementInterval = defaultPlacementInterval
 	}
-	if cfg.PlacementClock == nil {
-		cfg.PlacementClock = wallClock{}
+	if cfg.placementClock == nil {
+		cfg.placementClock = wallClock{}
 	}
 	a := &announcer{Config: cfg, log: cfg.Logger.With("key", cfg.Key), bo: backoff.New(250*time.Millisecond, 5*time.Second), own: make(chan struct{}, 1), placeReq: make(chan uint64, 1)}
 	return a.run(ctx)
@@ -133,7 +135,7 @@ func (a *announcer) run(ctx context.Context) error {
 	var placeResults chan placeResult
 	if a.Placement != nil {
 		placeResults = make(chan placeResult)
-		go a.placementLoop(inner, a.PlacementClock, a.placeReq, placeResults)
+		go a.placementLoop(inner, a.placementClock, a.placeReq, placeResults)
 	}
 
 	a.retry = time.NewTimer(time.Hour)
@@ -249,7 +251,7 @@ func (a *announcer) onLeaseEnded(ctx context.Context) {
 // onKeyChanged handles our key changing under us: it is put back, at most
 // once a second (a duplicate sidekick would otherwise fight at full speed).
 func (a *announcer) onKeyChanged() {
-	if a.lease == 0 || a.putAddr == "" {
+	if !a.registered() {
 		return // not registered: nothing of ours to put back
 	}
 	a.state("key changed by another writer", "putting it back")
@@ -260,6 +262,9 @@ func (a *announcer) onKeyChanged() {
 		a.retryOn = true
 	}
 }
+
+// registered reports whether the key is put under the current lease.
+func (a *announcer) registered() bool { return a.lease != 0 && a.putAddr != "" }
 
 // state logs a state change once.
 func (a *announcer) state(s, detail string) {

@@ -21,10 +21,9 @@ type Placement interface {
 type place int
 
 const (
-	placeUnknown   place = iota // not asked yet, or fleet did not answer
+	placeUnknown   place = iota // not asked yet, fleet did not answer, or it schedules the instance nowhere
 	placeHere                   // fleet schedules the instance here
 	placeElsewhere              // fleet schedules it on another machine
-	placeNowhere                // fleet schedules it nowhere (or holds no such unit)
 )
 
 // placeResult is one answer of the Placement, to the recheck numbered gen.
@@ -94,15 +93,15 @@ func (a *announcer) onPlacement(r placeResult) {
 	switch {
 	case r.err != nil:
 		a.place = placeUnknown
-		if a.lastState != "placement unknown" && a.putAddr == "" {
+		if a.lastState != "placement unknown" && !a.registered() {
 			a.log.Warn("fleet does not say where the instance runs; not registering until it does", "err", r.err)
 		}
 	case r.here:
 		a.place = placeHere
 	case r.where != "":
 		a.place = placeElsewhere
-	default:
-		a.place = placeNowhere
+	default: // scheduled nowhere, or no such unit
+		a.place = placeUnknown
 	}
 }
 
@@ -121,7 +120,7 @@ func (a *announcer) placed() bool {
 		a.state("placed elsewhere", "fleet schedules it on machine "+a.placeWhere+"; not registering this copy")
 		return false
 	}
-	if a.lease != 0 && a.putAddr != "" {
+	if a.registered() {
 		return true
 	}
 	a.state("placement unknown", "waiting for fleet to say the instance runs here")

@@ -45,25 +45,26 @@ func newPlacementRig(t *testing.T, etcd *clientv3.Client, key, addr string, here
 	r := &placementRig{place: &fakePlacement{here: here, where: where}, clk: newFakeClock(), changes: make(chan string, 10)}
 	src := make(chanSource, 1)
 	src <- addr
-	ctx, cancel := context.WithCancel(context.Background())
-	r.stop = cancel
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{
-			Client: etcd, Key: key, TTL: 10 * time.Second, Source: src,
-			Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Placement: r.place, PlacementInterval: 5 * time.Second, PlacementClock: r.clk,
-			OnChange: func(a string) { r.changes <- a },
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("announcer did not stop within 20s")
-		}
+	r.stop = runAnnouncer(t, Config{
+		Client: etcd, Key: key, TTL: 10 * time.Second, Source: src,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Placement: r.place, PlacementInterval: 5 * time.Second, placementClock: r.clk,
+		OnChange: func(a string) { r.changes <- a },
 	})
+	return r
+}
+
+// registeredHere is a rig whose copy fleet runs here, once it registered
+// and fleet was asked again at the interval.
+func registeredHere(t *testing.T, etcd *clientv3.Client, key string) *placementRig {
+	t.Helper()
+	r := newPlacementRig(t, etcd, key, "10.1.1.1:80", true, "machine-a")
+	if got := r.change(t); got != "10.1.1.1:80" {
+		t.Fatalf("registered %q", got)
+	}
+	if d := r.asked(t); d != 5*time.Second {
+		t.Fatalf("after \"here\" fleet is asked again in %s, want the interval (5s)", d)
+	}
 	return r
 }
 
@@ -142,13 +143,7 @@ func TestACopyFleetMovedDoesNotRegister(t *testing.T) {
 func TestARegisteredCopyWithdrawsWhenFleetMovesIt(t *testing.T) {
 	_, etcd := testenv.Etcd(t)
 	key := "/services/web/upstream/web@1"
-	r := newPlacementRig(t, etcd, key, "10.1.1.1:80", true, "machine-a")
-	if got := r.change(t); got != "10.1.1.1:80" {
-		t.Fatalf("registered %q", got)
-	}
-	if d := r.asked(t); d != 5*time.Second {
-		t.Fatalf("after \"here\" fleet is asked again in %s, want the interval (5s)", d)
-	}
+	r := registeredHere(t, etcd, key)
 	r.place.set(false, "machine-b")
 	r.clk.Advance(5 * time.Second)
 	if got := r.change(t); got != "" {
@@ -163,13 +158,7 @@ func TestARegisteredCopyWithdrawsWhenFleetMovesIt(t *testing.T) {
 func TestAfterALostLeaseOnlyAFreshHereRegisters(t *testing.T) {
 	_, etcd := testenv.Etcd(t)
 	key := "/services/web/upstream/web@1"
-	r := newPlacementRig(t, etcd, key, "10.1.1.1:80", true, "machine-a")
-	if got := r.change(t); got != "10.1.1.1:80" {
-		t.Fatalf("registered %q", got)
-	}
-	if d := r.asked(t); d != 5*time.Second {
-		t.Fatalf("after \"here\" fleet is asked again in %s, want the interval (5s)", d)
-	}
+	r := registeredHere(t, etcd, key)
 	r.place.set(false, "machine-b") // fleet moved it; not asked yet
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -157,16 +157,22 @@ func newStartupRig(t *testing.T) *startupRig {
 	_, etcd := testenv.Etcd(t)
 	r := &startupRig{clk: newFakeClock(), src: make(chanSource, 1), changes: make(chan change, 10), metrics: NewMetrics(nil)}
 	r.start = r.clk.Now()
+	runAnnouncer(t, Config{
+		Client: etcd, Key: "/services/web/upstream/web@" + strings.ReplaceAll(t.Name(), "/", "-"), TTL: 10 * time.Second,
+		Source: r.src, Metrics: r.metrics, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Health:   &Health{Path: "/healthz", Interval: 5 * time.Second, StartupInterval: 250 * time.Millisecond, Timeout: time.Second, Failures: 3, clock: r.clk},
+		OnChange: func(addr string) { r.changes <- change{addr, r.clk.Now().Sub(r.start)} },
+	})
+	return r
+}
+
+// runAnnouncer runs an announcer of cfg until the test ends (then checks
+// it stops within 20s) or the returned cancel is called.
+func runAnnouncer(t *testing.T, cfg Config) context.CancelFunc {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{
-			Client: etcd, Key: "/services/web/upstream/web@" + strings.ReplaceAll(t.Name(), "/", "-"), TTL: 10 * time.Second,
-			Source: r.src, Metrics: r.metrics, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Health:   &Health{Path: "/healthz", Interval: 5 * time.Second, StartupInterval: 250 * time.Millisecond, Timeout: time.Second, Failures: 3, clock: r.clk},
-			OnChange: func(addr string) { r.changes <- change{addr, r.clk.Now().Sub(r.start)} },
-		})
-	}()
+	go func() { done <- Run(ctx, cfg) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -175,7 +181,7 @@ func newStartupRig(t *testing.T) *startupRig {
 			t.Error("announcer did not stop within 20s")
 		}
 	})
-	return r
+	return cancel
 }
 
 // app starts a fake instance and returns it with its address.

@@ -90,7 +90,7 @@ func (a *announcer) noteStatus() {
 	if v.addr != a.addr {
 		v.passed, v.result, v.code, v.failingSince = false, "", 0, time.Time{}
 	}
-	v.addr, v.registered, v.health = a.addr, a.lease != 0 && a.putAddr != "", a.Health != nil
+	v.addr, v.registered, v.health = a.addr, a.registered(), a.Health != nil
 	v.elsewhere = a.place == placeElsewhere
 	if a.Health != nil {
 		v.check = "GET " + a.Health.Path

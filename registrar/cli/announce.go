@@ -16,6 +16,7 @@ import (
 	"github.com/deployctl/deployctl/registrar/placement"
 	"github.com/deployctl/deployctl/registrar/registry"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 type announceOpts struct {
@@ -96,6 +97,10 @@ func newAnnounceCmd(g *globals) *cobra.Command {
 			if err := o.validate(cmd); err != nil {
 				return exitcode.Usage(err)
 			}
+			place, err := o.placement()
+			if err != nil {
+				return exitcode.Usage(err)
+			}
 			log, err := g.logger()
 			if err != nil {
 				return err
@@ -132,17 +137,18 @@ func newAnnounceCmd(g *globals) *cobra.Command {
 			key := registry.Key(o.prefix, o.service, o.instance)
 			log.Info("announcing", "key", key, "ttl", o.ttl, "endpoints", o.etcd.Endpoints)
 			st := o.statusOf(src)
-			place, err := o.placement()
-			if err != nil {
-				return exitcode.Usage(err)
-			}
 			return announce.Run(ctx, announce.Config{
 				Client: cli, Key: key, MetaKey: registry.MetaKey(o.prefix, o.service, o.instance), TTL: o.ttl, Source: src, Health: health, Metrics: metrics, Logger: log,
 				OnChange: readiness(log, "registered %s", "withdrawn"), Status: st, Placement: place, PlacementInterval: o.placeEvery,
 			})
 		},
 	}
-	f := cmd.Flags()
+	o.bindFlags(cmd.Flags())
+	return cmd
+}
+
+// bindFlags registers announce's flags on f.
+func (o *announceOpts) bindFlags(f *pflag.FlagSet) {
 	o.etcd.BindFlags(f, etcdconn.DefaultEndpoint)
 	o.etcd.BindSyncFlag(f, 30*time.Second)
 	f.StringVar(&o.service, "service", "", "service name (required), e.g. someapp")
@@ -167,7 +173,6 @@ func newAnnounceCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.fleetUnit, "fleet-unit", "", "the fleet unit whose machine --fleet-endpoint is asked for (default: the instance's, e.g. someapp@1.service)")
 	f.DurationVar(&o.placeEvery, "placement-interval", 5*time.Second, "how often fleet is asked where the unit runs (with --fleet-endpoint)")
 	f.StringVar(&o.dockerHost, "docker-host", "", "Docker engine address (default $DOCKER_HOST, then unix:///var/run/docker.sock)")
-	return cmd
 }
 
 func (o *announceOpts) validate(cmd *cobra.Command) error {
