@@ -86,41 +86,60 @@ func ephemeralStart() int {
 	return n
 }
 
+// freePort picks the ports Start listens on (a test hands out a taken
+// one).
+var freePort = FreePort
+
+// startTries bounds how often Start picks new ports.
+const startTries = 5
+
 // Start starts a member with its data in dir and waits until it serves.
+// A port it picked can be taken by another process (a parallel test
+// package) between the pick and the listen: it then picks again, up to
+// startTries times, rather than wait for a port that is not coming back.
 func Start(ctx context.Context, dir string, opts Options) (*Server, error) {
-	cport := opts.ClientPort
-	var err error
-	if cport == 0 {
-		if cport, err = FreePort(); err != nil {
-			return nil, err
-		}
-	}
-	pport, err := FreePort()
-	if err != nil {
-		return nil, err
-	}
 	scheme := "http"
 	if opts.TLS != nil {
 		scheme = "https"
 	}
-	s := &Server{
-		dir:       dir,
-		tls:       opts.TLS,
-		clientURL: url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", cport)},
-		peerURL:   url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", pport)},
+	var err error
+	for try := 0; try < startTries; try++ {
+		cport := opts.ClientPort
+		if cport == 0 {
+			if cport, err = freePort(); err != nil {
+				return nil, err
+			}
+		}
+		var pport int
+		if pport, err = freePort(); err != nil {
+			return nil, err
+		}
+		s := &Server{
+			dir:       dir,
+			tls:       opts.TLS,
+			clientURL: url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", cport)},
+			peerURL:   url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", pport)},
+		}
+		if err = s.start(ctx, 0); err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, err
+		}
 	}
-	if err := s.Restart(ctx); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return nil, err
 }
 
 // Endpoint is the client URL, e.g. http://127.0.0.1:23790.
 func (s *Server) Endpoint() string { return s.clientURL.String() }
 
 // Restart starts the member again after Stop, on the same ports and data.
-// It is a no-op when the member runs.
-func (s *Server) Restart(ctx context.Context) error {
+// It is a no-op when the member runs. A port can stay taken for a moment
+// after a stop: it waits up to 10 s for its ports.
+func (s *Server) Restart(ctx context.Context) error { return s.start(ctx, 10*time.Second) }
+
+// start starts the member, waiting up to wait for a port that is taken.
+func (s *Server) start(ctx context.Context, wait time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.etcd != nil {
@@ -147,9 +166,7 @@ func (s *Server) Restart(ctx context.Context) error {
 	cfg.TickMs = 50
 	cfg.ElectionMs = 250
 	e, err := embed.StartEtcd(cfg)
-	// A port can stay taken for a moment after a stop; wait for it rather
-	// than fail the restart.
-	for wait := time.Now().Add(10 * time.Second); errors.Is(err, syscall.EADDRINUSE) && time.Now().Before(wait); {
+	for deadline := time.Now().Add(wait); errors.Is(err, syscall.EADDRINUSE) && time.Now().Before(deadline); {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("start embedded etcd in %s: %w", s.dir, err)

@@ -55,3 +55,33 @@ func TestRestartWaitsForItsPort(t *testing.T) {
 	}
 	c.Close()
 }
+
+// A port Start picked and another process took before etcd listened on it
+// (seen once running the registrar's packages in parallel: registrar/nginx
+// failed with "bind: address already in use"): Start picks another.
+func TestStartPicksAgainWhenItsPortIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	calls := 0
+	freePort = func() (int, error) {
+		if calls++; calls == 1 {
+			return port, nil
+		}
+		return FreePort()
+	}
+	t.Cleanup(func() { freePort = FreePort })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Start(ctx, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatalf("Start with its first port taken: %v", err)
+	}
+	defer s.Stop()
+	if s.Endpoint() == fmt.Sprintf("http://127.0.0.1:%d", port) {
+		t.Errorf("Start serves on the taken port %d", port)
+	}
+}
