@@ -20,8 +20,8 @@ import (
 	"time"
 
 	demoapp "github.com/deployctl/deployctl/demo/app"
-	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/containers"
+	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/etcdserver"
 	"github.com/deployctl/deployctl/internal/nginxproc"
 	"github.com/deployctl/deployctl/units/deployspec"

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/deployctl/deployctl/demo"
-	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/containers"
+	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/etcdserver"
 	"github.com/deployctl/deployctl/internal/imagebuild"
 	"github.com/deployctl/deployctl/internal/nginxproc"

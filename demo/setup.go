@@ -12,8 +12,8 @@ import (
 
 	"github.com/deployctl/deployctl/examples"
 	"github.com/deployctl/deployctl/internal/atomicfile"
-	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/containers"
+	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/etcdserver"
 	"github.com/deployctl/deployctl/internal/imagebuild"
 	"github.com/deployctl/deployctl/internal/nginxproc"

@@ -20,8 +20,8 @@ import (
 	"runtime"
 	"sort"
 
-	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/containers"
+	"github.com/deployctl/deployctl/internal/docker"
 )
 
 // DemoAppPackage is the import path of the demo app built into images.

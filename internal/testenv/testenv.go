@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/containers"
+	"github.com/deployctl/deployctl/internal/docker"
 	"github.com/deployctl/deployctl/internal/etcdserver"
 	"github.com/deployctl/deployctl/internal/imagebuild"
 	clientv3 "go.etcd.io/etcd/client/v3"

@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	registrarcli "github.com/deployctl/deployctl/registrar/cli"
 	"github.com/deployctl/deployctl/internal/etcdserver"
 	"github.com/deployctl/deployctl/internal/testenv"
+	registrarcli "github.com/deployctl/deployctl/registrar/cli"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	registrarcli "github.com/deployctl/deployctl/registrar/cli"
 	"github.com/deployctl/deployctl/internal/etcdserver"
 	"github.com/deployctl/deployctl/internal/testenv"
+	registrarcli "github.com/deployctl/deployctl/registrar/cli"
 )
 
 func run(t *testing.T, args ...string) (int, string, string) {
